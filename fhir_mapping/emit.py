@@ -1,0 +1,116 @@
+"""FHIR R4 resources epidose writes: a MedicationRequest for a recommended daily dose.
+
+Formulation follows the label (../shared/domain.md §2): oral solution 100 mg/mL at ≤20 kg; above
+that whole tablets when each twice-daily dose is a whole number of one tablet strength (the ladders
+250→500→750 mg BID at 20.1–40 kg and 500→1000→1500 mg BID above 40 kg fall out of this), otherwise
+the oral solution. XR tablets once daily only when asked for and from 12 years.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+from fhir_mapping.codes import LEV_PRODUCTS, RXNORM, UCUM, Product
+
+SOLUTION_MAX_WEIGHT_KG: Final = 20.0  # use oral solution at ≤20 kg (label, domain.md §2)
+XR_MIN_AGE_YEARS: Final = 12.0  # XR once daily for ≥12 y (label, domain.md §2)
+MAX_TABLETS_PER_DOSE: Final = 3
+SOLUTION: Final[Product] = next(p for p in LEV_PRODUCTS if p.form == "solution")
+TABLETS: Final[tuple[Product, ...]] = tuple(p for p in LEV_PRODUCTS if p.form == "tablet")
+XR_TABLETS: Final[tuple[Product, ...]] = tuple(p for p in LEV_PRODUCTS if p.form == "xr-tablet")
+
+
+@dataclass(frozen=True)
+class Regimen:
+    """How a daily dose is given: product, amount per administration, administrations per day."""
+
+    product: Product
+    amount: float  # tablets or mL per administration
+    unit: str  # UCUM: "{tbl}" or "mL"
+    times_per_day: int
+    mg_per_day: float
+
+    @property
+    def mg_per_dose(self) -> float:
+        return self.mg_per_day / self.times_per_day
+
+    def instruction(self) -> str:
+        """Patient-facing text, e.g. "3.75 mL (375 mg) of 100 mg/mL oral solution twice daily"."""
+        how_often = {1: "once daily", 2: "twice daily"}.get(self.times_per_day, f"{self.times_per_day} times daily")
+        if self.unit == "mL":
+            return f"{self.amount:g} mL ({self.mg_per_dose:g} mg) of 100 mg/mL oral solution {how_often}"
+        count = f"{self.amount:g} tablet" + ("s" if self.amount != 1 else "")
+        return f"{count} of {self.product.strength_mg:g} mg ({self.mg_per_dose:g} mg) {how_often}"
+
+
+def choose_regimen(mg_per_day: float, weight_kg: float | None, age_years: float | None, *, prefer_xr: bool = False) -> Regimen:
+    """The label formulation for a positive daily dose (see the module docstring)."""
+    if mg_per_day <= 0:
+        raise ValueError("a regimen needs a positive daily dose")
+    if prefer_xr and age_years is not None and age_years >= XR_MIN_AGE_YEARS:
+        for product in sorted(XR_TABLETS, key=lambda p: -p.strength_mg):
+            count = mg_per_day / product.strength_mg
+            if count.is_integer() and 1 <= count <= MAX_TABLETS_PER_DOSE:
+                return Regimen(product, count, "{tbl}", 1, mg_per_day)
+    per_dose = mg_per_day / 2
+    if weight_kg is not None and weight_kg > SOLUTION_MAX_WEIGHT_KG:
+        # Fewest whole tablets of one strength per dose; otherwise fall back to the solution.
+        whole = [
+            (per_dose / p.strength_mg, p)
+            for p in TABLETS
+            if (per_dose / p.strength_mg).is_integer() and 1 <= per_dose / p.strength_mg <= MAX_TABLETS_PER_DOSE
+        ]
+        if whole:
+            count, product = min(whole, key=lambda item: (item[0], -item[1].strength_mg))
+            return Regimen(product, count, "{tbl}", 2, mg_per_day)
+    return Regimen(SOLUTION, per_dose / SOLUTION.strength_mg, "mL", 2, mg_per_day)
+
+
+def medication_request(
+    patient_id: str,
+    mg_per_day: float,
+    *,
+    weight_kg: float | None,
+    age_years: float | None,
+    authored_on: date | None = None,
+    status: str = "draft",
+    intent: str = "proposal",
+    resource_id: str | None = None,
+    encounter_id: str | None = None,
+    prefer_xr: bool = False,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """A valid R4 MedicationRequest for a levetiracetam daily dose (RxNorm product, doseAndRate, timing)."""
+    regimen = choose_regimen(mg_per_day, weight_kg, age_years, prefer_xr=prefer_xr)
+    product = regimen.product
+    dose_quantity: dict[str, Any] = {"value": regimen.amount, "system": UCUM, "code": regimen.unit}
+    dose_quantity["unit"] = "mL" if regimen.unit == "mL" else "tablet"
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": resource_id or str(uuid.uuid4()),
+        "status": status,
+        "intent": intent,
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": product.code, "display": product.display}],
+            "text": product.display,
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "dosageInstruction": [
+            {
+                "text": regimen.instruction(),
+                "timing": {"repeat": {"frequency": regimen.times_per_day, "period": 1, "periodUnit": "d"}},
+                "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}]},
+                "doseAndRate": [{"doseQuantity": dose_quantity}],
+            }
+        ],
+    }
+    if authored_on is not None:
+        resource["authoredOn"] = authored_on.isoformat()
+    if encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{encounter_id}"}
+    if note:
+        resource["note"] = [{"text": note}]
+    return resource

@@ -1,0 +1,123 @@
+"""The patient timeline: what epidose knows about one child, visit by visit.
+
+A :class:`PatientTimeline` is built from FHIR R4 resources by :mod:`fhir_mapping.build` and is the
+only input to the state vector (:mod:`fhir_mapping.features`), the training dataset and the
+service. Missing values are ``None``, never silently zero; every problem met while reading the
+input is kept in ``problems``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from fhir_mapping.problems import Problem
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A value carried forward to a visit: the value, the date it was measured and its age in days."""
+
+    value: float
+    measured_on: date
+    age_days: int
+
+
+@dataclass(frozen=True)
+class LevOrder:
+    """The levetiracetam order in effect at a visit, normalised to a total daily dose.
+
+    ``source`` is "MedicationRequest/<id>"; ``formulation`` is "tablet", "solution", "xr-tablet" or
+    "unknown"; ``doses_per_day`` the administrations per day read from the timing.
+    """
+
+    mg_per_day: float
+    source: str
+    status: str
+    formulation: str = "unknown"
+    doses_per_day: float | None = None
+    authored_on: date | None = None
+
+
+@dataclass
+class Visit:
+    """One visit (an Encounter, or a dated cluster of observations when Encounters are absent).
+
+    Seizure reports follow the published state and reward: ``seizure_since_last_visit`` (R1),
+    ``seizure_last_3_months`` (R2), ``seizure_last_6_months`` (R3); None means not reported.
+    """
+
+    date: date
+    encounter_id: str | None = None
+    age_years: float | None = None
+    weight: Measurement | None = None
+    height: Measurement | None = None
+    seizure_count_since_last_visit: int | None = None
+    seizure_since_last_visit: bool | None = None
+    seizure_last_3_months: bool | None = None
+    seizure_last_6_months: bool | None = None
+    seizure_duration_class: int | None = None  # ordinal index into codes.DURATION_CLASSES
+    exam_class: str | None = None  # one of codes.EXAM_CLASSES
+    physician_assessment: str | None = None  # one of codes.ASSESSMENT_CLASSES
+    behaviour_adverse_effect: bool | None = None
+    labs: dict[str, Measurement] = field(default_factory=dict)  # key -> canonical-unit value
+    egfr: float | None = None  # bedside Schwartz, or a reported eGFR
+    eeg_result: str | None = None  # one of codes.EEG_RESULTS
+    anti_seizure_medicines: frozenset[str] = frozenset()  # keys of codes.ASM_KEYS
+    lev: LevOrder | None = None  # levetiracetam order in effect at this visit (None: none active)
+
+    @property
+    def weight_kg(self) -> float | None:
+        return self.weight.value if self.weight else None
+
+    @property
+    def height_cm(self) -> float | None:
+        return self.height.value if self.height else None
+
+    @property
+    def lev_mg_per_day(self) -> float:
+        """Levetiracetam total daily dose in effect (0 when no active order)."""
+        return self.lev.mg_per_day if self.lev else 0.0
+
+
+@dataclass
+class PatientTimeline:
+    """Everything known about one patient, in visit order.
+
+    ``patient_id`` is the FHIR logical id as read (never logged by the service); ``onset`` the
+    onset or first recorded date of the epilepsy condition; ``conditions`` the condition keys of
+    :data:`fhir_mapping.codes.CONDITIONS` found.
+    """
+
+    patient_id: str
+    birth_date: date | None = None
+    sex: str | None = None  # FHIR administrative gender
+    onset: date | None = None
+    conditions: frozenset[str] = frozenset()
+    visits: list[Visit] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def age_years_on(self, day: date) -> float | None:
+        """Age in years on a day, or None without a birthDate."""
+        if self.birth_date is None:
+            return None
+        return (day - self.birth_date).days / 365.25
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (dates as ISO strings, sets as sorted lists)."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_jsonable(v) for v in value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "value") and hasattr(value, "name") and not isinstance(value, (int, float, str)):
+        return value.value  # enums
+    return value

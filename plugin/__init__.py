@@ -1,0 +1,1 @@
+"""The epidose CDS Hooks service (Flask)."""

@@ -1,0 +1,1 @@
+"""Cohort simulator, dataset, DQN and baselines, evaluation, retraining job and model registry."""
