@@ -159,9 +159,7 @@ def label_bounds(weight_kg: float | None, age_years: float | None, egfr: float |
         assumptions.append("renal function unknown (no creatinine and height): normal renal function assumed")
     else:
         if age_years >= ADULT_AGE_YEARS:
-            for threshold, adult_max in ADULT_RENAL_MAX_MG_PER_DAY:
-                if egfr >= threshold:
-                    break
+            adult_max = next(cap for threshold, cap in ADULT_RENAL_MAX_MG_PER_DAY if egfr >= threshold or threshold == 0.0)
             if adult_max < maximum:
                 maximum = adult_max
                 notes.append(f"eGFR {egfr:.0f} mL/min/1.73m²: adult renal maximum {adult_max:.0f} mg/day")

@@ -1,1 +1,34 @@
-"""Shared fixtures."""
+"""Shared fixtures: the real local FHIR server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.fhir_server import running_fhir_server, sekmet_available
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real FHIR R4 server on 127.0.0.1, empty at session start (shared by the session)."""
+    if not sekmet_available():
+        if os.environ.get("CI"):
+            pytest.fail("the FHIR test server is not installed: run scripts/install.sh dev")
+        pytest.skip("the FHIR test server is not installed: run scripts/install.sh dev")
+    data: Path = tmp_path_factory.mktemp("fhir-server")
+    with running_fhir_server(data) as base:
+        yield base
+
+
+@pytest.fixture
+def fresh_fhir_server(tmp_path: Path) -> Iterator[str]:
+    """A FHIR server of the test's own (for tests that need an empty server or stop it)."""
+    if not sekmet_available():
+        if os.environ.get("CI"):
+            pytest.fail("the FHIR test server is not installed: run scripts/install.sh dev")
+        pytest.skip("the FHIR test server is not installed: run scripts/install.sh dev")
+    with running_fhir_server(tmp_path / "fhir") as base:
+        yield base

@@ -1,0 +1,1 @@
+"""A sourced PK/PD simulator of children with BECT treated with levetiracetam, speaking FHIR R4."""
