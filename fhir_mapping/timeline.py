@@ -64,8 +64,13 @@ class Visit:
     labs: dict[str, Measurement] = field(default_factory=dict)  # key -> canonical-unit value
     egfr: float | None = None  # bedside Schwartz, or a reported eGFR
     eeg_result: str | None = None  # one of codes.EEG_RESULTS
-    anti_seizure_medicines: frozenset[str] = frozenset()  # keys of codes.ASM_KEYS
-    lev: LevOrder | None = None  # levetiracetam order in effect at this visit (None: none active)
+    anti_seizure_medicines: frozenset[str] = frozenset()  # keys of codes.ASM_KEYS in effect after the visit
+    # Levetiracetam: the order in effect entering the visit (started before the visit day) is part of
+    # the state; the order in effect at the end of the visit day is the decision taken (the action).
+    lev_before: LevOrder | None = None
+    lev: LevOrder | None = None
+    days_since_previous_visit: int | None = None
+    carried_forward: tuple[str, ...] = ()  # names of values taken from earlier dates (for explanations)
 
     @property
     def weight_kg(self) -> float | None:
@@ -77,8 +82,13 @@ class Visit:
 
     @property
     def lev_mg_per_day(self) -> float:
-        """Levetiracetam total daily dose in effect (0 when no active order)."""
+        """Levetiracetam total daily dose decided at this visit (0 when no order is in effect after it)."""
         return self.lev.mg_per_day if self.lev else 0.0
+
+    @property
+    def lev_mg_per_day_before(self) -> float:
+        """Levetiracetam total daily dose the child was taking on arrival (0 when none)."""
+        return self.lev_before.mg_per_day if self.lev_before else 0.0
 
 
 @dataclass
