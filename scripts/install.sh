@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
 # Install epidose and what it needs. Used by the README, CI (scripts/test.sh) and the Dockerfile.
-#   scripts/install.sh          the service and training (extras: train)
-#   scripts/install.sh dev      also the test tools and a local FHIR server for integration tests
+#   scripts/install.sh               the service and training, editable, into the current Python
+#   scripts/install.sh dev           also the test tools and a local FHIR server for integration tests
+#   scripts/install.sh image PREFIX  a self-contained virtual environment at PREFIX (the container's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="train"
-[ "${1:-}" = "dev" ] && extras="train,dev"
-# torch is pinned: plain "torch" would pull a CUDA build of several GB (a local CPU wheel is on disk).
-python3 -m pip install --quiet "torch==2.13.0" -e ".[${extras}]"
-if [ "${1:-}" = "dev" ]; then
-  # The FHIR server for integration tests pins its own FastAPI/pydantic: keep it in its own venv.
-  if [ ! -x .venv-fhir/bin/sekmet ]; then
-    python3 -m venv .venv-fhir
-    .venv-fhir/bin/pip install --quiet "sekmet-fhir==0.1.1"
-  fi
-fi
+# torch is pinned: plain "torch" would pull a CUDA build of several GB (a local CPU wheel is on disk;
+# an image build passes its own wheel source through PIP_FIND_LINKS or PIP_INDEX_URL).
+torch="torch==2.13.0"
+case "${1:-}" in
+  image)
+    prefix="${2:?usage: scripts/install.sh image PREFIX}"
+    python3 -m venv "$prefix"
+    "$prefix/bin/pip" install --quiet --no-cache-dir "$torch" ".[train]"
+    "$prefix/bin/epidose" --version
+    ;;
+  dev)
+    python3 -m pip install --quiet "$torch" -e ".[train,dev]"
+    # The FHIR server for integration tests pins its own FastAPI/pydantic: keep it in its own venv.
+    if [ ! -x .venv-fhir/bin/sekmet ]; then
+      python3 -m venv .venv-fhir
+      .venv-fhir/bin/pip install --quiet "sekmet-fhir==0.1.1"
+    fi
+    ;;
+  "")
+    python3 -m pip install --quiet "$torch" -e ".[train]"
+    ;;
+  *)
+    echo "usage: scripts/install.sh [dev | image PREFIX]" >&2
+    exit 2
+    ;;
+esac
