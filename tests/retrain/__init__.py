@@ -1,0 +1,1 @@
+"""Tests of the retraining job: FHIR client, pull, store, registry, gate, scheduler."""
