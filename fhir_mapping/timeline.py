@@ -70,6 +70,12 @@ class Visit:
     lev_before: LevOrder | None = None
     lev: LevOrder | None = None
     days_since_previous_visit: int | None = None
+    # Added by the mapping (issue 2): anti-seizure medicines taken on arrival (the state's multi-hot,
+    # which must not contain the decision), and the source of a levetiracetam order that is in effect
+    # but whose dose could not be read (then lev_before / lev is None but the dose is unknown, not 0).
+    anti_seizure_medicines_before: frozenset[str] = frozenset()
+    lev_before_unreadable: str | None = None
+    lev_unreadable: str | None = None
     carried_forward: tuple[str, ...] = ()  # names of values taken from earlier dates (for explanations)
 
     @property
