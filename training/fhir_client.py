@@ -1,0 +1,564 @@
+"""A small FHIR R4 read client for the retraining job: search with paging, Bulk Data $export, auth.
+
+- Authentication: a static bearer token, or SMART Backend Services (client credentials with a signed
+  JWT assertion, RS384 or ES384; token endpoint discovered from ``.well-known/smart-configuration``;
+  the access token cached until shortly before it expires).
+- Every request has a timeout and is retried on 429, 5xx, timeouts and lost connections, with
+  exponential backoff and full jitter, honouring ``Retry-After``.
+- HTTP statuses become exceptions in exactly one place, :meth:`FhirClient._raise_for_status`; all
+  errors derive from :class:`FhirError`.
+
+References: FHIR R4 search paging (http://hl7.org/fhir/R4/http.html#paging), SMART Backend Services
+(https://hl7.org/fhir/smart-app-launch/backend-services.html), Bulk Data Access 2.0
+(https://hl7.org/fhir/uv/bulkdata/export.html).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from training.retrain_settings import RetrainSettings
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+FHIR_JSON = "application/fhir+json"
+# A token is renewed this many seconds before it expires, so no request carries a dying token.
+TOKEN_EXPIRY_MARGIN_S = 30.0
+# SMART Backend Services: the client assertion must expire within five minutes.
+ASSERTION_LIFETIME_S = 300
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+
+class FhirError(Exception):
+    """Any failure talking to the FHIR server."""
+
+
+class FhirConnectionError(FhirError):
+    """The server could not be reached or dropped the connection (after retries)."""
+
+
+class FhirTimeoutError(FhirError):
+    """The server did not answer within the request timeout (after retries)."""
+
+
+class FhirMalformedResponse(FhirError):
+    """The server answered, but not with what FHIR promises (bad JSON, not a Bundle, foreign link)."""
+
+
+class FhirHttpError(FhirError):
+    """The server answered with an error status."""
+
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class FhirAuthError(FhirHttpError):
+    """401 or 403, or a token request that failed."""
+
+
+class FhirNotFound(FhirHttpError):
+    """404 or 410."""
+
+
+class FhirRateLimited(FhirHttpError):
+    """429 Too Many Requests (after retries)."""
+
+
+class FhirServerError(FhirHttpError):
+    """5xx (after retries)."""
+
+
+class BulkExportError(FhirError):
+    """A $export that failed, reported errors, or did not finish in time."""
+
+
+# -- authentication -------------------------------------------------------------------------------
+
+
+class Auth:
+    """Adds credentials to requests; ``invalidate`` drops a cached token after a 401."""
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> None:
+        """Forget any cached credential (no-op when there is none)."""
+
+
+class BearerAuth(Auth):
+    """A static bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<token>)"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+
+class SmartBackendAuth(Auth):
+    """SMART Backend Services: a private-key JWT assertion exchanged for a cached access token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client_id: str,
+        private_key: str,
+        algorithm: str = "RS384",
+        scope: str = "system/*.rs",
+        key_id: str | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if algorithm not in {"RS384", "ES384"}:
+            raise ValueError("SMART Backend Services requires RS384 or ES384")
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._private_key = private_key
+        self.algorithm = algorithm
+        self.scope = scope
+        self.key_id = key_id
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._token_endpoint: str | None = None
+        self._lock = threading.Lock()
+        self.token_requests = 0
+
+    def __repr__(self) -> str:
+        return f"SmartBackendAuth(client_id={self.client_id!r})"
+
+    def token_endpoint(self) -> str:
+        """The token endpoint from ``.well-known/smart-configuration`` (looked up once)."""
+        if self._token_endpoint is None:
+            url = f"{self.base_url}/.well-known/smart-configuration"
+            try:
+                response = self._session.get(url, headers={"Accept": "application/json"}, timeout=self._timeout)
+            except requests.RequestException as error:
+                raise FhirConnectionError(f"SMART configuration unreachable: {type(error).__name__}") from error
+            if not response.ok:
+                raise FhirAuthError(response.status_code, "SMART configuration not available")
+            try:
+                endpoint = response.json()["token_endpoint"]
+            except (ValueError, KeyError, TypeError) as error:
+                raise FhirMalformedResponse("SMART configuration has no token_endpoint") from error
+            self._token_endpoint = str(endpoint)
+        return self._token_endpoint
+
+    def client_assertion(self) -> str:
+        """A signed, single-use JWT identifying this client to the token endpoint."""
+        import jwt  # PyJWT; imported here so the static-token path needs no crypto backend
+
+        now = int(self._clock())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.token_endpoint(),
+            "exp": now + ASSERTION_LIFETIME_S,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+        }
+        headers = {"typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
+        return jwt.encode(claims, self._private_key, algorithm=self.algorithm, headers=headers)
+
+    def headers(self) -> dict[str, str]:
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires_at:
+                self._fetch_token()
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def _fetch_token(self) -> None:
+        form = {
+            "grant_type": "client_credentials",
+            "scope": self.scope,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": self.client_assertion(),
+        }
+        self.token_requests += 1
+        try:
+            response = self._session.post(self.token_endpoint(), data=form, timeout=self._timeout)
+        except requests.RequestException as error:
+            raise FhirConnectionError(f"token endpoint unreachable: {type(error).__name__}") from error
+        if not response.ok:
+            # The body may echo the assertion; report only the status.
+            raise FhirAuthError(response.status_code, "token request refused")
+        try:
+            body = response.json()
+            token = str(body["access_token"])
+            lifetime = float(body.get("expires_in", 300))
+        except (ValueError, KeyError, TypeError) as error:
+            raise FhirMalformedResponse("token response without access_token") from error
+        self._token = token
+        self._expires_at = self._clock() + max(0.0, lifetime - TOKEN_EXPIRY_MARGIN_S)
+
+
+# -- the client -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait before trying a failed request again."""
+
+    retries: int = 4
+    """Retries after the first attempt."""
+    backoff_base: float = 0.5
+    """First backoff ceiling in seconds; doubles each retry (full jitter below it)."""
+    backoff_max: float = 30.0
+    """Longest single wait, also the cap on a server's Retry-After."""
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
+        jitter = rng.uniform(0.0, ceiling)
+        if retry_after is not None:
+            # The server said when; add a little jitter so many clients do not return in lockstep.
+            return min(self.backoff_max, retry_after) + rng.uniform(0.0, min(ceiling, 1.0) * 0.1)
+        return jitter
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None when absent or unreadable.
+
+    >>> parse_retry_after("3")
+    3.0
+    >>> parse_retry_after(None) is None
+    True
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - now())
+
+
+@dataclass
+class Page:
+    """One page of a search: its resources and the URL of the next page, if any."""
+
+    resources: list[dict[str, Any]]
+    next_url: str | None
+
+
+class FhirClient:
+    """Read access to one FHIR R4 server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        page_size: int = 200,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        bulk_poll_limit: float = 3600.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth or Auth()
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.page_size = page_size
+        self.session = session or requests.Session()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.bulk_poll_limit = bulk_poll_limit
+        self.requests_made = 0
+        self.retries_made = 0
+
+    @classmethod
+    def from_settings(cls, settings: RetrainSettings, **overrides: Any) -> FhirClient:
+        """A client configured from the retraining settings (URL, auth, timeout, retries)."""
+        if not settings.fhir_server_url:
+            raise ValueError("no FHIR server URL configured")
+        session = overrides.pop("session", None) or requests.Session()
+        auth: Auth
+        if settings.auth == "bearer" and settings.bearer_token:
+            auth = BearerAuth(settings.bearer_token)
+        elif settings.auth == "smart" and settings.smart_client_id and settings.smart_private_key:
+            auth = SmartBackendAuth(
+                settings.fhir_server_url,
+                client_id=settings.smart_client_id,
+                private_key=Path(settings.smart_private_key).read_text(encoding="utf-8"),
+                algorithm=settings.smart_algorithm,
+                scope=settings.smart_scope,
+                key_id=settings.smart_key_id,
+                session=session,
+                timeout=settings.request_timeout,
+            )
+        else:
+            auth = Auth()
+        return cls(
+            settings.fhir_server_url,
+            auth=auth,
+            timeout=settings.request_timeout,
+            retry=RetryPolicy(settings.retries, settings.backoff_base, settings.backoff_max),
+            page_size=settings.page_size,
+            session=session,
+            bulk_poll_limit=settings.bulk_poll_limit,
+            **overrides,
+        )
+
+    # -- low level: one request, retried, statuses raised in one place ---------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        accept_statuses: Sequence[int] = (),
+    ) -> requests.Response:
+        """Send a request with timeout, auth and retries; return the response or raise a FhirError.
+
+        Statuses in ``accept_statuses`` (e.g. 202 while a $export runs) are returned, not retried.
+        """
+        full_url = self._absolute(url)
+        reauthenticated = False
+        attempt = 0
+        while True:
+            request_headers = {"Accept": FHIR_JSON, **(headers or {})}
+            if authenticated:
+                request_headers.update(self.auth.headers())
+            self.requests_made += 1
+            try:
+                response = self.session.request(
+                    method, full_url, params=params, headers=request_headers, timeout=self.timeout
+                )
+            except requests.Timeout as error:
+                failure: FhirError = FhirTimeoutError(f"{method} {self._describe(full_url)} timed out")
+                failure.__cause__ = error
+                retry_after = None
+            except requests.RequestException as error:
+                failure = FhirConnectionError(f"{method} {self._describe(full_url)}: {type(error).__name__}")
+                failure.__cause__ = error
+                retry_after = None
+            else:
+                if response.status_code in accept_statuses or response.ok:
+                    return response
+                if response.status_code == 401 and authenticated and not reauthenticated:
+                    # An expired or revoked token: fetch a new one once, without counting a retry.
+                    reauthenticated = True
+                    self.auth.invalidate()
+                    continue
+                try:
+                    self._raise_for_status(response)
+                except FhirHttpError as error:
+                    if error.status not in RETRYABLE_STATUSES:
+                        raise
+                    failure, retry_after = error, error.retry_after
+            if attempt >= self.retry.retries:
+                raise failure
+            delay = self.retry.delay(attempt, retry_after, self._rng)
+            log.info("retrying %s after %s (%.2f s)", method, type(failure).__name__, delay)
+            self.retries_made += 1
+            attempt += 1
+            self._sleep(delay)
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response) -> None:
+        """The one place where an HTTP status becomes an exception."""
+        status = response.status_code
+        if status < 400:
+            return
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        message = _outcome_text(response)
+        if status in (401, 403):
+            raise FhirAuthError(status, message)
+        if status in (404, 410):
+            raise FhirNotFound(status, message)
+        if status == 429:
+            raise FhirRateLimited(status, message, retry_after=retry_after)
+        if status >= 500:
+            raise FhirServerError(status, message, retry_after=retry_after)
+        raise FhirHttpError(status, message, retry_after=retry_after)
+
+    def get_json(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET a JSON object (a resource or a Bundle)."""
+        response = self.request("GET", url, params=params)
+        return _json_object(response)
+
+    # -- search with paging -----------------------------------------------------------------------
+
+    def search_pages(self, resource_type: str, params: Mapping[str, str] | None = None) -> Iterator[Page]:
+        """Pages of a type-level search, following ``next`` links until there is none."""
+        query = {"_count": str(self.page_size), **(params or {})}
+        bundle = self.get_json(resource_type, query)
+        seen: set[str] = set()
+        while True:
+            page = _read_searchset(bundle, self.base_url)
+            yield page
+            if page.next_url is None:
+                return
+            if page.next_url in seen:
+                raise FhirMalformedResponse("search paging loops back to a page already read")
+            seen.add(page.next_url)
+            bundle = self.get_json(page.next_url)
+
+    def search(self, resource_type: str, params: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """All resources of ``resource_type`` matching ``params`` (``include``d ones too), page by page."""
+        for page in self.search_pages(resource_type, params):
+            yield from page.resources
+
+    # -- Bulk Data $export ------------------------------------------------------------------------
+
+    def bulk_export(
+        self,
+        *,
+        level: str = "Patient",
+        types: Sequence[str] = (),
+        since: str | None = None,
+    ) -> tuple[str | None, Iterator[dict[str, Any]]]:
+        """Run a $export to completion; returns (transactionTime, resources from the NDJSON files).
+
+        ``level`` is ``Patient`` (all patients), ``Group/<id>`` or ``""`` (system level).
+        """
+        params = {}
+        if types:
+            params["_type"] = ",".join(types)
+        if since:
+            params["_since"] = since
+        path = f"{level}/$export" if level else "$export"
+        kickoff = self.request(
+            "GET", path, params=params, headers={"Prefer": "respond-async"}, accept_statuses=(202,)
+        )
+        if kickoff.status_code != 202 or not kickoff.headers.get("Content-Location"):
+            raise BulkExportError(f"$export kick-off answered {kickoff.status_code} without a status URL")
+        status_url = kickoff.headers["Content-Location"]
+        deadline = time.monotonic() + self.bulk_poll_limit
+        while True:
+            status = self.request("GET", status_url, accept_statuses=(202,))
+            if status.status_code == 200:
+                break
+            if time.monotonic() > deadline:
+                raise BulkExportError("$export did not complete in time")
+            wait = parse_retry_after(status.headers.get("Retry-After"))
+            self._sleep(min(self.retry.backoff_max, wait if wait is not None else self.retry.backoff_base))
+        manifest = _json_object(status)
+        if manifest.get("error"):
+            raise BulkExportError(f"$export reported {len(manifest['error'])} error file(s)")
+        outputs = manifest.get("output")
+        if not isinstance(outputs, list):
+            raise FhirMalformedResponse("$export manifest without an output list")
+        needs_token = bool(manifest.get("requiresAccessToken", True))
+        transaction_time = manifest.get("transactionTime")
+        files = [str(item["url"]) for item in outputs if isinstance(item, dict) and item.get("url")]
+
+        def resources() -> Iterator[dict[str, Any]]:
+            for url in files:
+                response = self.request(
+                    "GET", url, headers={"Accept": "application/fhir+ndjson"}, authenticated=needs_token
+                )
+                for number, line in enumerate(response.text.splitlines(), start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        resource = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise FhirMalformedResponse(f"$export file line {number} is not JSON") from error
+                    if not isinstance(resource, dict) or "resourceType" not in resource:
+                        raise FhirMalformedResponse(f"$export file line {number} is not a resource")
+                    yield resource
+
+        return (str(transaction_time) if transaction_time else None), resources()
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _absolute(self, url: str) -> str:
+        if url.startswith(("http://", "https://")):
+            return url
+        return urljoin(self.base_url + "/", url.lstrip("/"))
+
+    def _describe(self, url: str) -> str:
+        # Paths only: query strings can carry patient identifiers, which are never logged.
+        return urlsplit(url).path
+
+
+def _outcome_text(response: requests.Response) -> str:
+    """A short reason from an OperationOutcome body, else the status reason (no request data)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "error"
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        issues = body.get("issue") or []
+        texts = [str(i.get("diagnostics") or i.get("code") or "") for i in issues if isinstance(i, dict)]
+        return "; ".join(t for t in texts if t)[:300] or (response.reason or "error")
+    return response.reason or "error"
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise FhirMalformedResponse("response body is not JSON") from error
+    if not isinstance(body, dict):
+        raise FhirMalformedResponse("response body is not a JSON object")
+    return body
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def _read_searchset(bundle: Mapping[str, Any], base_url: str) -> Page:
+    """Resources and next link of a searchset Bundle; FhirMalformedResponse when it is not one."""
+    if bundle.get("resourceType") != "Bundle":
+        raise FhirMalformedResponse("search answered with something other than a Bundle")
+    entries = bundle.get("entry") or []
+    links = bundle.get("link") or []
+    if not isinstance(entries, list) or not isinstance(links, list):
+        raise FhirMalformedResponse("Bundle entry or link is not a list")
+    resources = []
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not resource.get("resourceType") or not resource.get("id"):
+            raise FhirMalformedResponse("Bundle entry without a resource with type and id")
+        if resource["resourceType"] == "OperationOutcome":
+            continue  # search warnings (mode=outcome), not data
+        resources.append(resource)
+    next_url = None
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
+            next_url = str(link["url"])
+    if next_url is not None and not _same_origin(next_url, base_url):
+        # Following it would send our token to another host.
+        raise FhirMalformedResponse("next link points outside the FHIR server")
+    return Page(resources, next_url)
