@@ -1,0 +1,293 @@
+"""The DQN state: a feature specification as data, state rows with their missing mask, and imputation.
+
+The published state (domain.md §1): seizure since the last visit (binary), seizure count class,
+frequency and duration class (ordinal), physical-exam class, physician assessment, labs (blood
+routine, liver and kidney function, levetiracetam level), EEG result and the current anti-seizure
+medicines (multi-hot); plus the covariates the paper's discussion asks for (weight, age, sex,
+initial vs maintenance phase) and what the safety rail needs (height, eGFR, dose in mg/kg/day).
+
+The state never contains the action: the dose is the one taken on arrival (``Visit.lev_before``),
+and the multi-hot is the medicines taken on arrival (``Visit.anti_seizure_medicines_before``).
+
+Missing values are NaN with ``observed`` False. :class:`Imputation` (fitted on training data only)
+replaces them: ``mean`` features by the training mean (then standardised, with a missing-indicator
+column appended), ``zero`` features (one-hot and multi-hot groups, where all zeros already says
+"none of these") by 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from fhir_mapping import codes
+from fhir_mapping.dosing import DAYS_PER_YEAR
+from fhir_mapping.timeline import PatientTimeline, Visit
+
+# Ordinal seizure-count classes since the last visit: 0, 1, 2–3, ≥4 (project assumption: the paper
+# encodes counts as ordinal without publishing the cut-points).
+SEIZURE_COUNT_CLASS_EDGES: Final = (1, 2, 4)
+DAYS_PER_MONTH: Final = DAYS_PER_YEAR / 12.0
+# Relative tolerance for "same dose" when deriving the phase (rounding of mL and tablet amounts).
+SAME_DOSE_TOLERANCE: Final = 0.01
+PHASES: Final = ("initiation", "titration", "maintenance", "taper")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One column of the state: its name, group, kind and how a missing value is imputed."""
+
+    name: str
+    group: str
+    kind: str  # "binary", "ordinal", "continuous", "one-hot", "multi-hot"
+    impute: str  # "mean" (with a missing indicator) or "zero"
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The ordered features of the state, with a version hash over the specification itself."""
+
+    features: tuple[Feature, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        grouped: dict[str, list[str]] = {}
+        for feature in self.features:
+            grouped.setdefault(feature.group, []).append(feature.name)
+        return {group: tuple(names) for group, names in grouped.items()}
+
+    @property
+    def dimension(self) -> int:
+        return len(self.features)
+
+    @property
+    def mean_imputed(self) -> tuple[int, ...]:
+        """Column indices imputed by the mean (each gets a missing-indicator column)."""
+        return tuple(i for i, f in enumerate(self.features) if f.impute == "mean")
+
+    @property
+    def version(self) -> str:
+        """A short hash of the specification and its encoding constants: models refuse other versions."""
+        payload = {
+            "features": [[f.name, f.group, f.kind, f.impute, f.unit] for f in self.features],
+            "seizure_count_edges": SEIZURE_COUNT_CLASS_EDGES,
+            "same_dose_tolerance": SAME_DOSE_TOLERANCE,
+            "asm_keys": codes.ASM_KEYS,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "features": [f.__dict__ for f in self.features]}
+
+
+def _spec() -> FeatureSpec:
+    features: list[Feature] = [
+        Feature("seizure_since_last_visit", "seizures", "binary", "mean"),
+        Feature("seizure_count_class", "seizures", "ordinal", "mean"),
+        Feature("seizures_per_month", "seizures", "continuous", "mean", "/mo"),
+        Feature("seizure_duration_class", "seizures", "ordinal", "mean"),
+        Feature("seizure_last_3_months", "seizures", "binary", "mean"),
+        Feature("seizure_last_6_months", "seizures", "binary", "mean"),
+    ]
+    features += [Feature(f"exam_{c}", "exam", "one-hot", "zero") for c in codes.EXAM_CLASSES]
+    features += [Feature(f"assessment_{c}", "assessment", "one-hot", "zero") for c in codes.ASSESSMENT_CLASSES]
+    features.append(Feature("behaviour_adverse_effect", "assessment", "binary", "mean"))
+    lab_units = {"creatinine": "mg/dL", "alt": "U/L", "ast": "U/L", "wbc": "10*3/uL", "hemoglobin": "g/dL", "platelets": "10*3/uL", "lev_level": "mg/L"}
+    features += [Feature(f"lab_{key}", "labs", "continuous", "mean", unit) for key, unit in lab_units.items()]
+    features.append(Feature("egfr", "labs", "continuous", "mean", "mL/min/{1.73_m2}"))
+    features += [Feature(f"eeg_{c.replace('-', '_')}", "eeg", "one-hot", "zero") for c in codes.EEG_RESULTS]
+    features += [Feature(f"asm_{key}", "medicines", "multi-hot", "zero") for key in codes.ASM_KEYS]
+    features += [
+        Feature("lev_mg_per_day", "dose", "continuous", "mean", "mg/d"),
+        Feature("lev_mg_per_kg_day", "dose", "continuous", "mean", "mg/kg/d"),
+    ]
+    features += [Feature(f"phase_{p}", "phase", "one-hot", "zero") for p in PHASES]
+    features += [
+        Feature("weight_kg", "demographics", "continuous", "mean", "kg"),
+        Feature("height_cm", "demographics", "continuous", "mean", "cm"),
+        Feature("age_years", "demographics", "continuous", "mean", "a"),
+        Feature("sex_female", "demographics", "binary", "mean"),
+        Feature("years_since_onset", "course", "continuous", "mean", "a"),
+        Feature("days_since_previous_visit", "course", "continuous", "mean", "d"),
+    ]
+    return FeatureSpec(tuple(features))
+
+
+FEATURE_SPEC: Final = _spec()
+_INDEX: Final = {name: i for i, name in enumerate(FEATURE_SPEC.names)}
+
+
+def seizure_count_class(count: int) -> int:
+    """Ordinal class of a seizure count: 0 → 0, 1 → 1, 2–3 → 2, ≥4 → 3."""
+    return sum(count >= edge for edge in SEIZURE_COUNT_CLASS_EDGES)
+
+
+def lev_dose_before(visit: Visit) -> float | None:
+    """Levetiracetam mg/day taken on arrival; None when an order is in effect but unreadable."""
+    if visit.lev_before_unreadable is not None:
+        return None
+    return visit.lev_before.mg_per_day if visit.lev_before is not None else 0.0
+
+
+def phase_of(timeline: PatientTimeline, visit_index: int) -> str | None:
+    """Treatment phase on arrival at a visit, from the doses taken on arrival at it and the previous visit.
+
+    initiation: on levetiracetam now, not at the previous visit (or no previous visit);
+    titration: the dose rose since the previous visit; maintenance: unchanged (within 1%);
+    taper: it fell, including to zero. None: never on levetiracetam, or a dose unknown.
+    """
+    current = lev_dose_before(timeline.visits[visit_index])
+    if current is None:
+        return None
+    previous = lev_dose_before(timeline.visits[visit_index - 1]) if visit_index > 0 else 0.0
+    if previous is None:
+        return None
+    if current <= 0:
+        return "taper" if previous > 0 else None
+    if previous <= 0:
+        return "initiation"
+    if abs(current - previous) <= SAME_DOSE_TOLERANCE * previous:
+        return "maintenance"
+    return "titration" if current > previous else "taper"
+
+
+def state_row(timeline: PatientTimeline, visit_index: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """The state at one visit: values (NaN when missing) and the observed mask."""
+    values = np.full(FEATURE_SPEC.dimension, np.nan)
+    visit = timeline.visits[visit_index]
+
+    def put(name: str, value: float | bool | None) -> None:
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            values[_INDEX[name]] = float(value)
+
+    def one_hot(prefix: str, options: Sequence[str], chosen: str | None) -> None:
+        if chosen is not None:
+            for option in options:
+                put(f"{prefix}_{option.replace('-', '_')}", option == chosen)
+
+    count = visit.seizure_count_since_last_visit
+    put("seizure_since_last_visit", visit.seizure_since_last_visit)
+    if count is not None:
+        put("seizure_count_class", seizure_count_class(count))
+        if visit.days_since_previous_visit:
+            put("seizures_per_month", count * DAYS_PER_MONTH / visit.days_since_previous_visit)
+    put("seizure_duration_class", visit.seizure_duration_class)
+    put("seizure_last_3_months", visit.seizure_last_3_months)
+    put("seizure_last_6_months", visit.seizure_last_6_months)
+    one_hot("exam", codes.EXAM_CLASSES, visit.exam_class)
+    one_hot("assessment", codes.ASSESSMENT_CLASSES, visit.physician_assessment)
+    put("behaviour_adverse_effect", visit.behaviour_adverse_effect)
+    for key, measurement in visit.labs.items():
+        if f"lab_{key}" in _INDEX:
+            put(f"lab_{key}", measurement.value)
+    put("egfr", visit.egfr)
+    one_hot("eeg", codes.EEG_RESULTS, visit.eeg_result)
+    # Medicines on arrival are known (absent orders mean not taken), except levetiracetam when unreadable.
+    for key in codes.ASM_KEYS:
+        put(f"asm_{key}", key in visit.anti_seizure_medicines_before)
+    dose = lev_dose_before(visit)
+    put("lev_mg_per_day", dose)
+    if dose is not None and visit.weight_kg:
+        put("lev_mg_per_kg_day", dose / visit.weight_kg)
+    phase = phase_of(timeline, visit_index)
+    if dose is not None and (visit_index == 0 or lev_dose_before(timeline.visits[visit_index - 1]) is not None):
+        for option in PHASES:
+            put(f"phase_{option}", option == phase)
+    put("weight_kg", visit.weight_kg)
+    put("height_cm", visit.height_cm)
+    put("age_years", visit.age_years)
+    if timeline.sex in ("male", "female"):
+        put("sex_female", timeline.sex == "female")
+    if timeline.onset is not None:
+        put("years_since_onset", (visit.date - timeline.onset).days / DAYS_PER_YEAR)
+    put("days_since_previous_visit", visit.days_since_previous_visit)
+    return values, ~np.isnan(values)
+
+
+def state_matrix(timeline: PatientTimeline) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """States of every visit: values[n_visits, d] (float64, NaN missing) and observed[n_visits, d]."""
+    n = len(timeline.visits)
+    values = np.full((n, FEATURE_SPEC.dimension), np.nan)
+    for i in range(n):
+        values[i], _ = state_row(timeline, i)
+    return values, ~np.isnan(values)
+
+
+class Imputation:
+    """Means and standard deviations fitted on training states; turns (values, observed) into model input.
+
+    Output columns: every feature (mean features imputed and standardised, zero features imputed
+    with 0 and left as 0/1), then one missing indicator (1 = missing) per mean-imputed feature.
+    """
+
+    def __init__(self, means: Sequence[float], stds: Sequence[float], version: str = FEATURE_SPEC.version) -> None:
+        if version != FEATURE_SPEC.version:
+            raise ValueError(f"imputation fitted for feature spec {version}, this code has {FEATURE_SPEC.version}")
+        if len(means) != FEATURE_SPEC.dimension or len(stds) != FEATURE_SPEC.dimension:
+            raise ValueError(f"expected {FEATURE_SPEC.dimension} means and stds")
+        self.means = np.asarray(means, dtype=np.float64)
+        self.stds = np.asarray(stds, dtype=np.float64)
+        self.version = version
+
+    @classmethod
+    def fit(cls, values: npt.ArrayLike, observed: npt.ArrayLike) -> Imputation:
+        """Fit on training states only (never on validation or serving data)."""
+        x = np.asarray(values, dtype=np.float64).reshape(-1, FEATURE_SPEC.dimension)
+        mask = np.asarray(observed, dtype=bool).reshape(x.shape) & ~np.isnan(x)
+        counts = mask.sum(axis=0)
+        sums = np.where(mask, x, 0.0).sum(axis=0)
+        means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+        squares = np.where(mask, (x - means) ** 2, 0.0).sum(axis=0)
+        stds = np.sqrt(np.divide(squares, counts, out=np.zeros_like(squares), where=counts > 0))
+        stds = np.where(stds > 1e-8, stds, 1.0)
+        zero = np.array([f.impute == "zero" for f in FEATURE_SPEC.features])
+        means = np.where(zero, 0.0, means)
+        stds = np.where(zero, 1.0, stds)
+        return cls(means.tolist(), stds.tolist())
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return FEATURE_SPEC.names + tuple(f"{FEATURE_SPEC.names[i]}_missing" for i in FEATURE_SPEC.mean_imputed)
+
+    @property
+    def output_dimension(self) -> int:
+        return FEATURE_SPEC.dimension + len(FEATURE_SPEC.mean_imputed)
+
+    def transform(self, values: npt.ArrayLike, observed: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Model input (float32): imputed, standardised, with missing indicators appended. 1-D or 2-D."""
+        x = np.asarray(values, dtype=np.float64)
+        single = x.ndim == 1
+        x = x.reshape(-1, FEATURE_SPEC.dimension)
+        mask = np.asarray(observed, dtype=bool).reshape(x.shape) & ~np.isnan(x)
+        filled = np.where(mask, x, self.means)
+        scaled = (filled - self.means) / self.stds
+        indicators = (~mask[:, list(FEATURE_SPEC.mean_imputed)]).astype(np.float64)
+        out = np.concatenate([scaled, indicators], axis=1).astype(np.float32)
+        return out[0] if single else out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "names": list(FEATURE_SPEC.names), "means": self.means.tolist(), "stds": self.stds.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Imputation:
+        """Load saved statistics; refuses statistics of another feature-spec version."""
+        if not isinstance(data, dict):
+            raise ValueError("imputation JSON must be an object")
+        if list(data.get("names", [])) != list(FEATURE_SPEC.names):
+            raise ValueError("imputation JSON was fitted for different feature names")
+        return cls(data["means"], data["stds"], str(data.get("version", "")))
