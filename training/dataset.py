@@ -1,0 +1,300 @@
+"""Transitions for offline reinforcement learning, built from :class:`PatientTimeline` objects only.
+
+One path for every source: FHIR from a server, a Bulk Data export and the simulator's NDJSON all
+become timelines (``fhir_mapping.build``), then states (``fhir_mapping.features.state_matrix``), then
+the arrays here. Nothing in this module reads FHIR itself.
+
+Per visit t of a patient:
+
+* state s_t: the visit's feature row (seizure reports, exam, labs, the dose taken on arrival, …);
+* action a_t: the dose class decided at the visit, ``dose_class_of(visit.lev_mg_per_day)``;
+* reward r_t: read at the NEXT visit, as published (../shared/domain.md §1)
+  R = 0.5·R1 + 0.4·R2 + 0.1·R3 with each term +100 (no seizure), −100 (seizure), 0 (not reported);
+  R1 = since the last visit, R2 = within the last 3 months, R3 = within the last 6 months;
+* the safety mask of s_t: ``allowed_dose_mask(visit.weight_kg, visit.age_years, visit.egfr)``, the
+  very function the service uses; the mask of s_{t+1} is the next row's mask (``next_index``).
+
+The last visit of a patient: its decision is kept for agreement metrics and behaviour cloning, but
+it yields no transition, because its outcome is never observed (no next visit, no reward). The
+transition INTO the last visit is terminal (``done = 1``): the end of follow-up ends the episode, as
+each child's record is one episode in the published method; bootstrapping beyond the record would
+invent outcomes nobody saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from fhir_mapping.dosing import N_DOSE_CLASSES, allowed_dose_mask, dose_class_of
+from fhir_mapping.timeline import PatientTimeline, Visit
+
+# domain.md §1: R = 0.5·R1 + 0.4·R2 + 0.1·R3; each term +100 no seizure, −100 seizure, 0 unknown.
+REWARD_WEIGHTS: Final = (0.5, 0.4, 0.1)
+REWARD_NO_SEIZURE: Final = 100.0
+REWARD_SEIZURE: Final = -100.0
+REWARD_UNKNOWN: Final = 0.0
+SPLIT_FRACTIONS: Final = (0.7, 0.15, 0.15)  # train / validation / test, by patient
+
+
+def reward_term(seizure: bool | None) -> float:
+    """+100 for a reported seizure-free period, −100 for a reported seizure, 0 when not reported."""
+    if seizure is None:
+        return REWARD_UNKNOWN
+    return REWARD_SEIZURE if seizure else REWARD_NO_SEIZURE
+
+
+def visit_reward(visit: Visit) -> float:
+    """The published reward read from one visit's seizure reports (the outcome of the previous decision).
+
+    >>> from datetime import date
+    >>> visit_reward(Visit(date(2020, 1, 1), seizure_since_last_visit=False, seizure_last_3_months=True))
+    10.0
+    """
+    w1, w2, w3 = REWARD_WEIGHTS
+    return (
+        w1 * reward_term(visit.seizure_since_last_visit)
+        + w2 * reward_term(visit.seizure_last_3_months)
+        + w3 * reward_term(visit.seizure_last_6_months)
+    )
+
+
+def visit_mask(visit: Visit) -> tuple[bool, ...]:
+    """The label-bounds mask of a visit: the service's ``allowed_dose_mask`` on its weight, age, eGFR."""
+    return allowed_dose_mask(visit.weight_kg, visit.age_years, visit.egfr)
+
+
+@dataclass
+class VisitTable:
+    """Every visit of a set of patients as aligned arrays (raw features, before imputation).
+
+    ``values``/``observed`` come from ``features.state_matrix`` (NaN for missing); ``reward`` is the
+    reward of the decision at this visit (read at the next visit; 0 where ``next_index`` is −1);
+    ``next_index`` the row of the same patient's next visit or −1; ``behaviour_probs`` the logged
+    physician's action probabilities when the data carries them (simulator truth), else None.
+    """
+
+    patient_ids: list[str]
+    patient: np.ndarray  # int64 [n], index into patient_ids
+    step: np.ndarray  # int64 [n], visit position within the patient
+    values: np.ndarray  # float64 [n, d]
+    observed: np.ndarray  # bool [n, d]
+    actions: np.ndarray  # int64 [n]
+    masks: np.ndarray  # bool [n, 12]
+    rewards: np.ndarray  # float32 [n]
+    next_index: np.ndarray  # int64 [n]
+    dones: np.ndarray  # float32 [n]
+    behaviour_probs: np.ndarray | None = None  # float64 [n, 12]
+    dates: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def subset(self, patient_ids: Sequence[str]) -> VisitTable:
+        """The rows of the given patients (their visits in order), with ``next_index`` renumbered."""
+        wanted = set(patient_ids)
+        keep_patients = [i for i, p in enumerate(self.patient_ids) if p in wanted]
+        rows = np.flatnonzero(np.isin(self.patient, keep_patients))
+        new_row = np.full(len(self), -1, dtype=np.int64)
+        new_row[rows] = np.arange(len(rows))
+        next_old = self.next_index[rows]
+        next_new = np.where(next_old >= 0, new_row[np.maximum(next_old, 0)], -1)
+        patient_map = {old: new for new, old in enumerate(keep_patients)}
+        return VisitTable(
+            patient_ids=[self.patient_ids[i] for i in keep_patients],
+            patient=np.array([patient_map[int(p)] for p in self.patient[rows]], dtype=np.int64),
+            step=self.step[rows],
+            values=self.values[rows],
+            observed=self.observed[rows],
+            actions=self.actions[rows],
+            masks=self.masks[rows],
+            rewards=self.rewards[rows],
+            next_index=next_new,
+            dones=self.dones[rows],
+            behaviour_probs=None if self.behaviour_probs is None else self.behaviour_probs[rows],
+            dates=[self.dates[i] for i in rows] if self.dates else [],
+        )
+
+
+@dataclass
+class Transitions:
+    """Model-ready arrays: imputed states of every visit plus the transition structure.
+
+    Rows with ``next_index >= 0`` are transitions (s, a, r, s', done); the other rows (last visits)
+    carry a decision without an observed outcome and serve only behaviour cloning and agreement.
+    """
+
+    states: np.ndarray  # float32 [n, d]
+    actions: np.ndarray  # int64 [n]
+    masks: np.ndarray  # bool [n, 12]
+    rewards: np.ndarray  # float32 [n]
+    next_index: np.ndarray  # int64 [n]
+    dones: np.ndarray  # float32 [n]
+    patient: np.ndarray  # int64 [n]
+    step: np.ndarray  # int64 [n]
+    behaviour_probs: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def transition_rows(self) -> np.ndarray:
+        """Indices of rows that are full transitions (an observed next visit)."""
+        return np.flatnonzero(self.next_index >= 0)
+
+    def next_states(self, rows: np.ndarray) -> np.ndarray:
+        return self.states[self.next_index[rows]]
+
+    def next_masks(self, rows: np.ndarray) -> np.ndarray:
+        return self.masks[self.next_index[rows]]
+
+    def fingerprint(self) -> str:
+        """sha256 over the arrays that define the training data (states, actions, rewards, structure)."""
+        digest = hashlib.sha256()
+        for array in (self.states, self.actions, self.masks, self.rewards, self.next_index, self.dones, self.patient):
+            contiguous = np.ascontiguousarray(array)
+            digest.update(str(contiguous.dtype).encode() + str(contiguous.shape).encode())
+            digest.update(contiguous.tobytes())
+        return digest.hexdigest()
+
+
+def transitions_from_arrays(
+    values: np.ndarray,
+    actions: np.ndarray,
+    masks: np.ndarray,
+    rewards: np.ndarray,
+    next_index: np.ndarray,
+    dones: np.ndarray,
+    patient: np.ndarray,
+    step: np.ndarray,
+    behaviour_probs: np.ndarray | None = None,
+) -> Transitions:
+    """Transitions from already imputed states (used by tests and benchmarks on synthetic arrays)."""
+    return Transitions(
+        states=np.asarray(values, dtype=np.float32),
+        actions=np.asarray(actions, dtype=np.int64),
+        masks=np.asarray(masks, dtype=bool),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        next_index=np.asarray(next_index, dtype=np.int64),
+        dones=np.asarray(dones, dtype=np.float32),
+        patient=np.asarray(patient, dtype=np.int64),
+        step=np.asarray(step, dtype=np.int64),
+        behaviour_probs=behaviour_probs,
+    )
+
+
+def visit_table(
+    timelines: Sequence[PatientTimeline],
+    behaviour: Mapping[tuple[str, str], Sequence[float]] | None = None,
+) -> VisitTable:
+    """Aligned arrays for every visit of every timeline (patients with no visit are skipped).
+
+    ``behaviour`` maps (patient id, visit date ISO) to the physician's action probabilities, when
+    the data has them (the simulator's truth files).
+    """
+    from fhir_mapping import features
+
+    patient_ids: list[str] = []
+    rows: dict[str, list[Any]] = {k: [] for k in ("patient", "step", "actions", "masks", "rewards", "next", "dones", "probs", "dates")}
+    values_parts: list[np.ndarray] = []
+    observed_parts: list[np.ndarray] = []
+    offset = 0
+    has_behaviour = bool(behaviour)
+    for timeline in sorted(timelines, key=lambda t: t.patient_id):
+        visits = timeline.visits
+        if not visits:
+            continue
+        values, observed = features.state_matrix(timeline)
+        values_parts.append(np.asarray(values, dtype=np.float64))
+        observed_parts.append(np.asarray(observed, dtype=bool))
+        index = len(patient_ids)
+        patient_ids.append(timeline.patient_id)
+        n = len(visits)
+        for t, visit in enumerate(visits):
+            last = t == n - 1
+            rows["patient"].append(index)
+            rows["step"].append(t)
+            rows["actions"].append(dose_class_of(visit.lev_mg_per_day))
+            rows["masks"].append(visit_mask(visit))
+            rows["rewards"].append(0.0 if last else visit_reward(visits[t + 1]))
+            rows["next"].append(-1 if last else offset + t + 1)
+            rows["dones"].append(1.0 if t == n - 2 else 0.0)
+            rows["dates"].append(visit.date.isoformat())
+            if has_behaviour and behaviour is not None:
+                probs = behaviour.get((timeline.patient_id, visit.date.isoformat()))
+                rows["probs"].append(np.full(N_DOSE_CLASSES, np.nan) if probs is None else np.asarray(probs, dtype=np.float64))
+        offset += n
+    n_features = len(features.FEATURE_SPEC.names)
+    probs_array = np.asarray(rows["probs"], dtype=np.float64).reshape(-1, N_DOSE_CLASSES) if has_behaviour else None
+    if probs_array is not None and np.isnan(probs_array).any():
+        probs_array = None  # incomplete truth: fall back to the estimated physician policy
+    return VisitTable(
+        patient_ids=patient_ids,
+        patient=np.asarray(rows["patient"], dtype=np.int64),
+        step=np.asarray(rows["step"], dtype=np.int64),
+        values=np.concatenate(values_parts) if values_parts else np.zeros((0, n_features)),
+        observed=np.concatenate(observed_parts) if observed_parts else np.zeros((0, n_features), dtype=bool),
+        actions=np.asarray(rows["actions"], dtype=np.int64),
+        masks=np.asarray(rows["masks"], dtype=bool).reshape(-1, N_DOSE_CLASSES),
+        rewards=np.asarray(rows["rewards"], dtype=np.float32),
+        next_index=np.asarray(rows["next"], dtype=np.int64),
+        dones=np.asarray(rows["dones"], dtype=np.float32),
+        behaviour_probs=probs_array,
+        dates=rows["dates"],
+    )
+
+
+def split_patients(patient_ids: Sequence[str], seed: int, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> dict[str, list[str]]:
+    """Patient-level train/validation/test split, fixed by ``seed`` and independent of input order."""
+    ordered = sorted(patient_ids)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    n = len(ordered)
+    n_train = round(fractions[0] * n)
+    n_valid = round(fractions[1] * n)
+    if n >= 3:
+        n_train = max(1, min(n_train, n - 2))
+        n_valid = max(1, min(n_valid, n - n_train - 1))
+    shuffled = [ordered[i] for i in order]
+    return {
+        "train": shuffled[:n_train],
+        "validation": shuffled[n_train : n_train + n_valid],
+        "test": shuffled[n_train + n_valid :],
+    }
+
+
+def to_transitions(table: VisitTable, imputation: Any) -> Transitions:
+    """Impute a visit table with statistics fitted elsewhere (on the training split only)."""
+    states = imputation.transform(table.values, table.observed)
+    return transitions_from_arrays(
+        states, table.actions, table.masks, table.rewards, table.next_index, table.dones, table.patient, table.step,
+        table.behaviour_probs,
+    )
+
+
+@dataclass
+class Dataset:
+    """Train/validation/test transitions and the imputation fitted on the training split only."""
+
+    train: Transitions
+    validation: Transitions
+    test: Transitions
+    tables: dict[str, VisitTable]
+    imputation: Any
+    splits: dict[str, list[str]]
+    seed: int
+
+
+def build_dataset(table: VisitTable, seed: int) -> Dataset:
+    """Split by patient, fit the imputation on the training visits, impute every split with it."""
+    from fhir_mapping import features
+
+    splits = split_patients(table.patient_ids, seed)
+    tables = {name: table.subset(ids) for name, ids in splits.items()}
+    train_table = tables["train"]
+    imputation = features.Imputation.fit(train_table.values, train_table.observed)
+    parts = {name: to_transitions(t, imputation) for name, t in tables.items()}
+    return Dataset(parts["train"], parts["validation"], parts["test"], tables, imputation, splits, seed)

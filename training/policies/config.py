@@ -1,0 +1,151 @@
+"""Training configurations: frozen dataclasses with a docstring per field, saved inside every model.
+
+The ``paper`` configuration follows the published DQN (../shared/domain.md §1) as far as its text
+allows: 12 dose classes, R = 0.5·R1 + 0.4·R2 + 0.1·R3 on the ±100 scale, mean imputation and 20,000
+iterations. What the text does not state (network width, learning rate, discount, batch size, target
+update period) is chosen here and marked "not published".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+PUBLISHED_ITERATIONS: Final = 20_000  # domain.md §1: training error levelled at 25.5 after 20,000 iterations
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Deep Q-learning from logged visits (Mnih et al. 2015, offline), with the variants used here."""
+
+    name: str = "paper"
+    """Configuration name written into the model (paper, double, conservative)."""
+    algorithm: str = "dqn"
+    """Target rule: "dqn" (max over allowed next doses) or "double" (online argmax, target value)."""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Widths of the hidden ReLU layers (not published)."""
+    learning_rate: float = 1e-3
+    """Adam step size (not published)."""
+    batch_size: int = 64
+    """Transitions per gradient step (not published)."""
+    steps: int = PUBLISHED_ITERATIONS
+    """Gradient steps ("iterations" in the paper)."""
+    gamma: float = 0.9
+    """Discount per visit (not published)."""
+    target_update_period: int = 200
+    """Gradient steps between hard copies of the online network into the target network."""
+    huber_delta: float = 1.0
+    """Huber loss threshold, in scaled reward units."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this for training; exported Q-values are divided back (±100 scale)."""
+    cql_alpha: float = 0.0
+    """Weight α of the conservative penalty α·(logsumexp_a Q(s,a) − Q(s,a_logged)); 0 disables it."""
+    gradient_clip: float = 10.0
+    """Maximum gradient norm per step."""
+    seed: int = 0
+    """Seed for network initialisation and minibatch sampling."""
+    threads: int = 1
+    """torch threads: 1 makes runs reproducible and benchmarks fair."""
+    log_every: int = 100
+    """Steps between loss-curve points."""
+
+    kind: str = field(default="dqn", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Behaviour cloning: a softmax classifier of the physician's dose class (cross-entropy)."""
+
+    name: str = "bc"
+    """Configuration name written into the model."""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Widths of the hidden ReLU layers."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    batch_size: int = 128
+    """Visits per gradient step."""
+    steps: int = 5_000
+    """Gradient steps."""
+    weight_decay: float = 1e-4
+    """L2 penalty (Adam weight decay)."""
+    seed: int = 0
+    """Seed for initialisation and sampling."""
+    threads: int = 1
+    """torch threads."""
+    log_every: int = 100
+    """Steps between loss-curve points."""
+
+    kind: str = field(default="bc", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+
+@dataclass(frozen=True)
+class ForestConfig:
+    """Random-forest dose classifier (scikit-learn), the second seed document's approach."""
+
+    name: str = "forest"
+    """Configuration name written into the model."""
+    n_estimators: int = 100
+    """Number of trees."""
+    max_depth: int = 12
+    """Maximum depth per tree (keeps the exported arrays small)."""
+    min_samples_leaf: int = 5
+    """Minimum visits per leaf."""
+    seed: int = 0
+    """Seed of the forest."""
+    steps: int = 0
+    """Unused (forests are not trained by gradient steps); kept so every config has ``steps``."""
+
+    kind: str = field(default="forest", init=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+
+PolicyConfig = DQNConfig | BCConfig | ForestConfig
+
+CONFIGS: Final[dict[str, PolicyConfig]] = {
+    "paper": DQNConfig(),
+    "double": DQNConfig(name="double", algorithm="double", reward_scale=0.01, steps=20_000),
+    "conservative": DQNConfig(name="conservative", algorithm="double", reward_scale=0.01, cql_alpha=1.0, steps=20_000),
+    "bc": BCConfig(),
+    "forest": ForestConfig(),
+}
+
+
+def named_config(name: str, *, steps: int | None = None, seed: int | None = None) -> PolicyConfig:
+    """The named configuration, with the step count and seed replaced when given."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r}; choose one of {', '.join(CONFIGS)}")
+    config = CONFIGS[name]
+    changes: dict[str, Any] = {}
+    if steps is not None:
+        changes["steps"] = steps
+    if seed is not None:
+        changes["seed"] = seed
+    return dataclasses.replace(config, **changes)
+
+
+def _to_json(config: PolicyConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
+
+
+def config_from_json(data: dict[str, Any] | str) -> PolicyConfig:
+    """Rebuild a configuration from :meth:`to_json` output (or its JSON text)."""
+    parsed: dict[str, Any] = json.loads(data) if isinstance(data, str) else data
+    data = dict(parsed)
+    kind = data.pop("kind", "dqn")
+    cls = {"dqn": DQNConfig, "bc": BCConfig, "forest": ForestConfig}.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown configuration kind {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    return cls(**values)
