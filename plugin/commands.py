@@ -1,9 +1,108 @@
-"""Service commands of the ``epidose`` CLI (serve, feedback, sandbox)."""
+"""Service commands of the ``epidose`` CLI: ``serve`` and ``feedback export``."""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+
+log = logging.getLogger("epidose.serve")
 
 
 def register(group: click.Group) -> None:
     """Attach the service's subcommands to the root group."""
+    group.add_command(serve)
+    group.add_command(feedback)
+
+
+def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
+    """Build the embedded default model into the registry when none is promoted yet; return the current version."""
+    from training.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.models_root)
+    current = registry.current_version()
+    if current is not None or not settings.build_default_model:
+        return current
+    from training.default_model import build_default_model
+
+    staging = settings.data_dir / ".default-model-build"
+    shutil.rmtree(staging, ignore_errors=True)
+    click.echo("No model is registered yet: building the embedded default model (once) ...", err=True)
+    built = build_default_model(staging, progress=progress)
+    folder = built if isinstance(built, (str, Path)) and Path(built).is_dir() else staging
+    version = registry.add(Path(folder), {"source": "embedded default model (synthetic cohort)"})
+    registry.promote(version)
+    shutil.rmtree(staging, ignore_errors=True)
+    return version
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to bind (default EPIDOSE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default EPIDOSE_PORT or 8080).")
+@click.option("--workers", type=int, default=None, help="gunicorn sync workers (default: one per CPU core).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the CDS Hooks service under gunicorn (sync workers)."""
+    from gunicorn.app.base import BaseApplication
+
+    from plugin.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
+    if overrides:
+        settings = Settings.from_env(None, **overrides)
+    if not settings.auth:
+        click.secho("WARNING: EPIDOSE_AUTH=off — JWT authentication is DISABLED; any caller can request cards.",
+                    fg="red", bold=True, err=True)
+    version = ensure_default_model(settings)
+    if version is None:
+        click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)
+    count = settings.workers or os.cpu_count() or 1
+
+    class Application(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", count)
+            self.cfg.set("worker_class", "sync")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("accesslog", None)  # access lines would carry URLs with ids
+            self.cfg.set("errorlog", "-")
+
+        def load(self) -> Any:
+            from plugin import create_app
+
+            return create_app(settings)
+
+    click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} worker(s)", err=True)
+    Application().run()
+
+
+@click.group()
+def feedback() -> None:
+    """Feedback and audit records."""
+
+
+@feedback.command("export")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file to write (default: standard output).")
+def export(out_path: Path | None) -> None:
+    """Write feedback joined to the audit record of its card as CSV (patients as keyed hashes only)."""
+    from plugin.settings import Settings
+    from plugin.store import Store, load_hash_key
+
+    settings = Settings.from_env()
+    store = Store(settings.database_path, load_hash_key(settings))
+    if out_path is None:
+        count = store.export_feedback_csv(sys.stdout)
+    else:
+        with out_path.open("w", newline="", encoding="utf-8") as handle:
+            count = store.export_feedback_csv(handle)
+    click.echo(f"{count} feedback record(s) exported", err=True)

@@ -1,0 +1,39 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics (no patient data in any of them)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from plugin.runtime import runtime
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready when a model is loaded and the store is writable."""
+    rt = runtime()
+    model = rt.models.model
+    store_ok = rt.store.writable()
+    ready = model is not None and store_ok
+    body = {"status": "ready" if ready else "not ready", "model": getattr(model, "version", None),
+            "store_writable": store_ok}
+    response = jsonify(body)
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format, version 0.0.4."""
+    rt = runtime()
+    model = rt.models.model
+    if model is not None:
+        rt.metrics.model_version = str(getattr(model, "version", ""))
+    return Response(rt.metrics.render(), mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,207 @@
+"""The service's configuration: one frozen, typed object read from ``EPIDOSE_*`` environment variables.
+
+This module is the only reader of ``os.environ`` in the service. Defaults are the secure ones:
+authentication on, CORS closed, bound to 127.0.0.1, data kept under the user's data folder.
+Every field's docstring is the configuration reference (``Settings.reference()``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final
+
+PREFIX: Final = "EPIDOSE_"
+RECOMMENDED_ALGORITHMS: Final = ("ES384", "RS384")  # CDS Hooks 2.0 "Trusting CDS Clients"
+OPTIONAL_ALGORITHMS: Final = ("ES256", "RS256")  # accepted only when configured explicitly
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(base) / "epidose"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service settings. Each field maps to ``EPIDOSE_<FIELD NAME IN CAPITALS>``."""
+
+    auth: bool = True
+    """EPIDOSE_AUTH: verify the CDS client's JWT on every call (``off`` disables it, loudly)."""
+    jwks: Mapping[str, str] = field(default_factory=dict)
+    """EPIDOSE_JWKS: JSON object mapping each trusted ``iss`` to a JWKS file path or an https JWKS URL."""
+    jku_allowlist: tuple[str, ...] = ()
+    """EPIDOSE_JKU_ALLOWLIST: comma-separated extra JWKS URLs a token's ``jku`` header may point to."""
+    jwt_algorithms: tuple[str, ...] = RECOMMENDED_ALGORITHMS
+    """EPIDOSE_JWT_ALGORITHMS: accepted signature algorithms (ES384, RS384; ES256/RS256 if listed)."""
+    clock_skew_seconds: int = 60
+    """EPIDOSE_CLOCK_SKEW_SECONDS: tolerance on exp/iat/nbf."""
+    public_base_url: str = ""
+    """EPIDOSE_PUBLIC_BASE_URL: the service's base URL as clients see it (the JWT ``aud``); empty = from the request."""
+    cors_origins: tuple[str, ...] = ()
+    """EPIDOSE_CORS_ORIGINS: comma-separated browser origins allowed to call the service (empty = none)."""
+    host: str = "127.0.0.1"
+    """EPIDOSE_HOST: interface ``epidose serve`` binds to."""
+    port: int = 8080
+    """EPIDOSE_PORT: port ``epidose serve`` listens on."""
+    workers: int = 0
+    """EPIDOSE_WORKERS: gunicorn sync workers (0 = one per CPU core)."""
+    data_dir: Path = field(default_factory=lambda: _default_data_dir(os.environ))
+    """EPIDOSE_DATA_DIR: folder for models, the SQLite store and the hashing key."""
+    model_dir: Path | None = None
+    """EPIDOSE_MODEL_DIR: model registry root (default ``<data dir>/models``)."""
+    database: Path | None = None
+    """EPIDOSE_DATABASE: SQLite file for feedback and audit (default ``<data dir>/epidose.sqlite3``)."""
+    hash_key: str = ""
+    """EPIDOSE_HASH_KEY: secret for keyed patient-id hashes (default: generated into ``<data dir>/hash.key``)."""
+    max_body_bytes: int = 2 * 1024 * 1024
+    """EPIDOSE_MAX_BODY_BYTES: larger request bodies are refused with 413."""
+    fhir_timeout_seconds: float = 0.15
+    """EPIDOSE_FHIR_TIMEOUT_SECONDS: timeout of one FHIR server request."""
+    fhir_budget_seconds: float = 0.3
+    """EPIDOSE_FHIR_BUDGET_SECONDS: total time for FHIR server requests per hook call (CDS Hooks: ~500 ms end to end)."""
+    model_check_seconds: float = 2.0
+    """EPIDOSE_MODEL_CHECK_SECONDS: how often a worker checks the registry for a newly promoted model."""
+    build_default_model: bool = True
+    """EPIDOSE_BUILD_DEFAULT_MODEL: build the embedded default model at first start when none is registered."""
+    bench_constant_card: bool = False
+    """EPIDOSE_BENCH_CONSTANT_CARD: expose ``/cds-services/bench-constant`` (benchmarks only)."""
+    log_level: str = "INFO"
+    """EPIDOSE_LOG_LEVEL: Python logging level."""
+    retrain: Any = None
+    """Retraining settings (``training.retrain_settings.RetrainSettings``), read from the same environment."""
+
+    @property
+    def models_root(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @property
+    def database_path(self) -> Path:
+        return self.database or self.data_dir / "epidose.sqlite3"
+
+    @property
+    def hash_key_file(self) -> Path:
+        return self.data_dir / "hash.key"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``EPIDOSE_*`` variables (``os.environ`` by default); ``overrides`` win (for tests)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "retrain":
+                continue
+            name = PREFIX + f.name.upper()
+            if name in env:
+                values[f.name] = _parse(f.name, env[name], name)
+        if "data_dir" not in values:
+            values["data_dir"] = _default_data_dir(env)
+        values["retrain"] = _retrain_settings(env)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse unsafe or inconsistent values at start-up."""
+        allowed = set(RECOMMENDED_ALGORITHMS) | set(OPTIONAL_ALGORITHMS)
+        bad = [a for a in self.jwt_algorithms if a not in allowed]
+        if bad or not self.jwt_algorithms:
+            raise SettingsError(f"EPIDOSE_JWT_ALGORITHMS: only {sorted(allowed)} are accepted (never none or HMAC), got {bad}")
+        for iss, source in self.jwks.items():
+            if not isinstance(iss, str) or not isinstance(source, str) or not source:
+                raise SettingsError("EPIDOSE_JWKS: must map each issuer to a JWKS file path or URL")
+            if source.startswith("http://") and not _is_loopback_url(source):
+                raise SettingsError(f"EPIDOSE_JWKS: JWKS URL for {iss!r} must use https")
+        if self.max_body_bytes <= 0 or self.port <= 0 or self.workers < 0:
+            raise SettingsError("EPIDOSE_MAX_BODY_BYTES, EPIDOSE_PORT and EPIDOSE_WORKERS must be positive")
+        if self.fhir_timeout_seconds <= 0 or self.fhir_budget_seconds <= 0:
+            raise SettingsError("EPIDOSE_FHIR_TIMEOUT_SECONDS and EPIDOSE_FHIR_BUDGET_SECONDS must be positive")
+        if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
+            raise SettingsError("EPIDOSE_PUBLIC_BASE_URL must be an absolute http(s) URL")
+
+    @classmethod
+    def reference(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, description) for every setting: the generated configuration reference."""
+        import ast
+        import inspect
+
+        docs: dict[str, str] = {}
+        tree = ast.parse(inspect.getsource(cls))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, following in itertools.pairwise(body):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
+                docs[node.target.id] = str(following.value.value).split(": ", 1)[-1]
+        rows = []
+        for f in fields(cls):
+            if f.name == "retrain":
+                continue
+            default = f.default if f.default is not f.default_factory else ""
+            if f.name == "data_dir":
+                default = "$XDG_DATA_HOME/epidose or ~/.local/share/epidose"
+            rows.append((PREFIX + f.name.upper(), _show(default), docs.get(f.name, "")))
+        return rows
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if value is None or (hasattr(value, "__class__") and value.__class__.__name__ == "_MISSING_TYPE"):
+        return ""
+    return str(value)
+
+
+def _is_loopback_url(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+
+
+_FALSE = {"0", "off", "false", "no"}
+_TRUE = {"1", "on", "true", "yes"}
+
+
+def _parse(name: str, raw: str, variable: str) -> Any:
+    raw = raw.strip()
+    try:
+        if name in {"auth", "build_default_model", "bench_constant_card"}:
+            if raw.lower() in _TRUE:
+                return True
+            if raw.lower() in _FALSE:
+                return False
+            raise ValueError("expected on/off")
+        if name == "jwks":
+            value = json.loads(raw) if raw else {}
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return dict(value)
+        if name in {"jku_allowlist", "jwt_algorithms", "cors_origins"}:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if name in {"port", "workers", "max_body_bytes", "clock_skew_seconds"}:
+            return int(raw)
+        if name in {"fhir_timeout_seconds", "fhir_budget_seconds", "model_check_seconds"}:
+            return float(raw)
+        if name in {"data_dir", "model_dir", "database"}:
+            return Path(raw).expanduser()
+        if name == "public_base_url":
+            return raw.rstrip("/")
+        return raw
+    except (ValueError, json.JSONDecodeError) as error:
+        raise SettingsError(f"{variable}: {error}") from None
+
+
+def _retrain_settings(env: Mapping[str, str]) -> Any:
+    """The retraining fields, parsed by the training package from the same environment (None if absent)."""
+    try:
+        from training.retrain_settings import RetrainSettings
+    except ImportError:
+        return None
+    return RetrainSettings.from_env(env)
