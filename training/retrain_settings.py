@@ -71,6 +71,10 @@ class RetrainSettings:
     """EPIDOSE_RETRAIN_HOLDOUT: share of patients held out for the champion/candidate comparison."""
     split_seed: int = 0
     """EPIDOSE_RETRAIN_SPLIT_SEED: seed of the patient-level split (same split for both models)."""
+    initial_config: str = "paper"
+    """EPIDOSE_RETRAIN_INITIAL_CONFIG: training configuration of the first model (later runs reuse the champion's)."""
+    initial_steps: int | None = None
+    """EPIDOSE_RETRAIN_INITIAL_STEPS: gradient steps of the first model; unset = the configuration's own."""
     keep: int = 5
     """EPIDOSE_REGISTRY_KEEP: model versions kept in the registry (the current and previous always are)."""
     nice: int = 10
@@ -186,6 +190,8 @@ class RetrainSettings:
             ope_estimator=text("EPIDOSE_RETRAIN_OPE_ESTIMATOR"),
             holdout_fraction=holdout,
             split_seed=integer("EPIDOSE_RETRAIN_SPLIT_SEED", default.split_seed),
+            initial_config=text("EPIDOSE_RETRAIN_INITIAL_CONFIG") or default.initial_config,
+            initial_steps=integer("EPIDOSE_RETRAIN_INITIAL_STEPS", 0, minimum=1) if text("EPIDOSE_RETRAIN_INITIAL_STEPS") else None,
             keep=integer("EPIDOSE_REGISTRY_KEEP", default.keep, minimum=2),
             nice=integer("EPIDOSE_SCHEDULER_NICE", default.nice),
         )

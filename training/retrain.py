@@ -1,0 +1,420 @@
+"""One retraining run: pull what is new, train a candidate, compare it with the champion, gate, record.
+
+``retrain_once(settings)`` is the one job function: ``epidose retrain --once``, the scheduler and the
+tests all call it. It never raises for an expected failure (server down, bad page, training error):
+the run is recorded as ``failed`` and the model in service is left alone.
+
+The gate (every check must pass to promote):
+
+1. the candidate makes 0 recommendations outside the label bounds on the held-out visits;
+2. its top-1 agreement with the physicians drops by at most ``agreement_margin`` from the champion's;
+3. for the gated off-policy estimator(s), the candidate's 95% lower bound is not below the champion's;
+4. on simulated data (true values available), the candidate's true value is not below the champion's.
+
+Both models are scored on the same patient-level held-out split: a patient is held out when a hash of
+its id (with the split seed) falls below ``holdout_fraction``, so a patient stays on the same side as
+the data grows and a champion trained by an earlier run never saw the held-out patients either.
+Each model reads the held-out raw features through its own imputation statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from training.registry import ModelRegistry
+from training.retrain_settings import RetrainSettings
+
+log = logging.getLogger(__name__)
+
+# Off-policy estimators whose lower bound is gated when no single one is configured. FQE needs a
+# fitted Q per policy and is left to the full evaluation report.
+GATED_ESTIMATORS: Final = ("wis", "wdr")
+BEHAVIOUR_STEPS: Final = 300  # behaviour-cloning steps for the shared physician-policy estimate
+CHAMPION_CONFIG_FILE: Final = "config.json"
+
+
+@dataclass
+class RunRecord:
+    """What one run did and why: one JSON object per line in ``runs.jsonl``."""
+
+    run_id: str
+    started: str
+    finished: str | None = None
+    decision: str = "failed"
+    """promoted, refused or failed."""
+    reason: str = ""
+    model_version: str | None = None
+    """The version in service when the run ended."""
+    champion_version: str | None = None
+    candidate_version: str | None = None
+    pulled_resources: int = 0
+    """Resources new to the store in this run."""
+    fetched_resources: int = 0
+    """Resources received from the source (new or already stored)."""
+    pull: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """{"candidate": {...}, "champion": {...}} as compared by the gate."""
+    gate: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def held_out(patient_id: str, fraction: float, seed: int) -> bool:
+    """Whether a patient belongs to the held-out split: stable as data grows, fixed by the seed.
+
+    >>> held_out("p1", 0.0, 0), held_out("p1", 1.0 - 1e-12, 0)
+    (False, True)
+    """
+    digest = hashlib.sha256(f"{seed}:{patient_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def split_table(table: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """(training, held-out) visit tables split by patient with :func:`held_out`."""
+    holdout = [p for p in table.patient_ids if held_out(p, fraction, seed)]
+    train = [p for p in table.patient_ids if p not in set(holdout)]
+    if not holdout or not train:
+        raise ValueError(f"{len(table.patient_ids)} patients are too few for a held-out split")
+    return table.subset(train), table.subset(holdout)
+
+
+def load_visit_table(resources: Sequence[Mapping[str, Any]], truth_dir: Path | None = None) -> Any:
+    """Resources from the store → timelines → the visit table (raw features, actions, rewards, masks)."""
+    from fhir_mapping.build import build_timelines
+    from fhir_mapping.inputs import collect_resources
+    from training.dataset import visit_table
+
+    collected, _problems = collect_resources(list(resources))
+    timelines = build_timelines(collected)
+    return visit_table(timelines, behaviour_from_truth(truth_dir))
+
+
+def behaviour_from_truth(truth_dir: Path | None) -> dict[tuple[str, str], list[float]] | None:
+    """The simulator's physician probabilities per (patient, visit date), when a truth folder has them."""
+    if truth_dir is None:
+        return None
+    try:
+        from training.simulator import truth as truth_module  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    reader = getattr(truth_module, "behaviour_probabilities", None)
+    if reader is None:
+        return None
+    result: dict[tuple[str, str], list[float]] | None = reader(truth_dir)
+    return result
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+def champion_config(registry: ModelRegistry) -> dict[str, Any] | None:
+    """The training configuration of the model in service, or None before the first promotion."""
+    path = registry.current_path()
+    if path is None:
+        return None
+    return dict(json.loads((path / CHAMPION_CONFIG_FILE).read_text(encoding="utf-8")))
+
+
+def train_candidate(
+    config_json: Mapping[str, Any],
+    train_table: Any,
+    out_dir: Path,
+    *,
+    shuffle_rewards_seed: int | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Fit a policy of the given configuration on the training table and write its model folder.
+
+    ``shuffle_rewards_seed`` permutes the rewards across transitions before training: a candidate
+    made worse on purpose, used to show the gate refuses it.
+    """
+    from fhir_mapping import features
+    from training.artifact import save_model
+    from training.dataset import to_transitions
+    from training.policies import config_from_json, make_policy
+
+    config = config_from_json(dict(config_json))
+    imputation = features.Imputation.fit(train_table.values, train_table.observed)
+    train = to_transitions(train_table, imputation)
+    if shuffle_rewards_seed is not None:
+        rows = train.transition_rows
+        rng = np.random.default_rng(shuffle_rewards_seed)
+        train.rewards[rows] = train.rewards[rng.permutation(rows)]
+    policy = make_policy(config, int(train.states.shape[1]))
+    policy.fit(train)
+    metadata = dict(extra_metadata or {})
+    if shuffle_rewards_seed is not None:
+        metadata["shuffled_rewards"] = True
+    return save_model(out_dir, policy, imputation=imputation, train=train, extra_metadata=metadata)
+
+
+CandidateTrainer = Callable[..., Path]
+
+
+# -- comparison on the held-out split ---------------------------------------------------------------
+
+
+def behaviour_probabilities(train_table: Any, holdout_table: Any, *, steps: int = BEHAVIOUR_STEPS) -> np.ndarray:
+    """π_b on the held-out visits: the simulator's truth when present, else behaviour cloning."""
+    if holdout_table.behaviour_probs is not None:
+        return np.asarray(holdout_table.behaviour_probs, dtype=np.float64)
+    from fhir_mapping import features
+    from training.dataset import to_transitions
+    from training.policies import BCConfig, make_policy
+    from training.policies.physician import PhysicianPolicy
+
+    imputation = features.Imputation.fit(train_table.values, train_table.observed)
+    clone = make_policy(BCConfig(name="behaviour", steps=steps, hidden_sizes=(32,)), imputation.output_dimension)
+    clone.fit(to_transitions(train_table, imputation))
+    estimate = np.exp(clone.scores(imputation.transform(holdout_table.values, holdout_table.observed)))
+    return PhysicianPolicy.from_truth_or_estimate(None, estimate).probabilities
+
+
+def evaluate_on_holdout(
+    model_dir: Path,
+    holdout_table: Any,
+    behaviour: np.ndarray,
+    *,
+    gamma: float,
+    seed: int,
+    true_value: Callable[[Path], float | None] | None = None,
+) -> dict[str, Any]:
+    """Gate metrics of one model folder on the held-out visits (same visits, same π_b for every model)."""
+    from training.dataset import to_transitions
+    from training.evaluation.agreement import agreement_metrics, safety_violations
+    from training.evaluation.ope import off_policy_values, soft_policy
+    from training.inference import load_inference_model, masked_argmax
+
+    model = load_inference_model(model_dir)
+    transitions = to_transitions(holdout_table, model.imputation)
+    scores = model.scores(transitions.states)
+    recommended = masked_argmax(scores, holdout_table.masks)
+    agreement = agreement_metrics(recommended, holdout_table.actions)
+    target = soft_policy(recommended, holdout_table.masks)
+    # Q̂ ≡ 0 turns WDR into per-decision weighted importance sampling: no model of its own to fit.
+    ope = off_policy_values(
+        transitions, target, behaviour, lambda x: np.zeros((len(x), behaviour.shape[1])), gamma=gamma, seed=seed
+    )
+    ope = {name: values for name, values in ope.items() if name in GATED_ESTIMATORS}
+    metrics: dict[str, Any] = {
+        "version": model.version,
+        "top1_agreement": float(agreement["top1_agreement"]),
+        "within_one_step": float(agreement["within_one_step"]),
+        "safety_violations": int(safety_violations(recommended, holdout_table.masks)),
+        "ope": {name: {k: float(v) for k, v in values.items()} for name, values in ope.items()},
+        "true_value": None,
+        "heldout_visits": len(holdout_table),
+        "heldout_patients": len(holdout_table.patient_ids),
+    }
+    if true_value is not None:
+        value = true_value(model_dir)
+        metrics["true_value"] = None if value is None else float(value)
+    return metrics
+
+
+# -- the gate --------------------------------------------------------------------------------------
+
+
+def gate(
+    candidate: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    *,
+    agreement_margin: float,
+    estimator: str | None = None,
+) -> tuple[bool, str, dict[str, Any]]:
+    """(promote?, reason, every check with its figures). Pure: metrics dicts in, decision out."""
+    checks: dict[str, Any] = {}
+    failures: list[str] = []
+    violations = int(candidate.get("safety_violations", 1))
+    checks["safety"] = {"candidate": violations, "passed": violations == 0}
+    if violations:
+        failures.append(f"{violations} recommendation(s) outside the label bounds")
+    if champion is None:
+        reason = "no model in service; first model promoted" if not failures else "; ".join(failures)
+        return not failures, reason, checks
+
+    drop = float(champion["top1_agreement"]) - float(candidate["top1_agreement"])
+    passed = drop <= agreement_margin + 1e-12
+    checks["agreement"] = {
+        "candidate": candidate["top1_agreement"], "champion": champion["top1_agreement"],
+        "drop": drop, "margin": agreement_margin, "passed": passed,
+    }
+    if not passed:
+        failures.append(f"top-1 agreement drops by {drop:.3f} (margin {agreement_margin:.3f})")
+
+    names = [estimator] if estimator else [n for n in GATED_ESTIMATORS if n in candidate.get("ope", {})]
+    for name in names:
+        mine, theirs = candidate.get("ope", {}).get(name), champion.get("ope", {}).get(name)
+        if mine is None or theirs is None:
+            checks[f"ope_{name}"] = {"passed": False, "missing": True}
+            failures.append(f"off-policy estimate {name} missing")
+            continue
+        passed = float(mine["ci_low"]) >= float(theirs["ci_low"]) - 1e-9
+        checks[f"ope_{name}"] = {"candidate_ci_low": mine["ci_low"], "champion_ci_low": theirs["ci_low"], "passed": passed}
+        if not passed:
+            failures.append(f"{name} lower bound {mine['ci_low']:.2f} below the champion's {theirs['ci_low']:.2f}")
+
+    mine_true, theirs_true = candidate.get("true_value"), champion.get("true_value")
+    if mine_true is not None and theirs_true is not None:
+        passed = float(mine_true) >= float(theirs_true)
+        checks["true_value"] = {"candidate": mine_true, "champion": theirs_true, "passed": passed}
+        if not passed:
+            failures.append(f"true value {mine_true:.2f} below the champion's {theirs_true:.2f}")
+
+    if failures:
+        return False, "; ".join(failures), checks
+    return True, "candidate at least as good and as safe as the champion", checks
+
+
+# -- the job ---------------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def append_record(path: Path, record: RunRecord) -> None:
+    """Append one run record (one JSON line, fsync'd)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record.as_dict(), sort_keys=True, default=str) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every run record, oldest first (unreadable lines skipped)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            if line.strip():
+                records.append(json.loads(line))
+    return records
+
+
+def pull(settings: RetrainSettings) -> Any:
+    """Run the configured pull (server search, server $export, or the local folder) into the store."""
+    from training.pull import pull_bulk, pull_from_folder, pull_from_server
+    from training.store import ResourceStore
+
+    store = ResourceStore(settings.store_dir)
+    if settings.fhir_server_url:
+        from training.fhir_client import FhirClient
+
+        client = FhirClient.from_settings(settings)
+        return pull_bulk(client, store) if settings.bulk_export else pull_from_server(client, store)
+    if settings.source_dir is None:
+        raise ValueError("neither EPIDOSE_FHIR_SERVER_URL nor EPIDOSE_RETRAIN_SOURCE is set")
+    return pull_from_folder(settings.source_dir, store)
+
+
+def retrain_once(
+    settings: RetrainSettings,
+    *,
+    trainer: CandidateTrainer = train_candidate,
+    true_value: Callable[[Path], float | None] | None = None,
+    truth_dir: Path | None = None,
+) -> RunRecord:
+    """Pull, train a candidate, compare, promote or refuse; append and return the run record."""
+    from training.store import ResourceStore
+
+    record = RunRecord(run_id=uuid.uuid4().hex[:12], started=_now())
+    registry = ModelRegistry(settings.registry_dir, keep=settings.keep)
+    record.champion_version = registry.current_version()
+    record.model_version = record.champion_version
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=_ensure(settings.data_dir / "work")))
+    try:
+        result = pull(settings)
+        record.pulled_resources, record.fetched_resources = result.new, result.fetched
+        record.pull = result.as_dict()
+        if result.new == 0 and record.champion_version is not None:
+            record.decision, record.reason = "refused", "no new resources since the last run"
+            return record
+
+        store = ResourceStore(settings.store_dir)
+        table = load_visit_table(store.latest(), truth_dir)
+        train_table, holdout_table = split_table(table, settings.holdout_fraction, settings.split_seed)
+        record.data = {
+            "patients": len(table.patient_ids), "visits": len(table),
+            "train_patients": len(train_table.patient_ids), "heldout_patients": len(holdout_table.patient_ids),
+            "stored_resources": store.count(),
+        }
+        config = champion_config(registry) or initial_config(settings)
+        record.config = config
+        candidate_dir = trainer(config, train_table, work / "candidate", extra_metadata={"run_id": record.run_id})
+        gamma = float(config.get("gamma", 0.9))
+        behaviour = behaviour_probabilities(train_table, holdout_table)
+        metrics = {
+            "candidate": evaluate_on_holdout(
+                candidate_dir, holdout_table, behaviour, gamma=gamma, seed=settings.split_seed, true_value=true_value
+            )
+        }
+        champion_path = registry.current_path()
+        if champion_path is not None:
+            metrics["champion"] = evaluate_on_holdout(
+                champion_path, holdout_table, behaviour, gamma=gamma, seed=settings.split_seed, true_value=true_value
+            )
+        record.metrics = metrics
+        promote, reason, checks = gate(
+            metrics["candidate"], metrics.get("champion"),
+            agreement_margin=settings.agreement_margin, estimator=settings.ope_estimator,
+        )
+        record.gate = checks
+        # Every candidate is kept (unpromoted when refused) so a refusal can be inspected or overridden.
+        record.candidate_version = registry.add(
+            candidate_dir, {"run_id": record.run_id, "metrics": metrics["candidate"], "promoted": promote}
+        )
+        if promote:
+            registry.promote(record.candidate_version)
+            record.decision = "promoted"
+        else:
+            record.decision = "refused"
+        record.reason = reason
+    except Exception as error:  # any failure is a recorded "failed" run; the champion keeps serving
+        record.decision = "failed"
+        record.reason = f"{type(error).__name__}: {error}"
+        record.error = "".join(traceback.format_exception_only(type(error), error)).strip()
+        log.warning("retraining run %s failed: %s", record.run_id, record.reason)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        record.model_version = registry.current_version()
+        record.finished = _now()
+        append_record(settings.runs_file, record)
+    return record
+
+
+def initial_config(settings: RetrainSettings) -> dict[str, Any]:
+    """The configuration of the very first model (no champion yet)."""
+    from training.policies import named_config
+
+    config = named_config(settings.initial_config, steps=settings.initial_steps)
+    return config.to_json()
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
