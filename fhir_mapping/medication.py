@@ -324,8 +324,11 @@ def _strength(medication: Mapping[str, Any] | None) -> tuple[float | None, str |
 
 
 def _unit(quantity: Mapping[str, Any]) -> str | None:
+    """The unit of a dose quantity: its ``code`` when present (an unknown code is not overridden by
+    the display text), else its ``unit`` text."""
     code, text = quantity.get("code"), quantity.get("unit")
-    for candidate in (code, text):
+    candidates = (code,) if isinstance(code, str) and code.strip() else (text,)
+    for candidate in candidates:
         if not isinstance(candidate, str) or not candidate.strip():
             continue
         stripped = candidate.strip()
