@@ -25,10 +25,12 @@ class RetrainSettingsError(ValueError):
 class RetrainSettings:
     """Everything the retraining job, its FHIR client and its scheduler need."""
 
-    data_dir: Path = Path("var/retrain")
-    """EPIDOSE_RETRAIN_DIR: raw resource store, watermark, run records and the scheduler lock."""
-    registry_dir: Path = Path("var/models")
-    """EPIDOSE_REGISTRY_DIR: the model registry the service follows (versions/, current)."""
+    data_dir: Path = Path("retrain")
+    """EPIDOSE_RETRAIN_DIR: raw resource store, watermark, run records and the scheduler lock
+    (default ``<EPIDOSE_DATA_DIR>/retrain``, the service's data folder)."""
+    registry_dir: Path = Path("models")
+    """EPIDOSE_MODEL_DIR: the model registry the service follows, shared with the service's setting of
+    the same name (default ``<EPIDOSE_DATA_DIR>/models``)."""
     fhir_server_url: str | None = None
     """EPIDOSE_FHIR_SERVER_URL: FHIR R4 base URL to pull from; unset means the local source folder."""
     source_dir: Path | None = None
@@ -50,7 +52,7 @@ class RetrainSettings:
     bulk_export: bool = False
     """EPIDOSE_FHIR_BULK_EXPORT: pull with Bulk Data $export instead of paged searches."""
     request_timeout: float = 30.0
-    """EPIDOSE_FHIR_TIMEOUT: seconds per HTTP request (connect and read)."""
+    """EPIDOSE_RETRAIN_FHIR_TIMEOUT: seconds per HTTP request of a pull (connect and read)."""
     retries: int = 4
     """EPIDOSE_FHIR_RETRIES: retries after the first attempt on 429, 5xx, timeouts, lost connections."""
     backoff_base: float = 0.5
@@ -167,8 +169,8 @@ class RetrainSettings:
             raise RetrainSettingsError("EPIDOSE_RETRAIN_HOLDOUT must be between 0 and 1")
 
         settings = cls(
-            data_dir=path("EPIDOSE_RETRAIN_DIR") or default.data_dir,
-            registry_dir=path("EPIDOSE_REGISTRY_DIR") or default.registry_dir,
+            data_dir=path("EPIDOSE_RETRAIN_DIR") or service_data_dir(env) / "retrain",
+            registry_dir=path("EPIDOSE_MODEL_DIR") or service_data_dir(env) / "models",
             fhir_server_url=url.rstrip("/") if url else None,
             source_dir=path("EPIDOSE_RETRAIN_SOURCE"),
             auth=auth,  # type: ignore[arg-type]
@@ -179,7 +181,7 @@ class RetrainSettings:
             smart_algorithm=algorithm,  # type: ignore[arg-type]
             smart_scope=text("EPIDOSE_SMART_SCOPE") or default.smart_scope,
             bulk_export=flag("EPIDOSE_FHIR_BULK_EXPORT", default.bulk_export),
-            request_timeout=number("EPIDOSE_FHIR_TIMEOUT", default.request_timeout, minimum=0.001),
+            request_timeout=number("EPIDOSE_RETRAIN_FHIR_TIMEOUT", default.request_timeout, minimum=0.001),
             retries=integer("EPIDOSE_FHIR_RETRIES", default.retries),
             backoff_base=number("EPIDOSE_FHIR_BACKOFF", default.backoff_base),
             backoff_max=number("EPIDOSE_FHIR_BACKOFF_MAX", default.backoff_max),
@@ -206,6 +208,15 @@ class RetrainSettings:
             raise RetrainSettingsError(
                 "EPIDOSE_FHIR_AUTH=smart needs EPIDOSE_SMART_CLIENT_ID and EPIDOSE_SMART_PRIVATE_KEY"
             )
+
+
+def service_data_dir(env: Mapping[str, str]) -> Path:
+    """The service's data folder, resolved exactly as ``plugin.settings`` does (EPIDOSE_DATA_DIR, else XDG)."""
+    explicit = (env.get("EPIDOSE_DATA_DIR") or "").strip()
+    if explicit:
+        return Path(explicit)
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(base) / "epidose"
 
 
 def _interval_seconds(schedule: str) -> int | None:

@@ -30,6 +30,7 @@ def test_values_are_parsed() -> None:
             "EPIDOSE_RETRAIN_AGREEMENT_MARGIN": "0.05",
             "EPIDOSE_REGISTRY_KEEP": "3",
             "EPIDOSE_RETRAIN_DIR": "/tmp/x",
+            "HOME": "/home/u",
         }
     )
     assert settings.fhir_server_url == "http://127.0.0.1:8090/fhir"
@@ -38,6 +39,7 @@ def test_values_are_parsed() -> None:
     assert settings.agreement_margin == 0.05
     assert settings.keep == 3
     assert settings.store_dir == Path("/tmp/x/store")
+    assert settings.registry_dir == Path("/home/u/.local/share/epidose/models")
     assert "secret-token" not in repr(settings)
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.keep = 4  # type: ignore[misc]
@@ -51,7 +53,7 @@ def test_values_are_parsed() -> None:
         {"EPIDOSE_FHIR_AUTH": "smart", "EPIDOSE_SMART_CLIENT_ID": "c"},
         {"EPIDOSE_SMART_ALGORITHM": "HS256"},
         {"EPIDOSE_RETRAIN_SCHEDULE": "sometimes"},
-        {"EPIDOSE_FHIR_TIMEOUT": "fast"},
+        {"EPIDOSE_RETRAIN_FHIR_TIMEOUT": "fast"},
         {"EPIDOSE_REGISTRY_KEEP": "1"},
         {"EPIDOSE_FHIR_SERVER_URL": "ftp://x"},
         {"EPIDOSE_RETRAIN_HOLDOUT": "1.5"},
@@ -61,3 +63,11 @@ def test_bad_values_are_refused(env: dict[str, str]) -> None:
     """A value that cannot be used raises RetrainSettingsError naming the variable."""
     with pytest.raises(RetrainSettingsError):
         RetrainSettings.from_env(env)
+
+
+def test_registry_follows_the_service_data_dir() -> None:
+    """Without EPIDOSE_MODEL_DIR the registry is the service's ``<EPIDOSE_DATA_DIR>/models``."""
+    settings = RetrainSettings.from_env({"EPIDOSE_DATA_DIR": "/srv/epidose"})
+    assert settings.registry_dir == Path("/srv/epidose/models")
+    assert settings.data_dir == Path("/srv/epidose/retrain")
+    assert RetrainSettings.from_env({"EPIDOSE_MODEL_DIR": "/m"}).registry_dir == Path("/m")
