@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, send_file
+from flask import Blueprint, Response
 from markdown_it import MarkdownIt
 
 from plugin.errors import NotFound
@@ -145,5 +145,7 @@ def model_file(version: str, name: str) -> Response:
     folder, _ = _folder_for(version)
     for plot in _plots(folder, _report_file(folder)):
         if plot.name == name:
-            return send_file(plot, mimetype="image/png", max_age=300)
+            response = Response(plot.read_bytes(), mimetype="image/png")
+            response.headers["Cache-Control"] = "public, max-age=300"
+            return response
     raise NotFound("no such file")

@@ -1,0 +1,54 @@
+"""Settings: read once from EPIDOSE_* variables with secure defaults and refusal of unsafe values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plugin.settings import Settings, SettingsError
+
+
+def test_defaults_are_secure() -> None:
+    """With no variables set: auth on, CORS closed, loopback bind, ES384/RS384 only."""
+    settings = Settings.from_env({"HOME": "/home/someone"})
+    assert settings.auth is True and settings.cors_origins == () and settings.host == "127.0.0.1"
+    assert settings.jwt_algorithms == ("ES384", "RS384")
+    assert settings.data_dir == Path("/home/someone/.local/share/epidose")
+    assert settings.bench_constant_card is False
+
+
+def test_variables_are_parsed(tmp_path: Path) -> None:
+    """Each EPIDOSE_* variable reaches its typed field."""
+    env = {"EPIDOSE_AUTH": "off", "EPIDOSE_JWKS": '{"https://iss": "/keys/jwks.json"}', "EPIDOSE_PORT": "9000",
+           "EPIDOSE_CORS_ORIGINS": "https://a.org, https://b.org", "EPIDOSE_DATA_DIR": str(tmp_path),
+           "EPIDOSE_PUBLIC_BASE_URL": "https://cds.example.org/x/", "EPIDOSE_FHIR_BUDGET_SECONDS": "0.25"}
+    settings = Settings.from_env(env)
+    assert settings.auth is False and settings.port == 9000
+    assert settings.jwks == {"https://iss": "/keys/jwks.json"}
+    assert settings.cors_origins == ("https://a.org", "https://b.org")
+    assert settings.public_base_url == "https://cds.example.org/x"
+    assert settings.database_path == tmp_path / "epidose.sqlite3"
+    assert settings.fhir_budget_seconds == 0.25
+
+
+@pytest.mark.parametrize("env", [
+    {"EPIDOSE_JWT_ALGORITHMS": "HS256"},
+    {"EPIDOSE_JWT_ALGORITHMS": "none"},
+    {"EPIDOSE_AUTH": "maybe"},
+    {"EPIDOSE_JWKS": "[1]"},
+    {"EPIDOSE_JWKS": '{"https://iss": "http://keys.example.org/jwks"}'},
+    {"EPIDOSE_PORT": "eighty"},
+    {"EPIDOSE_PUBLIC_BASE_URL": "cds.example.org"},
+])
+def test_unsafe_or_invalid_values_are_refused(env: dict[str, str]) -> None:
+    """HMAC or none algorithms, plain-http remote JWKS and unparsable values stop start-up."""
+    with pytest.raises(SettingsError):
+        Settings.from_env(env)
+
+
+def test_reference_documents_every_variable() -> None:
+    """The generated configuration reference has a description for every variable."""
+    rows = Settings.reference()
+    assert {name for name, _, _ in rows} >= {"EPIDOSE_AUTH", "EPIDOSE_JWKS", "EPIDOSE_CORS_ORIGINS", "EPIDOSE_DATA_DIR"}
+    assert all(description for _, _, description in rows)
