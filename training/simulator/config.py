@@ -1,0 +1,245 @@
+"""The simulator's one configuration: every parameter, its source and whether it is an assumption.
+
+Each field carries a docstring (below it) and ``metadata``: ``source`` names where the number comes
+from (../shared/domain.md section, or the publication it cites); ``assumption=True`` marks values that
+domain.md flags **[unverified]** or that have no primary source here (growth-curve shapes, lab
+reference values, visit habits, the physician's habits); they are chosen so the cohort reproduces the
+published study's statistics (calibration.md shows the comparison) and should be revisited first.
+
+Change a value with :func:`dataclasses.replace` (``replace(DEFAULT_CONFIG, single_seizure_share=0.2)``);
+the configuration is saved inside every cohort (``calibration.json``) so a cohort is reproducible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fhir_mapping import pharmacokinetics as pk
+
+
+def _p(default: Any, source: str, *, assumption: bool = False) -> Any:
+    """A configuration field with its source recorded in the field metadata."""
+    return field(default=default, metadata={"source": source, "assumption": assumption})
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Every number the simulator uses (frozen; JSON round trip through :meth:`to_json`)."""
+
+    # --- Study frame (domain.md §1) ---------------------------------------------------------
+    study_start: date = _p(date(2016, 1, 1), "domain.md §1: follow-ups 2016-01-01 to 2021-04-29")
+    """First day a child can enter follow-up."""
+    study_end: date = _p(date(2021, 4, 29), "domain.md §1: follow-ups 2016-01-01 to 2021-04-29")
+    """Administrative end of follow-up (no visit after it)."""
+
+    # --- Patients (domain.md §4) --------------------------------------------------------------
+    onset_age_mean_years: float = _p(7.0, "domain.md §4: onset peak ~7 y")
+    """Mean age at the first seizure."""
+    onset_age_sd_years: float = _p(1.82, "domain.md §4: onset 4–10 y in 90% (±1.645 SD = ±3 y)")
+    """Standard deviation of the onset age (normal, truncated to the bounds below)."""
+    onset_age_bounds_years: tuple[float, float] = _p((3.0, 13.0), "domain.md §4 (tails beyond 4–10 y)", assumption=True)
+    """Truncation of the onset age."""
+    male_share: float = _p(0.58, "BECT male predominance [unverified assumption]", assumption=True)
+    """Share of boys."""
+    presentation_delay_days: tuple[float, float] = _p((7.0, 120.0), "time from first seizure to first clinic visit", assumption=True)
+    """Uniform range of days from the first seizure to the first visit."""
+    behaviour_history_share: float = _p(0.20, "share with prior behavioural problems", assumption=True)
+    """Share of children with a behavioural history (the stronger adverse-effect predictor, domain.md §4)."""
+
+    # Growth: medians approximated from the CDC 2000 growth charts (not in domain.md: assumption).
+    growth_ages_years: tuple[float, ...] = _p((3.0, 4.0, 7.0, 10.0, 13.0, 16.0, 18.0), "CDC 2000 growth charts (approximate medians)", assumption=True)
+    """Ages at which the median weight and height are tabulated (linear interpolation between)."""
+    weight_median_boys_kg: tuple[float, ...] = _p((14.3, 16.3, 23.0, 32.0, 45.0, 61.0, 68.0), "CDC 2000 growth charts (approximate medians)", assumption=True)
+    """Median weight of boys at ``growth_ages_years``."""
+    weight_median_girls_kg: tuple[float, ...] = _p((13.9, 16.0, 22.5, 33.0, 46.0, 54.0, 56.5), "CDC 2000 growth charts (approximate medians)", assumption=True)
+    """Median weight of girls at ``growth_ages_years``."""
+    height_median_boys_cm: tuple[float, ...] = _p((95.5, 103.0, 122.0, 138.0, 156.0, 174.0, 176.5), "CDC 2000 growth charts (approximate medians)", assumption=True)
+    """Median height of boys at ``growth_ages_years``."""
+    height_median_girls_cm: tuple[float, ...] = _p((94.5, 102.0, 121.0, 138.0, 157.0, 163.0, 163.5), "CDC 2000 growth charts (approximate medians)", assumption=True)
+    """Median height of girls at ``growth_ages_years``."""
+    weight_log_sd: float = _p(0.15, "spread of weight-for-age (individual percentile)", assumption=True)
+    """SD of log weight around the median (the child's percentile z is fixed; a small drift below)."""
+    height_log_sd: float = _p(0.045, "spread of height-for-age (individual percentile)", assumption=True)
+    """SD of log height around the median."""
+    percentile_drift_sd_per_year: float = _p(0.15, "children drift across percentiles slowly", assumption=True)
+    """SD per year of the random walk of the weight percentile z."""
+
+    # Renal function: creatinine follows from height and the child's eGFR (bedside Schwartz, domain.md §2).
+    egfr_normal_mean: float = _p(115.0, "healthy children, bedside Schwartz eGFR ~100–130", assumption=True)
+    """Mean eGFR (mL/min/1.73 m²) of children with normal renal function."""
+    egfr_normal_sd: float = _p(15.0, "healthy children", assumption=True)
+    """SD of normal eGFR."""
+    reduced_egfr_share: float = _p(0.03, "a small share with reduced eGFR (issue #3)", assumption=True)
+    """Share of children with reduced renal function."""
+    reduced_egfr_range: tuple[float, float] = _p((35.0, 80.0), "reduced renal function band (Kinderformularium classes, domain.md §2)", assumption=True)
+    """Uniform range of eGFR in the reduced group."""
+    creatinine_cv: float = _p(0.06, "analytical + biological variation of serum creatinine", assumption=True)
+    """Proportional measurement error of creatinine."""
+
+    # --- Natural history of seizures (domain.md §4) ------------------------------------------
+    single_seizure_share: float = _p(0.10, "domain.md §4: ~10% have a single seizure")
+    """Share of children whose only seizure is the first."""
+    baseline_rate_median_per_year: float = _p(3.0, "calibrated: untreated 29% seizure-free over 6 months (Rating 2000, domain.md §4)", assumption=True)
+    """Median untreated seizure rate per year (log-normal across children)."""
+    baseline_rate_log_sd: float = _p(0.9, "log-normal baseline (domain.md §4 template); spread assumed", assumption=True)
+    """SD of log baseline rate."""
+    remission_years_median: float = _p(2.6, "domain.md §4: remission usually 1–3 y after onset")
+    """Median time from onset to spontaneous remission (log-normal)."""
+    remission_years_log_sd: float = _p(0.35, "domain.md §4: 1–3 y (≈ ±1.5 SD)", assumption=True)
+    """SD of log remission time."""
+    remission_age_max_years: float = _p(15.5, "domain.md §4: nearly all remit by 15–16 y")
+    """Age by which every child has remitted."""
+
+    # --- Pharmacokinetics (domain.md §3; typical values live in fhir_mapping.pharmacokinetics) --
+    cl_reference_l_per_h: float = _p(pk.CL_REF_L_PER_H, "domain.md §3: Pellock 2001, 0.086 L/h/kg at 25 kg")
+    """Typical CL/F at 25 kg and normal eGFR (the simulator scales its individual factor by this / the shared value)."""
+    cl_bsv_cv: float = _p(0.30, "domain.md §3: BSV on CL 25–35% CV [unverified]", assumption=True)
+    """Between-subject coefficient of variation of CL/F (log-normal)."""
+    v_bsv_cv: float = _p(0.20, "BSV on V/F", assumption=True)
+    """Between-subject coefficient of variation of V/F (log-normal)."""
+    residual_cv: float = _p(0.175, "domain.md §3: proportional residual error 15–20% [unverified]", assumption=True)
+    """Proportional residual error of a measured levetiracetam level."""
+    level_sampling_hours: tuple[float, float] = _p((9.0, 12.0), "levels drawn before the morning dose (near trough)", assumption=True)
+    """Uniform range of hours after the last dose at which a level is drawn (BID, tau 12 h)."""
+
+    # --- Pharmacodynamics (domain.md §4) ------------------------------------------------------
+    emax: float = _p(0.95, "domain.md §4: Emax ≈72% on top of placebo (Snoeck & Stockis 2004); raised so 20–40 mg/kg/day gives 19% recurrence", assumption=True)
+    """Maximum fractional reduction of the seizure rate by levetiracetam."""
+    ec50_median_mg_l: float = _p(1.0, "calibrated: 19% recurrence within 6 months on LEV 20–40 mg/kg/day (Borggraefe 2013) [unverified]", assumption=True)
+    """Median EC50 on the steady-state average concentration (mg/L)."""
+    ec50_log_sd: float = _p(1.0, "individual EC50 spread [unverified]", assumption=True)
+    """SD of log EC50 across children."""
+    hill: float = _p(1.0, "Emax model (domain.md §4 template)", assumption=True)
+    """Hill coefficient."""
+
+    # --- Behavioural adverse effects (domain.md §4) -------------------------------------------
+    ae_background_per_year: float = _p(0.25, "placebo arms: aggression 5%, irritability 1% per ~14-week trial (domain.md §4)", assumption=True)
+    """Yearly hazard of a reported behavioural problem off levetiracetam."""
+    ae_lev_per_year: float = _p(0.25, "LEV arms: aggression 10%, irritability 7% vs 5%, 1% (domain.md §4)", assumption=True)
+    """Additional yearly hazard on levetiracetam (at zero concentration)."""
+    ae_per_mg_l_per_year: float = _p(0.005, "domain.md §4: dose relation weak", assumption=True)
+    """Additional yearly hazard per mg/L of average concentration."""
+    ae_history_multiplier: float = _p(2.5, "domain.md §4: prior behavioural history is the stronger predictor", assumption=True)
+    """Hazard multiplier for children with a behavioural history."""
+
+    # --- Visits -------------------------------------------------------------------------------
+    first_follow_up_days: tuple[float, float] = _p((21.0, 45.0), "first review after starting (label titration every 2 weeks)", assumption=True)
+    """Uniform days to the visit after a start or dose change."""
+    follow_up_days: tuple[float, ...] = _p((30.0, 61.0, 91.0, 122.0, 152.0, 183.0), "issue #3: follow-up intervals of 1–6 months")
+    """Possible follow-up intervals when stable."""
+    follow_up_weights: tuple[float, ...] = _p((0.10, 0.18, 0.34, 0.14, 0.08, 0.16), "chosen to reproduce the visit counts of domain.md §1", assumption=True)
+    """Probabilities of the intervals above."""
+    dropout_per_visit: float = _p(0.05, "chosen to reproduce the follow-up buckets of domain.md §1", assumption=True)
+    """Probability of being lost to follow-up after a visit."""
+    dropout_seizure_free_extra: float = _p(0.02, "seizure-free children stop coming more often", assumption=True)
+    """Extra dropout probability after a seizure-free visit."""
+    discharge_after_stop_days: float = _p(180.0, "children off drug and seizure-free are discharged", assumption=True)
+    """Seizure-free days off levetiracetam after which the child is discharged."""
+    max_age_years: float = _p(18.0, "paediatric clinic", assumption=True)
+    """No visit after this age."""
+    exam_class_shares: tuple[float, float, float] = _p((0.4364, 0.1375, 0.4261), "domain.md §1: good 43.64%, fair 13.75%, deficit 42.61%")
+    """Population shares of the exam classes (good, fair, deficit)."""
+    exam_trait_persistence: float = _p(0.8, "the exam finding is mostly a stable trait", assumption=True)
+    """Probability a visit's exam class equals the child's usual one (else drawn from the shares)."""
+    duration_class_shares: tuple[float, float, float] = _p((0.35, 0.55, 0.10), "BECT seizures are brief (domain.md §4)", assumption=True)
+    """Shares of the longest-seizure classes under-1-min, 1-to-5-min, over-5-min."""
+    lab_panel_probability: float = _p(0.35, "blood tests at about a third of visits", assumption=True)
+    """Probability that a blood panel (ALT, AST, WBC, Hb, platelets) is drawn at a visit."""
+    creatinine_probability: float = _p(0.30, "kidney function at about a third of visits", assumption=True)
+    """Probability that creatinine is measured at a visit."""
+    level_probability: float = _p(0.12, "domain.md §3: occasional TDM", assumption=True)
+    """Probability that a levetiracetam level is drawn at a visit of a treated child."""
+    eeg_probability: float = _p(0.25, "EEG at some visits (domain.md §1 state)", assumption=True)
+    """Probability of an EEG at a visit (always at the first)."""
+    weight_in_pounds_share: float = _p(0.05, "real data writes weights in [lb_av] too (domain.md §5)", assumption=True)
+    """Share of weights written in pounds."""
+    creatinine_umol_share: float = _p(0.25, "creatinine reported in umol/L by many labs", assumption=True)
+    """Share of creatinine results written in umol/L."""
+
+    # --- Physician (data-generating policy; label from domain.md §2) --------------------------
+    treat_after_single_seizure: float = _p(0.5, "BECT practice: often no treatment after one seizure", assumption=True)
+    """Probability of starting levetiracetam at a visit with one seizure so far."""
+    treat_after_recurrence: float = _p(0.9, "BECT practice: treat recurrent seizures", assumption=True)
+    """Probability of starting when seizures have recurred."""
+    start_mg_per_kg_day: float = _p(20.0, "domain.md §2: start 10 mg/kg BID")
+    """Starting dose."""
+    maintenance_target_mg_per_kg_day: float = _p(35.0, "domain.md §2: label target up to 30 mg/kg BID; BECT practice mean ~39 mg/kg/day (Vogtareuth)", assumption=True)
+    """Mean maintenance dose physicians titrate towards after the start (physician trait)."""
+    maintenance_target_sd: float = _p(5.0, "physician-to-physician variability", assumption=True)
+    """SD of the maintenance target across physicians."""
+    maintenance_tolerance_mg_per_kg_day: float = _p(6.0, "physicians tolerate being somewhat below target", assumption=True)
+    """A seizure-free child more than this below the target is titrated up (start phase and weight growth)."""
+    growth_raise_probability: float = _p(0.7, "physicians titrate or adjust for growth at most such visits", assumption=True)
+    """Probability of going up one class when below the target by more than the tolerance."""
+    titrate_two_steps_probability: float = _p(0.2, "domain.md §2: +10 mg/kg BID every 2 weeks allows several steps between visits", assumption=True)
+    """Probability of going up two classes (rather than one) after seizures."""
+    taper_after_years_mean: float = _p(2.0, "domain.md §4 / issue #3: taper after about two seizure-free years")
+    """Mean seizure-free time before tapering (physician trait, normal)."""
+    taper_after_years_sd: float = _p(0.3, "physician-to-physician variability", assumption=True)
+    """SD of the taper threshold across physicians."""
+    taper_age_years: float = _p(15.5, "domain.md §4: remission by 15–16 y, then off drugs")
+    """From this age a child seizure-free for a year is tapered."""
+    taper_classes_per_visit: int = _p(2, "domain.md §2: withdrawal ≤10 mg/kg BID per 2 weeks", assumption=True)
+    """Dose classes removed per visit while tapering."""
+    ae_reduce_probability: float = _p(0.5, "dose lowered after behavioural effects at some visits", assumption=True)
+    """Probability of lowering the dose by one class when a behavioural adverse effect is reported."""
+    class_habit_bonus: tuple[float, ...] = _p(
+        (0.0, -2.0, -0.5, -2.0, 0.3, 0.8, 0.5, -0.5, 0.0, -2.0, -1.0, -1.0),
+        "prescribing habits of the study clinic, fitted to the dose counts of domain.md §1",
+        assumption=True,
+    )
+    """Log-odds bonus of each of the 12 dose classes when the physician chooses around an intended class."""
+    spread_range: tuple[float, float] = _p((0.6, 1.4), "physician-to-physician variability", assumption=True)
+    """Uniform range of the physician's spread (scales the mass put on non-intended classes)."""
+    round_dose_bonus: float = _p(0.4, "domain.md §2: prefer whole-tablet doses above 20 kg", assumption=True)
+    """Log-odds bonus of whole-tablet daily doses (0.5, 1, 1.5, 2, 3 g) above 20 kg."""
+    restart_probability: float = _p(0.8, "seizures after withdrawal: restart", assumption=True)
+    """Probability of restarting levetiracetam after seizures off drug (previously treated)."""
+
+    # --- Reward (domain.md §1) ------------------------------------------------------------------
+    reward_weights: tuple[float, float, float] = _p((0.5, 0.4, 0.1), "domain.md §1: R = 0.5·R1 + 0.4·R2 + 0.1·R3")
+    """Weights of since-last-visit, last-3-months and last-6-months terms."""
+    reward_magnitude: float = _p(100.0, "domain.md §1: +100 no seizure, −100 seizure, 0 unknown")
+    """Magnitude of each reward term."""
+    gamma: float = _p(0.9, "discount per visit (not published: project default)", assumption=True)
+    """Discount factor per visit for the discounted return."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (dates as ISO strings, tuples as lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, date) else list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SimulatorConfig:
+        """Inverse of :meth:`to_json`; unknown keys are an error."""
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ValueError(f"unknown configuration fields: {sorted(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            default = names[name].default
+            if isinstance(default, date):
+                kwargs[name] = date.fromisoformat(value)
+            elif isinstance(default, tuple):
+                kwargs[name] = tuple(value)
+            else:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+
+def sources(config_type: type[SimulatorConfig] = SimulatorConfig) -> list[dict[str, Any]]:
+    """Each field's name, source and assumption flag (for the calibration report)."""
+    return [
+        {"name": f.name, "source": f.metadata.get("source", ""), "assumption": bool(f.metadata.get("assumption", False))}
+        for f in dataclasses.fields(config_type)
+    ]
+
+
+DEFAULT_CONFIG = SimulatorConfig()
