@@ -1,0 +1,102 @@
+"""Data gathering against a real FHIR server (SEKMET): absent prefetch keys are fetched with the bearer token."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from fhir_mapping.inputs import collect_resources
+from plugin.gather import FhirFetcher
+from tests.plugin.cardspec import check_response
+from tests.plugin.fixtures import hook_request, patient_resources
+from tests.plugin.proxy import recording_proxy
+from tests.support.fhir_server import free_port
+
+pytestmark = pytest.mark.fhir_server
+PV = "/cds-services/epidose-patient-view"
+TOKEN = "test-access-token-1234"
+
+
+def _load(base: str, prefetch: dict[str, Any]) -> None:
+    resources, _ = collect_resources(prefetch)
+    for resource in resources:
+        response = requests.put(f"{base}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=10)
+        assert response.status_code < 300, response.text
+
+
+@pytest.fixture(scope="module")
+def loaded_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The shared FHIR server with patient fhir-p1 loaded (and 7 extra seizure reports for paging)."""
+    base: str = request.getfixturevalue("fhir_server")
+    _load(base, patient_resources(patient="fhir-p1", n_extra_observations=7))
+    yield base
+
+
+def test_partial_prefetch_is_completed_from_the_fhir_server(make_app: Callable[..., Flask], loaded_server: str) -> None:
+    """Keys absent from prefetch are fetched with the Bearer token and give the same card as a full prefetch."""
+    client = make_app().test_client()
+    full = patient_resources(patient="fhir-p1", n_extra_observations=7)
+    expected = check_response(client.post(PV, json=hook_request("patient-view", full, patient="fhir-p1")).get_json())
+    with recording_proxy(loaded_server) as (proxy, recording):
+        body = hook_request("patient-view", {"patient": full["patient"], "labs": None}, patient="fhir-p1",
+                            fhirServer=proxy, fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer",
+                                                                 "expires_in": 300, "scope": "patient/*.read",
+                                                                 "subject": "cds-service"})
+        response = client.post(PV, json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    cards = check_response(response.get_json())
+    assert cards[0]["summary"] == expected[0]["summary"]
+    fetched = sorted(path.split("?")[0].rsplit("/", 1)[-1] for path, _ in recording.requests)
+    assert fetched == ["Condition", "MedicationRequest", "Observation", "Observation", "Observation"]
+    assert all(auth == f"Bearer {TOKEN}" for _, auth in recording.requests)
+
+
+def test_next_links_are_followed(loaded_server: str) -> None:
+    """A paged search is followed through its next links into one Bundle, on the same origin only."""
+    with recording_proxy(loaded_server) as (proxy, recording):
+        fetcher = FhirFetcher(timeout_seconds=2.0, budget_seconds=5.0)
+        gathered = fetcher.gather({"all": "Observation?patient={{context.patientId}}&_count=2"}, None,
+                                  {"patientId": "fhir-p1"}, proxy, {"access_token": TOKEN})
+    entries = gathered.values["all"]["entry"]
+    assert len(entries) == 13  # weight, height, creatinine, 3 + 7 seizure reports
+    assert len({e["resource"]["id"] for e in entries}) == 13
+    assert len(recording.requests) == 7
+
+
+def test_slow_fhir_server_is_cut_off_by_the_budget(make_app: Callable[..., Flask], loaded_server: str) -> None:
+    """A FHIR server slower than the budget gives a 412 well under 500 ms instead of a hung call."""
+    client = make_app(fhir_timeout_seconds=0.2, fhir_budget_seconds=0.25).test_client()
+    with recording_proxy(loaded_server) as (proxy, recording):
+        recording.delay_seconds = 2.0
+        body = hook_request("patient-view", {"patient": patient_resources(patient="fhir-p1")["patient"]},
+                            patient="fhir-p1", fhirServer=proxy, fhirAuthorization={"access_token": TOKEN})
+        started = time.perf_counter()
+        response = client.post(PV, json=body)
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 412
+    assert elapsed < 0.5
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_unreachable_fhir_server_is_412(make_app: Callable[..., Flask]) -> None:
+    """When the FHIR server cannot be reached and the weight was not prefetched, the answer is 412."""
+    client = make_app().test_client()
+    prefetch = patient_resources()
+    del prefetch["weight"]
+    body = hook_request("patient-view", prefetch, fhirServer=f"http://127.0.0.1:{free_port()}/fhir",
+                        fhirAuthorization={"access_token": TOKEN})
+    assert client.post(PV, json=body).status_code == 412
+
+
+def test_unknown_patient_on_the_server_gets_the_missing_data_card(make_app: Callable[..., Flask], fresh_fhir_server: str) -> None:
+    """A patient the server knows with no observations gets a card naming the missing weight."""
+    _load(fresh_fhir_server, {"patient": {"resourceType": "Patient", "id": "bare", "birthDate": "2018-01-01"}})
+    client = make_app().test_client()
+    body = hook_request("patient-view", None, patient="bare", fhirServer=fresh_fhir_server)
+    cards = check_response(client.post(PV, json=body).get_json())
+    assert "missing body weight" in cards[0]["summary"]
