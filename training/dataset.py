@@ -298,3 +298,45 @@ def build_dataset(table: VisitTable, seed: int) -> Dataset:
     imputation = features.Imputation.fit(train_table.values, train_table.observed)
     parts = {name: to_transitions(t, imputation) for name, t in tables.items()}
     return Dataset(parts["train"], parts["validation"], parts["test"], tables, imputation, splits, seed)
+
+
+TRUTH_VISITS_FILE: Final = "truth/visits.jsonl"
+
+
+@dataclass
+class LoadedData:
+    """Timelines read from a data folder, the physician's probabilities when the folder has truth files."""
+
+    timelines: list[PatientTimeline]
+    behaviour: dict[tuple[str, str], list[float]] | None
+    problems: list[Any]
+    source: str
+    is_cohort: bool
+
+
+def load_data(path: str | Any) -> LoadedData:
+    """Read a cohort folder (``DIR/ndjson`` + ``DIR/truth``) or any FHIR NDJSON/JSON export into timelines."""
+    import json
+    from pathlib import Path
+
+    from fhir_mapping.build import build_timelines
+    from fhir_mapping.inputs import collect_resources
+
+    folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"no data at {folder}")
+    source = folder / "ndjson" if (folder / "ndjson").is_dir() else folder
+    resources, problems = collect_resources(source)
+    timelines = build_timelines(resources)
+    behaviour: dict[tuple[str, str], list[float]] | None = None
+    truth_file = folder / TRUTH_VISITS_FILE if folder.is_dir() else None
+    if truth_file is not None and truth_file.exists():
+        behaviour = {}
+        with truth_file.open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    row = json.loads(line)
+                    probs = row.get("action_probabilities")
+                    if probs is not None:
+                        behaviour[(str(row["patient_id"]), str(row["date"]))] = [float(p) for p in probs]
+    return LoadedData(timelines, behaviour, problems, str(folder), truth_file is not None and truth_file.exists())

@@ -1,0 +1,67 @@
+"""Transitions from timelines: the published reward, masks, last visits, patient-level splits."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+
+from fhir_mapping.dosing import allowed_dose_mask, dose_class_of
+from fhir_mapping.timeline import LevOrder, Measurement, PatientTimeline, Visit
+from training.dataset import build_dataset, split_patients, visit_reward, visit_table
+
+
+def _timeline(pid: str, n: int, seizures: list[bool | None]) -> PatientTimeline:
+    start = date(2020, 1, 1)
+    visits = []
+    for i in range(n):
+        day = start + timedelta(days=90 * i)
+        visits.append(Visit(
+            date=day, age_years=8.0 + i / 4, weight=Measurement(25.0 + i, day, 0),
+            seizure_since_last_visit=seizures[i], seizure_last_3_months=seizures[i], seizure_last_6_months=None,
+            lev=LevOrder(250.0 * (i + 1), f"MedicationRequest/{pid}-{i}", "active"),
+            lev_before=None if i == 0 else LevOrder(250.0 * i, f"MedicationRequest/{pid}-{i - 1}", "active"),
+        ))
+    return PatientTimeline(pid, birth_date=date(2012, 1, 1), visits=visits)
+
+
+def test_reward_is_the_published_weighted_sum():
+    """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 seizure-free, −100 seizure and 0 unknown."""
+    visit = Visit(date(2020, 1, 1), seizure_since_last_visit=True, seizure_last_3_months=False, seizure_last_6_months=None)
+    assert visit_reward(visit) == 0.5 * -100 + 0.4 * 100 + 0.1 * 0
+
+
+def test_visit_table_reads_action_reward_from_next_visit_and_masks():
+    """Each visit's action is the decided dose class, its reward the next visit's reports; the last has none."""
+    timeline = _timeline("a", 3, [True, False, True])
+    table = visit_table([timeline])
+    assert table.actions.tolist() == [dose_class_of(250.0), dose_class_of(500.0), dose_class_of(750.0)]
+    assert table.rewards.tolist() == [90.0, -90.0, 0.0]
+    assert table.next_index.tolist() == [1, 2, -1]
+    assert table.dones.tolist() == [0.0, 1.0, 0.0]
+    visit = timeline.visits[1]
+    assert table.masks[1].tolist() == list(allowed_dose_mask(visit.weight_kg, visit.age_years, visit.egfr))
+
+
+def test_split_is_by_patient_fixed_by_seed_and_order_free():
+    """The same seed gives the same disjoint patient split whatever the input order."""
+    ids = [f"p{i}" for i in range(50)]
+    first = split_patients(ids, seed=4)
+    second = split_patients(list(reversed(ids)), seed=4)
+    assert first == second
+    assert split_patients(ids, seed=5) != first
+    assert sorted(first["train"] + first["validation"] + first["test"]) == sorted(ids)
+    assert not set(first["train"]) & set(first["test"])
+
+
+def test_dataset_imputation_uses_training_patients_only():
+    """The imputation means come from the training split: changing a test patient's values leaves them unchanged."""
+    timelines = [_timeline(f"p{i}", 3, [True, None, False]) for i in range(12)]
+    table = visit_table(timelines)
+    dataset = build_dataset(table, seed=0)
+    test_patient = dataset.splits["test"][0]
+    rows = np.flatnonzero(table.patient == table.patient_ids.index(test_patient))
+    table.values[rows] = 1e6
+    again = build_dataset(table, seed=0)
+    assert np.allclose(again.imputation.means, dataset.imputation.means)
+    assert len(dataset.train.transition_rows) == 2 * len(dataset.splits["train"])

@@ -1,0 +1,60 @@
+"""Train one policy from a data folder and write its model folder (shared by the CLI and the default model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.artifact import save_model
+from training.dataset import Dataset, LoadedData, VisitTable, build_dataset, load_data, visit_table
+from training.evaluation import agreement
+from training.policies import Policy, PolicyConfig, make_policy
+
+
+def prepare(data: str | Path | LoadedData, seed: int) -> tuple[LoadedData, VisitTable, Dataset]:
+    """Load (if a path), tabulate every visit and split by patient with the seed."""
+    loaded = data if isinstance(data, LoadedData) else load_data(data)
+    table = visit_table(loaded.timelines, loaded.behaviour)
+    if len(table) == 0:
+        raise ValueError(f"no visits found in {loaded.source}")
+    return loaded, table, build_dataset(table, seed)
+
+
+def validation_metrics(policy: Policy, dataset: Dataset) -> dict[str, Any]:
+    """Quick checks on the validation split: top-1 agreement and label-bound violations."""
+    data = dataset.validation
+    if len(data) == 0:
+        return {}
+    chosen = policy.act(data.states, data.masks)
+    return {"validation_top1_agreement": float(np.mean(chosen == data.actions)),
+            "validation_safety_violations": agreement.safety_violations(chosen, data.masks),
+            "validation_visits": len(data)}
+
+
+def train_model(
+    data: str | Path | LoadedData,
+    out_dir: str | Path,
+    config: PolicyConfig,
+    *,
+    split_seed: int = 0,
+    progress: bool = False,
+    prepared: tuple[LoadedData, VisitTable, Dataset] | None = None,
+) -> tuple[Path, Policy, Dataset]:
+    """Fit ``config`` on the training split of ``data`` and save the model folder at ``out_dir``."""
+    loaded, table, dataset = prepared if prepared is not None else prepare(data, split_seed)
+    policy = make_policy(config, dataset.train.states.shape[1])
+    policy.fit(dataset.train, progress=progress)
+    metrics = validation_metrics(policy, dataset)
+    metrics["train_seconds"] = policy.history.seconds
+    metrics["steps"] = policy.history.total_steps
+    extra = {
+        "split_seed": dataset.seed,
+        "split_sizes": {name: len(ids) for name, ids in dataset.splits.items()},
+        "data_source": Path(loaded.source).name,
+        "behaviour_truth": table.behaviour_probs is not None,
+    }
+    folder = save_model(out_dir, policy, imputation=dataset.imputation, train=dataset.train, metrics=metrics,
+                        extra_metadata=extra)
+    return folder, policy, dataset
