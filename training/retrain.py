@@ -171,6 +171,8 @@ def train_candidate(
 
 
 CandidateTrainer = Callable[..., Path]
+TrueValue = Callable[[Any, Any, np.ndarray], float | None]
+"""(loaded model, held-out visit table, its recommendations) → the policy's true value on simulated data."""
 
 
 # -- comparison on the held-out split ---------------------------------------------------------------
@@ -199,7 +201,7 @@ def evaluate_on_holdout(
     *,
     gamma: float,
     seed: int,
-    true_value: Callable[[Path], float | None] | None = None,
+    true_value: TrueValue | None = None,
 ) -> dict[str, Any]:
     """Gate metrics of one model folder on the held-out visits (same visits, same π_b for every model)."""
     from training.dataset import to_transitions
@@ -229,7 +231,7 @@ def evaluate_on_holdout(
         "heldout_patients": len(holdout_table.patient_ids),
     }
     if true_value is not None:
-        value = true_value(model_dir)
+        value = true_value(model, holdout_table, recommended)
         metrics["true_value"] = None if value is None else float(value)
     return metrics
 
@@ -336,7 +338,7 @@ def retrain_once(
     settings: RetrainSettings,
     *,
     trainer: CandidateTrainer = train_candidate,
-    true_value: Callable[[Path], float | None] | None = None,
+    true_value: TrueValue | None = None,
     truth_dir: Path | None = None,
 ) -> RunRecord:
     """Pull, train a candidate, compare, promote or refuse; append and return the run record."""
