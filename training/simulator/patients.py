@@ -13,7 +13,6 @@ marked events gives every policy the same underlying child (common random number
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -96,7 +95,11 @@ class Child:
         """Steady-state average concentration (mg/L) of a daily dose BID at this day's weight."""
         if mg_per_day <= 0:
             return 0.0
-        return float(pk.steady_state_of(mg_per_day, self.pk_parameters(day, config)).average)
+        # Average at steady state = daily dose / (24 h · CL/F), same model as fhir_mapping.pharmacokinetics.
+        weight = self.weight_kg(day, config)
+        renal = pk.RENAL_NONRENAL_FRACTION + pk.RENAL_FRACTION * min(self.egfr, pk.EGFR_REFERENCE) / pk.EGFR_REFERENCE
+        clearance = config.cl_reference_l_per_h * (weight / pk.WEIGHT_REF_KG) ** pk.ALLOMETRIC_EXPONENT_CL * renal * self.cl_factor
+        return mg_per_day / (pk.HOURS_PER_DAY * clearance)
 
     def drug_effect(self, concentration: float, config: SimulatorConfig) -> float:
         """Fractional reduction of the seizure rate, Emax model with the child's EC50."""
@@ -106,8 +109,14 @@ class Child:
         return config.emax * c_h / (self.ec50_mg_l**config.hill + c_h)
 
 
+_VERSION_4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_VERSION_4_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
 def _uuid(value: int) -> str:
-    return str(uuid.UUID(int=value & ((1 << 128) - 1), version=4))
+    """A version-4-shaped UUID string from 128 bits (same result as ``uuid.UUID(int=..., version=4)``)."""
+    h = f"{(value & _VERSION_4_MASK) | _VERSION_4_BITS:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def resource_uuid(child: Child, counter: int) -> str:
