@@ -53,8 +53,12 @@ def _answer(code: str) -> dict[str, Any]:
     return {"coding": [{"system": EPIDOSE_SYSTEM, "code": code, "display": ANSWER_DISPLAYS[code]}]}
 
 
-def child_resources(run: ChildRun) -> list[dict[str, Any]]:
-    """All resources of one child, Patient first."""
+def child_resources(run: ChildRun, *, pending_last: bool = False) -> list[dict[str, Any]]:
+    """All resources of one child, Patient first.
+
+    With ``pending_last`` the last visit is still being decided: its observations are written but the
+    order in effect is left as it was on arrival (no new order, the previous one not yet superseded).
+    """
     child = run.child
     pid = child.patient_id
     subject = {"reference": f"Patient/{pid}"}
@@ -72,7 +76,8 @@ def child_resources(run: ChildRun) -> list[dict[str, Any]]:
     ]
     counter = 1 << 10  # observation ids live above the encounter/order ids of the simulation loop
     previous_order: dict[str, Any] | None = None
-    for visit in run.visits:
+    last = len(run.visits) - 1
+    for index, visit in enumerate(run.visits):
         day = visit.date.isoformat()
         encounter_ref = {"reference": f"Encounter/{visit.encounter_id}"}
         out.append(
@@ -123,6 +128,8 @@ def child_resources(run: ChildRun) -> list[dict[str, Any]]:
         if visit.eeg is not None:
             observation("eeg", "procedure", {"valueCodeableConcept": _answer(visit.eeg)})
         # The order decided at this visit supersedes (or stops) the previous one.
+        if pending_last and index == last:
+            break
         if previous_order is not None:
             bounds = previous_order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
             bounds["end"] = day

@@ -43,7 +43,7 @@ class VisitTruth:
     date: date
     encounter_id: str
     dose_class_before: int
-    dose_class: int
+    dose_class: int  # -1 until the policy has decided
     probabilities: list[float] | None
     seizure_count: int
     seizure_since_last_visit: bool
@@ -56,7 +56,7 @@ class VisitTruth:
     weight_kg: float
     height_cm: float
     egfr_true: float
-    allowed: tuple[bool, ...]
+    allowed: tuple[bool, ...]  # the label mask the policy's state implies
     # recorded extras for the FHIR writer
     weight_in_pounds: bool = False
     exam_class: str = "good"
@@ -94,8 +94,20 @@ def _exam(child: Child, u_keep: float, u_draw: float, config: SimulatorConfig) -
     return EXAM_CLASSES[int(np.searchsorted(cumulative, u_draw))]
 
 
-def run_child(child: Child, config: SimulatorConfig, policy: Policy | PhysicianPolicy, *, record_probabilities: bool = True) -> ChildRun:
-    """Follow one child visit by visit under ``policy`` (physician or any callable on the timeline)."""
+def run_child(
+    child: Child,
+    config: SimulatorConfig,
+    policy: Policy | PhysicianPolicy,
+    *,
+    record_probabilities: bool = True,
+    state_view: Callable[[ChildRun], PatientTimeline] | None = None,
+) -> ChildRun:
+    """Follow one child visit by visit under ``policy`` (physician or any callable on the timeline).
+
+    ``state_view`` turns the run so far (the current visit not yet decided) into the timeline the
+    policy sees; by default the simulator's own direct timeline (fast, used to log the physician's
+    cohort), in the environment the timeline :mod:`fhir_mapping.build` reads from the emitted FHIR.
+    """
     stream = np.random.default_rng(child.seed)
     timeline = PatientTimeline(
         patient_id=child.patient_id, birth_date=child.birth_date, sex=child.sex, onset=child.onset_date, conditions=frozenset({"bect"})
@@ -187,32 +199,60 @@ def run_child(child: Child, config: SimulatorConfig, policy: Policy | PhysicianP
             labs={key: Measurement(value, day, 0) for key, value in labs.items()},
             egfr=egfr,
             eeg_result=eeg,
-            anti_seizure_medicines=frozenset({"levetiracetam"}) if current_mg > 0 else frozenset(),
+            anti_seizure_medicines_before=frozenset({"levetiracetam"}) if current_mg > 0 else frozenset(),
             lev_before=current_order,
             lev=None,
             days_since_previous_visit=None if previous_day is None else (day - previous_day).days,
         )
         timeline.visits.append(visit)
-        allowed = observed_mask(timeline)
+        before_class = 0 if current_order is None else _class_of(current_order.mg_per_day)
+        truth = VisitTruth(
+            date=day,
+            encounter_id=encounter_id,
+            dose_class_before=before_class,
+            dose_class=-1,  # decided below
+            probabilities=None,
+            seizure_count=count,
+            seizure_since_last_visit=count > 0,
+            seizure_last_3_months=last_3,
+            seizure_last_6_months=last_6,
+            average_concentration=round(concentration, 3),
+            drug_effect=round(effect, 4),
+            adverse_effect=adverse,
+            in_remission=not active,
+            weight_kg=weight,
+            height_cm=height,
+            egfr_true=child.egfr,
+            allowed=(),
+            weight_in_pounds=bool(u[1] < config.weight_in_pounds_share),
+            exam_class=exam,
+            assessment=assessment,
+            duration_class=duration_class,
+            labs=labs,
+            creatinine_in_umol=bool(u[2] < config.creatinine_umol_share),
+            eeg=eeg,
+        )
+        truths.append(truth)
+        # What the policy sees: the direct timeline, or the one the mapping builds from the FHIR so far.
+        view = timeline if state_view is None else state_view(ChildRun(child, truths, timeline))
+        truth.allowed = observed_mask(view)
         if isinstance(policy, PhysicianPolicy):
-            probabilities = policy.probabilities(timeline)
+            probabilities = policy.probabilities(view)
             action = int(np.searchsorted(np.cumsum(probabilities), u[15] * probabilities.sum(), side="right"))
             action = min(action, N_DOSE_CLASSES - 1)
-            recorded: list[float] | None = [round(float(p), 6) for p in probabilities] if record_probabilities else None
+            truth.probabilities = [round(float(p), 6) for p in probabilities] if record_probabilities else None
         else:
-            action = int(policy(timeline))
+            action = int(policy(view))
             if not 0 <= action < N_DOSE_CLASSES:
                 raise ValueError(f"policy returned dose class {action!r}, expected 0..{N_DOSE_CLASSES - 1}")
-            recorded = None
-        before_class = 0 if current_order is None else _class_of(current_order.mg_per_day)
+        truth.dose_class = action
         new_mg = DOSE_CLASSES_MG[action]
-        order_id = None
         if new_mg > 0:
-            order_id = resource_uuid(child, counter)
+            truth.order_id = resource_uuid(child, counter)
             counter += 1
             current_order = LevOrder(
                 mg_per_day=new_mg,
-                source=f"MedicationRequest/{order_id}",
+                source=f"MedicationRequest/{truth.order_id}",
                 status="active",
                 formulation="solution" if measured_weight <= SOLUTION_MAX_WEIGHT_KG else _tablet_or_solution(new_mg),
                 doses_per_day=2.0,
@@ -221,39 +261,7 @@ def run_child(child: Child, config: SimulatorConfig, policy: Policy | PhysicianP
         else:
             current_order = None
         visit.lev = current_order
-        if visit.lev is not None:
-            visit.anti_seizure_medicines = frozenset({"levetiracetam"})
-        else:
-            visit.anti_seizure_medicines = frozenset()
-        truths.append(
-            VisitTruth(
-                date=day,
-                encounter_id=encounter_id,
-                dose_class_before=before_class,
-                dose_class=action,
-                probabilities=recorded,
-                seizure_count=count,
-                seizure_since_last_visit=count > 0,
-                seizure_last_3_months=last_3,
-                seizure_last_6_months=last_6,
-                average_concentration=round(concentration, 3),
-                drug_effect=round(effect, 4),
-                adverse_effect=adverse,
-                in_remission=not active,
-                weight_kg=weight,
-                height_cm=height,
-                egfr_true=child.egfr,
-                allowed=allowed,
-                weight_in_pounds=bool(u[1] < config.weight_in_pounds_share),
-                exam_class=exam,
-                assessment=assessment,
-                duration_class=duration_class,
-                labs=labs,
-                creatinine_in_umol=bool(u[2] < config.creatinine_umol_share),
-                eeg=eeg,
-                order_id=order_id,
-            )
-        )
+        visit.anti_seizure_medicines = frozenset({"levetiracetam"}) if current_order is not None else frozenset()
         # Next visit: soon after a start or change, otherwise 1–6 months; dropout and discharge end follow-up.
         changed = new_mg != current_mg
         previous_count = count
