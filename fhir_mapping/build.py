@@ -200,8 +200,8 @@ class _Builder:
             return
         verification = resource.get("verificationStatus")
         if isinstance(verification, dict):
-            for coding in verification.get("coding") or []:
-                if isinstance(coding, dict) and coding.get("code") in IGNORED_CONDITION_VERIFICATION:
+            for coding in _items(verification.get("coding")):
+                if isinstance(coding, dict) and _text(coding.get("code")) in IGNORED_CONDITION_VERIFICATION:
                     return
         onset = None
         for field in ("onsetDateTime", "recordedDate"):
@@ -217,7 +217,7 @@ class _Builder:
             self.timeline.onset = onset
 
     def encounter(self, resource: Mapping[str, Any]) -> None:
-        if resource.get("status") in IGNORED_ENCOUNTER_STATUSES:
+        if _text(resource.get("status")) in IGNORED_ENCOUNTER_STATUSES:
             return
         period = resource.get("period")
         day = None
@@ -234,7 +234,7 @@ class _Builder:
 
     def observation(self, resource: Mapping[str, Any], encounters: Mapping[str, date]) -> None:
         concept = codes.concept_for(resource.get("code"), codes.OBSERVATION_BY_CODING)
-        if concept is None or resource.get("status") in IGNORED_OBSERVATION_STATUSES:
+        if concept is None or _text(resource.get("status")) in IGNORED_OBSERVATION_STATUSES:
             return
         stamp, day = _effective(resource)
         if day is None:
@@ -295,7 +295,7 @@ class _Builder:
         if answers is not None:
             concept_value = resource.get("valueCodeableConcept")
             if isinstance(concept_value, dict):
-                for coding in concept_value.get("coding") or []:
+                for coding in _items(concept_value.get("coding")):
                     if isinstance(coding, dict) and coding.get("system") == codes.EPIDOSE_SYSTEM and coding.get("code") in answers:
                         return answers.index(coding["code"]) if key == "seizure_duration_class" else coding["code"]
             self.problem(ProblemKind.UNKNOWN_CODE, f"{key} answer is not one of the project codes {', '.join(answers)}", resource, "valueCodeableConcept")
@@ -423,6 +423,16 @@ class _Builder:
                 taking_after.add(key)
         visit.anti_seizure_medicines_before = frozenset(taking_before)
         visit.anti_seizure_medicines = frozenset(taking_after)
+
+
+def _items(value: object) -> list[Any]:
+    """A repeating element as a list (corrupt input may hold a scalar instead)."""
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object) -> str | None:
+    """A string element, or None for anything else (corrupt input may hold lists or objects)."""
+    return value if isinstance(value, str) else None
 
 
 def _effective(resource: Mapping[str, Any]) -> tuple[str, date | None]:

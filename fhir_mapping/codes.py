@@ -168,7 +168,8 @@ def concept_for(codeable: object, table: dict[tuple[str, str], Concept]) -> Conc
     """The first concept of ``table`` matching a coding of a CodeableConcept dict, on exact (system, code)."""
     if not isinstance(codeable, dict):
         return None
-    for coding in codeable.get("coding") or []:
+    codings = codeable.get("coding")
+    for coding in codings if isinstance(codings, list) else []:
         if not isinstance(coding, dict):
             continue
         system, code = coding.get("system"), coding.get("code")

@@ -111,7 +111,7 @@ class _Collector:
     def _outcome(self, outcome: object, where: str, prefetch_key: str | None, *, warning: bool = False) -> None:
         details = []
         issues = outcome.get("issue") if isinstance(outcome, dict) else None
-        if warning and not any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in issues or []):
+        if warning and not any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in (issues if isinstance(issues, list) else [])):
             return  # informational search outcomes ("2 matches") are not problems
         for issue in issues if isinstance(issues, list) else []:
             if isinstance(issue, dict):

@@ -105,16 +105,16 @@ def medication_codings(resource: Mapping[str, Any], medications: Mapping[str, Ma
     found: list[dict[str, Any]] = []
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, dict):
-        found.extend(c for c in concept.get("coding") or [] if isinstance(c, dict))
+        found.extend(c for c in _list(concept.get("coding")) if isinstance(c, dict))
     medication = resolve_medication(resource, medications)
     if medication is not None:
         code = medication.get("code")
         if isinstance(code, dict):
-            found.extend(c for c in code.get("coding") or [] if isinstance(c, dict))
-        for ingredient in medication.get("ingredient") or []:
+            found.extend(c for c in _list(code.get("coding")) if isinstance(c, dict))
+        for ingredient in _list(medication.get("ingredient")):
             item = ingredient.get("itemCodeableConcept") if isinstance(ingredient, dict) else None
             if isinstance(item, dict):
-                found.extend(c for c in item.get("coding") or [] if isinstance(c, dict))
+                found.extend(c for c in _list(item.get("coding")) if isinstance(c, dict))
     return found, medication
 
 
@@ -128,7 +128,7 @@ def resolve_medication(resource: Mapping[str, Any], medications: Mapping[str, Ma
     if not isinstance(target, str) or not target:
         return None
     if target.startswith("#"):
-        for contained in resource.get("contained") or []:
+        for contained in _list(resource.get("contained")):
             if isinstance(contained, dict) and contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
                 return contained
         return None
@@ -283,10 +283,10 @@ def _form(medication: Mapping[str, Any] | None) -> str:
     form = medication.get("form") if medication is not None else None
     if not isinstance(form, dict):
         return "unknown"
-    for coding in form.get("coding") or []:
+    for coding in _list(form.get("coding")):
         if isinstance(coding, dict) and isinstance(coding.get("code"), str) and coding["code"].upper() in ORDERABLE_FORMS:
             return ORDERABLE_FORMS[coding["code"].upper()]
-    words = " ".join(str(c.get("display", "")) for c in form.get("coding") or [] if isinstance(c, dict)) + " " + str(form.get("text", ""))
+    words = " ".join(str(c.get("display", "")) for c in _list(form.get("coding")) if isinstance(c, dict)) + " " + str(form.get("text", ""))
     words = words.lower()
     for word, kind in FORM_WORDS:
         if word in words:
@@ -408,7 +408,7 @@ def _administrations_per_day(dosage: Mapping[str, Any], product: _Product, label
                 return per_day
         code = timing.get("code")
         if isinstance(code, dict):
-            for coding in code.get("coding") or []:
+            for coding in _list(code.get("coding")):
                 if isinstance(coding, dict) and coding.get("system") in (codes.TIMING_ABBREVIATION, None) and isinstance(coding.get("code"), str):
                     per_day = TIMING_CODES.get(coding["code"].strip().upper())
                     if per_day is not None:
@@ -441,7 +441,7 @@ def _repeat_per_day(repeat: Mapping[str, Any], label: str, where: str, problems:
     if frequency is None or frequency <= 0 or period is None or period <= 0:
         problems.append(Problem(ProblemKind.UNREADABLE_DOSE, "timing.repeat frequency and period must be positive numbers", label, where))
         return None
-    if unit not in DAYS_PER_UNIT:
+    if not isinstance(unit, str) or unit not in DAYS_PER_UNIT:
         problems.append(Problem(ProblemKind.UNREADABLE_DOSE, f"periodUnit {unit!r} is not h, d or wk", label, f"{where}.periodUnit"))
         return None
     return frequency / (period * DAYS_PER_UNIT[unit])
