@@ -11,7 +11,7 @@ import requests
 from click.testing import CliRunner
 
 from plugin.cli import main
-from training.simulator.cohort import write_cohort
+from tests.deploy.conftest import registry_with
 
 
 def _post(base: str, resource: dict) -> dict:
@@ -21,27 +21,21 @@ def _post(base: str, resource: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def loaded_server(fhir_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str], str]]:
-    """The FHIR server with six simulated patients' bundles; yields (base, treated patient ids, empty patient id)."""
-    from training.pipeline import train_model
-    from training.policies import named_config
-    from training.registry import ModelRegistry
-
-    folder = tmp_path_factory.mktemp("sandbox")
-    write_cohort(folder / "cohort", 60, seed=11)
+def loaded_server(fhir_server: str, small_cohort: Path, small_model: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str], str]]:
+    """The FHIR server with three treated simulated children and one bare Patient; the model registered."""
     treated: list[str] = []
-    for bundle_file in sorted((folder / "cohort" / "bundles").glob("*.json")):
+    for bundle_file in sorted((small_cohort / "bundles").glob("*.json")):
         bundle = json.loads(bundle_file.read_text(encoding="utf-8"))
         has_lev = any(e["resource"]["resourceType"] == "MedicationRequest" for e in bundle["entry"])
         if has_lev and len(treated) < 3:
             _post(fhir_server, bundle)
             treated.append(bundle_file.stem)
     empty = _post(f"{fhir_server}/Patient", {"resourceType": "Patient", "gender": "male"})["id"]
-    model_dir, _, _ = train_model(folder / "cohort", folder / "model", named_config("conservative", steps=200))
-    registry = ModelRegistry(folder / "data" / "models")
-    registry.promote(registry.add(Path(model_dir)))
+    data_dir = tmp_path_factory.mktemp("sandbox-data")
+    registry_with(small_model, data_dir)
     mp = pytest.MonkeyPatch()
-    mp.setenv("EPIDOSE_DATA_DIR", str(folder / "data"))
+    mp.setenv("EPIDOSE_DATA_DIR", str(data_dir))
     mp.setenv("EPIDOSE_BUILD_DEFAULT_MODEL", "off")
     yield fhir_server, treated, empty
     mp.undo()

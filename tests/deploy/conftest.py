@@ -1,0 +1,38 @@
+"""Fixtures for deployment tests: a small simulated cohort and a model trained on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.simulator.cohort import write_cohort
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-patient simulated cohort folder (NDJSON, bundles, truth)."""
+    folder = tmp_path_factory.mktemp("cohort") / "cohort"
+    write_cohort(folder, 60, seed=11)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_model(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A conservative DQN trained for a few hundred steps on the small cohort (a real model folder)."""
+    from training.pipeline import train_model
+    from training.policies import named_config
+
+    folder, _, _ = train_model(small_cohort, tmp_path_factory.mktemp("model") / "model",
+                               named_config("conservative", steps=200))
+    return Path(folder)
+
+
+def registry_with(model: Path, data_dir: Path) -> str:
+    """Put ``model`` into the registry under ``data_dir`` and promote it; return its version."""
+    from training.registry import ModelRegistry
+
+    registry = ModelRegistry(data_dir / "models")
+    version = registry.add(model)
+    registry.promote(version)
+    return version
