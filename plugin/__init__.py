@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     """Build the service. ``registry``, ``loader``, ``jwks_fetch`` and ``fetcher`` replace the defaults in tests."""
     from hooks import service_definitions
     from plugin import api, errors, ops, report, security
+    from plugin.cache import ResponseCache
     from plugin.gather import FhirFetcher
     from plugin.metrics import Metrics
     from plugin.model import ModelHolder, default_loader, default_registry
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     services = {d["id"]: d for d in service_definitions()}
     runtime = Runtime(settings, services, holder,
                       fetcher or FhirFetcher(settings.fhir_timeout_seconds, settings.fhir_budget_seconds),
-                      store, Metrics())
+                      store, Metrics(), ResponseCache(settings.response_cache_size, settings.response_cache_seconds))
     app.extensions["epidose"] = runtime
     errors.init_app(app)
     authenticator = None

@@ -6,12 +6,14 @@ The discovery document and request routing come from the same registry: the serv
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from plugin.cache import ResponseCache, fill, make_template
 from plugin.cards import constant_card
 from plugin.decide import decide
 from plugin.errors import BadRequest, NotFound, ServiceError
@@ -92,22 +94,58 @@ def _hook_call(rt: Runtime, service_id: str, definition: dict[str, Any]) -> Resp
             raise BadRequest("fhirAuthorization must carry an access_token")
         if str(authorization.get("token_type", "Bearer")).lower() != "bearer":
             raise BadRequest("fhirAuthorization.token_type must be Bearer")
-    gathered = rt.fetcher.gather(definition.get("prefetch") or {}, prefetch, context, fhir_server, authorization)
+    templates = definition.get("prefetch") or {}
     model = rt.models.model
     if model is not None:
         rt.metrics.model_version = str(getattr(model, "version", ""))
-    outcome = decide(hook, context, gathered, model, rt.report_url())
+    today = datetime.now(UTC).date()
+    key = None
+    if rt.cache.enabled and prefetch is not None and all(k in prefetch for k in templates):
+        token = (authorization or {}).get("access_token") or ""
+        key = ResponseCache.key(request.get_data(cache=True), [hook_instance, token], service_id, today.isoformat(),
+                                str(rt.models.registry_version))
+        cached = rt.cache.get(key) if key is not None else None
+        if cached is not None:
+            text, audits = fill(cached)
+            _record(rt, service_id, hook_instance, patient_id, audits, list(cached.indicators))
+            return Response(text, mimetype="application/json")
+    gathered = rt.fetcher.gather(templates, prefetch, context, fhir_server, authorization)
+    outcome = decide(hook, context, gathered, model, rt.report_url(), today=today)
+    text = json.dumps({"cards": outcome.cards}, separators=(",", ":"), ensure_ascii=False)
+    indicators = [card["indicator"] for card in outcome.cards]
+    _record(rt, service_id, hook_instance, patient_id, outcome.audit, indicators)
+    if key is not None and not gathered.fetched:
+        rt.cache.put(key, make_template(text, _generated_uuids(outcome.cards), outcome.audit, indicators,
+                                        [card["uuid"] for card in outcome.cards]))
+    return Response(text, mimetype="application/json")
+
+
+def _generated_uuids(cards: list[dict[str, Any]]) -> list[str]:
+    """The uuids this service made up for a response (cards, suggestions, created resources)."""
+    found = []
+    for card in cards:
+        found.append(card["uuid"])
+        for suggestion in card.get("suggestions") or []:
+            found.append(suggestion["uuid"])
+            for action in suggestion.get("actions") or []:
+                if action.get("type") == "create" and isinstance(action.get("resource"), dict):
+                    found.append(action["resource"]["id"])
+    return found
+
+
+def _record(rt: Runtime, service_id: str, hook_instance: str, patient_id: str, audits: list[dict[str, Any]],
+            indicators: list[str]) -> None:
+    """One audit record per card served (patient as a keyed hash) and the card metrics."""
     served_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patient_hash = rt.store.patient_hash(patient_id)
-    for card, audit in zip(outcome.cards, outcome.audit, strict=True):
+    for audit, indicator in zip(audits, indicators, strict=True):
         rt.store.add_audit(AuditRecord(
             card_uuid=audit["card_uuid"], served_at=served_at, service=service_id, hook_instance=hook_instance,
             patient_hash=patient_hash, model_version=audit["model_version"], input_fingerprint=audit["input_fingerprint"],
             indicator=audit["indicator"], recommended_mg_per_day=audit["recommended_mg_per_day"],
             compared_mg_per_day=audit["compared_mg_per_day"], raw_model_mg_per_day=audit["raw_model_mg_per_day"],
             safety_adjustments=tuple(audit["safety_adjustments"])))
-        rt.metrics.observe_card(service_id, card["indicator"])
-    return jsonify({"cards": outcome.cards})
+        rt.metrics.observe_card(service_id, indicator)
 
 
 @bp.post("/cds-services/<service_id>/feedback")

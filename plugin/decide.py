@@ -64,7 +64,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     notes.extend(sorted({p.message for p in problems if p.kind.value == "missing"}))
 
     from fhir_mapping.build import build_timeline
-    from fhir_mapping.features import state_matrix
+    from fhir_mapping.features import state_row
 
     timeline = build_timeline(resources, patient_id, as_of=today)
     visit = timeline.visits[-1] if timeline.visits else None
@@ -85,11 +85,10 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
         draft=draft, data_notes=notes, encounter_id=_string(context.get("encounterId")))
     if model is None:
         raise ServiceError("no model is loaded yet", 503)
-    values, observed = state_matrix(timeline)
-    row_values = np.asarray(values)[-1:] if len(values) else None
-    row_observed = np.asarray(observed)[-1:] if len(observed) else None
-    if row_values is None or row_observed is None:
+    if not timeline.visits:
         raise PreconditionFailed("no visit could be built from the patient's data")
+    last_values, last_observed = state_row(timeline, len(timeline.visits) - 1)  # the decision point
+    row_values, row_observed = last_values[None, :], last_observed[None, :]
     allowed = np.asarray(bounds.allowed, dtype=bool)
     choice, scores, raw = model.recommend(row_values[0], row_observed[0], allowed)
     decision.scores = tuple(float(s) for s in np.asarray(scores, dtype=float).ravel())

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from plugin.cache import ResponseCache
 from plugin.gather import FhirFetcher
 from plugin.metrics import Metrics
 from plugin.model import ModelHolder
@@ -24,6 +25,7 @@ class Runtime:
     fetcher: FhirFetcher
     store: Store
     metrics: Metrics
+    cache: ResponseCache
 
     @property
     def services_public(self) -> list[dict[str, Any]]:

@@ -71,6 +71,10 @@ class Settings:
     """EPIDOSE_MODEL_CHECK_SECONDS: how often a worker checks the registry for a newly promoted model."""
     build_default_model: bool = True
     """EPIDOSE_BUILD_DEFAULT_MODEL: build the embedded default model at first start when none is registered."""
+    response_cache_size: int = 256
+    """EPIDOSE_RESPONSE_CACHE_SIZE: responses kept per worker for repeated identical calls (0 disables)."""
+    response_cache_seconds: float = 300.0
+    """EPIDOSE_RESPONSE_CACHE_SECONDS: how long a cached response may be reused."""
     bench_constant_card: bool = False
     """EPIDOSE_BENCH_CONSTANT_CARD: expose ``/cds-services/bench-constant`` (benchmarks only)."""
     log_level: str = "INFO"
@@ -120,7 +124,7 @@ class Settings:
                 raise SettingsError("EPIDOSE_JWKS: must map each issuer to a JWKS file path or URL")
             if source.startswith("http://") and not _is_loopback_url(source):
                 raise SettingsError(f"EPIDOSE_JWKS: JWKS URL for {iss!r} must use https")
-        if self.max_body_bytes <= 0 or self.port <= 0 or self.workers < 0:
+        if self.max_body_bytes <= 0 or self.port <= 0 or self.workers < 0 or self.response_cache_size < 0:
             raise SettingsError("EPIDOSE_MAX_BODY_BYTES, EPIDOSE_PORT and EPIDOSE_WORKERS must be positive")
         if self.fhir_timeout_seconds <= 0 or self.fhir_budget_seconds <= 0:
             raise SettingsError("EPIDOSE_FHIR_TIMEOUT_SECONDS and EPIDOSE_FHIR_BUDGET_SECONDS must be positive")
@@ -185,9 +189,9 @@ def _parse(name: str, raw: str, variable: str) -> Any:
             return dict(value)
         if name in {"jku_allowlist", "jwt_algorithms", "cors_origins"}:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
-        if name in {"port", "workers", "max_body_bytes", "clock_skew_seconds"}:
+        if name in {"port", "workers", "max_body_bytes", "clock_skew_seconds", "response_cache_size"}:
             return int(raw)
-        if name in {"fhir_timeout_seconds", "fhir_budget_seconds", "model_check_seconds"}:
+        if name in {"fhir_timeout_seconds", "fhir_budget_seconds", "model_check_seconds", "response_cache_seconds"}:
             return float(raw)
         if name in {"data_dir", "model_dir", "database"}:
             return Path(raw).expanduser()

@@ -1,0 +1,238 @@
+"""Benchmark of the CDS Hooks service under gunicorn: full pipeline vs a constant card on the same server.
+
+Starts ``epidose serve`` with 2 sync workers on 127.0.0.1 (authentication off, the benchmark-only
+constant-card endpoint on), sends a patient-view request with a full prefetch (1 Patient,
+100 Observations, 20 MedicationRequests) with wrk (or a Python client when wrk is absent), and prints
+req/s, p50, p99 and resident memory per worker for both endpoints in the same run.
+
+    python bench/serve.py [--seconds 10] [--connections 8]
+
+Targets (issue #5): full pipeline ≥ 70% of the constant endpoint's throughput, p99 < 25 ms at
+8 connections, < 100 MB resident per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LOINC = "http://loinc.org"
+EPI = "https://epidose.org/fhir/CodeSystem/epidose"
+UCUM = "http://unitsofmeasure.org"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _observation(index: int, code: str, system: str, day: date, value: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": f"o{index}", "status": "final",
+            "code": {"coding": [{"system": system, "code": code}]}, "subject": {"reference": "Patient/bench"},
+            "effectiveDateTime": day.isoformat(), **value}
+
+
+def full_prefetch() -> dict[str, Any]:
+    """1 Patient, 100 Observations over 5 years of visits, 20 MedicationRequests."""
+    today = date.today()
+    visits = [today - timedelta(days=90 * i) for i in range(20, 0, -1)]
+    observations: dict[str, list[dict[str, Any]]] = {"weight": [], "height": [], "seizures": [], "labs": []}
+    n = 0
+    for i, day in enumerate(visits):
+        def add(key: str, code: str, system: str, value: dict[str, Any], day: date = day) -> None:
+            nonlocal n
+            observations[key].append(_observation(n, code, system, day, value))
+            n += 1
+        add("weight", "29463-7", LOINC, {"valueQuantity": {"value": 18 + i * 0.5, "unit": "kg", "system": UCUM, "code": "kg"}})
+        add("seizures", "seizure-count-since-last-visit", EPI, {"valueInteger": i % 3})
+        add("seizures", "seizure-last-3-months", EPI, {"valueBoolean": i % 2 == 0})
+        add("labs", "2160-0", LOINC, {"valueQuantity": {"value": 0.45, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}})
+        add("height", "8302-2", LOINC, {"valueQuantity": {"value": 115 + i, "unit": "cm", "system": UCUM, "code": "cm"}})
+    assert n == 100
+    orders = []
+    for i in range(20):
+        day = visits[i]
+        orders.append({
+            "resourceType": "MedicationRequest", "id": f"m{i}", "status": "active" if i == 19 else "completed",
+            "intent": "order", "authoredOn": day.isoformat(), "subject": {"reference": "Patient/bench"},
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "311288"}]},
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                                   "doseAndRate": [{"doseQuantity": {"value": 1 + (i % 2), "unit": "tablet", "system": UCUM, "code": "{tbl}"}}]}],
+        })
+
+    def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+    born = (today - timedelta(days=int(9 * 365.25))).isoformat()
+    return {"patient": {"resourceType": "Patient", "id": "bench", "birthDate": born, "gender": "female"},
+            "weight": searchset(observations["weight"][-1:] + observations["weight"][:-1]),
+            "height": searchset(observations["height"]), "seizures": searchset(observations["seizures"]),
+            "labs": searchset(observations["labs"]), "conditions": None, "medications": searchset(orders)}
+
+
+def request_body() -> dict[str, Any]:
+    return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/bench", "patientId": "bench"}, "prefetch": full_prefetch()}
+
+
+def prepare_model(data_dir: Path, env: dict[str, str]) -> None:
+    """Use the embedded default model when its builder exists; otherwise train a small one (a few seconds)."""
+    try:
+        import training.default_model  # noqa: F401
+        return  # ``epidose serve`` builds it at first start
+    except ImportError:
+        pass
+    cohort, model = data_dir / "cohort", data_dir / "model-build"
+    subprocess.run([sys.executable, "-m", "plugin.cli", "cohort", "--patients", "60", "--seed", "1", "--out", str(cohort)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "plugin.cli", "train", "--data", str(cohort), "--out", str(model),
+                    "--steps", "300", "--no-progress"], check=True, env=env, stdout=subprocess.DEVNULL)
+    code = ("import sys; from pathlib import Path; from training.registry import ModelRegistry; "
+            "r = ModelRegistry(Path(sys.argv[1])); r.promote(r.add(Path(sys.argv[2])))")
+    subprocess.run([sys.executable, "-c", code, str(data_dir / "models"), str(model)], check=True, env=env)
+
+
+def worker_rss_mb(master: int) -> list[float]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    sizes = []
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if match:
+            sizes.append(int(match.group(1)) / 1024)
+    return sizes
+
+
+def run_wrk(url: str, body_file: Path, seconds: int, connections: int) -> dict[str, float]:
+    script = body_file.with_suffix(".lua")
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\n'
+        "end\n")
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+                         check=True, capture_output=True, text=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("RESULT"))
+    requests_done, errors, duration_us, p50_us, p99_us = (float(x) for x in line.split()[1:])
+    return {"rps": requests_done / (duration_us / 1e6), "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000,
+            "errors": errors, "requests": requests_done}
+
+
+def run_python(url: str, body_file: Path, seconds: int, connections: int) -> dict[str, float]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    payload = body_file.read_bytes()
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client() -> None:
+        nonlocal errors
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            connection.request("POST", parts.path, body=payload, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                errors += response.status != 200
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    latencies.sort()
+    return {"rps": len(latencies) / elapsed, "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000, "errors": errors, "requests": len(latencies)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="epidose-bench-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPIDOSE_")}
+    env.update({"EPIDOSE_AUTH": "off", "EPIDOSE_BENCH_CONSTANT_CARD": "on", "EPIDOSE_DATA_DIR": str(data_dir),
+                "EPIDOSE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)})
+    prepare_model(data_dir, env)
+    body_file = data_dir / "body.json"
+    body_file.write_text(json.dumps(request_body()))
+    server = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600  # a first start may build the default model
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=1) as answer:  # noqa: S310 (loopback)
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the service did not become ready:\n" + (server.stderr.read().decode() if server.stderr else ""))
+            time.sleep(0.3)
+        check = urllib.request.Request(base + "/cds-services/epidose-patient-view", data=body_file.read_bytes(),  # noqa: S310
+                                       headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(check, timeout=5) as answer:  # noqa: S310
+            card = json.loads(answer.read())["cards"][0]
+        print(f"card: {card['summary']} [{card['indicator']}]")
+        runner = run_wrk if shutil.which("wrk") else run_python
+        tool = "wrk" if runner is run_wrk else "python client"
+        runner(base + "/cds-services/bench-constant", body_file, 2, args.connections)  # warm-up
+        runner(base + "/cds-services/epidose-patient-view", body_file, 2, args.connections)
+        constant = runner(base + "/cds-services/bench-constant", body_file, args.seconds, args.connections)
+        full = runner(base + "/cds-services/epidose-patient-view", body_file, args.seconds, args.connections)
+        rss = worker_rss_mb(server.pid)
+        print(f"load generator: {tool}, {args.connections} connections, {args.seconds} s per endpoint, 2 sync workers, "
+              f"{os.cpu_count()} CPU(s); request body {body_file.stat().st_size / 1024:.0f} KiB")
+        print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+        for name, result in (("constant card", constant), ("full patient-view", full)):
+            print(f"{name:<22}{result['rps']:>10.0f}{result['p50_ms']:>10.2f}{result['p99_ms']:>10.2f}{result['errors']:>8.0f}")
+        ratio = full["rps"] / constant["rps"]
+        print(f"RSS per worker (MB): {', '.join(f'{x:.0f}' for x in rss)}")
+        print(f"throughput ratio full/constant: {ratio:.0%} (target ≥ 70%): {'PASS' if ratio >= 0.7 else 'FAIL'}")
+        print(f"p99 full: {full['p99_ms']:.1f} ms (target < 25 ms): {'PASS' if full['p99_ms'] < 25 else 'FAIL'}")
+        print(f"RSS: max {max(rss, default=0):.0f} MB (target < 100 MB): {'PASS' if rss and max(rss) < 100 else 'FAIL'}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
