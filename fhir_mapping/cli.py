@@ -9,11 +9,7 @@ from typing import Any
 
 import click
 
-from fhir_mapping.build import build_timeline, build_timelines
-from fhir_mapping.features import FEATURE_SPEC, state_matrix
-from fhir_mapping.inputs import collect_resources
 from fhir_mapping.problems import MappingError, Problem, ProblemKind
-from fhir_mapping.timeline import PatientTimeline
 
 # Problems that make the input unusable as a whole (exit 2) rather than partly unusable (exit 1).
 FATAL_KINDS = frozenset({ProblemKind.MALFORMED})
@@ -21,6 +17,12 @@ FATAL_KINDS = frozenset({ProblemKind.MALFORMED})
 
 def map_to_json(sources: tuple[object, ...], *, as_of: date | None = None, patient: str | None = None) -> tuple[dict[str, Any], list[Problem]]:
     """The ``epidose map`` document for FHIR input, and every problem met (input and timelines)."""
+    # Imported here so that other epidose commands (and --help) do not pay for numpy and the mapping.
+    from fhir_mapping.build import build_timeline, build_timelines
+    from fhir_mapping.features import FEATURE_SPEC, state_matrix
+    from fhir_mapping.inputs import collect_resources
+    from fhir_mapping.timeline import PatientTimeline
+
     resources, problems = collect_resources(*sources)
     timelines: list[PatientTimeline]
     if patient is not None:
