@@ -326,8 +326,8 @@ class _Builder:
                 if key == "levetiracetam":
                     self.problem(ProblemKind.MISSING, "levetiracetam order without authoredOn or a start date: it cannot be placed in time", resource, "authoredOn")
                 continue
-            if self.after_as_of(placed.start):
-                continue
+            if self.after_as_of(placed.start) or self.after_as_of(parse_date(resource.get("authoredOn"))):
+                continue  # written after the decision date: not known then
             (lev if key == "levetiracetam" else others.setdefault(key, [])).append(placed)
         return lev, others
 

@@ -31,9 +31,10 @@ Order in effect (:func:`order_on_arrival`, :func:`order_at_end_of_day`):
 - an order starts at the earliest ``timing.repeat.boundsPeriod.start``, else
   ``dispenseRequest.validityPeriod.start``, else ``authoredOn``; it ends at the latest
   ``boundsPeriod.end`` (the last day taken);
-- a ``stopped`` or ``completed`` order without an end ends at ``meta.lastUpdated`` if given, else at
-  the date its status is known (``status_known_on``: the service's "today", or the date of the
-  latest data); a newer order replaces it anyway;
+- a ``stopped`` or ``completed`` order without an end ends at ``meta.lastUpdated`` or the date its
+  status is known (``status_known_on``: the service's "today", or the date of the patient's latest
+  data), whichever is earlier (servers set lastUpdated at load time); a newer order replaces it anyway;
+- ``intent`` is not used: an active order is taken whether its intent is order, plan or proposal;
 - the latest start wins: on a day, the order in effect is the counted order with the latest start
   (ties: later ``authoredOn`` timestamp, then later in the input), if it has not ended. An older
   order never "comes back" when a newer one ends;
@@ -471,8 +472,11 @@ def place_order(resource: Mapping[str, Any], position: int, dose: NormalisedDose
         return None
     if end is None and order_status(resource) in ENDED_STATUSES:
         meta = resource.get("meta")
-        end = parse_date(meta.get("lastUpdated")) if isinstance(meta, dict) else None
-        end = end or status_known_on
+        updated = parse_date(meta.get("lastUpdated")) if isinstance(meta, dict) else None
+        # A server sets lastUpdated when data is loaded, which may be long after the stop: never later
+        # than the date the status is known.
+        candidates = [d for d in (updated, status_known_on) if d is not None]
+        end = min(candidates) if candidates else None
         if end is not None and end < start:
             end = start
     authored = resource.get("authoredOn")

@@ -122,3 +122,13 @@ def test_draft_orders_are_never_taken() -> None:
     draft = f.lev_order("mr", 500.0, D0, status="draft")
     visit = build_timeline([f.patient(), f.encounter("e1", D1), draft]).visits[0]
     assert visit.lev_before is None and visit.lev is None and visit.lev_before_unreadable is None
+
+
+def test_as_of_ignores_orders_written_later() -> None:
+    """An order authored after as_of is not known at the decision date, even if backdated."""
+    backdated = f.lev_order("mr", 500.0, D0)
+    backdated["authoredOn"] = "2021-05-01"
+    visit = build_timeline([f.patient(), f.encounter("e0", D0), backdated], as_of=date(2021, 4, 1)).visits[-1]
+    assert visit.lev_before is None and visit.lev is None
+    later = build_timeline([f.patient(), f.encounter("e0", D0), backdated], as_of=date(2021, 5, 2)).visits[-1]
+    assert later.lev_before is not None and later.lev_before.mg_per_day == 500.0

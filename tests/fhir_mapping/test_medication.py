@@ -182,3 +182,9 @@ def test_stopped_order_without_end_ends_when_its_status_is_known() -> None:
     assert placed("a", "2020-01-01", status="stopped", last_updated="2020-02-03T10:00:00Z").end == date(2020, 2, 3)
     assert placed("a", "2020-01-01", status="stopped", known=date(2020, 5, 1)).end == date(2020, 5, 1)
     assert placed("a", "2020-01-01", status="active", known=date(2020, 5, 1)).end is None
+
+
+def test_stopped_order_never_ends_after_its_status_is_known() -> None:
+    """A lastUpdated set when a server loaded the data does not extend a stopped order past the known date."""
+    order = placed("a", "2020-01-01", status="stopped", last_updated="2024-06-01T00:00:00Z", known=date(2020, 5, 1))
+    assert order.end == date(2020, 5, 1)
