@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
@@ -344,6 +344,7 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
         accept_statuses: Sequence[int] = (),
+        json_body: Any = None,
     ) -> requests.Response:
         """Send a request with timeout, auth and retries; return the response or raise a FhirError.
 
@@ -354,12 +355,15 @@ class FhirClient:
         attempt = 0
         while True:
             request_headers = {"Accept": FHIR_JSON, **(headers or {})}
+            if json_body is not None:
+                request_headers["Content-Type"] = FHIR_JSON
             if authenticated:
                 request_headers.update(self.auth.headers())
             self.requests_made += 1
             try:
                 response = self.session.request(
-                    method, full_url, params=params, headers=request_headers, timeout=self.timeout
+                    method, full_url, params=params, headers=request_headers, timeout=self.timeout,
+                    data=None if json_body is None else json.dumps(json_body),
                 )
             except requests.Timeout as error:
                 failure: FhirError = FhirTimeoutError(f"{method} {self._describe(full_url)} timed out")
@@ -393,21 +397,11 @@ class FhirClient:
 
     @staticmethod
     def _raise_for_status(response: requests.Response) -> None:
-        """The one place where an HTTP status becomes an exception."""
-        status = response.status_code
-        if status < 400:
-            return
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        message = _outcome_text(response)
-        if status in (401, 403):
-            raise FhirAuthError(status, message)
-        if status in (404, 410):
-            raise FhirNotFound(status, message)
-        if status == 429:
-            raise FhirRateLimited(status, message, retry_after=retry_after)
-        if status >= 500:
-            raise FhirServerError(status, message, retry_after=retry_after)
-        raise FhirHttpError(status, message, retry_after=retry_after)
+        """Raise the FhirHttpError of an HTTP response's error status (nothing below 400)."""
+        if response.status_code >= 400:
+            raise error_for_status(
+                response.status_code, _outcome_text(response), parse_retry_after(response.headers.get("Retry-After"))
+            )
 
     def get_json(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET a JSON object (a resource or a Bundle)."""
@@ -435,6 +429,59 @@ class FhirClient:
         """All resources of ``resource_type`` matching ``params`` (``include``d ones too), page by page."""
         for page in self.search_pages(resource_type, params):
             yield from page.resources
+
+    def search_many(self, queries: Sequence[tuple[str, Mapping[str, str]]], *, per_batch: int = 100) -> Iterator[dict[str, Any]]:
+        """Resources of many searches, sent ``per_batch`` at a time as batch Bundles (one POST each).
+
+        Each entry's first page comes back inside the batch response; further pages follow ``next``.
+        A server that refuses batches (400, 404, 405, 501) is asked one search at a time instead.
+        """
+        for start in range(0, len(queries), per_batch):
+            chunk = queries[start : start + per_batch]
+            entries = [
+                {"request": {"method": "GET", "url": f"{resource_type}?{urlencode({'_count': str(self.page_size), **params})}"}}
+                for resource_type, params in chunk
+            ]
+            try:
+                response = self.request(
+                    "POST", "", json_body={"resourceType": "Bundle", "type": "batch", "entry": entries}
+                )
+            except FhirHttpError as error:
+                if error.status not in (400, 404, 405, 501):
+                    raise
+                for resource_type, params in chunk:
+                    yield from self.search(resource_type, params)
+                continue
+            body = _json_object(response)
+            answers = body.get("entry")
+            if body.get("resourceType") != "Bundle" or not isinstance(answers, list) or len(answers) != len(chunk):
+                raise FhirMalformedResponse("batch answered without one entry per search")
+            for answer in answers:
+                yield from self._batch_entry(answer)
+
+    def _batch_entry(self, answer: Any) -> Iterator[dict[str, Any]]:
+        if not isinstance(answer, dict):
+            raise FhirMalformedResponse("batch entry is not an object")
+        status_text = str((answer.get("response") or {}).get("status", ""))
+        try:
+            status = int(status_text.split()[0])
+        except (ValueError, IndexError) as error:
+            raise FhirMalformedResponse("batch entry without a status") from error
+        if status >= 400:
+            raise error_for_status(status, "batch entry failed")
+        bundle = answer.get("resource")
+        if not isinstance(bundle, dict):
+            raise FhirMalformedResponse("batch entry without its search Bundle")
+        seen: set[str] = set()
+        while True:
+            page = _read_searchset(bundle, self.base_url)
+            yield from page.resources
+            if page.next_url is None:
+                return
+            if page.next_url in seen:
+                raise FhirMalformedResponse("search paging loops back to a page already read")
+            seen.add(page.next_url)
+            bundle = self.get_json(page.next_url)
 
     # -- Bulk Data $export ------------------------------------------------------------------------
 
@@ -503,11 +550,26 @@ class FhirClient:
     def _absolute(self, url: str) -> str:
         if url.startswith(("http://", "https://")):
             return url
+        if not url:
+            return self.base_url
         return urljoin(self.base_url + "/", url.lstrip("/"))
 
     def _describe(self, url: str) -> str:
         # Paths only: query strings can carry patient identifiers, which are never logged.
         return urlsplit(url).path
+
+
+def error_for_status(status: int, message: str, retry_after: float | None = None) -> FhirHttpError:
+    """The one place where an error status (of a response or of a batch entry) becomes an exception."""
+    if status in (401, 403):
+        return FhirAuthError(status, message)
+    if status in (404, 410):
+        return FhirNotFound(status, message)
+    if status == 429:
+        return FhirRateLimited(status, message, retry_after=retry_after)
+    if status >= 500:
+        return FhirServerError(status, message, retry_after=retry_after)
+    return FhirHttpError(status, message, retry_after=retry_after)
 
 
 def _outcome_text(response: requests.Response) -> str:

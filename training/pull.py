@@ -3,9 +3,9 @@
 From a FHIR server (paged search, the default):
   1. Encounters with ``_lastUpdated`` after the stored watermark, sorted by ``_lastUpdated``, every page.
   2. For the patients those encounters belong to: Patient, Encounter, Observation, Condition and
-     MedicationRequest. A patient seen before is asked only for what changed after the newest
-     resource of that type already stored for them (a per-patient watermark), so known data is not
-     downloaded again; a new patient is pulled whole.
+     MedicationRequest. A patient seen before is asked, per type, only for what changed after the
+     newest resource of that type already stored for them (``_lastUpdated=gt``), so known data is
+     not downloaded again; a new patient is pulled whole.
   3. Only when every request has succeeded: append to the store, then move the watermark to the
      newest Encounter ``lastUpdated`` seen. A failure anywhere leaves the store and watermark as they
      were (the next run repeats the pull; the store drops duplicates by id and version).
@@ -120,6 +120,14 @@ def pull_from_server(client: FhirClient, store: ResourceStore) -> PullResult:
 
 
 def _pull_patients(client: FhirClient, store: ResourceStore, patients: list[str]) -> Iterator[dict[str, Any]]:
+    """The listed patients' resources, asking only for what changed since each was last pulled.
+
+    New patients: every resource, 20 patients per search. Known patients: per type, only what was
+    updated after the newest stored resource of that type and patient. Every resource the server
+    had not yet shown us is newer than that mark (it was written after the search that returned the
+    mark), so nothing is missed and nothing stored is asked for again. Those searches differ per
+    patient, so they travel in batch Bundles, 100 searches per request.
+    """
     known = store.patient_ids()
     unknown = [p for p in patients if p not in known]
     for start in range(0, len(unknown), PATIENTS_PER_QUERY):
@@ -127,17 +135,15 @@ def _pull_patients(client: FhirClient, store: ResourceStore, patients: list[str]
         yield from client.search("Patient", {"_id": chunk})
         for resource_type in PATIENT_TYPES:
             yield from client.search(resource_type, {"patient": chunk})
+    queries: list[tuple[str, dict[str, str]]] = []
     for patient in (p for p in patients if p in known):
-        yield from _since(client, "Patient", {"_id": patient}, store.patient_mark("Patient", patient))
-        for resource_type in PATIENT_TYPES:
+        for resource_type in PULLED_TYPES:
+            query = {"_id": patient} if resource_type == "Patient" else {"patient": patient}
             mark = store.patient_mark(resource_type, patient)
-            yield from _since(client, resource_type, {"patient": patient}, mark)
-
-
-def _since(client: FhirClient, resource_type: str, query: dict[str, str], mark: str | None) -> Iterator[dict[str, Any]]:
-    if mark:
-        query = {**query, "_lastUpdated": f"gt{mark}"}
-    return client.search(resource_type, query)
+            if mark:
+                query["_lastUpdated"] = f"gt{mark}"
+            queries.append((resource_type, query))
+    yield from client.search_many(queries)
 
 
 def pull_bulk(client: FhirClient, store: ResourceStore) -> PullResult:

@@ -20,6 +20,7 @@ Each model reads the held-out raw features through its own imputation statistics
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -202,6 +203,7 @@ def evaluate_on_holdout(
     gamma: float,
     seed: int,
     true_value: TrueValue | None = None,
+    bootstrap_samples: int = 500,
 ) -> dict[str, Any]:
     """Gate metrics of one model folder on the held-out visits (same visits, same π_b for every model)."""
     from training.dataset import to_transitions
@@ -217,7 +219,8 @@ def evaluate_on_holdout(
     target = soft_policy(recommended, holdout_table.masks)
     # Q̂ ≡ 0 turns WDR into per-decision weighted importance sampling: no model of its own to fit.
     ope = off_policy_values(
-        transitions, target, behaviour, lambda x: np.zeros((len(x), behaviour.shape[1])), gamma=gamma, seed=seed
+        transitions, target, behaviour, lambda x: np.zeros((len(x), behaviour.shape[1])), gamma=gamma, seed=seed,
+        samples=bootstrap_samples,
     )
     ope = {name: values for name, values in ope.items() if name in GATED_ESTIMATORS}
     metrics: dict[str, Any] = {
@@ -369,17 +372,15 @@ def retrain_once(
         record.config = config
         candidate_dir = trainer(config, train_table, work / "candidate", extra_metadata={"run_id": record.run_id})
         gamma = float(config.get("gamma", 0.9))
-        behaviour = behaviour_probabilities(train_table, holdout_table)
-        metrics = {
-            "candidate": evaluate_on_holdout(
-                candidate_dir, holdout_table, behaviour, gamma=gamma, seed=settings.split_seed, true_value=true_value
-            )
-        }
+        behaviour = behaviour_probabilities(train_table, holdout_table, steps=settings.behaviour_steps)
+        score = functools.partial(
+            evaluate_on_holdout, holdout_table=holdout_table, behaviour=behaviour, gamma=gamma,
+            seed=settings.split_seed, true_value=true_value, bootstrap_samples=settings.bootstrap_samples,
+        )
+        metrics = {"candidate": score(candidate_dir)}
         champion_path = registry.current_path()
         if champion_path is not None:
-            metrics["champion"] = evaluate_on_holdout(
-                champion_path, holdout_table, behaviour, gamma=gamma, seed=settings.split_seed, true_value=true_value
-            )
+            metrics["champion"] = score(champion_path)
         record.metrics = metrics
         promote, reason, checks = gate(
             metrics["candidate"], metrics.get("champion"),

@@ -73,6 +73,11 @@ class RetrainSettings:
     """EPIDOSE_RETRAIN_HOLDOUT: share of patients held out for the champion/candidate comparison."""
     split_seed: int = 0
     """EPIDOSE_RETRAIN_SPLIT_SEED: seed of the patient-level split (same split for both models)."""
+    behaviour_steps: int = 300
+    """EPIDOSE_RETRAIN_BEHAVIOUR_STEPS: behaviour-cloning steps estimating the physicians' policy for OPE
+    (used when the data carries no true behaviour probabilities)."""
+    bootstrap_samples: int = 500
+    """EPIDOSE_RETRAIN_BOOTSTRAP: bootstrap resamples (over patients) behind each off-policy interval."""
     initial_config: str = "paper"
     """EPIDOSE_RETRAIN_INITIAL_CONFIG: training configuration of the first model (later runs reuse the champion's)."""
     initial_steps: int | None = None
@@ -192,6 +197,8 @@ class RetrainSettings:
             ope_estimator=text("EPIDOSE_RETRAIN_OPE_ESTIMATOR"),
             holdout_fraction=holdout,
             split_seed=integer("EPIDOSE_RETRAIN_SPLIT_SEED", default.split_seed),
+            behaviour_steps=integer("EPIDOSE_RETRAIN_BEHAVIOUR_STEPS", default.behaviour_steps, minimum=1),
+            bootstrap_samples=integer("EPIDOSE_RETRAIN_BOOTSTRAP", default.bootstrap_samples, minimum=20),
             initial_config=text("EPIDOSE_RETRAIN_INITIAL_CONFIG") or default.initial_config,
             initial_steps=integer("EPIDOSE_RETRAIN_INITIAL_STEPS", 0, minimum=1) if text("EPIDOSE_RETRAIN_INITIAL_STEPS") else None,
             keep=integer("EPIDOSE_REGISTRY_KEEP", default.keep, minimum=2),

@@ -25,7 +25,10 @@ import requests
 
 @dataclass
 class Fault:
-    """One injected failure: ``kind`` is status, malformed, not_bundle, hang or drop."""
+    """One injected failure: ``kind`` is status, malformed, not_bundle, hang or drop.
+
+    ``match`` is looked for in ``"<METHOD> <path?query>"`` (e.g. ``"POST /fhir"`` for batches).
+    """
 
     kind: str
     match: str = ""
@@ -81,7 +84,7 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             if state.smart_public_key is not None and self._smart(body):
                 return
-            fault = state.take_fault(self.path)
+            fault = state.take_fault(f"{self.command} {self.path}")
             if fault is not None and self._fault(fault):
                 return
             upstream = state.upstream.rsplit("/fhir", 1)[0] + self.path

@@ -177,3 +177,20 @@ def test_backoff_is_capped() -> None:
     delays = [policy.delay(attempt, None, rng) for attempt in range(10)]
     assert max(delays) <= 4.0 and min(delays) >= 0.0
     assert policy.delay(0, 100.0, rng) <= 4.0 + 0.1
+
+
+def test_batch_searches_match_single_searches(server: str) -> None:
+    """Searches sent together in batch Bundles return what they return alone, across pages."""
+    client = FhirClient(server, page_size=1)
+    queries = [("Encounter", {"patient": f"c{n:02d}"}) for n in range(PATIENTS)] + [("Patient", {"_id": "c03"})]
+    together = sorted(r["id"] for r in client.search_many(queries, per_batch=5))
+    alone = sorted(r["id"] for q in queries for r in client.search(*q))
+    assert together == alone and len(together) == 2 * PATIENTS + 1
+
+
+def test_batch_entry_errors_are_typed(server: str) -> None:
+    """A failed entry inside a batch response raises the same typed error as a failed request."""
+    with pytest.raises(FhirNotFound):
+        list(FhirClient(server)._batch_entry({"response": {"status": "404 Not Found"}}))
+    with pytest.raises(FhirMalformedResponse):
+        list(FhirClient(server)._batch_entry({"response": {}}))

@@ -50,7 +50,7 @@ def test_retrain_once_after_new_visits(fresh_fhir_server: str, tmp_path: Path) -
     load(fresh_fhir_server, first)
     settings = RetrainSettings(
         data_dir=tmp_path / "retrain", registry_dir=tmp_path / "models", fhir_server_url=fresh_fhir_server,
-        initial_steps=300, holdout_fraction=0.3, page_size=50, retries=1, backoff_base=0.05,
+        initial_steps=300, behaviour_steps=100, bootstrap_samples=200, holdout_fraction=0.3, page_size=50, retries=1, backoff_base=0.05,
     )
 
     run1 = retrain_once(settings, true_value=synthetic_true_value)

@@ -39,8 +39,8 @@ class Stage:
 
 def _settings(root: Path, server: str, **changes: Any) -> RetrainSettings:
     values: dict[str, Any] = dict(
-        data_dir=root / "retrain", registry_dir=root / "models", fhir_server_url=server, initial_steps=300,
-        holdout_fraction=0.3, page_size=50, retries=0, backoff_base=0.05, backoff_max=2.0, request_timeout=5.0,
+        data_dir=root / "retrain", registry_dir=root / "models", fhir_server_url=server, initial_steps=150,
+        behaviour_steps=100, bootstrap_samples=100, holdout_fraction=0.3, page_size=50, retries=0, backoff_base=0.05, backoff_max=2.0, request_timeout=5.0,
     )
     values.update(changes)
     return RetrainSettings(**values)
@@ -53,7 +53,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         pytest.skip("the FHIR test server is not installed: run scripts/install.sh dev")
     root = tmp_path_factory.mktemp("faults")
     with running_fhir_server(root / "fhir") as server:
-        first, second = split_by_date(synthetic_cohort(32, seed=5), "2020-01-01")
+        first, second = split_by_date(synthetic_cohort(28, seed=5), "2020-01-01")
         load(server, first)
         record = retrain_once(_settings(root / "template", server), true_value=synthetic_true_value)
         assert record.decision == "promoted", record.reason
@@ -83,13 +83,16 @@ def _snapshot(settings: RetrainSettings) -> tuple[Any, ...]:
             [v.version for v in registry.versions()], hidden)
 
 
+# The second run asks for new Encounters (GET, paged), then for known patients' new resources in batch
+# Bundles (POST to the base URL): faults hit both kinds of request.
 FAULTS = {
-    "server error": ([Fault("status", match="/Observation", status=500)], {}),
-    "malformed page": ([Fault("malformed", match="/Encounter")], {}),
-    "timeout": ([Fault("hang", match="/MedicationRequest", seconds=1.5)], {"request_timeout": 0.4}),
-    "connection dropped": ([Fault("drop", match="/Condition")], {}),
-    "rate limited beyond retries": ([Fault("status", match="/Patient", status=429, retry_after="0") for _ in range(2)],
-                                    {"retries": 1}),
+    "server error": ([Fault("status", match="POST /fhir", status=500)], {}),
+    "malformed page": ([Fault("malformed", match="GET /fhir/Encounter")], {}),
+    "timeout": ([Fault("hang", match="POST /fhir", seconds=1.5)], {"request_timeout": 0.4}),
+    "connection dropped": ([Fault("drop", match="_offset=")], {}),
+    "rate limited beyond retries": (
+        [Fault("status", match="GET /fhir/Encounter", status=429, retry_after="0") for _ in range(2)], {"retries": 1}
+    ),
 }
 
 
