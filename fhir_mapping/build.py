@@ -41,6 +41,7 @@ from fhir_mapping.medication import (
     PlacedOrder,
     asm_key,
     counts_as_taken,
+    mentions_levetiracetam,
     normalise_medication_request,
     order_at_end_of_day,
     order_on_arrival,
@@ -261,6 +262,9 @@ class _Builder:
                     self.problem(ProblemKind.MISSING, f"{key} observation without valueQuantity", resource, "valueQuantity")
                 return None
             number = quantity.get("value")
+            if quantity.get("comparator") is not None:
+                self.problem(ProblemKind.AMBIGUOUS, f"{key} reported with a comparator ({quantity.get('comparator')!s}): the value is a bound, not a measurement", resource, "valueQuantity.comparator")
+                return None
             if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
                 self.problem(ProblemKind.INVALID_VALUE, f"{key} value is not a number", resource, "valueQuantity.value")
                 return None
@@ -304,7 +308,12 @@ class _Builder:
 
     def medication_request(self, resource: Mapping[str, Any], position: int) -> None:
         key = asm_key(resource, self.medications)
-        if key is None or not counts_as_taken(resource):
+        if not counts_as_taken(resource):
+            return
+        if key is None:
+            if mentions_levetiracetam(resource, self.medications):
+                path = "medicationReference" if "medicationReference" in resource else "medicationCodeableConcept"
+                self.problem(ProblemKind.UNKNOWN_CODE, "names levetiracetam in text only (no RxNorm or ATC code): the order is not used", resource, path)
             return
         self.orders.append((position, resource, key))
 

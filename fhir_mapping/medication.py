@@ -155,6 +155,25 @@ def asm_key(resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, 
     return None
 
 
+LEV_NAMES: Final = ("levetiracetam", "keppra", "levetiracetamum")
+
+
+def mentions_levetiracetam(resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
+    """Whether the medicine's text or displays name levetiracetam (used only to report uncoded orders)."""
+    texts: list[str] = []
+    concept = resource.get("medicationCodeableConcept")
+    medication = resolve_medication(resource, medications)
+    for codeable in (concept, medication.get("code") if medication is not None else None):
+        if isinstance(codeable, dict):
+            texts.append(str(codeable.get("text", "")))
+            texts.extend(str(c.get("display", "")) for c in _list(codeable.get("coding")) if isinstance(c, dict))
+    reference = resource.get("medicationReference")
+    if isinstance(reference, dict):
+        texts.append(str(reference.get("display", "")))
+    joined = " ".join(texts).lower()
+    return any(name in joined for name in LEV_NAMES)
+
+
 def is_levetiracetam(resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
     """Whether a MedicationRequest orders levetiracetam (by exact product or ingredient code)."""
     return asm_key(resource, medications) == "levetiracetam"

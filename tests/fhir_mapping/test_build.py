@@ -132,3 +132,21 @@ def test_as_of_ignores_orders_written_later() -> None:
     assert visit.lev_before is None and visit.lev is None
     later = build_timeline([f.patient(), f.encounter("e0", D0), backdated], as_of=date(2021, 5, 2)).visits[-1]
     assert later.lev_before is not None and later.lev_before.mg_per_day == 500.0
+
+
+def test_uncoded_levetiracetam_order_is_reported_not_dropped_silently() -> None:
+    """An active order naming levetiracetam only in text is a problem, never a silent 'no levetiracetam'."""
+    uncoded = f.lev_order("mr", 500.0, D0)
+    uncoded["medicationCodeableConcept"] = {"text": "Keppra 500 mg tablets"}
+    timeline = build_timeline([f.patient(), f.encounter("e1", D1), uncoded])
+    assert kinds(timeline) == [ProblemKind.UNKNOWN_CODE]
+    assert timeline.problems[0].path == "medicationCodeableConcept"
+
+
+def test_lab_with_comparator_is_not_used_as_a_value() -> None:
+    """A creatinine reported as '<0.2' is a bound: reported as ambiguous and not used for eGFR."""
+    low = f.quantity("c", "creatinine", D0, 0.2, eid="e0")
+    low["valueQuantity"]["comparator"] = "<"
+    timeline = build_timeline([f.patient(), f.encounter("e0", D0), f.quantity("h", "height", D0, 120.0, eid="e0"), low])
+    assert kinds(timeline) == [ProblemKind.AMBIGUOUS]
+    assert timeline.visits[0].egfr is None
