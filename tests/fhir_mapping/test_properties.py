@@ -103,3 +103,13 @@ def test_corruption_harness_reaches_the_mapping() -> None:
     timeline = build_timeline(BASE)
     assert len(timeline.visits) == 3 and timeline.problems == []
     assert timeline.visits[1].weight is not None and timeline.visits[1].weight.measured_on == date(2020, 4, 6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(doses=st.lists(st.sampled_from(DOSE_CLASSES_MG), min_size=1, max_size=8))
+def test_decided_dose_is_the_next_visits_dose_on_arrival(doses: list[float]) -> None:
+    """For any dose history, each visit's decision is what the child takes on arrival at the next visit."""
+    timeline = build_timeline(f.history(visits=len(doses), doses=tuple(doses)))
+    assert [v.lev_mg_per_day for v in timeline.visits] == doses
+    assert [v.lev_mg_per_day_before for v in timeline.visits] == [0.0, *doses[:-1]]
+    assert timeline.problems == []
