@@ -55,7 +55,8 @@ def evaluate(model_dir: Path, data_dir: Path, out_dir: Path, split: str) -> None
     if loaded.is_cohort:
         seed = int(model.metadata.get("split_seed", 0))
         patients = table.patient_ids if split == "all" else split_patients(table.patient_ids, seed)["test"]
-        true_values = true_values_for_models(data_dir, {"model": model}, patients)
+        true_values = true_values_for_models(data_dir, {"model": model}, patients,
+                                             gamma=float(model.config.get("gamma", 0.9)))
     metrics = evaluate_model(model_dir, loaded, out_dir, split=split, table=table, true_values=true_values)
     click.echo(f"top-1 {metrics['top1_agreement']:.3f}, safety violations {metrics['safety_violations']}, "
                f"report -> {Path(out_dir) / 'report.md'}")

@@ -68,6 +68,20 @@ def visit_mask(visit: Visit) -> tuple[bool, ...]:
     return allowed_dose_mask(visit.weight_kg, visit.age_years, visit.egfr)
 
 
+def timeline_mask(timeline: PatientTimeline, index: int) -> tuple[bool, ...]:
+    """The mask at visit ``index`` with weight and eGFR carried forward from earlier visits when missing.
+
+    On timelines built by ``fhir_mapping.build`` (which carries values forward) this equals
+    :func:`visit_mask`; on a timeline whose visits hold only same-day values it keeps an earlier low
+    eGFR in force instead of assuming normal renal function.
+    """
+    visit = timeline.visits[index]
+    weight = next((v.weight_kg for v in reversed(timeline.visits[: index + 1]) if v.weight_kg is not None), None)
+    egfr = next((v.egfr for v in reversed(timeline.visits[: index + 1]) if v.egfr is not None), None)
+    age = visit.age_years if visit.age_years is not None else timeline.age_years_on(visit.date)
+    return allowed_dose_mask(weight, age, egfr)
+
+
 @dataclass
 class VisitTable:
     """Every visit of a set of patients as aligned arrays (raw features, before imputation).
@@ -219,7 +233,7 @@ def visit_table(
             rows["patient"].append(index)
             rows["step"].append(t)
             rows["actions"].append(dose_class_of(visit.lev_mg_per_day))
-            rows["masks"].append(visit_mask(visit))
+            rows["masks"].append(timeline_mask(timeline, t))
             rows["rewards"].append(0.0 if last else visit_reward(visits[t + 1]))
             rows["next"].append(-1 if last else offset + t + 1)
             rows["dones"].append(1.0 if t == n - 2 else 0.0)

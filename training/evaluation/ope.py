@@ -136,6 +136,7 @@ def fitted_q_evaluation(train: Transitions, target_probs_train: np.ndarray, *, g
 
     from training.policies.mlp import MLP
 
+    torch.set_num_threads(1)  # one thread: reproducible, and no oversubscription on shared cores
     torch.manual_seed(seed)
     rows = train.transition_rows
     states = torch.as_tensor(train.states[rows])
@@ -150,7 +151,7 @@ def fitted_q_evaluation(train: Transitions, target_probs_train: np.ndarray, *, g
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
-        batch = torch.randint(len(rows), (256,), generator=generator)
+        batch = torch.randint(len(rows), (128,), generator=generator)
         with torch.no_grad():
             next_value = (target(next_states[batch]) * next_probs[batch]).sum(dim=1)
             y = rewards[batch] + gamma * next_value * (1.0 - dones[batch])

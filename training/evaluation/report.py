@@ -83,7 +83,7 @@ def evaluate_model(
     table: VisitTable | None = None,
     true_values: dict[str, Any] | None = None,
     bootstrap_samples: int = ope.BOOTSTRAP_SAMPLES,
-    fqe_steps: int = 3000,
+    fqe_steps: int = 2000,
 ) -> dict[str, Any]:
     """Write REPORT/metrics.json, report.md and plots for one model; returns the metrics."""
     started = time.perf_counter()
@@ -121,7 +121,9 @@ def evaluate_model(
     metrics["ope_settings"] = {"epsilon": ope.EPSILON, "gamma": gamma, "bootstrap_samples": bootstrap_samples,
                                "behaviour_policy": behaviour.source, "patients": len(test_ids)}
     metrics["mean_predicted_q"] = mean_predicted_value(model, test)
-    metrics["true_value"] = dict(true_values or {})
+    details = dict(true_values or {})
+    metrics["true_value"] = {name: detail["value"] for name, detail in details.items()}
+    metrics["true_value_detail"] = details
     history = model.metadata.get("history", {})
     metrics["train_seconds"] = float(history.get("seconds", 0.0))
     metrics["steps"] = int(history.get("total_steps", 0))
@@ -207,11 +209,16 @@ def render_report(metrics: dict[str, Any]) -> str:
                      f"{_fmt(row['ess'], 1)} | {_fmt(physician.get('value'), 1)} |")
     true_value = metrics.get("true_value") or {}
     if true_value:
-        lines += ["", "True value in the simulator's counterfactual environment (same patients, every policy):", "",
-                  "| policy | true value |", "|---|---:|"]
-        lines += [f"| {name} | {_fmt(value, 1)} |" for name, value in true_value.items()]
-        for name, detail in (metrics.get("true_value_detail") or {}).items():
-            lines.append(f"\n{name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in detail.items()))
+        details = metrics.get("true_value_detail") or {}
+        lines += ["", "True outcomes in the simulator's counterfactual environment (the same held-out children replayed",
+                  "under each policy; value = discounted return from the first visit):", "",
+                  "| policy | true value | reward/visit | seizure-free visits | adverse effects | out of bounds |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, value in true_value.items():
+            d = details.get(name, {})
+            lines.append(f"| {name} | {_fmt(value, 1)} | {_fmt(d.get('mean_reward_per_visit'), 1)} | "
+                         f"{_pct(d.get('seizure_free_share'))} | {_pct(d.get('adverse_effect_rate'))} | "
+                         f"{_pct(d.get('out_of_bounds_share'))} |")
     predicted = metrics.get("mean_predicted_q")
     if predicted is not None:
         lines += ["", "## Over-estimation", "",

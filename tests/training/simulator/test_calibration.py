@@ -1,0 +1,38 @@
+"""Calibration against the published study (domain.md §1) at its size and at 10,000 children."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.simulator.calibration import calibration_markdown, calibration_report, checks, study_statistics
+from training.simulator.cohort import simulate_cohort
+
+
+def test_study_checks_hold_for_the_study_itself() -> None:
+    """The published numbers pass their own checks, so a failing cohort check is the cohort's fault."""
+    assert all(checks(study_statistics()).values())
+
+
+def test_checks_fail_on_a_shifted_dose_distribution() -> None:
+    """Moving 10 points from 0.75 g to 1.25 g breaks the dose checks."""
+    shifted = study_statistics()
+    shifted["dose_class_shares"][5] -= 0.10
+    shifted["dose_class_shares"][7] += 0.10
+    result = checks(shifted)
+    assert not result["top_four_dose_shares_within_5_points"] and not result["top_four_dose_classes_in_study_order"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_calibration_at_study_size(seed: int) -> None:
+    """A 245-child cohort meets every calibration criterion of the issue, and the report shows them side by side."""
+    report = calibration_report(simulate_cohort(245, seed))
+    assert report["checks"] and all(report["checks"].values()), report["checks"]
+    text = calibration_markdown(report)
+    assert "| 1-5 |" in text and "PASS" in text and "FAIL" not in text
+
+
+@pytest.mark.slow
+def test_calibration_at_10000_children() -> None:
+    """A 10,000-child cohort meets every calibration criterion of the issue."""
+    report = calibration_report(simulate_cohort(10_000, 0))
+    assert all(report["checks"].values()), report["checks"]

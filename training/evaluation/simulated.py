@@ -1,0 +1,113 @@
+"""True values on simulator data: replay the held-out children under each policy (counterfactual).
+
+The simulator's cohort folder records its seed and configuration (``calibration.json``); every child
+is deterministic for that seed, with common random numbers per visit, so any policy can be replayed
+on exactly the children of the test split. The true value is the same quantity the off-policy
+estimators target: the discounted return from the first visit, Σ_t γ^t r_t, with r_t the published
+reward of the visit after decision t (the simulator knows every seizure, so no term is unknown).
+
+When the simulator provides ``training.simulator.environment``, its evaluation is used; this module
+then only adapts a model folder to the ``policy(timeline) -> int`` interface.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fhir_mapping import features
+from fhir_mapping.timeline import PatientTimeline
+from training.dataset import timeline_mask
+from training.inference import InferenceModel
+
+TimelinePolicy = Callable[[PatientTimeline], int]
+
+
+class ModelPolicy:
+    """A model folder as ``policy(timeline) -> dose class``: the last visit's state, masked choice."""
+
+    def __init__(self, model: InferenceModel) -> None:
+        self.model = model
+
+    def __call__(self, timeline: PatientTimeline) -> int:
+        index = len(timeline.visits) - 1
+        values, observed = features.state_row(timeline, index)
+        choice, _, _ = self.model.recommend(values, observed, timeline_mask(timeline, index))
+        return choice
+
+
+def cohort_setup(data_dir: str | Path) -> tuple[int, int, Any] | None:
+    """(seed, patients, simulator config) of a cohort folder, or None when it is not a simulator cohort."""
+    folder = Path(data_dir)
+    calibration = folder / "calibration.json"
+    patients_file = folder / "truth" / "patients.jsonl"
+    if not calibration.exists() or not patients_file.exists():
+        return None
+    from training.simulator.config import SimulatorConfig
+
+    report = json.loads(calibration.read_text(encoding="utf-8"))
+    config = SimulatorConfig.from_json(report["config"]) if "config" in report else SimulatorConfig()
+    with patients_file.open(encoding="utf-8") as lines:
+        n_patients = sum(1 for line in lines if line.strip())
+    return int(report.get("seed", 0)), n_patients, config
+
+
+def discounted_return(rewards: np.ndarray, gamma: float) -> float:
+    return float((np.asarray(rewards) * gamma ** np.arange(len(rewards))).sum())
+
+
+def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, gamma: float) -> dict[str, float]:
+    """Run each child under ``policy`` (None: its own physician) and summarise the true outcomes."""
+    from training.simulator.physician import PhysicianPolicy
+    from training.simulator.simulate import run_child
+
+    returns, rewards, seizure_free, adverse, outside, visits = [], [], [], [], [], 0
+    for child in children:
+        acting = policy if policy is not None else PhysicianPolicy(child.physician, config)
+        run = run_child(child, config, acting, record_probabilities=False)
+        r = run.rewards(config)
+        returns.append(discounted_return(r, gamma))
+        rewards.extend(r.tolist())
+        seizure_free.extend(not v.seizure_since_last_visit for v in run.visits[1:])
+        adverse.extend(v.adverse_effect for v in run.visits[1:])
+        outside.extend(not v.allowed[v.dose_class] for v in run.visits)
+        visits += len(run.visits)
+    return {
+        "value": float(np.mean(returns)),
+        "mean_reward_per_visit": float(np.mean(rewards)) if rewards else float("nan"),
+        "seizure_free_share": float(np.mean(seizure_free)) if seizure_free else float("nan"),
+        "adverse_effect_rate": float(np.mean(adverse)) if adverse else float("nan"),
+        "out_of_bounds_share": float(np.mean(outside)) if outside else float("nan"),
+        "visits_per_child": visits / max(1, len(children)),
+    }
+
+
+def true_values_for_models(
+    data_dir: str | Path,
+    models: dict[str, InferenceModel],
+    patient_ids: Sequence[str],
+    *,
+    gamma: float = 0.9,
+    include_physician: bool = True,
+) -> dict[str, dict[str, float]] | None:
+    """{policy name: true outcomes} for the models (and the physician) on the given children, or None."""
+    setup = cohort_setup(data_dir)
+    if setup is None:
+        return None
+    from training.simulator.patients import draw_cohort
+
+    seed, n_patients, config = setup
+    wanted = set(patient_ids)
+    children = [child for child in draw_cohort(n_patients, seed, config) if child.patient_id in wanted]
+    if not children:
+        return None
+    results: dict[str, dict[str, float]] = {}
+    if include_physician:
+        results["physician"] = replay(children, config, None, gamma)
+    for name, model in models.items():
+        results[name] = replay(children, config, ModelPolicy(model), gamma)
+    return results
