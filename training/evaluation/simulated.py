@@ -65,7 +65,12 @@ def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, 
     from training.simulator.physician import PhysicianPolicy
     from training.simulator.simulate import run_child
 
-    returns, rewards, seizure_free, adverse, outside, visits = [], [], [], [], [], 0
+    returns: list[float] = []
+    rewards: list[float] = []
+    seizure_free: list[bool] = []
+    adverse: list[bool] = []
+    outside: list[bool] = []
+    visits = 0
     for child in children:
         acting = policy if policy is not None else PhysicianPolicy(child.physician, config)
         run = run_child(child, config, acting, record_probabilities=False)
