@@ -22,6 +22,11 @@ case "${1:-}" in
       python3 -m venv .venv-fhir
       .venv-fhir/bin/pip install --quiet "sekmet-fhir==0.1.1"
     fi
+    # Debian's Chromium, for the model-page screenshot test (which skips, saying why, without it).
+    if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+        || echo "chromium did not install: the screenshot test will be skipped" >&2
+    fi
     ;;
   "")
     python3 -m pip install --quiet "$torch" -e ".[train]"
