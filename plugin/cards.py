@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from fhir_mapping import dosing
 from fhir_mapping.dosing import DoseBounds
-from fhir_mapping.emit import choose_regimen, medication_request
+from fhir_mapping.emit import SOLUTION_MAX_WEIGHT_KG, choose_regimen, medication_request
 
 SUMMARY_MAX_CHARS: Final = 139  # spec: "<140 characters"
 OVERRIDE_SYSTEM: Final = "https://epidose.org/fhir/CodeSystem/override-reason"
@@ -29,6 +29,10 @@ OVERRIDE_REASONS: Final[tuple[tuple[str, str], ...]] = (
     ("titration-in-progress", "Titration already in progress"),
     ("data-incorrect", "Weight, age or other data shown is incorrect"),
 )
+# A margin is "clear" when the best allowed dose beats the next by 5% of the reward scale (rewards are ±100
+# per visit, domain.md §1) for Q-values, or by a factor of 2 in probability (log 2) for classifiers.
+CLEAR_MARGIN_Q: Final = 5.0
+CLEAR_MARGIN_LOG_PROB: Final = 0.69
 SOURCE_LABEL: Final = "epidose levetiracetam dose model"
 DISCLAIMER: Final = ("Decision support for clinician review: the recommendation comes from a model trained on "
                      "simulated patients and has not been validated on real patients. It does not replace "
@@ -53,6 +57,7 @@ class Decision:
     scores: tuple[float, ...] = ()
     coverage: float | None = None
     model_version: str = "none"
+    score_kind: str = "q"  # "q" (expected reward, ±100 scale) or "log_prob" (behaviour cloning, forest)
     data_notes: list[str] = field(default_factory=list)
     encounter_id: str | None = None
     rail_notes: list[str] = field(default_factory=list)
@@ -138,7 +143,8 @@ def confidence_of(decision: Decision) -> tuple[float | None, str]:
     if len(values) < 2:
         return None, "only one dose is allowed"
     margin = values[0] - values[1]
-    return margin, "clear preference" if margin >= 5.0 else "narrow preference: neighbouring doses score almost as well"
+    clear = CLEAR_MARGIN_Q if decision.score_kind == "q" else CLEAR_MARGIN_LOG_PROB
+    return margin, "clear preference" if margin >= clear else "narrow preference: another dose scores almost as well"
 
 
 def detail_of(decision: Decision) -> str:
@@ -154,8 +160,9 @@ def detail_of(decision: Decision) -> str:
         regimen = choose_regimen(mg, weight, decision.age_years)
         lines.append(f"**How to give it:** {regimen.instruction()}.")
         if regimen.unit == "mL":
-            lines.append(f" Oral solution because the child weighs 20 kg or less "
-                         f"({regimen.amount:g} mL of 100 mg/mL per dose)." if weight is not None and weight <= 20 else "")
+            why = ("the child weighs 20 kg or less" if weight is not None and weight <= SOLUTION_MAX_WEIGHT_KG
+                   else "the dose is not a whole number of tablets")
+            lines.append(f"Oral solution 100 mg/mL because {why}: {regimen.amount:g} mL per dose.")
         lines.append("")
     pk_rows = [("Recommended", mg)]
     if compared is not None and compared != mg:
@@ -180,14 +187,15 @@ def detail_of(decision: Decision) -> str:
     lines.append("")
     margin, reading = confidence_of(decision)
     coverage = "unknown" if decision.coverage is None else f"{decision.coverage:.0%}"
-    lines.append(f"**Confidence:** Q-value margin {'n/a' if margin is None else f'{margin:.2f}'} ({reading}); "
+    what = "Q-value margin" if decision.score_kind == "q" else "log-probability margin"
+    lines.append(f"**Confidence:** {what} {'n/a' if margin is None else f'{margin:.2f}'} ({reading}); "
                  f"training data coverage of children like this one: {coverage}.")
     if decision.data_notes:
         lines.append("")
         lines.append("**Data not available:** " + "; ".join(decision.data_notes) + ".")
     lines.append("")
     lines.append(f"Model version {decision.model_version}. {DISCLAIMER}")
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)
 
 
 def suggestion_of(decision: Decision) -> dict[str, Any] | None:

@@ -95,6 +95,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     decision.raw_class = int(raw)
     decision.recommended_class = _enforce_bounds(int(choice), decision.scores, bounds, decision.rail_notes)
     decision.model_version = str(getattr(model, "version", "unknown"))
+    decision.score_kind = str(getattr(model, "score_kind", "q"))
     decision.coverage = _coverage(model, row_values, row_observed)
     fingerprint_input = {"values": [None if not math.isfinite(v) else round(float(v), 6) for v in row_values[0]],
                          "observed": [bool(o) for o in row_observed[0]], "draft_mg": draft_mg, "as_of": today.isoformat()}
