@@ -60,7 +60,7 @@ COUNTED_STATUSES: Final = frozenset({"active", "on-hold", "completed", "stopped"
 NEVER_TAKEN_STATUSES: Final = frozenset({"draft", "entered-in-error", "cancelled", "unknown"})
 ENDED_STATUSES: Final = frozenset({"completed", "stopped"})
 
-TABLET_UNITS: Final = frozenset({"{tbl}", "{tablet}", "{tablets}", "{pill}", "{pills}", "{tab}", "{tabs}", "1", "tab", "tabs", "tablet", "tablets", "pill", "pills", "{capsule}", "tbl"})
+TABLET_UNITS: Final = frozenset({"{tbl}", "{tablet}", "{tablets}", "{pill}", "{pills}", "{tab}", "{tabs}", "1", "tab", "tabs", "tablet", "tablets", "pill", "pills", "tbl"})
 MASS_MG: Final[dict[str, float]] = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
 VOLUME_ML: Final[dict[str, float]] = {"mL": 1.0, "ml": 1.0, "L": 1000.0, "cL": 10.0}
 DAYS_PER_UNIT: Final[dict[str, float]] = {"h": 1.0 / 24.0, "d": 1.0, "wk": 7.0}
@@ -72,6 +72,8 @@ TIMING_CODES: Final[dict[str, float]] = {
 }
 FORM_WORDS: Final = (("extended", "xr-tablet"), ("prolonged", "xr-tablet"), ("solution", "solution"), ("syrup", "solution"), ("tablet", "tablet"))
 ORDERABLE_FORMS: Final[dict[str, str]] = {"TAB": "tablet", "FILMTAB": "tablet", "ORTAB": "tablet", "ERTAB": "xr-tablet", "ORALSOL": "solution", "SOL": "solution", "SYRUP": "solution"}
+# v3-orderableDrugForm codes that count tablets when used as a dose unit.
+TABLET_FORM_CODES: Final = frozenset(code for code, form in ORDERABLE_FORMS.items() if form in ("tablet", "xr-tablet"))
 
 
 @dataclass(frozen=True)
@@ -338,7 +340,7 @@ def _strength(medication: Mapping[str, Any] | None) -> tuple[float | None, str |
         denominator_unit = _unit(denominator)
         if denominator_unit in VOLUME_ML:
             return mg / VOLUME_ML[denominator_unit], "mL"
-        if denominator_unit in TABLET_UNITS or denominator_unit in ORDERABLE_FORMS:
+        if denominator_unit == "{tbl}" or denominator_unit in TABLET_FORM_CODES:
             return mg, "tablet"
     return None, None
 
@@ -407,7 +409,7 @@ def _mg_per_administration(dosage: Mapping[str, Any], product: _Product, label: 
             problems.append(Problem(ProblemKind.UNREADABLE_DOSE, "a dose in mL needs a solution with a known mg/mL strength", label, f"{where}.unit"))
             return None
         return value * VOLUME_ML[unit] * product.mg_per_unit
-    if unit == "{tbl}" or unit in ORDERABLE_FORMS:
+    if unit == "{tbl}" or unit in TABLET_FORM_CODES:
         if product.per != "tablet" or product.mg_per_unit is None:
             problems.append(Problem(ProblemKind.UNREADABLE_DOSE, "a dose in tablets needs a tablet product with a known strength", label, f"{where}.unit"))
             return None

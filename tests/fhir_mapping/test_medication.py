@@ -120,6 +120,7 @@ def test_morning_and_evening_instructions_are_summed() -> None:
         (lambda r: r["dosageInstruction"].append({**r["dosageInstruction"][0], "sequence": 2}), ProblemKind.AMBIGUOUS, "sequence"),
         (lambda r: r["medicationCodeableConcept"]["coding"][0].update(system=codes.LOINC), ProblemKind.UNKNOWN_CODE, "medicationCodeableConcept"),
         (lambda r: r["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(code="mL"), ProblemKind.UNREADABLE_DOSE, "doseQuantity.unit"),
+        (lambda r: r["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(code="ORALSOL"), ProblemKind.UNKNOWN_UNIT, "doseQuantity.code"),
     ],
 )
 def test_unreadable_orders_give_typed_problems_with_paths(mutate: Any, kind: ProblemKind, path_part: str) -> None:
