@@ -44,7 +44,7 @@ class SimulatorConfig:
     """Truncation of the onset age."""
     male_share: float = _p(0.58, "BECT male predominance [unverified assumption]", assumption=True)
     """Share of boys."""
-    presentation_delay_days: tuple[float, float] = _p((7.0, 120.0), "time from first seizure to first clinic visit", assumption=True)
+    presentation_delay_days: tuple[float, float] = _p((7.0, 60.0), "time from first seizure to first clinic visit", assumption=True)
     """Uniform range of days from the first seizure to the first visit."""
     behaviour_history_share: float = _p(0.20, "share with prior behavioural problems", assumption=True)
     """Share of children with a behavioural history (the stronger adverse-effect predictor, domain.md §4)."""
@@ -126,15 +126,15 @@ class SimulatorConfig:
     """Hazard multiplier for children with a behavioural history."""
 
     # --- Visits -------------------------------------------------------------------------------
-    first_follow_up_days: tuple[float, float] = _p((21.0, 45.0), "first review after starting (label titration every 2 weeks)", assumption=True)
+    first_follow_up_days: tuple[float, float] = _p((14.0, 35.0), "first review after starting (label titration every 2 weeks)", assumption=True)
     """Uniform days to the visit after a start or dose change."""
     follow_up_days: tuple[float, ...] = _p((30.0, 61.0, 91.0, 122.0, 152.0, 183.0), "issue #3: follow-up intervals of 1–6 months")
     """Possible follow-up intervals when stable."""
     follow_up_weights: tuple[float, ...] = _p((0.10, 0.18, 0.34, 0.14, 0.08, 0.16), "chosen to reproduce the visit counts of domain.md §1", assumption=True)
     """Probabilities of the intervals above."""
-    dropout_per_visit: float = _p(0.05, "chosen to reproduce the follow-up buckets of domain.md §1", assumption=True)
+    dropout_per_visit: float = _p(0.04, "chosen to reproduce the follow-up buckets of domain.md §1", assumption=True)
     """Probability of being lost to follow-up after a visit."""
-    dropout_seizure_free_extra: float = _p(0.02, "seizure-free children stop coming more often", assumption=True)
+    dropout_seizure_free_extra: float = _p(0.04, "seizure-free children stop coming more often", assumption=True)
     """Extra dropout probability after a seizure-free visit."""
     discharge_after_stop_days: float = _p(180.0, "children off drug and seizure-free are discharged", assumption=True)
     """Seizure-free days off levetiracetam after which the child is discharged."""
@@ -160,7 +160,7 @@ class SimulatorConfig:
     """Share of creatinine results written in umol/L."""
 
     # --- Physician (data-generating policy; label from domain.md §2) --------------------------
-    treat_after_single_seizure: float = _p(0.5, "BECT practice: often no treatment after one seizure", assumption=True)
+    treat_after_single_seizure: float = _p(0.55, "BECT practice: often no treatment after one seizure", assumption=True)
     """Probability of starting levetiracetam at a visit with one seizure so far."""
     treat_after_recurrence: float = _p(0.9, "BECT practice: treat recurrent seizures", assumption=True)
     """Probability of starting when seizures have recurred."""
@@ -187,7 +187,7 @@ class SimulatorConfig:
     ae_reduce_probability: float = _p(0.5, "dose lowered after behavioural effects at some visits", assumption=True)
     """Probability of lowering the dose by one class when a behavioural adverse effect is reported."""
     class_habit_bonus: tuple[float, ...] = _p(
-        (0.0, -2.0, -0.5, -2.0, 0.3, 0.8, 0.5, -0.5, 0.0, -2.0, -1.0, -1.0),
+        (0.0, -2.0, -0.5, -2.0, 0.5, 0.9, 0.5, -0.5, 0.0, -2.0, -1.0, -1.0),
         "prescribing habits of the study clinic, fitted to the dose counts of domain.md §1",
         assumption=True,
     )

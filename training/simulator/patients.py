@@ -124,7 +124,7 @@ def resource_uuid(child: Child, counter: int) -> str:
     return _uuid(child.id_base + (counter << 20))
 
 
-def draw_physicians(config: SimulatorConfig, rng: np.random.Generator, count: int = 12) -> list[PhysicianTraits]:
+def draw_physicians(config: SimulatorConfig, rng: np.random.Generator, count: int = 40) -> list[PhysicianTraits]:
     """A pool of physicians with their own habits."""
     physicians = []
     for index in range(count):
