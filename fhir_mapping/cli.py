@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -45,13 +46,46 @@ def map_to_json(sources: tuple[object, ...], *, as_of: date | None = None, patie
             ],
         })
         all_problems.extend(timeline.problems)
-    document = {
+    document: dict[str, Any] = {
         "feature_spec": {"version": FEATURE_SPEC.version, "names": list(FEATURE_SPEC.names)},
         "timelines": [t.to_json() for t in timelines],
         "states": states,
-        "problems": [p.to_json() for p in all_problems],
     }
+    drafts = _draft_orders(sources)
+    if drafts is not None:
+        document["draft_orders"] = drafts
+    document["problems"] = [p.to_json() for p in all_problems]
     return document, all_problems
+
+
+def _draft_orders(sources: tuple[object, ...]) -> list[dict[str, Any]] | None:
+    """The levetiracetam draft orders of CDS Hooks requests among the sources, read like any order."""
+    from fhir_mapping.inputs import draft_orders
+    from fhir_mapping.medication import is_levetiracetam, normalise_medication_request
+
+    found: list[dict[str, Any]] | None = None
+    for source in sources:
+        request: object = source
+        if isinstance(source, (str, Path)) and str(source).endswith(".json") and Path(source).is_file():
+            try:
+                request = json.loads(Path(source).read_text(encoding="utf-8-sig"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue  # already reported by collect_resources
+        if not (isinstance(request, dict) and isinstance(request.get("hook"), str) and isinstance(request.get("context"), dict)):
+            continue
+        found = found or []
+        orders, _ = draft_orders(request["context"])
+        for order in orders:
+            if order.get("resourceType") != "MedicationRequest" or not is_levetiracetam(order):
+                continue
+            read = normalise_medication_request(order)
+            entry: dict[str, Any] = {"source": f"MedicationRequest/{order.get('id', '')}"}
+            if isinstance(read, list):
+                entry["problems"] = [p.to_json() for p in read]
+            else:
+                entry.update(mg_per_day=read.mg_per_day, formulation=read.formulation, doses_per_day=read.doses_per_day, product_code=read.product_code)
+            found.append(entry)
+    return found
 
 
 def register(group: click.Group) -> None:
@@ -65,8 +99,8 @@ def register(group: click.Group) -> None:
     def map_command(files: tuple[str, ...], as_of: Any, patient: str | None, indent: int) -> None:
         """Print the patient timelines and state vectors (JSON) for FHIR R4 FILES.
 
-        FILES are .json (a resource, a Bundle or a CDS Hooks prefetch object), .ndjson, or Bulk Data
-        folders. Exit status: 0 all input used; 1 some input could not be used (each problem is
+        FILES are .json (a resource, a Bundle, a CDS Hooks prefetch object or a whole hook request,
+        whose levetiracetam draftOrders are read too), .ndjson, or Bulk Data folders. Exit status: 0 all input used; 1 some input could not be used (each problem is
         printed on stderr with its resource and path); 2 the input is unusable.
         """
         day = as_of.date() if as_of is not None else None

@@ -11,7 +11,8 @@ Rules:
   ``outcome``) are warnings, not data;
 - a CDS Hooks prefetch object is a dict without ``resourceType`` whose values are resources,
   Bundles or ``null``; ``null`` means "no such data" (no problem), an OperationOutcome means the
-  prefetch failed (a ``missing`` problem naming the key);
+  prefetch failed (a ``missing`` problem naming the key); a whole CDS Hooks request (``hook`` and
+  ``prefetch``) gives its prefetch (its ``context.draftOrders`` are read only by :func:`draft_orders`);
 - resources with the same (type, id) are kept once (the first seen): prefetch templates overlap;
 - files: ``.json`` (one resource or a Bundle), ``.ndjson`` (one resource per line), and folders in
   Bulk Data layout (``DIR/ndjson/*.ndjson`` or ``DIR/*.ndjson``, plus ``DIR/*.json``).
@@ -81,6 +82,11 @@ class _Collector:
             self.add(value)
 
     def _prefetch(self, value: dict[str, Any], where: str) -> None:
+        if isinstance(value.get("hook"), str) and "prefetch" in value:
+            # A whole CDS Hooks request: its prefetch is the data. Its draftOrders are proposals, read
+            # separately with draft_orders(), never mixed with what the child takes.
+            self.value(value["prefetch"], where)
+            return
         # A CDS Hooks prefetch object: {key: resource | Bundle | null}. Anything else is not FHIR.
         if not value or not all(item is None or isinstance(item, (dict, list)) for item in value.values()):
             self.problems.append(Problem(ProblemKind.MALFORMED, "a JSON object without resourceType that is not a prefetch object", where, "resourceType"))
