@@ -19,7 +19,8 @@ Rules (each is a decision the service and training share):
 - **eGFR.** Bedside Schwartz (:func:`fhir_mapping.dosing.schwartz_egfr`) from the latest creatinine
   and height; else a reported eGFR (LOINC 50384-7). The computed value is preferred because adult
   laboratory eGFR equations do not apply to children.
-- **Levetiracetam and other anti-seizure medicines:** :mod:`fhir_mapping.medication`.
+- **Levetiracetam and other anti-seizure medicines:** :mod:`fhir_mapping.medication`, from
+  MedicationRequest only; an active levetiracetam MedicationStatement is reported, not read.
 - **Problems, never exceptions**: no birthDate, a quantity in a unit the UCUM table cannot convert,
   a value outside :data:`PLAUSIBLE_RANGES`, an unreadable dose of an order in effect, etc.
 """
@@ -152,7 +153,7 @@ def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mappi
             if isinstance(ident, str):
                 medications[f"Medication/{ident}"] = resource
             continue
-        if kind not in ("Patient", "Observation", "Encounter", "Condition", "MedicationRequest"):
+        if kind not in ("Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "MedicationStatement"):
             continue
         pid = _patient_of(resource)
         if pid is None:
@@ -485,5 +486,8 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
             builder.observation(resource, builder.encounter_days)
         elif kind == "MedicationRequest":
             builder.medication_request(resource, position)
+        elif kind == "MedicationStatement" and asm_key(resource, medications) == "levetiracetam" and _text(resource.get("status")) in ("active", "on-hold"):
+            # Doses are read from orders only; say so rather than let "no order" read as "no levetiracetam".
+            builder.problem(ProblemKind.UNSUPPORTED_RESOURCE, "levetiracetam MedicationStatement is not read: the dose comes from MedicationRequest only", resource, "medicationCodeableConcept")
     builder.assemble()
     return builder.timeline

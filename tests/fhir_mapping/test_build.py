@@ -150,3 +150,12 @@ def test_lab_with_comparator_is_not_used_as_a_value() -> None:
     timeline = build_timeline([f.patient(), f.encounter("e0", D0), f.quantity("h", "height", D0, 120.0, eid="e0"), low])
     assert kinds(timeline) == [ProblemKind.AMBIGUOUS]
     assert timeline.visits[0].egfr is None
+
+
+def test_levetiracetam_statement_is_reported_not_read() -> None:
+    """An active levetiracetam MedicationStatement is named as unsupported rather than ignored silently."""
+    statement = {"resourceType": "MedicationStatement", "id": "ms", "status": "active", "subject": {"reference": "Patient/p1"},
+                 "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "311289"}]}}
+    timeline = build_timeline([f.patient(), f.encounter("e0", D0), statement])
+    assert kinds(timeline) == [ProblemKind.UNSUPPORTED_RESOURCE]
+    assert timeline.problems[0].resource == "MedicationStatement/ms"
