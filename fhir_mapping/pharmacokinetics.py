@@ -56,7 +56,7 @@ class PKParameters:
     @property
     def half_life_h(self) -> FloatOrArray:
         """Elimination half-life in hours: ln 2 · V / CL."""
-        return np.log(2.0) * np.asarray(self.volume) / np.asarray(self.clearance)  # type: ignore[no-any-return]
+        return np.log(2.0) * np.asarray(self.volume) / np.asarray(self.clearance)
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ class SimulatorConfig:
     """Every number the simulator uses (frozen; JSON round trip through :meth:`to_json`)."""
 
     # --- Study frame (domain.md §1) ---------------------------------------------------------
-    study_start: date = _p(date(2016, 1, 1), "domain.md §1: follow-ups 2016-01-01 to 2021-04-29")
+    study_start: date = _p(date(2016, 1, 1), "domain.md §1: follow-ups 2016-01-01 to 2021-04-29")  # noqa: RUF009 (date is immutable)
     """First day a child can enter follow-up."""
-    study_end: date = _p(date(2021, 4, 29), "domain.md §1: follow-ups 2016-01-01 to 2021-04-29")
+    study_end: date = _p(date(2021, 4, 29), "domain.md §1: follow-ups 2016-01-01 to 2021-04-29")  # noqa: RUF009 (date is immutable)
     """Administrative end of follow-up (no visit after it)."""
 
     # --- Patients (domain.md §4) --------------------------------------------------------------

@@ -143,7 +143,7 @@ class PhysicianPolicy:
             logits = logits + config.round_dose_bonus * _WHOLE_TABLET
         allowed = mask & (_CLASS_INDEX > 0)
         if spread_down_only:
-            allowed &= _CLASS_INDEX <= intended
+            allowed &= intended >= _CLASS_INDEX
         if not allowed.any():
             return self._point(0)
         weights = np.where(allowed, np.exp(logits - logits[allowed].max()), 0.0)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fhir_mapping import pharmacokinetics as pk
-from fhir_mapping.codes import ASSESSMENT_CLASSES, DURATION_CLASSES, EEG_RESULTS, EXAM_CLASSES
+from fhir_mapping.codes import ASSESSMENT_CLASSES, EEG_RESULTS, EXAM_CLASSES
 from fhir_mapping.dosing import DAYS_PER_YEAR, DOSE_CLASSES_MG, N_DOSE_CLASSES, schwartz_egfr
 from fhir_mapping.emit import SOLUTION_MAX_WEIGHT_KG
 from fhir_mapping.timeline import LevOrder, Measurement, PatientTimeline, Visit
@@ -147,7 +147,6 @@ def run_child(
         adverse = bool(u[0] < 1.0 - np.exp(-hazard * years))
         weight = child.weight_kg(day, config)
         height = child.height_cm(day, config)
-        age = child.age_years(day)
         # Labs: a panel, creatinine, a drug level (only on treatment), an EEG.
         labs: dict[str, float] = {}
         if u[7] < config.lab_panel_probability:

@@ -9,11 +9,11 @@ from fhir_mapping.build import build_timelines
 from fhir_mapping.dosing import dose_class_of
 from fhir_mapping.inputs import collect_resources
 from training.simulator.cohort import CohortSummary
+from training.simulator.config import DEFAULT_CONFIG
 from training.simulator.environment import fhir_state_view
 from training.simulator.patients import draw_cohort
 from training.simulator.physician import PhysicianPolicy
 from training.simulator.simulate import run_child
-from training.simulator.config import DEFAULT_CONFIG
 
 
 def test_mapping_recovers_dose_classes_and_seizure_flags_exactly(cohort_50: tuple[Path, CohortSummary]) -> None:
