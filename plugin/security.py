@@ -171,6 +171,11 @@ def init_app(app: Flask, authenticator: Authenticator | None) -> None:
     """Install JWT checking (unless disabled), CORS and the body cap."""
     settings: Settings = app.config["EPIDOSE_SETTINGS"]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if settings.auth and not settings.public_base_url:
+        app.logger.warning(
+            "EPIDOSE_PUBLIC_BASE_URL is not set: the JWT audience is checked against the URL built from the "
+            "request's Host header. Set it to the URL clients call so a token minted for another service "
+            "cannot be replayed here with a forged Host header.")
     if not settings.auth:
         app.logger.warning(
             "!!! EPIDOSE_AUTH=off: JWT AUTHENTICATION IS DISABLED. Any caller can request cards. "
