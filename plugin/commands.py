@@ -28,8 +28,11 @@ def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     current = registry.current_version()
     if current is not None or not settings.build_default_model:
         return current
-    from training.default_model import build_default_model
-
+    try:
+        from training.default_model import build_default_model
+    except ImportError:
+        click.echo("warning: this installation has no default model builder (training.default_model)", err=True)
+        return None
     staging = settings.data_dir / ".default-model-build"
     shutil.rmtree(staging, ignore_errors=True)
     click.echo("No model is registered yet: building the embedded default model (once) ...", err=True)

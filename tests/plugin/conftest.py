@@ -54,22 +54,17 @@ def client(make_app: Callable[..., Flask]) -> FlaskClient:
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real (small) model folder: the embedded default when its builder exists, else a quick DQN on a small cohort."""
+    """A real (small) DQN model folder trained on a small simulated cohort with ``epidose train`` (seconds)."""
+    from click.testing import CliRunner
+
+    from plugin.cli import main
+
     folder = tmp_path_factory.mktemp("trained-model")
-    try:
-        from training.default_model import build_default_model
-    except ImportError:
-        from click.testing import CliRunner
-
-        from plugin.cli import main
-
-        cohort = folder / "cohort"
-        runner = CliRunner()
-        result = runner.invoke(main, ["cohort", "--patients", "40", "--seed", "2", "--out", str(cohort)])
-        assert result.exit_code == 0, result.output
-        model = folder / "model"
-        result = runner.invoke(main, ["train", "--data", str(cohort), "--out", str(model), "--steps", "200", "--no-progress"])
-        assert result.exit_code == 0, result.output
-        return model
-    built = build_default_model(folder / "model", progress=False)
-    return Path(built) if isinstance(built, (str, Path)) and Path(built).is_dir() else folder / "model"
+    cohort = folder / "cohort"
+    runner = CliRunner()
+    result = runner.invoke(main, ["cohort", "--patients", "40", "--seed", "2", "--out", str(cohort)])
+    assert result.exit_code == 0, result.output
+    model = folder / "model"
+    result = runner.invoke(main, ["train", "--data", str(cohort), "--out", str(model), "--steps", "200", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return model
