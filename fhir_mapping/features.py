@@ -147,14 +147,18 @@ def lev_dose_before(visit: Visit) -> float | None:
 def phase_of(timeline: PatientTimeline, visit_index: int) -> str | None:
     """Treatment phase on arrival at a visit, from the doses taken on arrival at it and the previous visit.
 
-    initiation: on levetiracetam now, not at the previous visit (or no previous visit);
+    initiation: on levetiracetam now, not at the previous visit;
     titration: the dose rose since the previous visit; maintenance: unchanged (within 1%);
-    taper: it fell, including to zero. None: never on levetiracetam, or a dose unknown.
+    taper: it fell, including to zero. None: off levetiracetam at both visits, or not knowable (a
+    dose unreadable, or already on levetiracetam at the first visit in the data, whose history is
+    not in the data).
     """
     current = lev_dose_before(timeline.visits[visit_index])
     if current is None:
         return None
-    previous = lev_dose_before(timeline.visits[visit_index - 1]) if visit_index > 0 else 0.0
+    if visit_index == 0:
+        return None
+    previous = lev_dose_before(timeline.visits[visit_index - 1])
     if previous is None:
         return None
     if current <= 0:
@@ -205,7 +209,9 @@ def state_row(timeline: PatientTimeline, visit_index: int) -> tuple[npt.NDArray[
     if dose is not None and visit.weight_kg:
         put("lev_mg_per_kg_day", dose / visit.weight_kg)
     phase = phase_of(timeline, visit_index)
-    if dose is not None and (visit_index == 0 or lev_dose_before(timeline.visits[visit_index - 1]) is not None):
+    previous_dose = lev_dose_before(timeline.visits[visit_index - 1]) if visit_index > 0 else 0.0
+    if phase is not None or (dose == 0.0 and previous_dose == 0.0):
+        # All zeros: off levetiracetam (known); NaN: the phase cannot be known.
         for option in PHASES:
             put(f"phase_{option}", option == phase)
     put("weight_kg", visit.weight_kg)

@@ -96,3 +96,15 @@ def test_imputation_refuses_another_spec_version() -> None:
     data["version"] = "0" * 16
     with pytest.raises(ValueError, match="feature spec"):
         Imputation.from_json(data)
+
+
+def test_phase_unknown_when_already_on_levetiracetam_at_the_first_visit() -> None:
+    """A child on levetiracetam at the first visit in the data has an unknown phase, not 'initiation'."""
+    from datetime import date
+
+    resources = [f.patient(), f.encounter("e0", date(2021, 3, 1)), f.lev_order("mr", 500.0, date(2020, 6, 1))]
+    timeline = build_timeline(resources)
+    values, observed = state_row(timeline, 0)
+    assert phase_of(timeline, 0) is None
+    assert not observed[column("phase_initiation")] and np.isnan(values[column("phase_maintenance")])
+    assert values[column("lev_mg_per_day")] == 500.0
