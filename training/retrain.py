@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 GATED_ESTIMATORS: Final = ("wis", "wdr")
 BEHAVIOUR_STEPS: Final = 300  # behaviour-cloning steps for the shared physician-policy estimate
 CHAMPION_CONFIG_FILE: Final = "config.json"
+
+TrueValue = Callable[[Any, Any, np.ndarray], float | None]
+"""(loaded model, held-out visit table, its recommendations) → the policy's true value on simulated data."""
 
 
 @dataclass
@@ -73,6 +77,8 @@ class RunRecord:
     """{"candidate": {...}, "champion": {...}} as compared by the gate."""
     gate: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per stage: pull, data, train, evaluate."""
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,18 +119,37 @@ def load_visit_table(resources: Sequence[Mapping[str, Any]], truth_dir: Path | N
 
 
 def behaviour_from_truth(truth_dir: Path | None) -> dict[tuple[str, str], list[float]] | None:
-    """The simulator's physician probabilities per (patient, visit date), when a truth folder has them."""
+    """The simulator's physician probabilities per (patient, visit date) from ``truth/visits.jsonl``."""
     if truth_dir is None:
         return None
-    try:
-        from training.simulator import truth as truth_module  # type: ignore[attr-defined]
-    except ImportError:
+    from training.dataset import TRUTH_VISITS_FILE
+
+    path = Path(truth_dir) / TRUTH_VISITS_FILE
+    if not path.exists():
         return None
-    reader = getattr(truth_module, "behaviour_probabilities", None)
-    if reader is None:
+    behaviour: dict[tuple[str, str], list[float]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("action_probabilities") is not None:
+                behaviour[(str(row["patient_id"]), str(row["date"]))] = [float(p) for p in row["action_probabilities"]]
+    return behaviour
+
+
+def simulator_true_value(cohort_dir: Path, gamma: float) -> TrueValue | None:
+    """True value by replaying the held-out simulated children under the model; None if not a cohort."""
+    from training.evaluation.simulated import cohort_setup, true_values_for_models
+
+    if cohort_setup(cohort_dir) is None:
         return None
-    result: dict[tuple[str, str], list[float]] | None = reader(truth_dir)
-    return result
+
+    def value(model: Any, holdout_table: Any, recommended: np.ndarray) -> float | None:
+        results = true_values_for_models(
+            cohort_dir, {"model": model}, holdout_table.patient_ids, gamma=gamma, include_physician=False
+        )
+        return None if results is None else float(results["model"]["value"])
+
+    return value
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -172,8 +197,6 @@ def train_candidate(
 
 
 CandidateTrainer = Callable[..., Path]
-TrueValue = Callable[[Any, Any, np.ndarray], float | None]
-"""(loaded model, held-out visit table, its recommendations) → the policy's true value on simulated data."""
 
 
 # -- comparison on the held-out split ---------------------------------------------------------------
@@ -344,7 +367,12 @@ def retrain_once(
     true_value: TrueValue | None = None,
     truth_dir: Path | None = None,
 ) -> RunRecord:
-    """Pull, train a candidate, compare, promote or refuse; append and return the run record."""
+    """Pull, train a candidate, compare, promote or refuse; append and return the run record.
+
+    On simulated data (``settings.simulator_dir``, or a source folder that is a simulator cohort)
+    the truth files give the physicians' probabilities and the true values; ``true_value`` and
+    ``truth_dir`` override them (tests).
+    """
     from training.store import ResourceStore
 
     record = RunRecord(run_id=uuid.uuid4().hex[:12], started=_now())
@@ -352,14 +380,25 @@ def retrain_once(
     record.champion_version = registry.current_version()
     record.model_version = record.champion_version
     work = Path(tempfile.mkdtemp(prefix="run-", dir=_ensure(settings.data_dir / "work")))
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        record.seconds[stage] = round(now - clock, 3)
+        clock = now
+
     try:
         result = pull(settings)
+        lap("pull")
         record.pulled_resources, record.fetched_resources = result.new, result.fetched
         record.pull = result.as_dict()
         if result.new == 0 and record.champion_version is not None:
             record.decision, record.reason = "refused", "no new resources since the last run"
             return record
 
+        cohort = settings.simulator_dir or settings.source_dir
+        truth_dir = truth_dir or cohort
         store = ResourceStore(settings.store_dir)
         table = load_visit_table(store.latest(), truth_dir)
         train_table, holdout_table = split_table(table, settings.holdout_fraction, settings.split_seed)
@@ -370,8 +409,13 @@ def retrain_once(
         }
         config = champion_config(registry) or initial_config(settings)
         record.config = config
+        lap("data")
         candidate_dir = trainer(config, train_table, work / "candidate", extra_metadata={"run_id": record.run_id})
+        lap("train")
         gamma = float(config.get("gamma", 0.9))
+        if true_value is None and cohort is not None:
+            true_value = simulator_true_value(Path(cohort), gamma)
+        record.data["simulated"] = true_value is not None
         behaviour = behaviour_probabilities(train_table, holdout_table, steps=settings.behaviour_steps)
         score = functools.partial(
             evaluate_on_holdout, holdout_table=holdout_table, behaviour=behaviour, gamma=gamma,
@@ -382,6 +426,7 @@ def retrain_once(
         if champion_path is not None:
             metrics["champion"] = score(champion_path)
         record.metrics = metrics
+        lap("evaluate")
         promote, reason, checks = gate(
             metrics["candidate"], metrics.get("champion"),
             agreement_margin=settings.agreement_margin, estimator=settings.ope_estimator,

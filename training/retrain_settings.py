@@ -35,6 +35,9 @@ class RetrainSettings:
     """EPIDOSE_FHIR_SERVER_URL: FHIR R4 base URL to pull from; unset means the local source folder."""
     source_dir: Path | None = None
     """EPIDOSE_RETRAIN_SOURCE: folder of FHIR NDJSON (cohort layout) used when no server is set."""
+    simulator_dir: Path | None = None
+    """EPIDOSE_RETRAIN_SIMULATOR_DIR: simulated cohort folder (``epidose cohort``) whose truth files give
+    the physicians' probabilities and the true values the gate also compares (simulated data only)."""
     auth: AuthMode = "none"
     """EPIDOSE_FHIR_AUTH: none, bearer (static token) or smart (SMART Backend Services)."""
     bearer_token: str | None = field(default=None, repr=False)
@@ -178,6 +181,7 @@ class RetrainSettings:
             registry_dir=path("EPIDOSE_MODEL_DIR") or service_data_dir(env) / "models",
             fhir_server_url=url.rstrip("/") if url else None,
             source_dir=path("EPIDOSE_RETRAIN_SOURCE"),
+            simulator_dir=path("EPIDOSE_RETRAIN_SIMULATOR_DIR"),
             auth=auth,  # type: ignore[arg-type]
             bearer_token=text("EPIDOSE_FHIR_BEARER_TOKEN"),
             smart_client_id=text("EPIDOSE_SMART_CLIENT_ID"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -167,3 +168,40 @@ def synthetic_true_value(model: Any, table: Any, recommended: np.ndarray) -> flo
     doses = np.asarray(DOSE_CLASSES_MG, dtype=np.float64)[recommended]
     p = seizure_probability(doses, weight)
     return float(np.mean(100 * (1 - p) - 100 * p))
+
+
+def resource_day(resource: dict[str, Any]) -> str | None:
+    """The clinical date of a resource (visit, measurement, order, diagnosis), as YYYY-MM-DD."""
+    for value in (
+        (resource.get("period") or {}).get("start"),
+        resource.get("effectiveDateTime"),
+        resource.get("authoredOn"),
+        resource.get("onsetDateTime"),
+        resource.get("recordedDate"),
+    ):
+        if value:
+            return str(value)[:10]
+    return None
+
+
+def split_cohort_bundles(cohort_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Split a simulated cohort's transaction Bundles by date: (first half, second half, cut date).
+
+    The cut is the median Encounter date, so about half the visits fall on each side; undated
+    resources (the Patient) travel with their patient's first dated resource.
+    """
+    import json
+
+    bundles = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((cohort_dir / "bundles").glob("*.json"))]
+    resources = [[entry["resource"] for entry in bundle["entry"]] for bundle in bundles]
+    days = sorted(resource_day(r) or "" for group in resources for r in group if r["resourceType"] == "Encounter")
+    cut = days[len(days) // 2]
+    first: list[dict[str, Any]] = []
+    second: list[dict[str, Any]] = []
+    for group in resources:
+        dated = [resource_day(r) for r in group if resource_day(r)]
+        earliest = min(dated) if dated else cut
+        for resource in group:
+            day = resource_day(resource) or earliest
+            (first if day < cut else second).append(resource)
+    return first, second, cut

@@ -1,4 +1,4 @@
-"""End to end on a real FHIR server: first half of a cohort → first model; second half → retrain once.
+"""End to end on a real FHIR server: first half of a simulated cohort → first model; second half → retrain.
 
 Shows that only new resources are pulled (by count), that the candidate is promoted or refused with
 its reason recorded, and that the running service answers with the newly promoted version without a
@@ -19,14 +19,14 @@ from plugin.cli import main as cli
 from plugin.settings import Settings
 from tests.plugin.fixtures import hook_request
 from tests.plugin.fixtures import patient_resources as prefetch_for
-from tests.retrain.data import load, split_by_date, synthetic_cohort, synthetic_true_value
+from tests.retrain.data import load, split_cohort_bundles
 from training.registry import ModelRegistry
 from training.retrain import read_records, retrain_once
 from training.retrain_settings import RetrainSettings
+from training.simulator.cohort import write_cohort
 from training.store import ResourceStore
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.slow]
-CUT = "2020-01-01"  # visits before this date are the first half
 
 
 def _service(registry_root: Path, tmp_path: Path) -> Any:
@@ -45,15 +45,18 @@ def _served_version(client: Any) -> str:
 
 def test_retrain_once_after_new_visits(fresh_fhir_server: str, tmp_path: Path) -> None:
     """Second-half visits are pulled alone, a candidate is judged, and the service follows promotions live."""
-    cohort = synthetic_cohort(36, seed=3)
-    first, second = split_by_date(cohort, CUT)
+    write_cohort(tmp_path / "cohort", 40, seed=1)
+    first, second, _ = split_cohort_bundles(tmp_path / "cohort")
     load(fresh_fhir_server, first)
+    # The server is the data source; the cohort folder only lends its truth (physician probabilities,
+    # true values by replaying the held-out children) to the comparison.
     settings = RetrainSettings(
         data_dir=tmp_path / "retrain", registry_dir=tmp_path / "models", fhir_server_url=fresh_fhir_server,
+        simulator_dir=tmp_path / "cohort",
         initial_steps=300, behaviour_steps=100, bootstrap_samples=200, holdout_fraction=0.3, page_size=50, retries=1, backoff_base=0.05,
     )
 
-    run1 = retrain_once(settings, true_value=synthetic_true_value)
+    run1 = retrain_once(settings)
     assert run1.decision == "promoted", run1.reason
     assert run1.pulled_resources == run1.fetched_resources == len(first)
     registry = ModelRegistry(settings.registry_dir)
@@ -67,14 +70,15 @@ def test_retrain_once_after_new_visits(fresh_fhir_server: str, tmp_path: Path) -
 
     load(fresh_fhir_server, second)
     watermark = ResourceStore(settings.store_dir).watermark()
-    run2 = retrain_once(settings, true_value=synthetic_true_value)
+    run2 = retrain_once(settings)
     # Only what is new: exactly the second half's resources, nothing of the first half again.
     assert run2.fetched_resources == run2.pulled_resources == len(second)
     assert run2.pull["watermark_before"] == watermark and run2.pull["watermark_after"] > watermark
     assert run2.decision in {"promoted", "refused"}
     assert run2.reason and run2.candidate_version and run2.champion_version == run1.model_version
     assert set(run2.metrics) == {"candidate", "champion"}
-    assert {"agreement", "safety"} <= set(run2.gate)
+    assert {"agreement", "safety", "true_value"} <= set(run2.gate)
+    assert run2.metrics["candidate"]["true_value"] is not None and run2.data["simulated"] is True
 
     if run2.decision == "refused":
         # An operator can still promote the refused candidate; the service follows either way.
