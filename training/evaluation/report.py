@@ -28,6 +28,11 @@ METRIC_KEYS = ("paper_table", "mean_class_accuracy", "weighted_mae_g", "top1_agr
                "steps")
 
 
+def published_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json holds exactly the agreed keys; everything else goes to details.json."""
+    return {key: metrics.get(key) for key in METRIC_KEYS}
+
+
 @dataclass
 class Evaluated:
     """Rows of one split, imputed with the model's statistics, with the model's choices."""
@@ -85,7 +90,7 @@ def evaluate_model(
     bootstrap_samples: int = ope.BOOTSTRAP_SAMPLES,
     fqe_steps: int = 2000,
 ) -> dict[str, Any]:
-    """Write REPORT/metrics.json, report.md and plots for one model; returns the metrics."""
+    """Write REPORT/metrics.json, details.json, report.md and plots for one model; returns all metrics."""
     started = time.perf_counter()
     model = load_inference_model(model_dir)
     out = Path(out_dir)
@@ -134,7 +139,8 @@ def evaluate_model(
     plots.loss_curve(history, out / "loss_curve.png", f"{model.config_name}: training loss")
     plots.dose_distribution(prescribed, test.recommended, out / "dose_distribution.png")
     plots.confusion(agreement.confusion_matrix(test.recommended, prescribed), out / "confusion_matrix.png")
-    write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", published_metrics(metrics))
+    write_json(out / "details.json", {k: v for k, v in metrics.items() if k not in METRIC_KEYS})
     (out / "report.md").write_text(render_report(metrics), encoding="utf-8")
     return metrics
 

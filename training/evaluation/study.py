@@ -1,0 +1,123 @@
+"""The recorded study: train every configuration on one cohort, evaluate each on the held-out patients.
+
+    python -m training.evaluation.study --data COHORT --out DIR [--steps N] [--seed S]
+
+Writes DIR/<config>/ (model folder with report/) for paper, double, conservative, bc and forest, and
+DIR/summary.md + DIR/summary.json comparing them: agreement, off-policy values, true values (on
+simulator cohorts, every policy replayed on the same held-out children, with the physician's), and
+safety. The patient split is the same for all (seed S), so the comparison is paired.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from training.artifact import write_json
+from training.evaluation.report import evaluate_model
+from training.evaluation.simulated import true_values_for_models
+from training.inference import InferenceModel, load_inference_model
+from training.pipeline import prepare, train_model
+from training.policies import named_config
+
+STUDY_CONFIGS = ("paper", "double", "conservative", "bc", "forest")
+
+
+def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = None, seed: int = 0,
+              configs: tuple[str, ...] = STUDY_CONFIGS, progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate every configuration; returns the summary written to summary.json."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(data_dir, seed)
+    loaded, table, dataset = prepared
+    prepare_seconds = time.perf_counter() - started
+    models: dict[str, InferenceModel] = {}
+    for name in configs:
+        config = named_config(name, seed=seed)
+        if steps is not None and name != "forest":
+            config = dataclasses.replace(config, steps=steps)
+        folder, _, _ = train_model(data_dir, out / name, config, split_seed=seed, progress=progress, prepared=prepared)
+        models[name] = load_inference_model(folder)
+    true_values = true_values_for_models(data_dir, models, dataset.splits["test"]) if loaded.is_cohort else None
+    summary: dict[str, Any] = {"data": str(data_dir), "seed": seed, "steps": steps, "prepare_seconds": prepare_seconds,
+                               "splits": {k: len(v) for k, v in dataset.splits.items()}, "policies": {}}
+    for name in configs:
+        own = None
+        if true_values is not None:
+            own = {"model": true_values[name], "physician": true_values["physician"]}
+        metrics = evaluate_model(out / name, loaded, out / name / "report", table=table, true_values=own)
+        summary["policies"][name] = {key: metrics[key] for key in (
+            "top1_agreement", "within_one_step", "macro_f1", "kappa", "mean_class_accuracy", "weighted_mae_g",
+            "agreement_limit", "safety_violations", "unmasked_out_of_bounds", "ope", "mean_predicted_q", "train_seconds",
+            "steps", "rare_dose_share_model")}
+        summary["agreement_limit"] = metrics["agreement_limit"]
+    summary["true_value"] = true_values
+    summary["seconds"] = time.perf_counter() - started
+    write_json(out / "summary.json", summary)
+    (out / "summary.md").write_text(render_summary(summary), encoding="utf-8")
+    return summary
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """A Markdown comparison of every policy on the held-out patients."""
+    limit = summary.get("agreement_limit")
+    lines = [f"Held-out test split: {summary['splits']['test']} patients (train {summary['splits']['train']}, "
+             f"validation {summary['splits']['validation']}), seed {summary['seed']}.", "",
+             "| policy | top-1 | within 1 step | macro-F1 | kappa | Table-1 mean acc. | MAE (g) | WIS [95% CI] (ESS) "
+             "| WDR [95% CI] | FQE | mean predicted Q | true value | seizure-free visits | adverse effects | safety violations |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    true_values = summary.get("true_value") or {}
+    for name, m in summary["policies"].items():
+        ope = m["ope"]
+        truth = true_values.get(name, {})
+        lines.append(
+            f"| {name} | {100 * m['top1_agreement']:.1f}% | {100 * m['within_one_step']:.1f}% | {m['macro_f1']:.3f} | "
+            f"{m['kappa']:.3f} | {100 * m['mean_class_accuracy']:.1f}% | {m['weighted_mae_g']:.3f} | "
+            f"{_f(ope['wis']['value'])} [{_f(ope['wis']['ci_low'])}, {_f(ope['wis']['ci_high'])}] ({_f(ope['wis']['ess'])}) | "
+            f"{_f(ope['wdr']['value'])} [{_f(ope['wdr']['ci_low'])}, {_f(ope['wdr']['ci_high'])}] | {_f(ope['fqe']['value'])} | "
+            f"{_f(m['mean_predicted_q'])} | {_f(truth.get('value'))} | {_pct(truth.get('seizure_free_share'))} | "
+            f"{_pct(truth.get('adverse_effect_rate'))} | {m['safety_violations']} |")
+    physician = true_values.get("physician")
+    if physician:
+        lines.append(f"| physician (logged) | — | — | — | — | — | — | — | — | — | — | {_f(physician['value'])} | "
+                     f"{_pct(physician['seizure_free_share'])} | {_pct(physician['adverse_effect_rate'])} | 0 |")
+    lines += ["", f"Agreement limit (best achievable expected top-1 against the stochastic physician): {_pct(limit)}."]
+    best = max(summary["policies"].items(), key=lambda item: item[1]["top1_agreement"])
+    if limit:
+        lines.append(f"Best-agreeing policy: {best[0]} at {100 * best[1]['top1_agreement']:.1f}% top-1 = "
+                     f"{100 * best[1]['top1_agreement'] / limit:.1f}% of the limit.")
+    paper = summary["policies"].get("paper")
+    if paper and paper.get("mean_predicted_q") is not None and "paper" in true_values:
+        gap = paper["mean_predicted_q"] - true_values["paper"]["value"]
+        lines.append(f"The `paper` configuration predicts a mean Q(s₀, π(s₀)) of {paper['mean_predicted_q']:.1f} on first "
+                     f"visits against a true value of {true_values['paper']['value']:.1f}: it "
+                     f"{'over' if gap > 0 else 'under'}-estimates by {abs(gap):.1f}.")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train and evaluate every configuration on one cohort.")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--configs", default=",".join(STUDY_CONFIGS))
+    args = parser.parse_args()
+    summary = run_study(args.data, args.out, steps=args.steps, seed=args.seed, configs=tuple(args.configs.split(",")))
+    print(render_summary(summary))
+
+
+if __name__ == "__main__":
+    main()
