@@ -555,8 +555,21 @@ class FhirClient:
         return urljoin(self.base_url + "/", url.lstrip("/"))
 
     def _describe(self, url: str) -> str:
-        # Paths only: query strings can carry patient identifiers, which are never logged.
-        return urlsplit(url).path
+        """The resource type (or operation) a URL addresses, for messages: ids and queries can
+        identify patients, and they are never logged.
+
+        >>> FhirClient("http://h/fhir")._describe("http://h/fhir/Patient/123?name=x")
+        'Patient/…'
+        >>> FhirClient("http://h/fhir")._describe("http://h/fhir")
+        '[base]'
+        """
+        path = urlsplit(url).path
+        base_path = urlsplit(self.base_url).path
+        relative = path[len(base_path) :] if path.startswith(base_path) else path
+        segments = [segment for segment in relative.split("/") if segment]
+        if not segments:
+            return "[base]"
+        return segments[0] + ("/…" if len(segments) > 1 else "")
 
 
 def error_for_status(status: int, message: str, retry_after: float | None = None) -> FhirHttpError:
@@ -573,15 +586,19 @@ def error_for_status(status: int, message: str, retry_after: float | None = None
 
 
 def _outcome_text(response: requests.Response) -> str:
-    """A short reason from an OperationOutcome body, else the status reason (no request data)."""
+    """The OperationOutcome's issue codes, else the status reason.
+
+    Diagnostics are left out on purpose: servers echo search parameters there, which can identify
+    patients, and these messages reach logs and run records.
+    """
     try:
         body = response.json()
     except ValueError:
         return response.reason or "error"
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         issues = body.get("issue") or []
-        texts = [str(i.get("diagnostics") or i.get("code") or "") for i in issues if isinstance(i, dict)]
-        return "; ".join(t for t in texts if t)[:300] or (response.reason or "error")
+        codes = sorted({str(i.get("code")) for i in issues if isinstance(i, dict) and i.get("code")})
+        return ("OperationOutcome: " + ", ".join(codes)) if codes else (response.reason or "error")
     return response.reason or "error"
 
 

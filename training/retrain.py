@@ -20,6 +20,7 @@ Each model reads the held-out raw features through its own imputation statistics
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -30,7 +31,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -373,10 +374,46 @@ def retrain_once(
     the truth files give the physicians' probabilities and the true values; ``true_value`` and
     ``truth_dir`` override them (tests).
     """
-    from training.store import ResourceStore
-
     record = RunRecord(run_id=uuid.uuid4().hex[:12], started=_now())
     registry = ModelRegistry(settings.registry_dir, keep=settings.keep)
+    with _run_lock(settings.data_dir / "run.lock") as acquired:
+        if not acquired:
+            # The CLI and the scheduler may overlap; a second run would pull into the same store.
+            record.reason = "another retraining run is in progress"
+            record.model_version = registry.current_version()
+            record.finished = _now()
+            append_record(settings.runs_file, record)
+            return record
+        return _run(settings, record, registry, trainer=trainer, true_value=true_value, truth_dir=truth_dir)
+
+
+@contextlib.contextmanager
+def _run_lock(path: Path) -> Iterator[bool]:
+    """A non-blocking fcntl lock: yields False when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(
+    settings: RetrainSettings,
+    record: RunRecord,
+    registry: ModelRegistry,
+    *,
+    trainer: CandidateTrainer,
+    true_value: TrueValue | None,
+    truth_dir: Path | None,
+) -> RunRecord:
+    from training.store import ResourceStore
+
     record.champion_version = registry.current_version()
     record.model_version = record.champion_version
     work = Path(tempfile.mkdtemp(prefix="run-", dir=_ensure(settings.data_dir / "work")))

@@ -73,6 +73,7 @@ def test_failed_pull_commits_nothing(server: str, tmp_path: Path) -> None:
         assert pull_from_server(_quick(base), store).new == 30
 
 
+@pytest.mark.slow
 def test_server_stopping_mid_pull_leaves_the_watermark(tmp_path: Path) -> None:
     """When the real server stops between requests, the pull fails; after a restart it completes."""
     if not sekmet_available():
