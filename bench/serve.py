@@ -181,6 +181,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="epidose-bench-"))
@@ -215,11 +216,21 @@ def main() -> int:
         tool = "wrk" if runner is run_wrk else "python client"
         runner(base + "/cds-services/bench-constant", body_file, 2, args.connections)  # warm-up
         runner(base + "/cds-services/epidose-patient-view", body_file, 2, args.connections)
-        constant = runner(base + "/cds-services/bench-constant", body_file, args.seconds, args.connections)
-        full = runner(base + "/cds-services/epidose-patient-view", body_file, args.seconds, args.connections)
-        distinct = runner(base + "/cds-services/epidose-patient-view", body_file, args.seconds, args.connections, True)
+        # Interleaved rounds: other jobs on a shared machine then load all three alike; medians per load.
+        loads = {"constant card": ("/cds-services/bench-constant", False),
+                 "patient-view repeated": ("/cds-services/epidose-patient-view", False),
+                 "patient-view distinct": ("/cds-services/epidose-patient-view", True)}
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in loads}
+        per_round = max(1, args.seconds // args.rounds)
+        for _ in range(args.rounds):
+            for name, (path, unique) in loads.items():
+                rounds[name].append(runner(base + path, body_file, per_round, args.connections, unique))
+        summary = {name: {key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")}
+                   | {"errors": sum(r["errors"] for r in results)} for name, results in rounds.items()}
+        constant, full, distinct = (summary[name] for name in loads)
         rss = worker_rss_mb(server.pid)
-        print(f"load generator: {tool}, {args.connections} connections, {args.seconds} s per endpoint, 2 sync workers, "
+        print(f"load generator: {tool}, {args.connections} connections, {args.rounds} interleaved rounds of {per_round} s "
+              f"per load (medians), 2 sync workers, "
               f"{os.cpu_count()} CPU(s); request body {body_file.stat().st_size / 1024:.0f} KiB")
         print(f"{'endpoint':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
         rows = (("constant card", constant), ("patient-view repeated", full), ("patient-view distinct", distinct))
