@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from training.simulator.fhir import child_resources
 from training.simulator.patients import draw_cohort
 from training.simulator.physician import PhysicianPolicy
 from training.simulator.simulate import ChildRun, run_child, truth_json, visit_truth_json
+
+RESOURCE_TYPES = ("Patient", "Condition", "Encounter", "Observation", "MedicationRequest")
 
 
 @dataclass
@@ -55,26 +57,24 @@ def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig 
     runs = [run_child(child, config, PhysicianPolicy(child.physician, config)) for child in children]
     for sub in ("ndjson", "bundles", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    lines: dict[str, list[str]] = defaultdict(list)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     n_resources = 0
-    with (out / "truth" / "patients.jsonl").open("w", encoding="utf-8") as patients_file, (out / "truth" / "visits.jsonl").open(
-        "w", encoding="utf-8"
-    ) as visits_file:
+    with ExitStack() as stack:
+        ndjson = {kind: stack.enter_context((out / "ndjson" / f"{kind}.ndjson").open("w", encoding="utf-8")) for kind in RESOURCE_TYPES}
+        patients_file = stack.enter_context((out / "truth" / "patients.jsonl").open("w", encoding="utf-8"))
+        visits_file = stack.enter_context((out / "truth" / "visits.jsonl").open("w", encoding="utf-8"))
         for run in runs:
             entries = []
             for resource in child_resources(run):
                 text = dumps(resource)
                 kind, rid = resource["resourceType"], resource["id"]
-                lines[kind].append(text)
+                ndjson[kind].write(text + "\n")
                 entries.append(f'{{"fullUrl":"urn:uuid:{rid}","resource":{text},"request":{{"method":"PUT","url":"{kind}/{rid}"}}}}')
             n_resources += len(entries)
             bundle = '{"resourceType":"Bundle","type":"transaction","entry":[' + ",".join(entries) + "]}"
             (out / "bundles" / f"{run.child.patient_id}.json").write_text(bundle, encoding="utf-8")
             patients_file.write(dumps(truth_json(run)) + "\n")
             visits_file.write("".join(dumps(visit_truth_json(run, v)) + "\n" for v in run.visits))
-    for kind, texts in lines.items():
-        (out / "ndjson" / f"{kind}.ndjson").write_text("\n".join(texts) + "\n", encoding="utf-8")
     recurrence = {f"{d}_mg_per_kg_day": round(six_month_recurrence(children, config, d), 4) for d in (0, 20, 30, 40)}
     report = calibration_report(
         runs,

@@ -73,13 +73,16 @@ class PhysicianPolicy:
     def __call__(self, timeline: PatientTimeline) -> int:
         return int(self.rng.choice(N_DOSE_CLASSES, p=self.probabilities(timeline)))
 
-    def probabilities(self, timeline: PatientTimeline) -> np.ndarray:
-        """π(a|s) over the 12 dose classes at the last visit of the timeline; zero outside the label mask."""
+    def probabilities(self, timeline: PatientTimeline, mask: tuple[bool, ...] | None = None) -> np.ndarray:
+        """π(a|s) over the 12 dose classes at the last visit of the timeline; zero outside the label mask.
+
+        ``mask`` is :func:`observed_mask` of the timeline when the caller has it already.
+        """
         config, traits = self.config, self.traits
         visits = timeline.visits
         visit = visits[-1]
-        mask = np.array(observed_mask(timeline))
-        max_class = int(_CLASS_INDEX[mask].max())
+        allowed = np.array(observed_mask(timeline) if mask is None else mask)
+        max_class = int(_CLASS_INDEX[allowed].max())
         weight = latest(visits, "weight_kg")
         current = dose_class_of(visit.lev_mg_per_day_before)
         seizure = bool(visit.seizure_since_last_visit)
@@ -100,25 +103,25 @@ class PhysicianPolicy:
                     p_start = traits.treat_recurrence
                 else:
                     p_start = traits.treat_single
-            return p_start * self._around(start, mask, weight) + (1.0 - p_start) * self._point(0)
+            return p_start * self._around(start, allowed, weight) + (1.0 - p_start) * self._point(0)
         if current > max_class:  # renal function or weight no longer allow the dose: cap it
-            return self._around(max_class, mask, weight, spread_down_only=True)
+            return self._around(max_class, allowed, weight, spread_down_only=True)
         if seizure:
             up = min(current + 1, max_class)
             two = min(current + 2, max_class)
             p_two = config.titrate_two_steps_probability
-            return (1 - p_two) * self._around(up, mask, weight) + p_two * self._around(two, mask, weight)
+            return (1 - p_two) * self._around(up, allowed, weight) + p_two * self._around(two, allowed, weight)
         if visit.behaviour_adverse_effect:
             p_down = config.ae_reduce_probability
-            return p_down * self._around(max(current - 1, 1), mask, weight) + (1 - p_down) * self._around(current, mask, weight)
+            return p_down * self._around(max(current - 1, 1), allowed, weight) + (1 - p_down) * self._around(current, allowed, weight)
         taper = free_days >= traits.taper_after_years * 365.25 or (age >= config.taper_age_years and free_days >= 365)
         if taper:
             target = current - config.taper_classes_per_visit
-            return self._point(0) if target <= 0 else self._around(target, mask, weight)
+            return self._point(0) if target <= 0 else self._around(target, allowed, weight)
         if weight is not None and DOSE_CLASSES_MG[current] < self._exposure_equivalent(traits.maintenance_target - config.maintenance_tolerance_mg_per_kg_day, weight) and current < max_class:
             p_raise = config.growth_raise_probability
-            return p_raise * self._around(min(current + 1, max_class), mask, weight) + (1 - p_raise) * self._around(current, mask, weight)
-        return self._around(current, mask, weight)
+            return p_raise * self._around(min(current + 1, max_class), allowed, weight) + (1 - p_raise) * self._around(current, allowed, weight)
+        return self._around(current, allowed, weight)
 
     def _exposure_equivalent(self, mg_per_kg_day: float, weight: float) -> float:
         """Daily dose giving the exposure of ``mg_per_kg_day`` at 25 kg (clearance ∝ weight^0.75, domain.md §3)."""

@@ -236,7 +236,7 @@ def run_child(
         view = timeline if state_view is None else state_view(ChildRun(child, truths, timeline))
         truth.allowed = observed_mask(view)
         if isinstance(policy, PhysicianPolicy):
-            probabilities = policy.probabilities(view)
+            probabilities = policy.probabilities(view, truth.allowed)
             action = int(np.searchsorted(np.cumsum(probabilities), u[15] * probabilities.sum(), side="right"))
             action = min(action, N_DOSE_CLASSES - 1)
             truth.probabilities = [round(float(p), 6) for p in probabilities] if record_probabilities else None
