@@ -33,6 +33,9 @@ OVERRIDE_REASONS: Final[tuple[tuple[str, str], ...]] = (
 # per visit, domain.md §1) for Q-values, or by a factor of 2 in probability (log 2) for classifiers.
 CLEAR_MARGIN_Q: Final = 5.0
 CLEAR_MARGIN_LOG_PROB: Final = 0.69
+# Coverage is the share of training states at least as far from the training centre as this child's
+# (training.inference.Coverage); below 5% the child lies outside nearly all the data the model learnt from.
+LOW_COVERAGE: Final = 0.05
 SOURCE_LABEL: Final = "epidose levetiracetam dose model"
 DISCLAIMER: Final = ("Decision support for clinician review: the recommendation comes from a model trained on "
                      "simulated patients and has not been validated on real patients. It does not replace "
@@ -88,9 +91,9 @@ def indicator_of(decision: Decision) -> str:
         return "critical"
     if decision.bounds.specialist_only:
         return "warning"
-    if decision.recommended_class is None:
-        return "warning"
-    compared_class = dosing.dose_class_of(compared or 0.0)
+    if decision.recommended_class is None or compared is None:
+        return "warning"  # nothing to recommend, or a draft whose dose could not be read
+    compared_class = dosing.dose_class_of(compared)
     if abs(compared_class - decision.recommended_class) > 1:
         return "warning"
     return "info"
@@ -187,6 +190,8 @@ def detail_of(decision: Decision) -> str:
     lines.append("")
     margin, reading = confidence_of(decision)
     coverage = "unknown" if decision.coverage is None else f"{decision.coverage:.0%}"
+    if decision.coverage is not None and decision.coverage < LOW_COVERAGE:
+        coverage += " (few training children resembled this one: weigh the recommendation with extra care)"
     what = "Q-value margin" if decision.score_kind == "q" else "log-probability margin"
     lines.append(f"**Confidence:** {what} {'n/a' if margin is None else f'{margin:.2f}'} ({reading}); "
                  f"training data coverage of children like this one: {coverage}.")

@@ -54,6 +54,8 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
         lev_drafts = [r for r in drafts if r.get("resourceType") == "MedicationRequest" and is_levetiracetam(r)]
         if not lev_drafts:
             return Outcome([], [])  # nothing to say about orders that are not levetiracetam
+        selected = {s for s in context.get("selections") or [] if isinstance(s, str)}
+        lev_drafts.sort(key=lambda r: f"MedicationRequest/{r.get('id')}" not in selected)  # selected first
         draft = lev_drafts[0]
         read = normalise_medication_request(draft)
         if isinstance(read, list):

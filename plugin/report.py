@@ -103,7 +103,7 @@ def model_page(version: str) -> Response:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{STYLE}</style></head><body>",
              f"<h1>Levetiracetam dose model: {html.escape(name)}</h1>"]
-    facts = [f"{html.escape(str(k))}: {html.escape(str(meta[k]))}" for k in ("config_name", "kind", "created", "version")
+    facts = [f"{html.escape(str(k))}: {html.escape(str(meta[k]))}" for k in ("training_data", "config_name", "kind", "created", "version")
              if k in meta]
     if facts:
         parts.append("<p class='meta'>" + " · ".join(facts) + "</p>")

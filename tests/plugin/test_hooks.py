@@ -192,3 +192,27 @@ def test_body_over_the_cap_is_413(make_app: Any) -> None:
     response = client.post(PV, json=body)
     assert response.status_code == 413
     assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_order_select_prefers_the_selected_draft(client: FlaskClient) -> None:
+    """With two levetiracetam drafts, the card is about the one named in context.selections."""
+    first = lev_order("draft-a", "p1", 250, date.today())
+    second = lev_order("draft-b", "p1", 1000, date.today())
+    drafts = draft_bundle(first)
+    drafts["entry"].append(draft_bundle(second)["entry"][0])
+    body = hook_request("order-select", patient_resources())
+    body["context"].update({"draftOrders": drafts, "selections": ["MedicationRequest/draft-b"]})
+    card = _cards(client, OSEL, body)[0]
+    assert card["suggestions"][0]["actions"][0]["resource"]["id"] == "draft-b"
+    assert card["indicator"] == "critical"  # 2000 mg/day at 25 kg exceeds 1500
+
+
+def test_unreadable_draft_dose_is_a_warning(client: FlaskClient) -> None:
+    """A levetiracetam draft whose dose cannot be read is never called agreeing: warning, with the reason."""
+    draft = lev_order("draft-u", "p1", 500, date.today())
+    del draft["dosageInstruction"]
+    body = hook_request("order-sign", patient_resources())
+    body["context"]["draftOrders"] = draft_bundle(draft)
+    card = _cards(client, OS, body)[0]
+    assert card["indicator"] == "warning"
+    assert "draft order's daily dose could not be read" in card["detail"]
