@@ -12,6 +12,7 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fhir_mapping import codes
 from fhir_mapping.build import build_timeline, build_timelines
 from fhir_mapping.dosing import DOSE_CLASSES_MG, dose_class_of
 from fhir_mapping.emit import medication_request
@@ -113,3 +114,37 @@ def test_decided_dose_is_the_next_visits_dose_on_arrival(doses: list[float]) -> 
     assert [v.lev_mg_per_day for v in timeline.visits] == doses
     assert [v.lev_mg_per_day_before for v in timeline.visits] == [0.0, *doses[:-1]]
     assert timeline.problems == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6) | st.sampled_from(["mg", "mL", "{tbl}", "BID", "h", "#m", "active"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["value", "code", "unit", "frequency", "period", "periodUnit", "coding", "system", "reference", "doseQuantity",
+                         "doseRange", "low", "high", "repeat", "timing", "doseAndRate", "numerator", "denominator", "strength", "ingredient",
+                         "contained", "resourceType", "id", "sequence", "when", "boundsPeriod", "start", "end"]),
+        children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dosage=JSON, medication=JSON)
+def test_any_json_in_an_order_gives_a_dose_or_problems(dosage: Any, medication: Any) -> None:
+    """Arbitrary JSON in dosageInstruction and the contained Medication never raises."""
+    resource = {"resourceType": "MedicationRequest", "id": "x", "status": "active", "authoredOn": "2020-01-01",
+                "medicationReference": {"reference": "#m"}, "dosageInstruction": dosage,
+                "contained": [medication, {"resourceType": "Medication", "id": "m", "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "114477"}]}, "ingredient": medication}]}
+    read = normalise_medication_request(resource)
+    assert isinstance(read, NormalisedDose) or (read and all(isinstance(p, Problem) for p in read))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(["weight", "creatinine", "seizure_count_since_last_visit", "eeg", "seizure_last_3_months"]), value=JSON, when=JSON, encounter=JSON)
+def test_any_json_in_an_observation_gives_values_or_problems(key: str, value: Any, when: Any, encounter: Any) -> None:
+    """Arbitrary JSON in an Observation's value, date and encounter never raises while building."""
+    observation = f.quantity("o", "weight", date(2021, 1, 4), 30.0)
+    observation["code"] = {"coding": [{"system": codes.observation_concept(key).system, "code": codes.observation_concept(key).code}]}
+    observation.update(valueQuantity=value, valueInteger=value, valueCodeableConcept=value, valueBoolean=value, effectiveDateTime=when, encounter=encounter)
+    timeline = build_timeline([f.patient(), f.encounter("e0", date(2021, 1, 4)), observation], as_of=date(2021, 2, 1))
+    assert all(isinstance(p, Problem) for p in timeline.problems)
+    state_matrix(timeline)
