@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -83,14 +84,21 @@ class FhirFetcher:
             headers["Authorization"] = f"Bearer {token}"
         deadline = time.monotonic() + self.budget
         base = fhir_server.rstrip("/") + "/"
-        with ThreadPoolExecutor(max_workers=min(4, len(absent))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(4, len(absent)))
+        try:
             futures = {key: pool.submit(self._fetch, base, query, headers, deadline) for key, query in absent.items()}
             for key, future in futures.items():
-                value, reason = future.result()
+                try:
+                    # Socket timeouts bound each read, not a slowly dripping answer: the budget does.
+                    value, reason = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.02)
+                except FutureTimeout:
+                    value, reason = None, "the FHIR server did not answer within the time budget"
                 if reason is None:
                     result.values[key] = value
                 else:
                     result.unobtainable[key] = reason
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         result.fetched = tuple(k for k in absent if k in result.values)
         return result
 

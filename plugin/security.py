@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 JWKS_CACHE_SECONDS = 300.0
 JWKS_FETCH_TIMEOUT_SECONDS = 2.0
+JWKS_MIN_REFRESH_SECONDS = 30.0  # unknown kids must not make us hammer the issuer's JWKS endpoint
 # Paths that must stay reachable without a JWT: health for orchestrators, metrics (aggregate counts
 # only), the model page (opened by clinicians in a browser from the card's link; aggregate facts).
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/models/")
@@ -47,6 +48,8 @@ class JwksCache:
         with self._lock:
             cached = self._cache.get(source)
             if cached and not refresh and now - cached[0] < JWKS_CACHE_SECONDS:
+                return cached[1]
+            if cached and refresh and now - cached[0] < JWKS_MIN_REFRESH_SECONDS:
                 return cached[1]
         if source.startswith(("https://", "http://")):
             document = self._fetch(source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from flask import Flask
 from fhir_mapping.inputs import collect_resources
 from plugin.gather import FhirFetcher
 from tests.plugin.cardspec import check_response
-from tests.plugin.fixtures import hook_request, patient_resources
+from tests.plugin.fixtures import draft_bundle, hook_request, lev_order, patient_resources
 from tests.plugin.proxy import recording_proxy
 from tests.support.fhir_server import free_port
 
@@ -37,20 +38,31 @@ def loaded_server(request: pytest.FixtureRequest) -> Iterator[str]:
     yield base
 
 
-def test_partial_prefetch_is_completed_from_the_fhir_server(make_app: Callable[..., Flask], loaded_server: str) -> None:
+@pytest.mark.parametrize("hook", ["patient-view", "order-select", "order-sign"])
+def test_partial_prefetch_is_completed_from_the_fhir_server(make_app: Callable[..., Flask], loaded_server: str,
+                                                            hook: str) -> None:
     """Keys absent from prefetch are fetched with the Bearer token and give the same card as a full prefetch."""
-    client = make_app().test_client()
+    client = make_app(response_cache_size=0).test_client()
     full = patient_resources(patient="fhir-p1", n_extra_observations=7)
-    expected = check_response(client.post(PV, json=hook_request("patient-view", full, patient="fhir-p1")).get_json())
+    path = f"/cds-services/epidose-{hook}"
+
+    def request(prefetch: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        body = hook_request(hook, prefetch, patient="fhir-p1", **extra)
+        if hook != "patient-view":
+            body["context"]["draftOrders"] = draft_bundle(lev_order("d-1", "fhir-p1", 500, date.today()))
+        return body
+
+    expected = check_response(client.post(path, json=request(full)).get_json())
     with recording_proxy(loaded_server) as (proxy, recording):
-        body = hook_request("patient-view", {"patient": full["patient"], "labs": None}, patient="fhir-p1",
+        body = request({"patient": full["patient"], "labs": None},
                             fhirServer=proxy, fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer",
                                                                  "expires_in": 300, "scope": "patient/*.read",
                                                                  "subject": "cds-service"})
-        response = client.post(PV, json=body)
+        response = client.post(path, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     cards = check_response(response.get_json())
     assert cards[0]["summary"] == expected[0]["summary"]
+    assert cards[0]["indicator"] == expected[0]["indicator"]
     fetched = sorted(path.split("?")[0].rsplit("/", 1)[-1] for path, _ in recording.requests)
     assert fetched == ["Condition", "MedicationRequest", "Observation", "Observation", "Observation"]
     assert all(auth == f"Bearer {TOKEN}" for _, auth in recording.requests)
