@@ -39,7 +39,7 @@ class Stage:
 
 def _settings(root: Path, server: str, **changes: Any) -> RetrainSettings:
     values: dict[str, Any] = dict(
-        data_dir=root / "retrain", registry_dir=root / "models", fhir_server_url=server, initial_steps=150,
+        data_dir=root / "retrain", registry_dir=root / "models", fhir_server_url=server, initial_config="paper", initial_steps=150,
         behaviour_steps=100, bootstrap_samples=100, holdout_fraction=0.3, page_size=50, retries=0, backoff_base=0.05, backoff_max=2.0, request_timeout=5.0,
     )
     values.update(changes)
