@@ -64,6 +64,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     if not settings.auth:
         click.secho("WARNING: EPIDOSE_AUTH=off — JWT authentication is DISABLED; any caller can request cards.",
                     fg="red", bold=True, err=True)
+    from plugin.store import load_hash_key
+
+    load_hash_key(settings)  # create the patient-hash key once, before the workers start
     version = ensure_default_model(settings)
     if version is None:
         click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)

@@ -104,3 +104,15 @@ def test_model_page_renders_report_table_and_plots(make_app: Callable[..., Flask
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.is_json
+
+
+def test_hash_key_is_generated_once_and_private(tmp_path: Path) -> None:
+    """Without EPIDOSE_HASH_KEY a private key file is generated once and reused by every worker."""
+    from plugin.settings import Settings
+    from plugin.store import load_hash_key
+
+    settings = Settings.from_env({}, data_dir=tmp_path)
+    first = load_hash_key(settings)
+    assert len(first) == 64 and load_hash_key(settings) == first
+    assert settings.hash_key_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["hash.key"]
