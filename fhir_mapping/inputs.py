@@ -14,6 +14,8 @@ Rules:
   prefetch failed (a ``missing`` problem naming the key); a whole CDS Hooks request (``hook`` and
   ``prefetch``) gives its prefetch (its ``context.draftOrders`` are read only by :func:`draft_orders`);
 - resources with the same (type, id) are kept once (the first seen): prefetch templates overlap;
+- a Bundle entry whose resource has no ``id`` gets one from its ``fullUrl`` (``urn:uuid:…`` or a URL),
+  on a copy, so references by fullUrl resolve;
 - files: ``.json`` (one resource or a Bundle), ``.ndjson`` (one resource per line), and folders in
   Bulk Data layout (``DIR/ndjson/*.ndjson`` or ``DIR/*.ndjson``, plus ``DIR/*.json``).
 """
@@ -108,6 +110,12 @@ class _Collector:
             resource = entry.get("resource")
             if resource is None:
                 continue
+            if isinstance(resource, dict) and not resource.get("id") and isinstance(entry.get("fullUrl"), str):
+                # Transaction entries often carry their identity only in fullUrl (urn:uuid:… or a URL),
+                # and other entries reference them by it: give a copy that id (the input is not changed).
+                ident = reference_id({"reference": entry["fullUrl"]})
+                if ident:
+                    resource = {**resource, "id": ident}
             search = entry.get("search")
             if isinstance(search, dict) and search.get("mode") == "outcome":
                 self._outcome(resource, f"{resource_label(bundle) or where} entry[{index}]", None, warning=True)

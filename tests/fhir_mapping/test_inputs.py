@@ -78,3 +78,16 @@ def test_reference_ids() -> None:
     assert reference_id({"reference": "urn:uuid:abc"}, "Patient") == "abc"
     assert reference_id({"reference": "Group/1"}, "Patient") is None
     assert reference_id({"display": "x"}) is None
+
+
+def test_transaction_entries_take_their_id_from_full_url() -> None:
+    """Entries identified only by a urn:uuid fullUrl get that id, so urn:uuid references resolve; the input is unchanged."""
+    patient = {"resourceType": "Patient", "birthDate": "2012-01-01"}
+    obs = {"resourceType": "Observation", "subject": {"reference": "urn:uuid:7f3c"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:7f3c", "resource": patient, "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": "urn:uuid:91aa", "resource": obs, "request": {"method": "POST", "url": "Observation"}}]}
+    resources, _ = collect_resources(bundle)
+    assert ids(resources) == ["Patient/7f3c", "Observation/91aa"]
+    assert "id" not in patient
+    assert reference_id(resources[1]["subject"], "Patient") == resources[0]["id"]
