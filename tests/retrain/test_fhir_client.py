@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +195,25 @@ def test_batch_entry_errors_are_typed(server: str) -> None:
         list(FhirClient(server)._batch_entry({"response": {"status": "404 Not Found"}}))
     with pytest.raises(FhirMalformedResponse):
         list(FhirClient(server)._batch_entry({"response": {}}))
+
+
+def test_client_from_settings_uses_smart_key_file(server: str, tmp_path: Path) -> None:
+    """Settings with auth=smart and a PEM key file give a client that authenticates on its own."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from training.retrain_settings import RetrainSettings
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    pem = tmp_path / "client.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with fault_proxy(server, smart_public_key=key.public_key()) as (base, state):
+        settings = RetrainSettings.from_env({
+            "EPIDOSE_FHIR_SERVER_URL": base, "EPIDOSE_FHIR_AUTH": "smart", "EPIDOSE_SMART_CLIENT_ID": "epidose",
+            "EPIDOSE_SMART_PRIVATE_KEY": str(pem), "EPIDOSE_SMART_ALGORITHM": "ES384",
+        })
+        client = FhirClient.from_settings(settings)
+        assert isinstance(client.auth, SmartBackendAuth) and "epidose" in repr(client.auth)
+        assert len(list(client.search("Patient"))) == PATIENTS and state.token_requests == 1
+    bearer = FhirClient.from_settings(RetrainSettings(fhir_server_url=server, auth="bearer", bearer_token="t0ken"))
+    assert bearer.auth.headers() == {"Authorization": "Bearer t0ken"} and "t0ken" not in repr(bearer.auth)

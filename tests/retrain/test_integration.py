@@ -87,6 +87,8 @@ def test_retrain_once_after_new_visits(fresh_fhir_server: str, tmp_path: Path) -
         assert promoted.exit_code == 0, promoted.output
     assert registry.current_version() == run2.candidate_version
     assert _served_version(client) == run2.metrics["candidate"]["version"] != first_served
+    card = client.post("/cds-services/epidose-patient-view", json=hook_request("patient-view", prefetch_for()))
+    assert f"Model version {run2.metrics['candidate']['version']}" in json.dumps(card.get_json())
 
     history = CliRunner().invoke(cli, ["retrain", "--history"], env={"EPIDOSE_RETRAIN_DIR": str(settings.data_dir)})
     assert history.exit_code == 0, history.output

@@ -135,3 +135,16 @@ def test_folder_source_is_deduplicated(tmp_path: Path) -> None:
     assert pull_from_folder(tmp_path / "cohort", store).new == 5
     assert pull_from_folder(tmp_path / "cohort", store).new == 0
     assert store.counts_by_type() == {"Encounter": 2, "Observation": 2, "Patient": 1}
+
+
+def test_settings_choose_the_pull(server: str, tmp_path: Path) -> None:
+    """The job pulls by search, by $export or from a folder according to its settings."""
+    from training.retrain import pull
+    from training.retrain_settings import RetrainSettings
+
+    search = pull(RetrainSettings(data_dir=tmp_path / "a", fhir_server_url=server))
+    bulk = pull(RetrainSettings(data_dir=tmp_path / "b", fhir_server_url=server, bulk_export=True, backoff_max=1.0))
+    assert (search.source, bulk.source) == ("fhir", "bulk")
+    assert search.new == bulk.new == 30
+    with pytest.raises(ValueError):
+        pull(RetrainSettings(data_dir=tmp_path / "c"))
