@@ -205,13 +205,11 @@ class _Builder:
             for coding in _items(verification.get("coding")):
                 if isinstance(coding, dict) and _text(coding.get("code")) in IGNORED_CONDITION_VERIFICATION:
                     return
-        onset = None
-        for field in ("onsetDateTime", "recordedDate"):
-            onset = parse_date(resource.get(field))
-            if onset:
-                break
-        if onset is None and isinstance(resource.get("onsetPeriod"), dict):
-            onset = parse_date(resource["onsetPeriod"].get("start"))
+        # Onset as recorded; else when the condition was recorded (the first date it is known).
+        period = resource.get("onsetPeriod")
+        onset = (parse_date(resource.get("onsetDateTime"))
+                 or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+                 or parse_date(resource.get("recordedDate")))
         if self.after_as_of(onset):
             return
         self.timeline.conditions = self.timeline.conditions | {concept.key}
