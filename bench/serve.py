@@ -67,7 +67,8 @@ def full_prefetch() -> dict[str, Any]:
         add("seizures", "seizure-last-3-months", EPI, {"valueBoolean": i % 2 == 0})
         add("labs", "2160-0", LOINC, {"valueQuantity": {"value": 0.45, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}})
         add("height", "8302-2", LOINC, {"valueQuantity": {"value": 115 + i, "unit": "cm", "system": UCUM, "code": "cm"}})
-    assert n == 100
+    if n != 100:
+        raise RuntimeError(f"expected 100 observations, built {n}")
     orders = []
     for i in range(20):
         day = visits[i]
