@@ -18,6 +18,7 @@ def register(group: click.Group) -> None:
     """Attach the service's subcommands to the root group."""
     group.add_command(serve)
     group.add_command(feedback)
+    group.add_command(settings_reference)
 
 
 def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
@@ -89,6 +90,17 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} worker(s)", err=True)
     Application().run()
+
+
+@click.command("settings")
+def settings_reference() -> None:
+    """Print the service's configuration reference (every EPIDOSE_* variable) as a Markdown table."""
+    from plugin.settings import Settings
+
+    click.echo("| variable | default | meaning |")
+    click.echo("|---|---|---|")
+    for name, default, description in Settings.reference():
+        click.echo(f"| `{name}` | {f'`{default}`' if default else ''} | {description.replace('|', '/')} |")
 
 
 @click.group()

@@ -52,3 +52,15 @@ def test_reference_documents_every_variable() -> None:
     rows = Settings.reference()
     assert {name for name, _, _ in rows} >= {"EPIDOSE_AUTH", "EPIDOSE_JWKS", "EPIDOSE_CORS_ORIGINS", "EPIDOSE_DATA_DIR"}
     assert all(description for _, _, description in rows)
+
+
+def test_settings_command_prints_the_reference() -> None:
+    """`epidose settings` prints one Markdown row per variable, secure defaults included."""
+    from click.testing import CliRunner
+
+    from plugin.cli import main
+
+    result = CliRunner().invoke(main, ["settings"])
+    assert result.exit_code == 0
+    assert "| `EPIDOSE_AUTH` | `on` |" in result.output
+    assert result.output.count("\n| `EPIDOSE_") == len(Settings.reference())
