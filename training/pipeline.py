@@ -45,7 +45,7 @@ def train_model(
     """Fit ``config`` on the training split of ``data`` and save the model folder at ``out_dir``."""
     loaded, table, dataset = prepared if prepared is not None else prepare(data, split_seed)
     policy = make_policy(config, dataset.train.states.shape[1])
-    policy.fit(dataset.train, progress=progress)
+    policy.fit(dataset.train, progress=progress, validation=dataset.validation)
     metrics = validation_metrics(policy, dataset)
     metrics["train_seconds"] = policy.history.seconds
     metrics["steps"] = policy.history.total_steps

@@ -21,15 +21,16 @@ class TrainingHistory:
     mean_q: list[float] = field(default_factory=list)
     seconds: float = 0.0
     total_steps: int = 0
+    best_step: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": self.steps, "loss": self.loss, "mean_q": self.mean_q, "seconds": self.seconds,
-                "total_steps": self.total_steps}
+                "total_steps": self.total_steps, "best_step": self.best_step}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainingHistory:
         return cls(list(data.get("steps", [])), list(data.get("loss", [])), list(data.get("mean_q", [])),
-                   float(data.get("seconds", 0.0)), int(data.get("total_steps", 0)))
+                   float(data.get("seconds", 0.0)), int(data.get("total_steps", 0)), data.get("best_step"))
 
 
 class Policy(ABC):
@@ -40,8 +41,8 @@ class Policy(ABC):
     history: TrainingHistory
 
     @abstractmethod
-    def fit(self, data: Transitions, *, progress: bool = False) -> TrainingHistory:
-        """Train on the transitions (or visits) of the training split."""
+    def fit(self, data: Transitions, *, progress: bool = False, validation: Transitions | None = None) -> TrainingHistory:
+        """Train on the transitions (or visits) of the training split (``validation`` for early stopping)."""
 
     @abstractmethod
     def scores(self, states: np.ndarray) -> np.ndarray:

@@ -1,12 +1,14 @@
 """Behaviour cloning: imitate the physicians' dose class with a softmax classifier.
 
 Minimises the cross-entropy −log π(a_logged | s) over every visit of the training split (the last
-visits too: their decisions are logged even though their outcomes are not). The scores are
+visits too: their decisions are logged even though their outcomes are not), keeping the state with
+the lowest validation cross-entropy (early stopping) when validation visits are given. The scores are
 log-probabilities; the policy chooses the most probable allowed dose.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -34,7 +36,7 @@ class BehaviourCloning(Policy):
                                           weight_decay=config.weight_decay)
         self.history = TrainingHistory()
 
-    def fit(self, data: Transitions, *, progress: bool = False) -> TrainingHistory:
+    def fit(self, data: Transitions, *, progress: bool = False, validation: Transitions | None = None) -> TrainingHistory:
         config = self.config
         torch.set_num_threads(config.threads)
         if len(data) == 0:
@@ -42,6 +44,11 @@ class BehaviourCloning(Policy):
         states = torch.as_tensor(data.states)
         actions = torch.as_tensor(data.actions)
         generator = torch.Generator().manual_seed(config.seed)
+        check = config.eval_every > 0 and validation is not None and len(validation) > 0
+        best_loss, best_state = float("inf"), None
+        if check and validation is not None:
+            valid_states = torch.as_tensor(validation.states)
+            valid_actions = torch.as_tensor(validation.actions)
         window, count = 0.0, 0
         started = time.perf_counter()
         bar = progress_bar(config.steps, progress, f"train {config.name}")
@@ -58,7 +65,15 @@ class BehaviourCloning(Policy):
                 self.history.loss.append(window / count)
                 window, count = 0.0, 0
                 bar.update(step - bar.n)
+            if check and (step % config.eval_every == 0 or step == config.steps):
+                with torch.no_grad():
+                    valid_loss = float(F.cross_entropy(self.network(valid_states), valid_actions))
+                if valid_loss < best_loss:
+                    best_loss, best_state = valid_loss, copy.deepcopy(self.network.state_dict())
+                    self.history.best_step = self.history.total_steps + step
         bar.close()
+        if best_state is not None:
+            self.network.load_state_dict(best_state)  # early stopping: the state with the best validation loss
         self.history.seconds += time.perf_counter() - started
         self.history.total_steps += config.steps
         return self.history

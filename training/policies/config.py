@@ -69,10 +69,12 @@ class BCConfig:
     """Adam step size."""
     batch_size: int = 128
     """Visits per gradient step."""
-    steps: int = 5_000
-    """Gradient steps."""
+    steps: int = 10_000
+    """Gradient steps (at most: early stopping may keep an earlier state)."""
     weight_decay: float = 1e-4
     """L2 penalty (Adam weight decay)."""
+    eval_every: int = 250
+    """Steps between validation cross-entropy checks; the best state is kept (0 disables early stopping)."""
     seed: int = 0
     """Seed for initialisation and sampling."""
     threads: int = 1

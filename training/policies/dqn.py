@@ -69,7 +69,7 @@ class DQN(Policy):
             loss = loss + self.config.cql_alpha * (logsumexp - q_taken).mean()
         return loss, q_taken
 
-    def fit(self, data: Transitions, *, progress: bool = False) -> TrainingHistory:
+    def fit(self, data: Transitions, *, progress: bool = False, validation: Transitions | None = None) -> TrainingHistory:
         config = self.config
         torch.set_num_threads(config.threads)
         rows = data.transition_rows

@@ -29,7 +29,7 @@ class RandomForestPolicy(Policy):
         self.forest: ForestArrays | None = None
         self.history = TrainingHistory()
 
-    def fit(self, data: Transitions, *, progress: bool = False) -> TrainingHistory:
+    def fit(self, data: Transitions, *, progress: bool = False, validation: Transitions | None = None) -> TrainingHistory:
         from sklearn.ensemble import RandomForestClassifier
 
         started = time.perf_counter()
