@@ -86,6 +86,11 @@ class FhirServerError(FhirHttpError):
     """5xx (after retries)."""
 
 
+class FhirPagingError(FhirError):
+    """Fewer results arrived across the pages than the first page announced (the result set moved
+    under offset paging); the pull must be repeated rather than trusted."""
+
+
 class BulkExportError(FhirError):
     """A $export that failed, reported errors, or did not finish in time."""
 
@@ -270,6 +275,7 @@ class Page:
 
     resources: list[dict[str, Any]]
     next_url: str | None
+    total: int | None = None
 
 
 class FhirClient:
@@ -426,9 +432,21 @@ class FhirClient:
             bundle = self.get_json(page.next_url)
 
     def search(self, resource_type: str, params: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        """All resources of ``resource_type`` matching ``params`` (``include``d ones too), page by page."""
-        for page in self.search_pages(resource_type, params):
+        """All resources of ``resource_type`` matching ``params``, page by page.
+
+        Raises FhirPagingError when fewer arrive than the first page's ``total`` announced: with
+        offset paging, a resource updated mid-search moves to the end and shifts the next pages, so
+        one result can be skipped silently.
+        """
+        announced: int | None = None
+        received = 0
+        for number, page in enumerate(self.search_pages(resource_type, params)):
+            if number == 0:
+                announced = page.total
+            received += len(page.resources)
             yield from page.resources
+        if announced is not None and received < announced:
+            raise FhirPagingError(f"{resource_type} search announced {announced} results, {received} arrived")
 
     def search_many(self, queries: Sequence[tuple[str, Mapping[str, str]]], *, per_batch: int = 100) -> Iterator[dict[str, Any]]:
         """Resources of many searches, sent ``per_batch`` at a time as batch Bundles (one POST each).
@@ -640,4 +658,5 @@ def _read_searchset(bundle: Mapping[str, Any], base_url: str) -> Page:
     if next_url is not None and not _same_origin(next_url, base_url):
         # Following it would send our token to another host.
         raise FhirMalformedResponse("next link points outside the FHIR server")
-    return Page(resources, next_url)
+    total = bundle.get("total")
+    return Page(resources, next_url, total if isinstance(total, int) and not isinstance(total, bool) else None)

@@ -25,7 +25,7 @@ import requests
 
 @dataclass
 class Fault:
-    """One injected failure: ``kind`` is status, malformed, not_bundle, hang or drop.
+    """One injected failure: ``kind`` is status, malformed, not_bundle, short_page, hang or drop.
 
     ``match`` is looked for in ``"<METHOD> <path?query>"`` (e.g. ``"POST /fhir"`` for batches).
     """
@@ -93,6 +93,11 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             content = response.content.replace(state.upstream.encode(), state.base.encode())
             if fault is not None and fault.kind == "malformed":
                 content = content[: max(1, len(content) // 2)]
+            if fault is not None and fault.kind == "short_page":
+                # A result shifted out of view, as when a resource is updated during offset paging.
+                page = json.loads(content)
+                page["entry"] = page.get("entry", [])[1:]
+                content = json.dumps(page).encode()
             if fault is not None and fault.kind == "not_bundle":
                 content = json.dumps({"resourceType": "Patient", "id": "x"}).encode()
             out_headers = {}

@@ -217,3 +217,14 @@ def test_client_from_settings_uses_smart_key_file(server: str, tmp_path: Path) -
         assert len(list(client.search("Patient"))) == PATIENTS and state.token_requests == 1
     bearer = FhirClient.from_settings(RetrainSettings(fhir_server_url=server, auth="bearer", bearer_token="t0ken"))
     assert bearer.auth.headers() == {"Authorization": "Bearer t0ken"} and "t0ken" not in repr(bearer.auth)
+
+
+def test_results_lost_between_pages_fail_the_search(server: str) -> None:
+    """When the pages bring fewer results than the first page announced, FhirPagingError is raised."""
+    from training.fhir_client import FhirPagingError
+
+    with fault_proxy(server) as (base, state):
+        state.faults.append(Fault("short_page", match="_offset=5"))
+        with pytest.raises(FhirPagingError):
+            list(FhirClient(base, page_size=5).search("Patient"))
+        assert len(list(FhirClient(base, page_size=5).search("Patient"))) == PATIENTS
