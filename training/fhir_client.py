@@ -491,15 +491,21 @@ class FhirClient:
         if not isinstance(bundle, dict):
             raise FhirMalformedResponse("batch entry without its search Bundle")
         seen: set[str] = set()
+        announced: int | None = None
+        received = 0
         while True:
             page = _read_searchset(bundle, self.base_url)
+            announced = page.total if announced is None else announced
+            received += len(page.resources)
             yield from page.resources
             if page.next_url is None:
-                return
+                break
             if page.next_url in seen:
                 raise FhirMalformedResponse("search paging loops back to a page already read")
             seen.add(page.next_url)
             bundle = self.get_json(page.next_url)
+        if announced is not None and received < announced:
+            raise FhirPagingError(f"a batched search announced {announced} results, {received} arrived")
 
     # -- Bulk Data $export ------------------------------------------------------------------------
 
