@@ -23,6 +23,9 @@ Returned values (:class:`PolicyValue`):
   remission", days), the share of intervals with a behavioural adverse effect, and the share of
   decisions above the label bounds of the state the policy saw.
 
+:meth:`Environment.reset` / :meth:`Environment.step` offer the same children one visit at a time
+(Gymnasium style: state, reward observed at the next visit, done).
+
 Two limits: :meth:`Environment.best_agreement` is E[max_a π_phys(a|s)] over the physician's visits,
 the best top-1 agreement any policy can reach against a stochastic physician; :func:`oracle_policy`
 knows each child's true parameters and gives the lowest label-allowed dose whose drug effect reaches
@@ -32,7 +35,7 @@ a target while the epilepsy is active, and nothing once it has remitted.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,11 +44,12 @@ import numpy as np
 from fhir_mapping.build import build_timeline
 from fhir_mapping.dosing import DOSE_CLASSES_MG, N_DOSE_CLASSES
 from fhir_mapping.timeline import PatientTimeline
+from training.simulator import simulate
 from training.simulator.config import DEFAULT_CONFIG, SimulatorConfig
 from training.simulator.fhir import child_resources
 from training.simulator.patients import Child, draw_cohort
 from training.simulator.physician import PhysicianPolicy, observed_mask
-from training.simulator.simulate import ChildRun, Policy, run_child
+from training.simulator.simulate import ChildRun, Decision, Policy, child_steps, run_child
 
 DEFAULT_ORACLE_TARGET_EFFECT = 0.9  # fraction of the seizure rate the oracle wants suppressed
 
@@ -75,12 +79,7 @@ def discounted_returns(rewards_per_child: Sequence[np.ndarray], gamma: float) ->
 
 def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool | None, config: SimulatorConfig = DEFAULT_CONFIG) -> float:
     """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 no seizure, −100 seizure, 0 unknown (domain.md §1)."""
-
-    def term(flag: bool | None) -> float:
-        return 0.0 if flag is None else -config.reward_magnitude if flag else config.reward_magnitude
-
-    w1, w2, w3 = config.reward_weights
-    return w1 * term(since_last) + w2 * term(last_3) + w3 * term(last_6)
+    return simulate.reward_of_flags(since_last, last_3, last_6, config)
 
 
 def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CONFIG) -> PolicyValue:
@@ -164,6 +163,7 @@ class Environment:
         self.seed = seed
         self.children = draw_cohort(n_patients, seed, config)
         self.state_view: Callable[[ChildRun], PatientTimeline] | None = fhir_state_view if state == "fhir" else None
+        self._steps: Generator[Decision, int, ChildRun] | None = None
 
     def run(self, policy: Policy | None = None, *, per_child: Callable[[Child], Policy | PhysicianPolicy] | None = None) -> list[ChildRun]:
         """Play every child under one policy (or a per-child policy, e.g. its physician or an oracle)."""
@@ -174,6 +174,29 @@ class Environment:
             chosen: Policy | PhysicianPolicy = per_child(child) if per_child is not None else policy  # type: ignore[assignment]
             runs.append(run_child(child, self.config, chosen, state_view=self.state_view))
         return runs
+
+    # --- Gymnasium-style stepping, one child at a time ---------------------------------------
+    def reset(self, index: int = 0) -> PatientTimeline:
+        """Start following child ``index``; returns the state at its first visit."""
+        self._steps = child_steps(self.children[index], self.config, state_view=self.state_view)
+        return next(self._steps).view
+
+    def step(self, action: int) -> tuple[PatientTimeline | None, float, bool, dict[str, Any]]:
+        """Give dose class ``action`` at the current visit.
+
+        Returns (state at the next visit or None, reward observed at that visit, done, info); when
+        follow-up ends there is no next visit, the reward is 0 and ``info["run"]`` is the finished run.
+        """
+        if self._steps is None:
+            raise RuntimeError("call reset() before step()")
+        try:
+            decision = self._steps.send(action)
+        except StopIteration as finished:
+            self._steps = None
+            return None, 0.0, True, {"run": finished.value}
+        truth = decision.truth
+        reward = reward_of_flags(truth.seizure_since_last_visit, truth.seizure_last_3_months, truth.seizure_last_6_months, self.config)
+        return decision.view, reward, False, {"truth": truth}
 
     def evaluate(self, policy: Policy) -> PolicyValue:
         """True value of a policy on these children."""

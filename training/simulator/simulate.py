@@ -11,7 +11,7 @@ own stream, so two policies see the same child, the same seizure marks and the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -78,13 +78,18 @@ class ChildRun:
 
     def rewards(self, config: SimulatorConfig) -> np.ndarray:
         """Reward observed at each visit from the second on: R = 0.5·R1 + 0.4·R2 + 0.1·R3 (domain.md §1)."""
-        w1, w2, w3 = config.reward_weights
-        m = config.reward_magnitude
-        out = [
-            m * (w1 * (-1 if v.seizure_since_last_visit else 1) + w2 * (-1 if v.seizure_last_3_months else 1) + w3 * (-1 if v.seizure_last_6_months else 1))
-            for v in self.visits[1:]
-        ]
-        return np.asarray(out, dtype=float)
+        flags = ((v.seizure_since_last_visit, v.seizure_last_3_months, v.seizure_last_6_months) for v in self.visits[1:])
+        return np.asarray([reward_of_flags(*f, config) for f in flags], dtype=float)
+
+
+def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool | None, config: SimulatorConfig) -> float:
+    """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 no seizure, −100 seizure, 0 unknown (domain.md §1)."""
+
+    def term(flag: bool | None) -> float:
+        return 0.0 if flag is None else -config.reward_magnitude if flag else config.reward_magnitude
+
+    w1, w2, w3 = config.reward_weights
+    return w1 * term(since_last) + w2 * term(last_3) + w3 * term(last_6)
 
 
 def _exam(child: Child, u_keep: float, u_draw: float, config: SimulatorConfig) -> str:
@@ -92,6 +97,15 @@ def _exam(child: Child, u_keep: float, u_draw: float, config: SimulatorConfig) -
         return EXAM_CLASSES[child.exam_trait]
     cumulative = np.cumsum(config.exam_class_shares) / sum(config.exam_class_shares)
     return EXAM_CLASSES[int(np.searchsorted(cumulative, u_draw))]
+
+
+@dataclass
+class Decision:
+    """What a policy is asked at one visit: the state it sees and the visit's truth (dose not yet decided)."""
+
+    view: PatientTimeline
+    truth: VisitTruth
+    uniform: float  # the visit's own U(0,1) draw for sampling a stochastic policy (common random numbers)
 
 
 def run_child(
@@ -108,6 +122,27 @@ def run_child(
     policy sees; by default the simulator's own direct timeline (fast, used to log the physician's
     cohort), in the environment the timeline :mod:`fhir_mapping.build` reads from the emitted FHIR.
     """
+    steps = child_steps(child, config, state_view=state_view)
+    try:
+        decision = next(steps)
+        while True:
+            if isinstance(policy, PhysicianPolicy):
+                probabilities = policy.probabilities(decision.view, decision.truth.allowed)
+                action = int(np.searchsorted(np.cumsum(probabilities), decision.uniform * probabilities.sum(), side="right"))
+                action = min(action, N_DOSE_CLASSES - 1)
+                decision.truth.probabilities = [round(float(p), 6) for p in probabilities] if record_probabilities else None
+            else:
+                action = int(policy(decision.view))
+            decision = steps.send(action)
+    except StopIteration as finished:
+        return finished.value
+
+
+def child_steps(
+    child: Child, config: SimulatorConfig, *, state_view: Callable[[ChildRun], PatientTimeline] | None = None
+) -> Generator[Decision, int, ChildRun]:
+    """The child's follow-up as a generator: yields a :class:`Decision` at each visit, receives the dose
+    class chosen (``send``), and returns the finished :class:`ChildRun` when follow-up ends."""
     stream = np.random.default_rng(child.seed)
     timeline = PatientTimeline(
         patient_id=child.patient_id, birth_date=child.birth_date, sex=child.sex, onset=child.onset_date, conditions=frozenset({"bect"})
@@ -235,15 +270,10 @@ def run_child(
         # What the policy sees: the direct timeline, or the one the mapping builds from the FHIR so far.
         view = timeline if state_view is None else state_view(ChildRun(child, truths, timeline))
         truth.allowed = observed_mask(view)
-        if isinstance(policy, PhysicianPolicy):
-            probabilities = policy.probabilities(view, truth.allowed)
-            action = int(np.searchsorted(np.cumsum(probabilities), u[15] * probabilities.sum(), side="right"))
-            action = min(action, N_DOSE_CLASSES - 1)
-            truth.probabilities = [round(float(p), 6) for p in probabilities] if record_probabilities else None
-        else:
-            action = int(policy(view))
-            if not 0 <= action < N_DOSE_CLASSES:
-                raise ValueError(f"policy returned dose class {action!r}, expected 0..{N_DOSE_CLASSES - 1}")
+        action = yield Decision(view, truth, float(u[15]))
+        if not isinstance(action, (int, np.integer)) or not 0 <= action < N_DOSE_CLASSES:
+            raise ValueError(f"policy returned dose class {action!r}, expected 0..{N_DOSE_CLASSES - 1}")
+        action = int(action)
         truth.dose_class = action
         new_mg = DOSE_CLASSES_MG[action]
         if new_mg > 0:

@@ -69,3 +69,20 @@ def test_physician_value_matches_logged_estimate_and_oracle_beats_it(tmp_path: P
     assert oracle.mean_reward > physician.mean_reward
     assert oracle.mean_discounted_return > physician.mean_discounted_return
     assert oracle.out_of_label_share == 0.0
+
+
+def test_reset_and_step_give_the_rewards_of_a_whole_run() -> None:
+    """Stepping one child with a fixed dose yields the rewards and visits of running the same policy."""
+    env = Environment(5, 8)
+    expected = env.run(lambda timeline: 6)[2]
+    state = env.reset(2)
+    rewards, done, steps = [], False, 0
+    while not done:
+        assert state is not None and state.visits[-1].lev is None
+        state, reward, done, info = env.step(6)
+        steps += 1
+        if not done:
+            rewards.append(reward)
+    assert steps == len(expected.visits)
+    assert rewards == list(expected.rewards(env.config))
+    assert info["run"].visits[-1].date == expected.visits[-1].date
