@@ -94,13 +94,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 @click.command("settings")
 def settings_reference() -> None:
-    """Print the service's configuration reference (every EPIDOSE_* variable) as a Markdown table."""
-    from plugin.settings import Settings
+    """Print the configuration reference (every EPIDOSE_* variable, service and retraining) as Markdown."""
+    from plugin.confdoc import reference_markdown
 
-    click.echo("| variable | default | meaning |")
-    click.echo("|---|---|---|")
-    for name, default, description in Settings.reference():
-        click.echo(f"| `{name}` | {f'`{default}`' if default else ''} | {description.replace('|', '/')} |")
+    click.echo(reference_markdown(), nl=False)
 
 
 @click.group()

@@ -63,14 +63,21 @@ def _table(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def service_rows() -> list[tuple[str, str, str]]:
+    """The service's settings (the data folder's default depends on the machine, so it is described)."""
+    from plugin.settings import Settings
+
+    rows = [row for row in field_docs(Settings) if row[0] != "EPIDOSE_DATA_DIR"]
+    rows.insert(0, ("EPIDOSE_DATA_DIR", "$XDG_DATA_HOME/epidose or ~/.local/share/epidose",
+                    "folder for models, the SQLite store and the hashing key."))
+    return rows
+
+
 def reference_markdown() -> str:
     """The whole configuration reference page."""
-    from plugin.settings import Settings
     from training.retrain_settings import RetrainSettings
 
-    service = [row for row in field_docs(Settings) if row[0] != "EPIDOSE_DATA_DIR"]
-    service.insert(0, ("EPIDOSE_DATA_DIR", "$XDG_DATA_HOME/epidose or ~/.local/share/epidose",
-                       "folder for models, the SQLite store and the hashing key."))
+    service = service_rows()
     seen = {row[0] for row in service}
     retrain = [row for row in field_docs(RetrainSettings) if row[0] not in seen]
     return "\n".join([

@@ -7,7 +7,6 @@ Every field's docstring is the configuration reference (``Settings.reference()``
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -133,26 +132,10 @@ class Settings:
 
     @classmethod
     def reference(cls) -> list[tuple[str, str, str]]:
-        """(variable, default, description) for every setting: the generated configuration reference."""
-        import ast
-        import inspect
+        """(variable, default, description) for every service setting (see :mod:`plugin.confdoc`)."""
+        from plugin.confdoc import service_rows
 
-        docs: dict[str, str] = {}
-        tree = ast.parse(inspect.getsource(cls))
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, following in itertools.pairwise(body):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
-                docs[node.target.id] = str(following.value.value).split(": ", 1)[-1]
-        rows = []
-        for f in fields(cls):
-            if f.name == "retrain":
-                continue
-            default = f.default if f.default is not f.default_factory else ""
-            if f.name == "data_dir":
-                default = "$XDG_DATA_HOME/epidose or ~/.local/share/epidose"
-            rows.append((PREFIX + f.name.upper(), _show(default), docs.get(f.name, "")))
-        return rows
+        return service_rows()
 
 
 def _show(value: Any) -> str:
