@@ -52,7 +52,7 @@ def register(group: click.Group) -> None:
             for line in read_records(_settings().runs_file):
                 click.echo(json.dumps(line, sort_keys=True))
             return
-        from training.retrain import retrain_once
+        from training.retrain import retrain_once, strict_json
 
         overrides: dict[str, Any] = {}
         if fhir_server:
@@ -63,7 +63,7 @@ def register(group: click.Group) -> None:
         if overrides:
             settings = settings.with_overrides(**overrides)
         record = retrain_once(settings)
-        click.echo(json.dumps(record.as_dict(), sort_keys=True, default=str))
+        click.echo(json.dumps(strict_json(record.as_dict()), sort_keys=True, default=str))
         if record.decision == "failed":
             raise SystemExit(1)
 

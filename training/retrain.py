@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -324,11 +325,27 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as null, so every record is standard JSON.
+
+    >>> strict_json({"a": [float("nan"), 1.5]})
+    {'a': [None, 1.5]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def append_record(path: Path, record: RunRecord) -> None:
     """Append one run record (one JSON line, fsync'd)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(strict_json(record.as_dict()), sort_keys=True, default=str, allow_nan=False)
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record.as_dict(), sort_keys=True, default=str) + "\n")
+        handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -471,7 +488,7 @@ def _run(
         record.gate = checks
         # Every candidate is kept (unpromoted when refused) so a refusal can be inspected or overridden.
         record.candidate_version = registry.add(
-            candidate_dir, {"run_id": record.run_id, "metrics": metrics["candidate"], "promoted": promote}
+            candidate_dir, strict_json({"run_id": record.run_id, "metrics": metrics["candidate"], "promoted": promote})
         )
         if promote:
             registry.promote(record.candidate_version)
