@@ -65,3 +65,15 @@ def test_dataset_imputation_uses_training_patients_only():
     again = build_dataset(table, seed=0)
     assert np.allclose(again.imputation.means, dataset.imputation.means)
     assert len(dataset.train.transition_rows) == 2 * len(dataset.splits["train"])
+
+
+def test_timeline_mask_keeps_an_earlier_low_egfr_in_force():
+    """A reduced eGFR measured at an earlier visit still limits the doses when the current visit has none."""
+    from training.dataset import timeline_mask, visit_mask
+
+    timeline = _timeline("r", 2, [True, True])
+    timeline.visits[0].egfr = 35.0
+    timeline.visits[1].egfr = None
+    assert sum(timeline_mask(timeline, 1)) < sum(visit_mask(timeline.visits[1]))
+    visit = timeline.visits[1]
+    assert timeline_mask(timeline, 1) == allowed_dose_mask(visit.weight_kg, visit.age_years, 35.0)

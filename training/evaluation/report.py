@@ -79,6 +79,25 @@ def mean_predicted_value(model: InferenceModel, evaluated: Evaluated) -> float |
     return float(evaluated.scores[first, evaluated.recommended[first]].mean())
 
 
+def overestimation_by_first_dose(model: InferenceModel, evaluated: Evaluated,
+                                 true_returns: dict[str, float] | None) -> list[dict[str, Any]] | None:
+    """Where a DQN over-estimates: predicted Q(s₀, π(s₀)) against the true return, by its first recommended dose."""
+    if model.score_kind != "q" or not true_returns:
+        return None
+    first = np.flatnonzero(evaluated.data.step == 0)
+    ids = [evaluated.table.patient_ids[int(p)] for p in evaluated.data.patient[first]]
+    rows = []
+    for k in np.unique(evaluated.recommended[first]):
+        members = [i for i, row in enumerate(first) if evaluated.recommended[row] == k and ids[i] in true_returns]
+        if not members:
+            continue
+        predicted = float(evaluated.scores[first[members], k].mean())
+        true = float(np.mean([true_returns[ids[i]] for i in members]))
+        rows.append({"dose_g": float(DOSE_CLASSES_G[int(k)]), "children": len(members), "predicted_q": predicted,
+                     "true_value": true, "overestimate": predicted - true})
+    return rows
+
+
 def evaluate_model(
     model_dir: str | Path,
     loaded: LoadedData,
@@ -126,6 +145,8 @@ def evaluate_model(
     metrics["ope_settings"] = {"epsilon": ope.EPSILON, "gamma": gamma, "bootstrap_samples": bootstrap_samples,
                                "behaviour_policy": behaviour.source, "patients": len(test_ids)}
     metrics["mean_predicted_q"] = mean_predicted_value(model, test)
+    own_returns = (true_values or {}).get("model", {}).get("returns_by_patient")
+    metrics["overestimation_by_first_dose"] = overestimation_by_first_dose(model, test, own_returns)
     details = dict(true_values or {})
     metrics["true_value"] = {name: detail["value"] for name, detail in details.items()}
     metrics["true_value_detail"] = details
@@ -236,6 +257,12 @@ def render_report(metrics: dict[str, Any]) -> str:
             verdict = "over-estimates" if gap > 0 else "under-estimates"
             lines.append(f"True value: {own:.1f}. The model **{verdict} its own value by {abs(gap):.1f}** "
                          "(reward scale ±100 per visit, discounted).")
+        where = metrics.get("overestimation_by_first_dose")
+        if where:
+            lines += ["", "By the dose the model recommends at the first visit (where the over-estimation sits):", "",
+                      "| first dose (g/day) | children | predicted Q | true value | over-estimate |", "|---:|---:|---:|---:|---:|"]
+            lines += [f"| {r['dose_g']:g} | {r['children']} | {r['predicted_q']:.1f} | {r['true_value']:.1f} | "
+                      f"{r['overestimate']:+.1f} |" for r in where]
     lines += ["", "## Safety", "",
               f"Recommendations outside the label bounds: **{metrics['safety_violations']}** (must be 0). "
               f"Unmasked argmax outside the bounds (what clipping would have had to fix): "

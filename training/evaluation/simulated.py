@@ -60,12 +60,13 @@ def discounted_return(rewards: np.ndarray, gamma: float) -> float:
     return float((np.asarray(rewards) * gamma ** np.arange(len(rewards))).sum())
 
 
-def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, gamma: float) -> dict[str, float]:
+def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, gamma: float) -> dict[str, Any]:
     """Run each child under ``policy`` (None: its own physician) and summarise the true outcomes."""
     from training.simulator.physician import PhysicianPolicy
     from training.simulator.simulate import run_child
 
     returns: list[float] = []
+    by_patient: dict[str, float] = {}
     rewards: list[float] = []
     seizure_free: list[bool] = []
     adverse: list[bool] = []
@@ -76,6 +77,7 @@ def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, 
         run = run_child(child, config, acting, record_probabilities=False)
         r = run.rewards(config)
         returns.append(discounted_return(r, gamma))
+        by_patient[child.patient_id] = returns[-1]
         rewards.extend(r.tolist())
         seizure_free.extend(not v.seizure_since_last_visit for v in run.visits[1:])
         adverse.extend(v.adverse_effect for v in run.visits[1:])
@@ -88,6 +90,7 @@ def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, 
         "adverse_effect_rate": float(np.mean(adverse)) if adverse else float("nan"),
         "out_of_bounds_share": float(np.mean(outside)) if outside else float("nan"),
         "visits_per_child": visits / max(1, len(children)),
+        "returns_by_patient": by_patient,
     }
 
 
@@ -98,7 +101,7 @@ def true_values_for_models(
     *,
     gamma: float = 0.9,
     include_physician: bool = True,
-) -> dict[str, dict[str, float]] | None:
+) -> dict[str, dict[str, Any]] | None:
     """{policy name: true outcomes} for the models (and the physician) on the given children, or None."""
     setup = cohort_setup(data_dir)
     if setup is None:
@@ -110,7 +113,7 @@ def true_values_for_models(
     children = [child for child in draw_cohort(n_patients, seed, config) if child.patient_id in wanted]
     if not children:
         return None
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     if include_physician:
         results["physician"] = replay(children, config, None, gamma)
     for name, model in models.items():
