@@ -11,9 +11,10 @@ Rules (each is a decision the service and training share):
   with a mapped Observation is a visit (dated clusters). An Observation linked to a known Encounter
   belongs to that Encounter's day.
 - **as_of** (the service's "today"): data dated after it is ignored, and the last visit is the
-  decision point at ``as_of`` (a visit is appended when none falls on that day). Weight, height,
-  labs and EEG are carried forward to it and named in ``Visit.carried_forward``; seizure and exam
-  reports are only those actually reported on that day (never carried forward).
+  decision point: the latest day with data on or before ``as_of``. No empty visit is invented at
+  ``as_of``: a state whose seizure reports are all unknown occurs nowhere in training, so a model
+  would answer it at random. Consumers judge how old the last visit and its values are (the service
+  refuses a weight older than :data:`fhir_mapping.dosing.MAX_WEIGHT_AGE_DAYS`).
 - **Carried forward.** Weight, height, labs and EEG: the last value measured on or before the visit
   day, with its age in days (``Measurement.age_days``); consumers judge staleness.
 - **eGFR.** Bedside Schwartz (:func:`fhir_mapping.dosing.schwartz_egfr`) from the latest creatinine
@@ -346,7 +347,7 @@ class _Builder:
         else:
             days.update(v.visit_day for v in self.values)
         if self.as_of is not None:
-            days.add(self.as_of)
+            days = {day for day in days if day <= self.as_of}
         return sorted(days)
 
     def assemble(self) -> None:

@@ -47,6 +47,12 @@ PEDIATRIC_RENAL_FRACTIONS: Final[tuple[tuple[float, float], ...]] = ((80.0, 1.0)
 ADULT_RENAL_MAX_MG_PER_DAY: Final[tuple[tuple[float, float], ...]] = ((80.0, 3000.0), (50.0, 2000.0), (30.0, 1500.0), (0.0, 1000.0))
 ESRD_EGFR: Final = 10.0  # below this, dialysis-dependent dosing: specialist decision
 
+# --- Data age (project safety policy, not a label figure) -----------------------------------
+# A weight-based dose needs a current weight: children of 4–10 years gain about 2–3 kg a year (WHO/CDC
+# growth references), so after six months a carried-forward weight misstates mg/kg by 5–10%. Older
+# weights are treated as missing; the card asks for a new one instead of dosing on it.
+MAX_WEIGHT_AGE_DAYS: Final = 183
+
 # --- Therapeutic drug monitoring (domain.md §3) ---------------------------------------------
 TROUGH_REFERENCE_MG_L: Final = (12.0, 46.0)  # older reference range; newer guidance 10–40 or 20–40
 

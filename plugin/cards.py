@@ -156,7 +156,7 @@ def detail_of(decision: Decision) -> str:
     weight = decision.weight_kg
     lines = ["| | mg/day | mg/kg/day |", "|---|---|---|"]
     lines.append(f"| {decision.compared_label.capitalize()} | "
-                 f"{_fmt_mg(compared) if compared is not None else 'none'} | {_per_kg(compared, weight)} |")
+                 f"{_fmt_mg(compared) if compared is not None else 'not readable'} | {_per_kg(compared, weight)} |")
     lines.append(f"| **Recommended** | **{_fmt_mg(mg)}** | **{_per_kg(mg, weight)}** |")
     lines.append("")
     if mg > 0:
@@ -259,7 +259,7 @@ def missing_data_card(missing: list[str], report_url: str, notes: list[str] | No
     summary = f"Levetiracetam dose: cannot recommend, missing {names}"
     if len(summary) > SUMMARY_MAX_CHARS:
         summary = "Levetiracetam dose: cannot recommend, required data is missing (see details)"
-    detail = ["No dose is recommended because data needed for the label bounds is missing:", ""]
+    detail = ["No dose is recommended because data needed to recommend safely is missing:", ""]
     detail.extend(f"- **{item}**" for item in missing)
     if notes:
         detail.append("")

@@ -27,6 +27,8 @@ from plugin.model import InferenceModel
 # Prefetch keys without which no decision is possible: if they cannot be obtained at all, 412.
 REQUIRED_KEYS = ("patient", "weight")
 ORDER_HOOKS = ("order-select", "order-sign")
+# Older than this, the card says which visit it is based on (seizure reports since are unknown).
+RECENT_VISIT_DAYS = 30
 
 
 @dataclass
@@ -69,18 +71,31 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     from fhir_mapping.features import state_row
 
     timeline = build_timeline(resources, patient_id, as_of=today)
-    visit = timeline.visits[-1] if timeline.visits else None
+    visit = timeline.visits[-1] if timeline.visits else None  # the latest visit: the decision point
     weight = visit.weight_kg if visit else None
     age = timeline.age_years_on(today)
     egfr = visit.egfr if visit else None
+    stale_weight = _stale_weight(visit, today)
+    if stale_weight is not None:
+        weight = None  # never dose on an outdated weight (dosing.MAX_WEIGHT_AGE_DAYS)
     bounds = dosing.label_bounds(weight, age, egfr)
-    if not bounds.known:
-        card = missing_data_card(list(bounds.missing), report_url, notes)
-        return Outcome([card], [_audit(card, "none", {"missing": list(bounds.missing)}, None, draft_mg, None, ())])
+    missing = list(bounds.missing)
+    if stale_weight is not None:
+        missing = [stale_weight if "weight" in item else item for item in missing]
+    if visit is not None and visit.lev_before_unreadable:
+        # The state's current dose would read as 0 mg: no recommendation on a misread history.
+        missing.append(f"a readable dose on the levetiracetam order in effect ({visit.lev_before_unreadable})")
+    if missing:
+        card = missing_data_card(missing, report_url, notes)
+        return Outcome([card], [_audit(card, "none", {"missing": missing}, None, draft_mg, None, ())])
+    if visit is not None and (today - visit.date).days > RECENT_VISIT_DAYS:
+        notes.append(f"seizure reports after the visit of {visit.date.isoformat()} ({(today - visit.date).days} days ago)")
     current: float | None = None
-    if visit is not None and (visit.lev or visit.lev_before):
-        current = (visit.lev or visit.lev_before).mg_per_day  # type: ignore[union-attr]
-    compared = draft_mg if draft is not None else (current if current is not None else 0.0)
+    if visit is not None and visit.lev_unreadable:
+        notes.append(f"the daily dose of the current order ({visit.lev_unreadable}), which could not be read")
+    elif visit is not None:
+        current = visit.lev.mg_per_day if visit.lev else 0.0  # the order in effect after the latest visit
+    compared = draft_mg if draft is not None else current  # None: not readable (said in the notes)
     decision = Decision(
         hook=hook, patient_id=patient_id, bounds=bounds, weight_kg=weight, age_years=age, egfr=egfr,
         compared_mg_per_day=compared, compared_label="draft order" if draft is not None else "current",
@@ -120,6 +135,17 @@ def _enforce_bounds(choice: int, scores: tuple[float, ...], bounds: dosing.DoseB
     best = max(finite)[1] if finite else 0
     notes.append("the model returned a dose outside the bounds; the service chose the best allowed dose instead")
     return best
+
+
+def _stale_weight(visit: Any, today: date) -> str | None:
+    """What to ask for when the latest weight is older than dosing.MAX_WEIGHT_AGE_DAYS, else None."""
+    if visit is None or visit.weight is None:
+        return None
+    age_days = (today - visit.weight.measured_on).days
+    if age_days <= dosing.MAX_WEIGHT_AGE_DAYS:
+        return None
+    return (f"a body weight from the last {dosing.MAX_WEIGHT_AGE_DAYS // 30} months (LOINC 29463-7): the latest, "
+            f"of {visit.weight.measured_on.isoformat()}, is {age_days} days old")
 
 
 def _coverage(model: Any, values: np.ndarray, observed: np.ndarray) -> float | None:

@@ -52,18 +52,18 @@ def test_observation_clusters_are_visits_without_encounters() -> None:
     assert timeline.visits[0].seizure_count_since_last_visit == 3 and timeline.visits[0].weight is None
 
 
-def test_as_of_drops_later_data_and_appends_the_decision_visit() -> None:
-    """as_of ignores later data and appends a visit that carries values forward but not reports."""
+def test_as_of_drops_later_data_and_keeps_the_latest_visit_as_decision_point() -> None:
+    """as_of ignores later data; the decision point is the latest real visit, never an empty one at as_of."""
     today = date(2021, 4, 15)
+    assert D0 < today < D1
     resources = [f.patient(), f.encounter("e0", D0), f.encounter("e1", D1), f.quantity("w0", "weight", D0, 30.0, eid="e0"),
                  f.count("n0", D0, 1, eid="e0"), f.quantity("w1", "weight", D1, 99.0, eid="e1"), f.lev_order("mr", 500.0, D0)]
     timeline = build_timeline(resources, as_of=today)
-    assert [v.date for v in timeline.visits] == [D0, today]
+    assert [v.date for v in timeline.visits] == [D0]
     last = timeline.visits[-1]
-    assert last.weight_kg == 30.0 and last.weight is not None and last.weight.age_days == (today - D0).days
-    assert last.seizure_count_since_last_visit is None
-    assert "weight" in last.carried_forward
-    assert last.lev_before is not None and last.lev_before.mg_per_day == 500.0
+    assert last.weight_kg == 30.0 and last.weight is not None and last.weight.measured_on == D0
+    assert last.seizure_count_since_last_visit == 1
+    assert last.lev is not None and last.lev.mg_per_day == 500.0
 
 
 def test_reported_egfr_used_only_without_creatinine_and_height() -> None:
@@ -131,7 +131,7 @@ def test_as_of_ignores_orders_written_later() -> None:
     visit = build_timeline([f.patient(), f.encounter("e0", D0), backdated], as_of=date(2021, 4, 1)).visits[-1]
     assert visit.lev_before is None and visit.lev is None
     later = build_timeline([f.patient(), f.encounter("e0", D0), backdated], as_of=date(2021, 5, 2)).visits[-1]
-    assert later.lev_before is not None and later.lev_before.mg_per_day == 500.0
+    assert later.lev is not None and later.lev.mg_per_day == 500.0  # known by then, in effect from D0
 
 
 def test_uncoded_levetiracetam_order_is_reported_not_dropped_silently() -> None:

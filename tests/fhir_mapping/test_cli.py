@@ -35,7 +35,7 @@ def test_map_prints_timelines_and_states(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["feature_spec"]["names"] == list(FEATURE_SPEC.names)
-    assert [v["date"] for v in document["timelines"][0]["visits"]] == ["2020-01-06", "2020-04-06", "2020-06-01"]
+    assert [v["date"] for v in document["timelines"][0]["visits"]] == ["2020-01-06", "2020-04-06"]
     assert len(document["states"][0]["visits"][0]["values"]) == FEATURE_SPEC.dimension
     assert document["problems"] == []
 
