@@ -1,0 +1,57 @@
+"""Cards rest on current, readable data: outdated weights and unreadable current orders are named, not used."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from fhir_mapping import dosing
+from plugin.decide import RECENT_VISIT_DAYS, decide
+from plugin.gather import Gathered
+from tests.plugin.fixtures import FakeModel, patient_resources
+
+REPORT = "https://cds.example.org/models/current"
+
+
+def _decide(prefetch: dict, today: date | None = None) -> dict:
+    outcome = decide("patient-view", {"patientId": "p1"}, Gathered(values=prefetch), FakeModel("m", adversarial=False),
+                     REPORT, today=today)
+    assert len(outcome.cards) == 1
+    return outcome.cards[0]
+
+
+def test_current_weight_gives_a_dose_card() -> None:
+    """A weight of 90 days ago is current: the card recommends a dose."""
+    card = _decide(patient_resources())
+    assert card["summary"].startswith("Levetiracetam ") and "suggestions" in card
+
+
+def test_outdated_weight_is_asked_for_not_used() -> None:
+    """Past the weight age limit the card recommends nothing and names the date of the outdated weight."""
+    prefetch = patient_resources()
+    weighed_on = date.fromisoformat(prefetch["weight"]["entry"][0]["resource"]["effectiveDateTime"])
+    late = weighed_on + timedelta(days=dosing.MAX_WEIGHT_AGE_DAYS + 1)
+    card = _decide(prefetch, today=late)
+    assert "suggestions" not in card
+    assert "cannot recommend" in card["summary"]
+    assert weighed_on.isoformat() in card["detail"] and "days old" in card["detail"]
+    # The day before the limit the same data still gives a dose.
+    assert "suggestions" in _decide(prefetch, today=weighed_on + timedelta(days=dosing.MAX_WEIGHT_AGE_DAYS))
+
+
+def test_card_says_which_visit_it_rests_on() -> None:
+    """When the latest visit is older than a month the card says seizure reports since then are unknown."""
+    prefetch = patient_resources()
+    visit_day = date.fromisoformat(prefetch["weight"]["entry"][0]["resource"]["effectiveDateTime"])
+    card = _decide(prefetch, today=visit_day + timedelta(days=RECENT_VISIT_DAYS + 10))
+    assert f"after the visit of {visit_day.isoformat()}" in card["detail"]
+    assert "after the visit of" not in _decide(prefetch, today=visit_day + timedelta(days=RECENT_VISIT_DAYS - 1))["detail"]
+
+
+def test_unreadable_current_order_blocks_the_recommendation() -> None:
+    """An order in effect whose dose cannot be read would look like 0 mg to the model: no dose is recommended."""
+    prefetch = patient_resources()
+    order = prefetch["medications"]["entry"][0]["resource"]
+    order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] = {"value": 1, "unit": "scoop"}
+    card = _decide(prefetch)
+    assert "suggestions" not in card
+    assert "readable dose" in card["detail"] and order["id"] in card["detail"]
