@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from plugin.settings import Settings
+
+if TYPE_CHECKING:  # Flask is imported when an app is built, so `epidose --help` and `map` start fast
+    from flask import Flask
 
 __all__ = ["Settings", "create_app"]
 
@@ -18,6 +19,8 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
                loader: Callable[[Path], Any] | None = None, jwks_fetch: Callable[[str], dict[str, Any]] | None = None,
                fetcher: Any = None) -> Flask:
     """Build the service. ``registry``, ``loader``, ``jwks_fetch`` and ``fetcher`` replace the defaults in tests."""
+    from flask import Flask
+
     from hooks import service_definitions
     from plugin import api, errors, ops, report, security
     from plugin.cache import ResponseCache

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import jwt
-import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+
+if TYPE_CHECKING:  # imported where used, so that the rest of the CLI starts fast
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 SANDBOX_ISSUER = "urn:epidose:sandbox"
 SANDBOX_KID = "epidose-sandbox-1"
@@ -45,6 +44,10 @@ class Reply:
 # --- the local test key ---------------------------------------------------------------------
 def sandbox_key(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
     """The sandbox's ES384 key (made once under ``folder``) and the JWKS file that trusts it."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     folder.mkdir(parents=True, exist_ok=True)
     key_file, jwks_file = folder / "sandbox-key.pem", folder / "sandbox-jwks.json"
     if key_file.exists():
@@ -65,6 +68,8 @@ def sandbox_key(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
 
 def client_jwt(private: ec.EllipticCurvePrivateKey, audience: str) -> str:
     """A CDS Hooks client JWT for one call (CDS Hooks 2.0, Trusting CDS Clients)."""
+    import jwt
+
     now = int(time.time())
     claims = {"iss": SANDBOX_ISSUER, "aud": audience, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
     return jwt.encode(claims, private, algorithm="ES384", headers={"kid": SANDBOX_KID, "typ": "JWT"})
@@ -86,6 +91,8 @@ class HttpTransport(Transport):
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: Any, token: str | None) -> Reply:
+        import requests
+
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
