@@ -49,7 +49,7 @@ def main() -> None:
     if args.env_patients:
         env = Environment(args.env_patients, args.seed)
         value = _timed(f"environment: physician on {args.env_patients} children (FHIR path)", env.evaluate_physician)
-        print(f"  mean discounted return {value.mean_discounted_return:.1f} ± {value.discounted_return_se:.1f}")
+        print(f"  mean discounted reward {value.mean_discounted_reward:.1f} ± {value.discounted_reward_se:.1f}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

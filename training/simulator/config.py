@@ -44,7 +44,7 @@ class SimulatorConfig:
     """Truncation of the onset age."""
     male_share: float = _p(0.58, "BECT male predominance [unverified assumption]", assumption=True)
     """Share of boys."""
-    presentation_delay_days: tuple[float, float] = _p((7.0, 60.0), "time from first seizure to first clinic visit", assumption=True)
+    presentation_delay_days: tuple[float, float] = _p((7.0, 45.0), "time from first seizure to first clinic visit", assumption=True)
     """Uniform range of days from the first seizure to the first visit."""
     behaviour_history_share: float = _p(0.20, "share with prior behavioural problems", assumption=True)
     """Share of children with a behavioural history (the stronger adverse-effect predictor, domain.md §4)."""
@@ -126,7 +126,7 @@ class SimulatorConfig:
     """Hazard multiplier for children with a behavioural history."""
 
     # --- Visits -------------------------------------------------------------------------------
-    first_follow_up_days: tuple[float, float] = _p((14.0, 35.0), "first review after starting (label titration every 2 weeks)", assumption=True)
+    first_follow_up_days: tuple[float, float] = _p((30.0, 42.0), "first review about a month after a start or change (issue #3: intervals of 1–6 months)", assumption=True)
     """Uniform days to the visit after a start or dose change."""
     follow_up_days: tuple[float, ...] = _p((30.0, 61.0, 91.0, 122.0, 152.0, 183.0), "issue #3: follow-up intervals of 1–6 months")
     """Possible follow-up intervals when stable."""

@@ -13,11 +13,14 @@ policies are differences of their doses, not of luck.
 
 Returned values (:class:`PolicyValue`):
 
-- the mean discounted return with the published reward R = 0.5·R1 + 0.4·R2 + 0.1·R3, each term
+- the mean discounted reward with the published reward R = 0.5·R1 + 0.4·R2 + 0.1·R3, each term
   +100 with no seizure and −100 with a seizure since the last visit / within 3 / within 6 months
   (domain.md §1), the reward of a decision at visit t being observed at visit t+1, discounted by
-  ``config.gamma`` (default 0.9 per visit; the paper does not publish it) — G = Σ_t γ^t r_{t+1}, averaged
-  over children with at least two visits;
+  ``config.gamma`` (default 0.9 per visit; the paper does not publish it). Per child it is the
+  discount-weighted mean Σ_t γ^t r_{t+1} / Σ_t γ^t (in −100..100), averaged over children with at least
+  two visits. It is normalised because follow-up length depends on the outcome (seizure-free children
+  are discharged or stop coming): the plain return G = Σ_t γ^t r_{t+1}, also reported, rewards a policy
+  for keeping children in follow-up, not for controlling their seizures;
 - the mean reward per transition, the seizure-free visit share (no seizure since the last visit, after
   the first visit), the mean time from the first visit to the last seizure in follow-up ("time to
   remission", days), the share of intervals with a behavioural adverse effect, and the share of
@@ -51,15 +54,16 @@ from training.simulator.patients import Child, draw_cohort
 from training.simulator.physician import PhysicianPolicy, observed_mask
 from training.simulator.simulate import ChildRun, Decision, Policy, child_steps, run_child
 
-DEFAULT_ORACLE_TARGET_EFFECT = 0.9  # fraction of the seizure rate the oracle wants suppressed
+DEFAULT_ORACLE_TARGET_EFFECT = 0.97  # fraction of the seizure rate the oracle wants suppressed
 
 
 @dataclass(frozen=True)
 class PolicyValue:
     """The true value of a policy on a set of simulated children (see the module docstring)."""
 
+    mean_discounted_reward: float
+    discounted_reward_se: float
     mean_discounted_return: float
-    discounted_return_se: float
     mean_reward: float
     seizure_free_visit_share: float
     mean_days_to_remission: float
@@ -77,6 +81,18 @@ def discounted_returns(rewards_per_child: Sequence[np.ndarray], gamma: float) ->
     return np.array([float(np.sum(r * gamma ** np.arange(r.size))) for r in rewards_per_child if r.size])
 
 
+def discounted_mean_rewards(rewards_per_child: Sequence[np.ndarray], gamma: float) -> np.ndarray:
+    """Σ_t γ^t r_{t+1} / Σ_t γ^t for each child with at least one transition (independent of follow-up length)."""
+    return np.array([float(np.average(r, weights=gamma ** np.arange(r.size))) for r in rewards_per_child if r.size])
+
+
+def _mean_and_se(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return math.nan, math.nan
+    se = float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else math.nan
+    return float(values.mean()), se
+
+
 def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool | None, config: SimulatorConfig = DEFAULT_CONFIG) -> float:
     """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 no seizure, −100 seizure, 0 unknown (domain.md §1)."""
     return simulate.reward_of_flags(since_last, last_3, last_6, config)
@@ -85,6 +101,7 @@ def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool |
 def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CONFIG) -> PolicyValue:
     """The :class:`PolicyValue` of finished runs."""
     rewards = [run.rewards(config) for run in runs]
+    mean_discounted, mean_discounted_se = _mean_and_se(discounted_mean_rewards(rewards, config.gamma))
     returns = discounted_returns(rewards, config.gamma)
     later = [v for run in runs for v in run.visits[1:]]
     days_to_remission = []
@@ -96,8 +113,9 @@ def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CO
     out_of_label = [not v.allowed[v.dose_class] for v in decisions]
     all_rewards = np.concatenate([r for r in rewards if r.size]) if any(r.size for r in rewards) else np.zeros(0)
     return PolicyValue(
+        mean_discounted_reward=mean_discounted,
+        discounted_reward_se=mean_discounted_se,
         mean_discounted_return=float(returns.mean()) if returns.size else math.nan,
-        discounted_return_se=float(returns.std(ddof=1) / math.sqrt(returns.size)) if returns.size > 1 else math.nan,
         mean_reward=float(all_rewards.mean()) if all_rewards.size else math.nan,
         seizure_free_visit_share=float(np.mean([not v.seizure_since_last_visit for v in later])) if later else math.nan,
         mean_days_to_remission=float(np.mean(days_to_remission)) if days_to_remission else math.nan,
@@ -109,13 +127,12 @@ def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CO
 
 
 def value_of_timelines(timelines: Sequence[PatientTimeline], config: SimulatorConfig = DEFAULT_CONFIG) -> tuple[float, float]:
-    """Mean discounted return and its standard error estimated from logged timelines (on-policy, Monte Carlo)."""
+    """Mean discounted reward (as :class:`PolicyValue`) and its standard error from logged timelines (on-policy, Monte Carlo)."""
     rewards = [
         np.array([reward_of_flags(v.seizure_since_last_visit, v.seizure_last_3_months, v.seizure_last_6_months, config) for v in t.visits[1:]])
         for t in timelines
     ]
-    returns = discounted_returns(rewards, config.gamma)
-    return float(returns.mean()), float(returns.std(ddof=1) / math.sqrt(returns.size))
+    return _mean_and_se(discounted_mean_rewards(rewards, config.gamma))
 
 
 def fhir_state_view(run: ChildRun) -> PatientTimeline:

@@ -43,7 +43,7 @@ def test_doses_matter_and_out_of_label_doses_are_counted() -> None:
     env = Environment(150, 4, state="direct")
     untreated, treated, maximal = env.evaluate(lambda t: 0), env.evaluate(lambda t: 6), env.evaluate(lambda t: N_DOSE_CLASSES - 1)
     assert treated.seizure_free_visit_share > untreated.seizure_free_visit_share + 0.1
-    assert treated.mean_discounted_return > untreated.mean_discounted_return
+    assert treated.mean_discounted_reward > untreated.mean_discounted_reward
     assert untreated.out_of_label_share == 0.0 and maximal.out_of_label_share > 0.5
     assert untreated.adverse_effect_rate < treated.adverse_effect_rate
 
@@ -62,12 +62,13 @@ def test_physician_value_matches_logged_estimate_and_oracle_beats_it(tmp_path: P
     physician = env.evaluate_physician()
     write_cohort(tmp_path, 300, 202)
     logged, logged_se = value_of_timelines(build_timelines(collect_resources(tmp_path / "ndjson")[0]))
-    tolerance = 3 * math.hypot(physician.discounted_return_se, logged_se)
-    assert abs(physician.mean_discounted_return - logged) < tolerance, (physician.mean_discounted_return, logged, tolerance)
+    tolerance = 3 * math.hypot(physician.discounted_reward_se, logged_se)
+    assert abs(physician.mean_discounted_reward - logged) < tolerance, (physician.mean_discounted_reward, logged, tolerance)
     assert physician.out_of_label_share == 0.0
     oracle = env.evaluate_oracle()
     assert oracle.mean_reward > physician.mean_reward
-    assert oracle.mean_discounted_return > physician.mean_discounted_return
+    assert oracle.mean_discounted_reward > physician.mean_discounted_reward
+    assert oracle.seizure_free_visit_share > physician.seizure_free_visit_share
     assert oracle.out_of_label_share == 0.0
 
 
