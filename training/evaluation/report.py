@@ -238,12 +238,16 @@ def render_report(metrics: dict[str, Any]) -> str:
     if true_value:
         details = metrics.get("true_value_detail") or {}
         lines += ["", "True outcomes in the simulator's counterfactual environment (the same held-out children replayed",
-                  "under each policy; value = discounted return from the first visit):", "",
-                  "| policy | true value | reward/visit | seizure-free visits | adverse effects | out of bounds |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "under each policy, state read through the FHIR mapping). True value = per child the discounted mean",
+                  "reward Σγᵗr/Σγᵗ (−100..100; not inflated by longer follow-up), averaged over children; discounted",
+                  "return Σγᵗr is the quantity Q-values and the off-policy estimators above target.", "",
+                  "| policy | true value (± SE) | discounted return | reward/visit | seizure-free visits | adverse effects "
+                  "| out of bounds |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for name, value in true_value.items():
             d = details.get(name, {})
-            lines.append(f"| {name} | {_fmt(value, 1)} | {_fmt(d.get('mean_reward_per_visit'), 1)} | "
+            lines.append(f"| {name} | {_fmt(value, 1)} ± {_fmt(d.get('value_se'), 1)} | {_fmt(d.get('discounted_return'), 1)} | "
+                         f"{_fmt(d.get('mean_reward_per_visit'), 1)} | "
                          f"{_pct(d.get('seizure_free_share'))} | {_pct(d.get('adverse_effect_rate'))} | "
                          f"{_pct(d.get('out_of_bounds_share'))} |")
     predicted = metrics.get("mean_predicted_q")
@@ -251,12 +255,13 @@ def render_report(metrics: dict[str, Any]) -> str:
         lines += ["", "## Over-estimation", "",
                   f"Mean predicted Q(s₀, π(s₀)) on first visits: **{predicted:.1f}**; "
                   f"FQE of the same policy: {_fmt(metrics['ope']['fqe']['value'], 1)}."]
-        own = true_value.get("model")
+        own = (metrics.get("true_value_detail") or {}).get("model", {}).get("discounted_return")
         if own is not None:
             gap = predicted - own
             verdict = "over-estimates" if gap > 0 else "under-estimates"
-            lines.append(f"True value: {own:.1f}. The model **{verdict} its own value by {abs(gap):.1f}** "
-                         "(reward scale ±100 per visit, discounted).")
+            lines.append(f"True discounted return of the same policy: {own:.1f}. The model **{verdict} its own value "
+                         f"by {abs(gap):.1f}** (reward scale ±100 per visit, discounted with γ = "
+                         f"{metrics['ope_settings']['gamma']}).")
         where = metrics.get("overestimation_by_first_dose")
         if where:
             lines += ["", "By the dose the model recommends at the first visit (where the over-estimation sits):", "",

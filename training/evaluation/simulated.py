@@ -6,8 +6,9 @@ on exactly the children of the test split. The true value is the same quantity t
 estimators target: the discounted return from the first visit, Σ_t γ^t r_t, with r_t the published
 reward of the visit after decision t (the simulator knows every seizure, so no term is unknown).
 
-When the simulator provides ``training.simulator.environment``, its evaluation is used; this module
-then only adapts a model folder to the ``policy(timeline) -> int`` interface.
+The replay is the simulator's counterfactual environment (``training.simulator.environment``); this
+module adapts a model folder to its ``policy(timeline) -> int`` interface and restricts it to the
+held-out children. :func:`replay` (direct timelines, no FHIR round trip) is kept for quick checks.
 """
 
 from __future__ import annotations
@@ -101,21 +102,59 @@ def true_values_for_models(
     *,
     gamma: float = 0.9,
     include_physician: bool = True,
+    include_oracle: bool = True,
+    state: str = "fhir",
 ) -> dict[str, dict[str, Any]] | None:
-    """{policy name: true outcomes} for the models (and the physician) on the given children, or None."""
+    """{policy name: true outcomes} for the models, the physician and the oracle on the given children, or None.
+
+    Uses the simulator's counterfactual :class:`training.simulator.environment.Environment` with the
+    state built by ``fhir_mapping.build`` from the FHIR emitted so far (``state="fhir"``), the same
+    path the training data took, so the models see at replay exactly what they were trained on.
+    """
     setup = cohort_setup(data_dir)
     if setup is None:
         return None
-    from training.simulator.patients import draw_cohort
+    import dataclasses
+
+    from training.simulator.environment import Environment, oracle_policy
 
     seed, n_patients, config = setup
+    if abs(config.gamma - gamma) > 1e-12:
+        config = dataclasses.replace(config, gamma=gamma)
+    environment = Environment(n_patients, seed, config, state=state)
     wanted = set(patient_ids)
-    children = [child for child in draw_cohort(n_patients, seed, config) if child.patient_id in wanted]
-    if not children:
+    environment.children = [child for child in environment.children if child.patient_id in wanted]
+    if not environment.children:
         return None
     results: dict[str, dict[str, Any]] = {}
-    if include_physician:
-        results["physician"] = replay(children, config, None, gamma)
     for name, model in models.items():
-        results[name] = replay(children, config, ModelPolicy(model), gamma)
+        results[name] = summarise_runs(environment.run(ModelPolicy(model)), config)
+    if include_physician:
+        results["physician"] = summarise_runs(environment.physician_runs(), config)
+    if include_oracle:
+        results["oracle"] = summarise_runs(environment.run(per_child=lambda child: oracle_policy(child, config)), config)
     return results
+
+
+def summarise_runs(runs: Sequence[Any], config: Any) -> dict[str, Any]:
+    """The environment's PolicyValue of finished runs, plus each child's discounted return."""
+    from training.simulator.environment import value_of_runs
+
+    value = value_of_runs(runs, config).to_json()
+    by_patient = {run.child.patient_id: discounted_return(run.rewards(config), config.gamma)
+                  for run in runs if len(run.visits) > 1}
+    headline = value.get("mean_discounted_reward", value.get("mean_discounted_return"))
+    return {
+        # The environment's headline: per child Σ γ^t r / Σ γ^t (−100..100), so that a policy is not
+        # credited for longer follow-up; "discounted_return" (Σ γ^t r) is what Q and the OPE estimate.
+        "value": headline,
+        "value_se": value.get("discounted_reward_se", value.get("discounted_return_se")),
+        "discounted_return": value.get("mean_discounted_return"),
+        "mean_reward_per_visit": value.get("mean_reward"),
+        "seizure_free_share": value.get("seizure_free_visit_share"),
+        "adverse_effect_rate": value.get("adverse_effect_rate"),
+        "out_of_bounds_share": value.get("out_of_label_share"),
+        "mean_days_to_remission": value.get("mean_days_to_remission"),
+        "patients": value.get("patients"),
+        "returns_by_patient": by_patient,
+    }

@@ -27,7 +27,7 @@ STUDY_CONFIGS = ("paper", "double", "conservative", "bc", "forest")
 
 
 def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = None, seed: int = 0,
-              configs: tuple[str, ...] = STUDY_CONFIGS, progress: bool = True) -> dict[str, Any]:
+              configs: tuple[str, ...] = STUDY_CONFIGS, progress: bool = True, reuse: bool = False) -> dict[str, Any]:
     """Train and evaluate every configuration; returns the summary written to summary.json."""
     started = time.perf_counter()
     out = Path(out_dir)
@@ -40,6 +40,9 @@ def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = 
         config = named_config(name, seed=seed)
         if steps is not None and name != "forest":
             config = dataclasses.replace(config, steps=steps)
+        if reuse and (out / name / "metadata.json").exists():
+            models[name] = load_inference_model(out / name)  # trained by an earlier run of the same study
+            continue
         folder, _, _ = train_model(data_dir, out / name, config, split_seed=seed, progress=progress, prepared=prepared)
         models[name] = load_inference_model(folder)
     true_values = true_values_for_models(data_dir, models, dataset.splits["test"]) if loaded.is_cohort else None
@@ -48,14 +51,15 @@ def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = 
     for name in configs:
         own = None
         if true_values is not None:
-            own = {"model": true_values[name], "physician": true_values["physician"]}
+            own = {"model": true_values[name], "physician": true_values["physician"], "oracle": true_values["oracle"]}
         metrics = evaluate_model(out / name, loaded, out / name / "report", table=table, true_values=own)
         summary["policies"][name] = {key: metrics[key] for key in (
             "top1_agreement", "within_one_step", "macro_f1", "kappa", "mean_class_accuracy", "weighted_mae_g",
             "agreement_limit", "safety_violations", "unmasked_out_of_bounds", "ope", "mean_predicted_q", "train_seconds",
             "steps", "rare_dose_share_model")}
         summary["agreement_limit"] = metrics["agreement_limit"]
-    summary["true_value"] = true_values
+    summary["true_value"] = None if true_values is None else {
+        name: {k: v for k, v in row.items() if k != "returns_by_patient"} for name, row in true_values.items()}
     summary["seconds"] = time.perf_counter() - started
     write_json(out / "summary.json", summary)
     (out / "summary.md").write_text(render_summary(summary), encoding="utf-8")
@@ -72,8 +76,9 @@ def render_summary(summary: dict[str, Any]) -> str:
     lines = [f"Held-out test split: {summary['splits']['test']} patients (train {summary['splits']['train']}, "
              f"validation {summary['splits']['validation']}), seed {summary['seed']}.", "",
              "| policy | top-1 | within 1 step | macro-F1 | kappa | Table-1 mean acc. | MAE (g) | WIS [95% CI] (ESS) "
-             "| WDR [95% CI] | FQE | mean predicted Q | true value | seizure-free visits | adverse effects | safety violations |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| WDR [95% CI] | FQE | mean predicted Q | true discounted return | true value (± SE) | seizure-free visits "
+             "| adverse effects | safety violations |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     true_values = summary.get("true_value") or {}
     for name, m in summary["policies"].items():
         ope = m["ope"]
@@ -83,12 +88,15 @@ def render_summary(summary: dict[str, Any]) -> str:
             f"{m['kappa']:.3f} | {100 * m['mean_class_accuracy']:.1f}% | {m['weighted_mae_g']:.3f} | "
             f"{_f(ope['wis']['value'])} [{_f(ope['wis']['ci_low'])}, {_f(ope['wis']['ci_high'])}] ({_f(ope['wis']['ess'])}) | "
             f"{_f(ope['wdr']['value'])} [{_f(ope['wdr']['ci_low'])}, {_f(ope['wdr']['ci_high'])}] | {_f(ope['fqe']['value'])} | "
-            f"{_f(m['mean_predicted_q'])} | {_f(truth.get('value'))} | {_pct(truth.get('seizure_free_share'))} | "
+            f"{_f(m['mean_predicted_q'])} | {_f(truth.get('discounted_return'))} | {_f(truth.get('value'))} ± "
+            f"{_f(truth.get('value_se'))} | {_pct(truth.get('seizure_free_share'))} | "
             f"{_pct(truth.get('adverse_effect_rate'))} | {m['safety_violations']} |")
-    physician = true_values.get("physician")
-    if physician:
-        lines.append(f"| physician (logged) | — | — | — | — | — | — | — | — | — | — | {_f(physician['value'])} | "
-                     f"{_pct(physician['seizure_free_share'])} | {_pct(physician['adverse_effect_rate'])} | 0 |")
+    for reference in ("physician", "oracle"):
+        row = true_values.get(reference)
+        if row:
+            lines.append(f"| {reference} | — | — | — | — | — | — | — | — | — | — | {_f(row['discounted_return'])} | "
+                         f"{_f(row['value'])} ± {_f(row['value_se'])} | {_pct(row['seizure_free_share'])} | "
+                         f"{_pct(row['adverse_effect_rate'])} | {_pct(row['out_of_bounds_share'])} out of label |")
     lines += ["", f"Agreement limit (best achievable expected top-1 against the stochastic physician): {_pct(limit)}."]
     best = max(summary["policies"].items(), key=lambda item: item[1]["top1_agreement"])
     if limit:
@@ -96,10 +104,11 @@ def render_summary(summary: dict[str, Any]) -> str:
                      f"{100 * best[1]['top1_agreement'] / limit:.1f}% of the limit.")
     paper = summary["policies"].get("paper")
     if paper and paper.get("mean_predicted_q") is not None and "paper" in true_values:
-        gap = paper["mean_predicted_q"] - true_values["paper"]["value"]
+        gap = paper["mean_predicted_q"] - true_values["paper"]["discounted_return"]
         lines.append(f"The `paper` configuration predicts a mean Q(s₀, π(s₀)) of {paper['mean_predicted_q']:.1f} on first "
-                     f"visits against a true value of {true_values['paper']['value']:.1f}: it "
-                     f"{'over' if gap > 0 else 'under'}-estimates by {abs(gap):.1f}.")
+                     f"visits against a true discounted return of {true_values['paper']['discounted_return']:.1f}: it "
+                     f"{'over' if gap > 0 else 'under'}-estimates by {abs(gap):.1f} (per first dose: "
+                     "paper/report/report.md).")
     return "\n".join(lines) + "\n"
 
 
@@ -114,8 +123,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--configs", default=",".join(STUDY_CONFIGS))
+    parser.add_argument("--reuse", action="store_true", help="evaluate model folders already in OUT instead of retraining")
     args = parser.parse_args()
-    summary = run_study(args.data, args.out, steps=args.steps, seed=args.seed, configs=tuple(args.configs.split(",")))
+    summary = run_study(args.data, args.out, steps=args.steps, seed=args.seed, configs=tuple(args.configs.split(",")),
+                        reuse=args.reuse)
     print(render_summary(summary))
 
 
