@@ -19,7 +19,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from fhir_mapping import pharmacokinetics as pk
-from fhir_mapping.dosing import DAYS_PER_YEAR
+from fhir_mapping.dosing import DAYS_PER_YEAR, SCHWARTZ_K
 from training.simulator.config import SimulatorConfig
 
 
@@ -82,8 +82,6 @@ class Child:
 
     def creatinine_mg_dl(self, day: date, config: SimulatorConfig) -> float:
         """True serum creatinine implied by height and eGFR through bedside Schwartz (domain.md §2)."""
-        from fhir_mapping.dosing import SCHWARTZ_K
-
         return SCHWARTZ_K * self.height_cm(day, config) / self.egfr
 
     def pk_parameters(self, day: date, config: SimulatorConfig) -> pk.PKParameters:

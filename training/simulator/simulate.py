@@ -21,7 +21,7 @@ import numpy as np
 from fhir_mapping import pharmacokinetics as pk
 from fhir_mapping.codes import ASSESSMENT_CLASSES, EEG_RESULTS, EXAM_CLASSES
 from fhir_mapping.dosing import DAYS_PER_YEAR, DOSE_CLASSES_MG, N_DOSE_CLASSES, schwartz_egfr
-from fhir_mapping.emit import SOLUTION_MAX_WEIGHT_KG
+from fhir_mapping.emit import SOLUTION_MAX_WEIGHT_KG, TABLETS
 from fhir_mapping.timeline import LevOrder, Measurement, PatientTimeline, Visit
 from training.simulator.config import SimulatorConfig
 from training.simulator.patients import Child, resource_uuid
@@ -318,8 +318,7 @@ def _class_of(mg: float) -> int:
 
 
 def _tablet_or_solution(mg_per_day: float) -> str:
-    from fhir_mapping.emit import TABLETS
-
+    """The formulation fhir_mapping.emit writes above 20 kg: whole tablets when possible, else solution."""
     per_dose = mg_per_day / 2
     whole = any((per_dose / p.strength_mg).is_integer() and 1 <= per_dose / p.strength_mg <= 3 for p in TABLETS)
     return "tablet" if whole else "solution"
