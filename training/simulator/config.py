@@ -108,7 +108,7 @@ class SimulatorConfig:
     # --- Pharmacodynamics (domain.md §4) ------------------------------------------------------
     emax: float = _p(0.95, "domain.md §4: Emax ≈72% on top of placebo (Snoeck & Stockis 2004); raised so 20–40 mg/kg/day gives 19% recurrence", assumption=True)
     """Maximum fractional reduction of the seizure rate by levetiracetam."""
-    ec50_median_mg_l: float = _p(1.0, "calibrated: 19% recurrence within 6 months on LEV 20–40 mg/kg/day (Borggraefe 2013) [unverified]", assumption=True)
+    ec50_median_mg_l: float = _p(0.7, "calibrated: 19% recurrence within 6 months on LEV 20–40 mg/kg/day (Borggraefe 2013) [unverified]", assumption=True)
     """Median EC50 on the steady-state average concentration (mg/L)."""
     ec50_log_sd: float = _p(1.0, "individual EC50 spread [unverified]", assumption=True)
     """SD of log EC50 across children."""
@@ -160,7 +160,7 @@ class SimulatorConfig:
     """Share of creatinine results written in umol/L."""
 
     # --- Physician (data-generating policy; label from domain.md §2) --------------------------
-    treat_after_single_seizure: float = _p(0.55, "BECT practice: often no treatment after one seizure", assumption=True)
+    treat_after_single_seizure: float = _p(0.6, "BECT practice: often no treatment after one seizure", assumption=True)
     """Probability of starting levetiracetam at a visit with one seizure so far."""
     treat_after_recurrence: float = _p(0.9, "BECT practice: treat recurrent seizures", assumption=True)
     """Probability of starting when seizures have recurred."""
@@ -187,7 +187,7 @@ class SimulatorConfig:
     ae_reduce_probability: float = _p(0.5, "dose lowered after behavioural effects at some visits", assumption=True)
     """Probability of lowering the dose by one class when a behavioural adverse effect is reported."""
     class_habit_bonus: tuple[float, ...] = _p(
-        (0.0, -2.0, -0.5, -2.0, 0.5, 0.9, 0.5, -0.5, 0.0, -2.0, -1.0, -1.0),
+        (0.0, -2.0, -0.5, -2.0, 0.5, 1.1, 0.7, -0.5, 0.0, -2.0, -1.0, -1.0),
         "prescribing habits of the study clinic, fitted to the dose counts of domain.md §1",
         assumption=True,
     )
