@@ -11,7 +11,7 @@ import requests
 from click.testing import CliRunner
 
 from plugin.cli import main
-from tests.deploy.conftest import registry_with
+from tests.deploy.conftest import recent_patients, registry_with
 
 
 def _post(base: str, resource: dict) -> dict:
@@ -25,12 +25,14 @@ def loaded_server(fhir_server: str, small_cohort: Path, small_model: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str], str]]:
     """The FHIR server with three treated simulated children and one bare Patient; the model registered."""
     treated: list[str] = []
-    for bundle_file in sorted((small_cohort / "bundles").glob("*.json")):
+    for patient_id in recent_patients(small_cohort):
+        bundle_file = small_cohort / "bundles" / f"{patient_id}.json"
         bundle = json.loads(bundle_file.read_text(encoding="utf-8"))
         has_lev = any(e["resource"]["resourceType"] == "MedicationRequest" for e in bundle["entry"])
         if has_lev and len(treated) < 3:
             _post(fhir_server, bundle)
-            treated.append(bundle_file.stem)
+            treated.append(patient_id)
+    assert len(treated) == 3, "the cohort should hold treated children seen in the last two months"
     empty = _post(f"{fhir_server}/Patient", {"resourceType": "Patient", "gender": "male"})["id"]
     data_dir = tmp_path_factory.mktemp("sandbox-data")
     registry_with(small_model, data_dir)

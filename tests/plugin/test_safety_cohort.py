@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from plugin.gather import Gathered
 from tests.plugin.cardspec import check_card, check_response
 from tests.plugin.fixtures import FakeModel, draft_bundle, lev_order
 from training.simulator.cohort import write_cohort
-from training.simulator.config import DEFAULT_CONFIG
+from training.simulator.config import DEFAULT_CONFIG, ending_on
 
 PATIENTS = 25
 _SUMMARY_MG = re.compile(r"^Levetiracetam (\d+(?:\.\d+)?) mg/day")
@@ -34,9 +33,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> list[list[dict[str, Any]
     """The resources of each simulated child."""
     out = tmp_path_factory.mktemp("cohort")
     # Follow-up ending last month, so that "today" over HTTP finds current weights for many children.
-    end = date.today() - timedelta(days=30)
-    recent = replace(DEFAULT_CONFIG, study_start=end - (DEFAULT_CONFIG.study_end - DEFAULT_CONFIG.study_start), study_end=end)
-    write_cohort(out, PATIENTS, seed=11, config=recent)
+    write_cohort(out, PATIENTS, seed=11, config=ending_on(DEFAULT_CONFIG, date.today() - timedelta(days=30)))
     children = []
     for path in sorted((out / "bundles").glob("*.json")):
         resources, _ = collect_resources(json.loads(path.read_text()))

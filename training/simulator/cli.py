@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -14,11 +15,15 @@ def register(group: click.Group) -> None:
     @click.option("--patients", "n_patients", type=click.IntRange(min=1), default=245, show_default=True, help="Number of children.")
     @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (the cohort is deterministic for a seed).")
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-    def cohort(n_patients: int, seed: int, out: Path) -> None:
+    @click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                  help="Move the follow-up window to end on this day (default: the study's 2016-01-01 to 2021-04-29).")
+    def cohort(n_patients: int, seed: int, out: Path, end_date: datetime | None) -> None:
         """Simulate children with BECT treated with levetiracetam and write them as FHIR R4."""
         from training.simulator.cohort import write_cohort
+        from training.simulator.config import DEFAULT_CONFIG, ending_on
 
-        summary = write_cohort(out, n_patients, seed)
+        config = DEFAULT_CONFIG if end_date is None else ending_on(DEFAULT_CONFIG, end_date.date())
+        summary = write_cohort(out, n_patients, seed, config)
         checks = summary.report["checks"]
         click.echo(
             f"{summary.patients} patients, {summary.visits} visits, {summary.resources} resources in {summary.seconds:.1f} s; "

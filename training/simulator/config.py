@@ -243,3 +243,12 @@ def sources(config_type: type[SimulatorConfig] = SimulatorConfig) -> list[dict[s
 
 
 DEFAULT_CONFIG = SimulatorConfig()
+
+
+def ending_on(config: SimulatorConfig, end: date) -> SimulatorConfig:
+    """The same configuration with its follow-up window moved (same length) to end on ``end``.
+
+    For demonstrations and sandbox runs "today": the study's own window (2016–2021) would leave every
+    child's latest weight years old, and the service rightly refuses to dose on that.
+    """
+    return dataclasses.replace(config, study_start=end - (config.study_end - config.study_start), study_end=end)
