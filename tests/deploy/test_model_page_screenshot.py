@@ -14,8 +14,7 @@ from click.testing import CliRunner
 
 from plugin.cli import main
 from tests.deploy.conftest import registry_with
-from tests.deploy.test_quickstart import _serve, _wait_healthy
-from tests.support.fhir_server import free_port
+from tests.deploy.test_quickstart import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "out" / "screenshots" / "model-page.png"
@@ -34,17 +33,8 @@ def model_page(small_model: Path, small_cohort: Path, tmp_path_factory: pytest.T
     assert result.exit_code == 0, result.output
     data_dir = tmp_path_factory.mktemp("page-data")
     registry_with(model, data_dir)
-    port = free_port()
-    process = _serve(data_dir, port, auth=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, process)
+    with serving(data_dir, auth=True) as base:
         yield f"{base}/models/current"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        if process.stdout:
-            process.stdout.close()
 
 
 @pytest.mark.slow

@@ -8,66 +8,64 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.deploy.conftest import registry_with
-from tests.support.fhir_server import free_port
+from tests.support.fhir_server import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 EPIDOSE = Path(sys.executable).with_name("epidose")
 
 
-def _serve(data_dir: Path, port: int, *, auth: bool) -> subprocess.Popen[bytes]:
+@contextmanager
+def serving(data_dir: Path, *, auth: bool) -> Iterator[str]:
+    """`epidose serve` (one worker) on a free loopback port, healthy; yields its base URL, then stops it."""
+    port = free_port()
     env = {**os.environ, "EPIDOSE_DATA_DIR": str(data_dir), "EPIDOSE_BUILD_DEFAULT_MODEL": "off",
            "EPIDOSE_AUTH": "on" if auth else "off"}
     command = [str(EPIDOSE) if EPIDOSE.exists() else "epidose", "serve", "--port", str(port), "--workers", "1"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"epidose serve exited: {output}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("epidose serve did not become healthy in 60 s")
-
-
-@pytest.fixture(params=[False, True], ids=["auth-off", "auth-on"])
-def served(request: pytest.FixtureRequest, small_model: Path, tmp_path: Path) -> Iterator[tuple[str, bool, str]]:
-    """`epidose serve` on a free loopback port with a registered model; yields (base URL, auth, startup output)."""
-    auth = bool(request.param)
-    registry_with(small_model, tmp_path)
-    port = free_port()
-    process = _serve(tmp_path, port, auth=auth)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, process)
-        yield base, auth, ""
+        deadline = time.monotonic() + 60
+        while not _healthy(base):
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise AssertionError(f"epidose serve exited: {output}")
+            if time.monotonic() > deadline:
+                raise AssertionError("epidose serve did not become healthy in 60 s")
+            time.sleep(0.2)
+        yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stdout:
             process.stdout.close()
 
 
+def _healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(params=[False, True], ids=["auth-off", "auth-on"])
+def served(request: pytest.FixtureRequest, small_model: Path, tmp_path: Path) -> Iterator[tuple[str, bool]]:
+    """`epidose serve` with a registered model, authentication off or on; yields (base URL, auth)."""
+    auth = bool(request.param)
+    registry_with(small_model, tmp_path)
+    with serving(tmp_path, auth=auth) as base:
+        yield base, auth
+
+
 @pytest.mark.slow
-def test_quick_start_curl_returns_a_dose_card(served: tuple[str, bool, str]) -> None:
+def test_quick_start_curl_returns_a_dose_card(served: tuple[str, bool]) -> None:
     """With authentication off the README's curl request gets a dose card; with it on (the default) a bare 401."""
-    base, auth, _ = served
+    base, auth = served
     body = (ROOT / "docs" / "examples" / "patient-view.json").read_bytes()
     response = requests.post(f"{base}/cds-services/epidose-patient-view", data=body,
                              headers={"Content-Type": "application/json"}, timeout=10)

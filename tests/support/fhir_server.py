@@ -61,13 +61,18 @@ def running_fhir_server(data_dir: Path, *, port: int | None = None) -> Iterator[
             time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Terminate a server process, killing it if it does not stop within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def sekmet_available() -> bool:
