@@ -49,6 +49,7 @@ class BehaviourCloning(Policy):
         if check and validation is not None:
             valid_states = torch.as_tensor(validation.states)
             valid_actions = torch.as_tensor(validation.actions)
+            valid_masks = torch.as_tensor(validation.masks)
         window, count = 0.0, 0
         started = time.perf_counter()
         bar = progress_bar(config.steps, progress, f"train {config.name}")
@@ -67,7 +68,12 @@ class BehaviourCloning(Policy):
                 bar.update(step - bar.n)
             if check and (step % config.eval_every == 0 or step == config.steps):
                 with torch.no_grad():
-                    valid_loss = float(F.cross_entropy(self.network(valid_states), valid_actions))
+                    logits = self.network(valid_states)
+                    if config.early_stopping_metric == "agreement":
+                        chosen = logits.masked_fill(~valid_masks, -torch.inf).argmax(dim=1)
+                        valid_loss = -float((chosen == valid_actions).float().mean())
+                    else:
+                        valid_loss = float(F.cross_entropy(logits, valid_actions))
                 if valid_loss < best_loss:
                     best_loss, best_state = valid_loss, copy.deepcopy(self.network.state_dict())
                     self.history.best_step = self.history.total_steps + step

@@ -74,7 +74,9 @@ class BCConfig:
     weight_decay: float = 1e-4
     """L2 penalty (Adam weight decay)."""
     eval_every: int = 250
-    """Steps between validation cross-entropy checks; the best state is kept (0 disables early stopping)."""
+    """Steps between validation checks; the best state is kept (0 disables early stopping)."""
+    early_stopping_metric: str = "agreement"
+    """What the validation check maximises: "cross_entropy" (its negative) or "agreement" (top-1 on allowed doses)."""
     seed: int = 0
     """Seed for initialisation and sampling."""
     threads: int = 1
