@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-DEFAULT_PATIENTS: Final = 800
-DEFAULT_STEPS: Final = 4000
+DEFAULT_PATIENTS: Final = 1500
+DEFAULT_STEPS: Final = 6000
 DEFAULT_CONFIG: Final = "conservative"
 
 
