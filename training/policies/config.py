@@ -3,7 +3,12 @@
 The ``paper`` configuration follows the published DQN (../shared/domain.md §1) as far as its text
 allows: 12 dose classes, R = 0.5·R1 + 0.4·R2 + 0.1·R3 on the ±100 scale, mean imputation and 20,000
 iterations. What the text does not state (network width, learning rate, discount, batch size, target
-update period) is chosen here and marked "not published".
+update period) is chosen here and marked "not published". One deliberate departure for every
+configuration, ``paper`` included: doses outside the label bounds are masked in the bootstrap target
+and at prediction (this project's safety rule; the paper has no mask).
+
+``double`` and ``conservative`` train on rewards scaled by 0.01 (Q-values of a few units suit the
+Huber threshold and the CQL logsumexp); their exported Q-values are scaled back to the ±100 scale.
 """
 
 from __future__ import annotations
