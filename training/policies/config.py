@@ -57,6 +57,7 @@ class DQNConfig:
     """Steps between loss-curve points."""
 
     kind: str = field(default="dqn", init=False)
+    """Policy family, written into config.json so the loader knows which class to rebuild."""
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -90,6 +91,7 @@ class BCConfig:
     """Steps between loss-curve points."""
 
     kind: str = field(default="bc", init=False)
+    """Policy family, written into config.json so the loader knows which class to rebuild."""
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -113,6 +115,7 @@ class ForestConfig:
     """Unused (forests are not trained by gradient steps); kept so every config has ``steps``."""
 
     kind: str = field(default="forest", init=False)
+    """Policy family, written into config.json so the loader knows which class to rebuild."""
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
