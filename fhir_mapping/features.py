@@ -124,6 +124,12 @@ def _spec() -> FeatureSpec:
         Feature("sex_female", "demographics", "binary", "mean"),
         Feature("years_since_onset", "course", "continuous", "mean", "a"),
         Feature("days_since_previous_visit", "course", "continuous", "mean", "d"),
+        # The history a clinician weighs (domain.md §2 and §4: treat after recurrence, taper after
+        # about two seizure-free years): seizures reported so far, time since the last one, and
+        # whether levetiracetam was ever given. The published state has only the latest visit.
+        Feature("seizures_reported_so_far", "course", "continuous", "mean"),
+        Feature("years_since_last_seizure", "course", "continuous", "mean", "a"),
+        Feature("ever_on_levetiracetam", "course", "binary", "mean"),
     ]
     return FeatureSpec(tuple(features))
 
@@ -222,7 +228,34 @@ def state_row(timeline: PatientTimeline, visit_index: int) -> tuple[npt.NDArray[
     if timeline.onset is not None:
         put("years_since_onset", (visit.date - timeline.onset).days / DAYS_PER_YEAR)
     put("days_since_previous_visit", visit.days_since_previous_visit)
+    put_history(values, timeline.visits[: visit_index + 1])
     return values, ~np.isnan(values)
+
+
+def put_history(values: npt.NDArray[np.float64], visits: Sequence[Visit]) -> None:
+    """The course features of the last of ``visits`` (the visits up to and including the current one).
+
+    Seizures reported so far sums the counts reported (a visit that reports a seizure without a
+    count counts one); time since the last seizure runs from the last visit that reported one, or
+    from the first visit when none did; both are missing when no visit reported on seizures at all.
+    """
+    current = visits[-1]
+    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None]
+    if reported:
+        total = 0
+        last_seizure = visits[0].date
+        for visit in reported:
+            count = visit.seizure_count_since_last_visit
+            had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
+            total += count if count is not None else int(had)
+            if had:
+                last_seizure = visit.date
+        values[_INDEX["seizures_reported_so_far"]] = float(total)
+        values[_INDEX["years_since_last_seizure"]] = (current.date - last_seizure).days / DAYS_PER_YEAR
+    ever = any(lev_dose_before(v) for v in visits)
+    unknown = any(lev_dose_before(v) is None for v in visits)
+    if ever or not unknown:
+        values[_INDEX["ever_on_levetiracetam"]] = float(ever)
 
 
 def state_matrix(timeline: PatientTimeline) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
