@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -104,6 +104,7 @@ class VisitTable:
     dones: np.ndarray  # float32 [n]
     behaviour_probs: np.ndarray | None = None  # float64 [n, 12]
     dates: list[str] = field(default_factory=list)
+    unreadable_visits: int = 0  # visits left out from a levetiracetam order whose dose could not be read
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -208,7 +209,9 @@ def visit_table(
     """Aligned arrays for every visit of every timeline (patients with no visit are skipped).
 
     ``behaviour`` maps (patient id, visit date ISO) to the physician's action probabilities, when
-    the data has them (the simulator's truth files).
+    the data has them (the simulator's truth files). A patient's visits stop before the first one
+    whose levetiracetam dose (on arrival or decided) could not be read: the mapping would show it as
+    0 mg, a false state or action; how many were left out is kept in ``unreadable_visits``.
     """
     from fhir_mapping import features
 
@@ -218,7 +221,12 @@ def visit_table(
     observed_parts: list[np.ndarray] = []
     offset = 0
     has_behaviour = bool(behaviour)
+    unreadable = 0
     for timeline in sorted(timelines, key=lambda t: t.patient_id):
+        readable = readable_prefix(timeline)
+        unreadable += len(timeline.visits) - readable
+        if readable < len(timeline.visits):
+            timeline = replace(timeline, visits=timeline.visits[:readable])
         visits = timeline.visits
         if not visits:
             continue
@@ -259,7 +267,16 @@ def visit_table(
         dones=np.asarray(rows["dones"], dtype=np.float32),
         behaviour_probs=probs_array,
         dates=rows["dates"],
+        unreadable_visits=unreadable,
     )
+
+
+def readable_prefix(timeline: PatientTimeline) -> int:
+    """How many leading visits have a readable levetiracetam dose, both on arrival and decided."""
+    for index, visit in enumerate(timeline.visits):
+        if visit.lev_before_unreadable is not None or visit.lev_unreadable is not None:
+            return index
+    return len(timeline.visits)
 
 
 def split_patients(patient_ids: Sequence[str], seed: int, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> dict[str, list[str]]:
