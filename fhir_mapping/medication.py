@@ -45,7 +45,7 @@ Order in effect (:func:`order_on_arrival`, :func:`order_at_end_of_day`):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
@@ -141,14 +141,18 @@ def resolve_medication(resource: Mapping[str, Any], medications: Mapping[str, Ma
     return medications.get(target) or medications.get(f"Medication/{ident}") or medications.get(ident)
 
 
+def _system_codes(codings: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, str]]:
+    """(system, code) of each coding that has both as strings, trimmed."""
+    for coding in codings:
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            yield system.strip(), code.strip()
+
+
 def asm_key(resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None) -> str | None:
     """The anti-seizure-medicine key (:data:`codes.ASM_KEYS`) of a MedicationRequest, or None."""
     codings, _ = medication_codings(resource, medications)
-    for coding in codings:
-        system, code = coding.get("system"), coding.get("code")
-        if not isinstance(system, str) or not isinstance(code, str):
-            continue
-        system, code = system.strip(), code.strip()
+    for system, code in _system_codes(codings):
         if system == codes.RXNORM and code in codes.LEV_PRODUCT_BY_CODE:
             return "levetiracetam"
         concept = codes.ASM_BY_CODING.get((system, code))
@@ -277,11 +281,7 @@ def _list(value: object) -> list[Any]:
 
 def _product(codings: Sequence[Mapping[str, Any]], medication: Mapping[str, Any] | None) -> _Product | None:
     is_lev = False
-    for coding in codings:
-        system, code = coding.get("system"), coding.get("code")
-        if not isinstance(system, str) or not isinstance(code, str):
-            continue
-        system, code = system.strip(), code.strip()
+    for system, code in _system_codes(codings):
         if system == codes.RXNORM and code in codes.LEV_PRODUCT_BY_CODE:
             product = codes.LEV_PRODUCT_BY_CODE[code]
             return _Product(product.strength_mg, product.per, product.form, product.code)
