@@ -7,16 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # torch is pinned: plain "torch" would pull a CUDA build of several GB (a local CPU wheel is on disk;
 # an image build passes its own wheel source through PIP_FIND_LINKS or PIP_INDEX_URL).
-torch="torch==2.13.0"
 case "${1:-}" in
   image)
     prefix="${2:?usage: scripts/install.sh image PREFIX}"
     python3 -m venv "$prefix"
-    "$prefix/bin/pip" install --quiet --no-cache-dir "$torch" ".[train]"
+    "$prefix/bin/pip" install --quiet --no-cache-dir "torch==2.13.0" ".[train]"
     "$prefix/bin/epidose" --version
     ;;
   dev)
-    python3 -m pip install --quiet "$torch" -e ".[train,dev]"
+    python3 -m pip install --quiet "torch==2.13.0" -e ".[train,dev]"
     # The FHIR server for integration tests pins its own FastAPI/pydantic: keep it in its own venv.
     if [ ! -x .venv-fhir/bin/sekmet ]; then
       python3 -m venv .venv-fhir
@@ -29,7 +28,7 @@ case "${1:-}" in
     fi
     ;;
   "")
-    python3 -m pip install --quiet "$torch" -e ".[train]"
+    python3 -m pip install --quiet "torch==2.13.0" -e ".[train]"
     ;;
   *)
     echo "usage: scripts/install.sh [dev | image PREFIX]" >&2
