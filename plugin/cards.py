@@ -138,6 +138,29 @@ def _pk_lines(decision: Decision, rows: list[tuple[str, float]]) -> list[str]:
     return lines
 
 
+def _titration_lines(decision: Decision, mg: float) -> list[str]:
+    """How to get from the current or draft dose to the recommendation within the label's steps.
+
+    EU SmPC (domain.md §2): changes of at most ±10 mg/kg twice daily (adults ±500 mg twice daily)
+    every 2 weeks, withdrawal included: a larger change is reached in steps, never at once.
+    """
+    compared = decision.compared_mg_per_day
+    if compared is None:
+        return []
+    change = mg - compared
+    step = dosing.max_titration_change_mg_per_day(decision.weight_kg, decision.age_years, dosing.TITRATION_INTERVAL_WEEKS)
+    if step is None or step <= 0 or abs(change) <= step + 1e-9:
+        return []
+    steps = math.ceil(abs(change) / step - 1e-9)
+    direction = "an increase" if change > 0 else "a decrease"
+    text = (f"**Titration:** {direction} of {_fmt_mg(abs(change))} mg/day is more than the label allows at once "
+            f"(at most {_fmt_mg(step)} mg/day every {dosing.TITRATION_INTERVAL_WEEKS:g} weeks): reach "
+            f"{_fmt_mg(mg)} mg/day in {steps} steps over about {steps * dosing.TITRATION_INTERVAL_WEEKS:g} weeks.")
+    if mg <= 0:
+        text += " Do not stop levetiracetam abruptly."
+    return [text, ""]
+
+
 def confidence_of(decision: Decision) -> tuple[float | None, str]:
     """Q-value margin between the chosen and the next-best allowed dose, and a plain-words reading."""
     allowed = decision.bounds.allowed or (True,) * dosing.N_DOSE_CLASSES
@@ -167,6 +190,7 @@ def detail_of(decision: Decision) -> str:
                    else "the dose is not a whole number of tablets")
             lines.append(f"Oral solution 100 mg/mL because {why}: {regimen.amount:g} mL per dose.")
         lines.append("")
+    lines.extend(_titration_lines(decision, mg))
     pk_rows = [("Recommended", mg)]
     if compared is not None and compared != mg:
         pk_rows.insert(0, (decision.compared_label.capitalize(), compared))
