@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -122,8 +123,10 @@ class Authenticator:
         source = self.settings.jwks[issuer]
         jku = header.get("jku")
         if jku is not None:
-            if jku != source and jku not in self.settings.jku_allowlist:
-                raise Unauthorized("jku not allowlisted")
+            # Allowlisted for *this* issuer only: another trusted issuer's JWKS must never sign for it.
+            own = _origin(jku) in (_origin(source), _origin(issuer))
+            if jku != source and not (jku in self.settings.jku_allowlist and own):
+                raise Unauthorized("jku not allowlisted for this issuer")
             source = jku
         key = self._key(source, header.get("kid"), algorithm)
         claims: dict[str, Any] = jwt.decode(
@@ -161,6 +164,11 @@ class Authenticator:
             if not source.startswith(("https://", "http://")):
                 break
         raise Unauthorized("unknown key")
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def expected_audience(settings: Settings) -> str:

@@ -188,3 +188,29 @@ def test_tokens_are_never_logged(secured: FlaskClient, signer: Signer, caplog: p
     secured.post(PV_PATH, json=body, headers={"Authorization": "Bearer " + signer.token(BASE + PV_PATH)})
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert token not in text and "secret-patient-42" not in text
+
+
+def test_jku_of_another_trusted_issuer_cannot_sign_for_this_one(make_app: Callable[..., Flask], signer: Signer,
+                                                                tmp_path: Path) -> None:
+    """An allowlisted JWKS URL on another issuer's host is refused for tokens claiming this issuer."""
+    jwks = json.loads(signer.jwks_path.read_text())
+    from plugin import create_app
+    from plugin.settings import Settings
+    from tests.plugin.fixtures import fake_loader
+
+    settings = Settings.from_env({}, auth=True, public_base_url=BASE, data_dir=tmp_path / "d",
+                                 model_dir=tmp_path / "models", hash_key="k",
+                                 jwks={ISSUER: "https://ehr.example.org/jwks.json",
+                                       "https://other-ehr.example.net": "https://other-ehr.example.net/jwks.json"},
+                                 jku_allowlist=("https://other-ehr.example.net/keys/rotated.json",
+                                                "https://ehr.example.org/keys/rotated.json"))
+    client = create_app(settings, loader=fake_loader, jwks_fetch=lambda url: jwks).test_client()
+
+    def with_jku(url: str) -> str:
+        now = time.time()
+        return jwt.encode({"iss": ISSUER, "aud": DISCOVERY, "exp": int(now + 60), "iat": int(now),
+                           "jti": str(uuid.uuid4())}, signer.key, algorithm="ES384",
+                          headers={"kid": "test-key-1", "jku": url})
+
+    assert _get(client, with_jku("https://other-ehr.example.net/keys/rotated.json")).status_code == 401
+    assert _get(client, with_jku("https://ehr.example.org/keys/rotated.json")).status_code == 200
