@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -83,5 +84,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        app.logger.exception("unexpected error: %s", type(error).__name__)
+        # Where it failed, but not the exception's message: that can carry request data (patient ids).
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        app.logger.error("unexpected error: %s\n%s", type(error).__name__, frames)
         return error_response("internal error", 500)
