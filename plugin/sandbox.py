@@ -10,6 +10,7 @@ and prints the cards for a person to read (``--json`` for the raw response).
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -57,9 +58,11 @@ def sandbox_key(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
         private = loaded
     else:
         private = ec.generate_private_key(ec.SECP384R1())
-        key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-        key_file.chmod(0o600)
+        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
     public.update({"kid": SANDBOX_KID, "alg": "ES384", "use": "sig"})
     jwks_file.write_text(json.dumps({"keys": [public]}), encoding="utf-8")
