@@ -138,16 +138,6 @@ class Settings:
         return service_rows()
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, tuple):
-        return ",".join(value)
-    if value is None or (hasattr(value, "__class__") and value.__class__.__name__ == "_MISSING_TYPE"):
-        return ""
-    return str(value)
-
-
 def _is_loopback_url(url: str) -> bool:
     return url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
 

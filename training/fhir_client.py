@@ -419,7 +419,10 @@ class FhirClient:
     def search_pages(self, resource_type: str, params: Mapping[str, str] | None = None) -> Iterator[Page]:
         """Pages of a type-level search, following ``next`` links until there is none."""
         query = {"_count": str(self.page_size), **(params or {})}
-        bundle = self.get_json(resource_type, query)
+        yield from self._follow(self.get_json(resource_type, query))
+
+    def _follow(self, bundle: dict[str, Any]) -> Iterator[Page]:
+        """A searchset page and the pages its ``next`` links lead to (refusing a loop)."""
         seen: set[str] = set()
         while True:
             page = _read_searchset(bundle, self.base_url)
@@ -490,20 +493,12 @@ class FhirClient:
         bundle = answer.get("resource")
         if not isinstance(bundle, dict):
             raise FhirMalformedResponse("batch entry without its search Bundle")
-        seen: set[str] = set()
         announced: int | None = None
         received = 0
-        while True:
-            page = _read_searchset(bundle, self.base_url)
+        for page in self._follow(bundle):
             announced = page.total if announced is None else announced
             received += len(page.resources)
             yield from page.resources
-            if page.next_url is None:
-                break
-            if page.next_url in seen:
-                raise FhirMalformedResponse("search paging loops back to a page already read")
-            seen.add(page.next_url)
-            bundle = self.get_json(page.next_url)
         if announced is not None and received < announced:
             raise FhirPagingError(f"a batched search announced {announced} results, {received} arrived")
 

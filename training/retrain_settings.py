@@ -123,29 +123,23 @@ class RetrainSettings:
             value = env.get(name)
             return value.strip() if value is not None and value.strip() else None
 
-        def number(name: str, current: float, *, minimum: float = 0.0) -> float:
+        def parsed(name: str, current: Any, kind: type, what: str, minimum: float) -> Any:
             value = text(name)
             if value is None:
                 return current
             try:
-                parsed = float(value)
+                result = kind(value)
             except ValueError as error:
-                raise RetrainSettingsError(f"{name} must be a number") from error
-            if parsed < minimum:
+                raise RetrainSettingsError(f"{name} must be {what}") from error
+            if result < minimum:
                 raise RetrainSettingsError(f"{name} must be at least {minimum}")
-            return parsed
+            return result
+
+        def number(name: str, current: float, *, minimum: float = 0.0) -> float:
+            return float(parsed(name, current, float, "a number", minimum))
 
         def integer(name: str, current: int, *, minimum: int = 0) -> int:
-            value = text(name)
-            if value is None:
-                return current
-            try:
-                parsed = int(value)
-            except ValueError as error:
-                raise RetrainSettingsError(f"{name} must be an integer") from error
-            if parsed < minimum:
-                raise RetrainSettingsError(f"{name} must be at least {minimum}")
-            return parsed
+            return int(parsed(name, current, int, "an integer", minimum))
 
         def flag(name: str, current: bool) -> bool:
             value = text(name)
