@@ -17,12 +17,15 @@ def register(group: click.Group) -> None:
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
     @click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                   help="Move the follow-up window to end on this day (default: the study's 2016-01-01 to 2021-04-29).")
-    def cohort(n_patients: int, seed: int, out: Path, end_date: datetime | None) -> None:
+    @click.option("--pd", "pd_profile", type=click.Choice(["sourced", "fitted"]), default="sourced", show_default=True,
+                  help="Exposure–response world: sourced (Schoemaker 2018 adapted to BECT) or fitted (EC50 0.7 mg/L).")
+    def cohort(n_patients: int, seed: int, out: Path, end_date: datetime | None, pd_profile: str) -> None:
         """Simulate children with BECT treated with levetiracetam and write them as FHIR R4."""
         from training.simulator.cohort import write_cohort
-        from training.simulator.config import DEFAULT_CONFIG, ending_on
+        from training.simulator.config import DEFAULT_CONFIG, ending_on, with_pd_profile
 
-        config = DEFAULT_CONFIG if end_date is None else ending_on(DEFAULT_CONFIG, end_date.date())
+        config = with_pd_profile(DEFAULT_CONFIG, pd_profile)
+        config = config if end_date is None else ending_on(config, end_date.date())
         summary = write_cohort(out, n_patients, seed, config)
         checks = summary.report["checks"]
         click.echo(

@@ -32,7 +32,8 @@ Returned values (:class:`PolicyValue`):
 Two limits: :meth:`Environment.best_agreement` is E[max_a π_phys(a|s)] over the physician's visits,
 the best top-1 agreement any policy can reach against a stochastic physician; :func:`oracle_policy`
 knows each child's true parameters and gives the lowest label-allowed dose whose drug effect reaches
-a target while the epilepsy is active, and nothing once it has remitted.
+a target while the epilepsy is active (the highest allowed dose if none does, nothing if even that
+barely helps, as for a non-responder), and nothing once it has remitted.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from training.simulator.physician import PhysicianPolicy, observed_mask
 from training.simulator.simulate import ChildRun, Decision, Policy, child_steps, run_child
 
 DEFAULT_ORACLE_TARGET_EFFECT = 0.97  # fraction of the seizure rate the oracle wants suppressed
+ORACLE_MINIMUM_EFFECT = 0.05  # below this reduction at the highest allowed dose the oracle gives nothing
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,10 @@ def oracle_policy(child: Child, config: SimulatorConfig, target_effect: float = 
             effect = child.drug_effect(child.average_concentration(DOSE_CLASSES_MG[dose_class], visit.date, config), config)
             if effect >= target_effect:
                 return dose_class
-        return allowed[-1]
+        best = allowed[-1]
+        # A child the drug cannot help (a non-responder) is spared its adverse effects.
+        top_effect = child.drug_effect(child.average_concentration(DOSE_CLASSES_MG[best], visit.date, config), config)
+        return best if top_effect >= ORACLE_MINIMUM_EFFECT else 0
 
     return policy
 

@@ -340,6 +340,8 @@ def truth_json(run: ChildRun) -> dict[str, Any]:
         "cl_factor": round(child.cl_factor, 5),
         "v_factor": round(child.v_factor, 5),
         "ec50_mg_l": round(child.ec50_mg_l, 5),
+        "responder": child.responder,
+        "log_emax": round(child.log_emax, 5),
         "physician": child.physician.physician_index,
         "n_visits": len(run.visits),
     }
