@@ -153,6 +153,7 @@ def summarise_runs(runs: Sequence[Any], config: Any) -> dict[str, Any]:
         "mean_reward_per_visit": value.get("mean_reward"),
         "seizure_free_share": value.get("seizure_free_visit_share"),
         "adverse_effect_rate": value.get("adverse_effect_rate"),
+        "somnolence_rate": value.get("somnolence_rate"),
         "out_of_bounds_share": value.get("out_of_label_share"),
         "mean_days_to_remission": value.get("mean_days_to_remission"),
         "patients": value.get("patients"),

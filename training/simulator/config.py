@@ -252,6 +252,8 @@ class SimulatorConfig:
     """Magnitude of each reward term."""
     gamma: float = _p(0.9, "discount per visit (not published: project default)", assumption=True)
     """Discount factor per visit for the discounted return."""
+    adverse_effect_weight: float = _p(0.0, "not published: 0 keeps the published reward (domain.md §1)")
+    """Weight of the optional adverse-effect term: the reward loses weight·100 at a visit reporting a behavioural effect."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (dates as ISO strings, tuples as lists)."""

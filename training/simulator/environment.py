@@ -23,8 +23,9 @@ Returned values (:class:`PolicyValue`):
   for keeping children in follow-up, not for controlling their seizures;
 - the mean reward per transition, the seizure-free visit share (no seizure since the last visit, after
   the first visit), the mean time from the first visit to the last seizure in follow-up ("time to
-  remission", days), the share of intervals with a behavioural adverse effect, and the share of
-  decisions above the label bounds of the state the policy saw.
+  remission", days), the shares of intervals with a behavioural adverse effect and with somnolence,
+  and the share of decisions above the label bounds of the state the policy saw. With
+  ``config.adverse_effect_weight`` above 0 the rewards carry the optional adverse-effect term.
 
 :meth:`Environment.reset` / :meth:`Environment.step` offer the same children one visit at a time
 (Gymnasium style: state, reward observed at the next visit, done).
@@ -70,6 +71,7 @@ class PolicyValue:
     seizure_free_visit_share: float
     mean_days_to_remission: float
     adverse_effect_rate: float
+    somnolence_rate: float
     out_of_label_share: float
     patients: int
     transitions: int
@@ -122,6 +124,7 @@ def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CO
         seizure_free_visit_share=float(np.mean([not v.seizure_since_last_visit for v in later])) if later else math.nan,
         mean_days_to_remission=float(np.mean(days_to_remission)) if days_to_remission else math.nan,
         adverse_effect_rate=float(np.mean([v.adverse_effect for v in later])) if later else math.nan,
+        somnolence_rate=float(np.mean([v.somnolence for v in later])) if later else math.nan,
         out_of_label_share=float(np.mean(out_of_label)) if out_of_label else math.nan,
         patients=len(runs),
         transitions=int(all_rewards.size),
@@ -217,7 +220,8 @@ class Environment:
             self._steps = None
             return None, 0.0, True, {"run": finished.value}
         truth = decision.truth
-        reward = reward_of_flags(truth.seizure_since_last_visit, truth.seizure_last_3_months, truth.seizure_last_6_months, self.config)
+        reward = simulate.reward_of_flags(truth.seizure_since_last_visit, truth.seizure_last_3_months, truth.seizure_last_6_months,
+                                          self.config, adverse_effect=truth.adverse_effect)
         return decision.view, reward, False, {"truth": truth}
 
     def evaluate(self, policy: Policy) -> PolicyValue:
