@@ -95,7 +95,7 @@ def render_sensitivity(summary: dict[str, Any]) -> str:
     """Every policy under every PD profile on the same held-out children, paired with the physician."""
     lines = [f"Held-out test split: {summary['splits']['test']} children (cohort simulated under the "
              f"`{summary['cohort_pd_profile']}` profile; the models trained on it), each replayed under every profile.", "",
-             "| policy | profile | true value ± SE | vs physician [95% CI] | gap closed | seizure-free visits "
+             "| policy | profile | true value [95% CI] | vs physician, paired [95% CI] | gap closed | seizure-free visits "
              f"| behavioural AE | somnolence | value with AE term (w = {REPORTED_ADVERSE_EFFECT_WEIGHT:g}) | label violations |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     violations = summary.get("safety_violations", {})
@@ -109,7 +109,8 @@ def render_sensitivity(summary: dict[str, Any]) -> str:
             closed = "—" if name in ("physician", "oracle") else f"{100 * row['gap_closed']:.0f}%"
             label = violations.get(name)
             label_text = f"{label} (held-out visits)" if label is not None else f"{_pct(row['out_of_bounds_share'])} of decisions"
-            lines.append(f"| {name} | {profile} | {_f(row['value'])} ± {_f(row['value_se'])} | {versus} | {closed} | "
+            value, se = row["value"], row["value_se"]
+            lines.append(f"| {name} | {profile} | {_f(value)} [{_f(value - 1.96 * se)}, {_f(value + 1.96 * se)}] | {versus} | {closed} | "
                          f"{_pct(row['seizure_free_share'])} | {_pct(row['adverse_effect_rate'])} | {_pct(row.get('somnolence_rate'))} | "
                          f"{_f(row.get('value_with_adverse_effects'))} | {label_text} |")
     lines += ["", "Beats the physician under every profile (lower 95% bound of the paired difference above 0):"]
