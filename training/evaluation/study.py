@@ -2,8 +2,8 @@
 
     python -m training.evaluation.study --data COHORT --out DIR [--steps N] [--seed S]
 
-Writes DIR/<config>/ (model folder with report/) for paper, double, conservative, conservative_ae, bc
-and forest, and DIR/summary.md + DIR/summary.json comparing them: agreement, off-policy values, true
+Writes DIR/<config>/ (model folder with report/) for paper, double, conservative, conservative_light,
+conservative_ae, bc and forest, and DIR/summary.md + DIR/summary.json comparing them: agreement, off-policy values, true
 values (on simulator cohorts, every policy replayed on the same held-out children, with the
 physician's), and safety. The patient split is the same for all (seed S), so the comparison is paired.
 
@@ -34,7 +34,7 @@ from training.inference import InferenceModel, load_inference_model
 from training.pipeline import prepare, train_model
 from training.policies import named_config
 
-STUDY_CONFIGS = ("paper", "double", "conservative", "conservative_ae", "bc", "forest")
+STUDY_CONFIGS = ("paper", "double", "conservative", "conservative_light", "conservative_ae", "bc", "forest")
 _PER_CHILD_KEYS = ("returns_by_patient", "values_by_patient")
 
 

@@ -130,6 +130,10 @@ CONFIGS: Final[dict[str, PolicyConfig]] = {
     "paper": DQNConfig(),
     "double": DQNConfig(name="double", algorithm="double", reward_scale=0.01, steps=20_000),
     "conservative": DQNConfig(name="conservative", algorithm="double", reward_scale=0.01, cql_alpha=1.0, steps=20_000),
+    # A lighter conservative penalty: on the sourced exposure–response world (higher doses keep helping)
+    # α = 0.03 let the policy leave the physicians' doses where its Q-values say so, and closed about half
+    # the physician → oracle gap on 1,500 children (α = 1: 27%, 0.3: 24%, 0.1: 46–47%, 0.03: 48–50%, 0.01: 38%).
+    "conservative_light": DQNConfig(name="conservative_light", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000),
     # The conservative policy also paying for behavioural adverse effects: one costs a fifth of the
     # swing of the since-last-visit seizure term (an assumption; the paper's reward has no such term).
     "conservative_ae": DQNConfig(name="conservative_ae", algorithm="double", reward_scale=0.01, cql_alpha=1.0, steps=20_000,
