@@ -41,7 +41,7 @@ def main() -> None:
         root = args.out or Path(temporary)
         wall, cpu = time.perf_counter(), time.process_time()
         calibration = root / "cohort" / "calibration.json"
-        previous = json.loads(calibration.read_text(encoding="utf-8")) if calibration.exists() else None
+        previous = json.loads(calibration.read_text(encoding="utf-8")) if args.reuse and calibration.exists() else None
         if previous is None or previous["seed"] != args.seed or previous["cohort"]["patients"] != args.patients:
             summary_cohort = write_cohort(root / "cohort", args.patients, args.seed)
             previous = summary_cohort.report
