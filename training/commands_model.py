@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-CONFIG_NAMES = ("paper", "double", "conservative", "bc", "forest")
+CONFIG_NAMES = ("paper", "double", "conservative", "conservative_light", "conservative_ae", "bc", "forest")
 
 
 def register(group: click.Group) -> None:
