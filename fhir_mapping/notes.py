@@ -171,8 +171,11 @@ def language_of(sentence: str) -> str | None:
     """"zh" for text with Chinese characters, "en" for English, None for anything else."""
     if _CJK.search(sentence):
         return "zh"
-    cues = rules().languages["en"].language_cues
-    if cues is not None and cues.search(sentence.lower()):
+    english = rules().languages["en"]
+    lowered = sentence.lower()
+    if english.language_cues is not None and english.language_cues.search(lowered):
+        return "en"
+    if english.seizure_term.search(lowered) or any(p.search(lowered) for p in english.adverse.values()):
         return "en"
     return None
 
@@ -244,8 +247,8 @@ def _count(lang: _Language, clause: str) -> int | None:
 
 def _flags_free(items: dict[str, Any], months: float) -> None:
     items["seizure_free_months"] = max(months, items.get("seizure_free_months", 0.0))
-    for key, window in WINDOW_FLAGS:
-        if months >= window:
+    for key, limit in WINDOW_FLAGS:
+        if months >= limit:
             items[key] = False
 
 
@@ -273,8 +276,8 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
             months_ago = round(1 / table.days_per_month, 2) if groups.get("day") else lang.months(groups.get("n"), groups.get("unit"))
             if months_ago is not None:
                 items["seizure_months_ago"] = months_ago
-                for key, window in WINDOW_FLAGS:
-                    items[key] = months_ago <= window
+                for key, limit in WINDOW_FLAGS:
+                    items[key] = months_ago <= limit
                 positive_text.append(clause)
                 continue
         window = lang.window.search(clause)
