@@ -175,7 +175,7 @@ def language_of(sentence: str) -> str | None:
     lowered = sentence.lower()
     if english.language_cues is not None and english.language_cues.search(lowered):
         return "en"
-    if english.seizure_term.search(lowered) or any(p.search(lowered) for p in english.adverse.values()):
+    if english.seizure_term.search(lowered) or english.adverse_general_denial.search(lowered) or any(p.search(lowered) for p in english.adverse.values()):
         return "en"
     return None
 
