@@ -85,6 +85,7 @@ class _Language:
         self.negation_exclusions = compile_(table["negation_exclusions"]) if "negation_exclusions" in table else None
         self.negation_gap_words = int(table.get("negation_gap_words", 0))
         self.negation_after = compile_(table["negation_after"])
+        self.negation_undone = compile_(table["negation_undone"]) if "negation_undone" in table else None
         self.non_report = compile_(table["non_report"])
         self.free_period = [compile_(p) for p in table["free_period"]]
         self.window = compile_(table["window"])
@@ -202,26 +203,35 @@ def _prefix_negated(lang: _Language, prefix: str, cue: re.Pattern[str], *, cross
 
 
 def _seizure_negated(lang: _Language, clause: str) -> bool:
-    mention = lang.seizure_term.search(clause)
-    if mention is None:
+    """A clause denies seizures when any mention is denied ("seizure diary: 0 seizures")."""
+    if _undone(lang, clause):
         return False
-    if lang.seizure_free_term is not None and lang.seizure_free_term.fullmatch(mention.group(0)):
-        return True
     if lang.negation_after.search(clause):
         return True
-    return _prefix_negated(lang, clause[: mention.start()], lang.negation_before, cross_commas=False)
+    for mention in lang.seizure_term.finditer(clause):
+        if lang.seizure_free_term is not None and lang.seizure_free_term.fullmatch(mention.group(0)):
+            return True
+        if _prefix_negated(lang, clause[: mention.start()], lang.negation_before, cross_commas=False):
+            return True
+    return False
+
+
+def _undone(lang: _Language, clause: str) -> bool:
+    """A seizure-free phrase that is not a denial ("seizure free until last week", "no longer seizure free")."""
+    return lang.negation_undone is not None and lang.negation_undone.search(clause) is not None
 
 
 def _duration_class(lang: _Language, text: str, upper: tuple[float, float]) -> int | None:
     longest: float | None = None
     for match in lang.duration.finditer(text):
-        number = lang.number(match.group("n"))
+        groups = match.groupdict()
+        number = lang.number(groups.get("n_high") or groups["n"])  # a range counts by its upper end
         scale = lang.duration_units.get(match.group("unit"))
         if number is None or scale is None:
             continue
         seconds = number * scale
-        groups = match.groupdict()
-        comparator = lang.comparators.get((groups.get("cmp") or "").strip(), 0) or (1 if groups.get("more") else 0)
+        comparator = (lang.comparators.get((groups.get("cmp_before") or "").strip(), 0)
+                      or lang.comparators.get((groups.get("cmp") or "").strip(), 0) or (1 if groups.get("more") else 0))
         seconds += 0.5 * comparator  # "under 1 minute" is below 60 s, "over 5 minutes" above 300 s
         longest = seconds if longest is None else max(longest, seconds)
     if longest is None or longest <= 0:
@@ -263,7 +273,7 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
         _adverse(lang, clause, items)
         if not lang.seizure_term.search(clause) or lang.non_report.search(clause):
             continue
-        free = next((m for p in lang.free_period if (m := p.search(clause))), None)
+        free = None if _undone(lang, clause) else next((m for p in lang.free_period if (m := p.search(clause))), None)
         if free is not None:
             months = lang.months(free.groupdict().get("n"), free.group("unit"))
             if months is not None:

@@ -39,11 +39,11 @@ EN_NONE: Final = (
 )
 EN_SOME: Final = (
     "{N} seizure{s} since the last visit, lasting {dur}.", "Had {n} seizure{s} since last seen, longest {dur}.",
-    "Sz x{n} since last appt, lasting {dur}.", "Mother reports {n} nocturnal seizure{s}, each {dur}.",
+    "Sz x{d} since last appt, lasting {dur}.", "Mother reports {n} nocturnal seizure{s}, each {dur}.",
     "{n} siezure{s} since last visit, {dur}.", "Interval hx: {n} sz ({dur}).",
     "{N} episode{s} of facial twitching and drooling from sleep, lasting {dur}.",
 )
-EN_SOME_NO_DURATION: Final = ("{N} seizure{s} since the last visit.", "Reports {n} sz since last f/u.", "Seizures x{n} since last appointment.")
+EN_SOME_NO_DURATION: Final = ("{N} seizure{s} since the last visit.", "Reports {n} sz since last f/u.", "Seizures x{d} since last appointment.")
 ZH_NONE: Final = ("无发作。", "上次复诊以来无发作。", "未再发作。", "否认抽搐发作。", "随访期间未见发作。", "近期无抽搐。", "家长诉无发作。")
 ZH_SOME: Final = (
     "上次就诊以来发作{n}次，持续{dur}。", "发作{n}次，均在夜间睡眠中，最长持续{dur}。", "随访期间抽搐{n}次，每次{dur}。",
@@ -95,7 +95,7 @@ def _seizure_sentence(facts: VisitFacts, language: str, rng: np.random.Generator
     if language == "en":
         word = EN_NUMBERS[count] if count < len(EN_NUMBERS) and rng.random() < 0.5 else str(count)
         template = _pick(rng, EN_SOME if with_duration else EN_SOME_NO_DURATION)
-        text = template.format(N=word.capitalize(), n=word, s="" if count == 1 else "s", dur=_pick(rng, EN_DURATIONS[facts.duration_class]) if with_duration else "")
+        text = template.format(N=word.capitalize(), n=word, d=count, s="" if count == 1 else "s", dur=_pick(rng, EN_DURATIONS[facts.duration_class]) if with_duration else "")
     else:
         word = ZH_NUMBERS[count] if count < len(ZH_NUMBERS) and rng.random() < 0.4 else str(count)
         template = _pick(rng, ZH_SOME if with_duration else ZH_SOME_NO_DURATION)
