@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
 
-from fhir_mapping import codes, notes
+from fhir_mapping import codes, notes, questionnaire
 from fhir_mapping.dosing import schwartz_egfr
 from fhir_mapping.inputs import parse_date, reference_id, resource_label
 from fhir_mapping.medication import (
@@ -323,6 +323,28 @@ class _Builder:
             return
         self.texts(resource, day, linked_day or day, linked_day is not None, stamp)
 
+    def questionnaire_response(self, resource: Mapping[str, Any]) -> None:
+        """Answers to the project Questionnaire (fhir_mapping.questionnaire); other forms are not read."""
+        if not questionnaire.answers_this(resource) or _text(resource.get("status")) not in questionnaire.READ_STATUSES:
+            return
+        stamp = _text(resource.get("authored")) or ""
+        encounter = reference_id(resource.get("encounter"), "Encounter")
+        linked_day = self.encounter_days.get(encounter) if encounter else None
+        day = parse_date(stamp) or linked_day
+        if day is None:
+            self.problem(ProblemKind.MISSING, "QuestionnaireResponse without authored or a known Encounter: its answers cannot be placed in time", resource, "authored")
+            return
+        if self.after_as_of(day):
+            return
+        values, unread = questionnaire.read_response(resource)
+        for path, why in unread:
+            self.problem(ProblemKind.INVALID_VALUE, why, resource, path)
+        label = resource_label(resource)
+        for key, value in values.items():
+            self.values.append(_Value(key, day, linked_day or day, value, stamp, linked_day is not None, "questionnaire", label))
+        if values:
+            self.seen(day)
+
     def texts(self, resource: Mapping[str, Any], day: date, visit_day: date, linked: bool, stamp: str) -> None:
         """Read the note text of a resource (fhir_mapping.notes) into text values and dated seizures."""
         found, unread = notes.resource_texts(resource)
@@ -574,8 +596,11 @@ class _Builder:
         if since is not None and count is not None and (count.value > 0) != since.value and SOURCE_RANK[count.source] > SOURCE_RANK[since.source]:
             del chosen["seizure_count_since_last_visit"]
             count = None
-        if since is not None and since.value is False and count is None:
-            chosen["seizure_count_since_last_visit"] = _Value("seizure_count_since_last_visit", since.day, since.visit_day, 0, since.stamp, since.linked, since.source, since.resource)
+        if since is not None and since.value is False:
+            # No seizure since the last visit: the count is 0 and the longest duration "none".
+            for key in ("seizure_count_since_last_visit", "seizure_duration_class"):
+                if key not in chosen:
+                    chosen[key] = _Value(key, since.day, since.visit_day, 0, since.stamp, since.linked, since.source, since.resource)
         for key, value in chosen.items():
             setattr(visit, _VISIT_FIELDS.get(key, key), value.value)
             visit.provenance[key] = Provenance(value.source, value.resource)
@@ -667,6 +692,8 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
             builder.observation(resource, builder.encounter_days)
         elif kind == "DocumentReference":
             builder.document(resource)
+        elif kind == "QuestionnaireResponse":
+            builder.questionnaire_response(resource)
         elif kind == "MedicationRequest":
             builder.medication_request(resource, position)
         elif kind == "MedicationStatement" and asm_key(resource, medications) == "levetiracetam" and _text(resource.get("status")) in ("active", "on-hold"):

@@ -32,8 +32,9 @@ JWKS_CACHE_SECONDS = 300.0
 JWKS_FETCH_TIMEOUT_SECONDS = 2.0
 JWKS_MIN_REFRESH_SECONDS = 30.0  # unknown kids must not make us hammer the issuer's JWKS endpoint
 # Paths that must stay reachable without a JWT: health for orchestrators, metrics (aggregate counts
-# only), the model page (opened by clinicians in a browser from the card's link; aggregate facts).
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/models/")
+# only), the model page (opened by clinicians in a browser from the card's link; aggregate facts), the
+# follow-up Questionnaire (a form definition, no patient data).
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/models/", "/fhir/Questionnaire/")
 
 
 class JwksCache:
