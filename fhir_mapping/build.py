@@ -134,6 +134,10 @@ class _Event:
     day: date
     source: str
     resource: str
+    # True when ``day`` is the seizure's own date (an onset, a dated statement); False when it is only
+    # the day the seizure was recorded (recordedDate, an Encounter): then it happened on or before that
+    # day and after the visit before it.
+    dated: bool = True
 
 
 def build_timelines(resources: Iterable[Mapping[str, Any]], *, as_of: date | None = None) -> list[PatientTimeline]:
@@ -269,7 +273,7 @@ class _Builder:
             if day is None:
                 self.problem(ProblemKind.MISSING, "seizure Condition without onset, recordedDate or an Encounter: it cannot be placed in time", resource, "onsetDateTime")
             elif not self.after_as_of(day):
-                self.events.append(_Event(day, "condition", resource_label(resource)))
+                self.events.append(_Event(day, "condition", resource_label(resource), dated=onset is not None))
             return
         if first_known is not None and (self.timeline.onset is None or first_known < self.timeline.onset):
             self.timeline.onset = first_known
@@ -295,7 +299,7 @@ class _Builder:
                 continue
             self.timeline.conditions = self.timeline.conditions | {key}
             if key in codes.SEIZURE_EVENT_KEYS:
-                self.events.append(_Event(day, "encounter", resource_label(resource)))
+                self.events.append(_Event(day, "encounter", resource_label(resource), dated=False))
         references = [r for r in _items(resource.get("reasonReference"))]
         references += [d.get("condition") for d in _items(resource.get("diagnosis")) if isinstance(d, dict)]
         for reference in references:
@@ -539,7 +543,7 @@ class _Builder:
             visit.carried_forward = tuple(carried)
             visit.days_since_previous_visit = (day - previous).days if previous else None
             interval_start = previous if previous is not None else (self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min)
-            self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day))
+            self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
             self._orders(visit, lev_orders, other_orders)
             previous = day
             self.timeline.visits.append(visit)
@@ -551,14 +555,24 @@ class _Builder:
         reported = latest.get("egfr_reported")
         return float(reported.value) if reported is not None else None
 
-    @staticmethod
-    def _placed(events: list[_Event], days: list[date], start: date, day: date) -> dict[str, list[_Value]]:
-        """The seizure items dated seizures give a visit: since the last visit (after ``start``), 3 and 6 months."""
+    def _placed(self, events: list[_Event], event_days: list[date], start: date, day: date, visit_days: list[date]) -> dict[str, list[_Value]]:
+        """The seizure items dated seizures give a visit: since the last visit (after ``start``), 3 and 6 months.
+
+        A seizure known only by the day it was recorded happened after the visit before that day: it
+        is within a window only when that whole stretch is.
+        """
         placed: dict[str, list[_Value]] = {}
         earliest = min(start, day - timedelta(days=SIX_MONTHS_DAYS))
-        for event in events[bisect.bisect_right(days, earliest): bisect.bisect_right(days, day)]:
+        for event in events[bisect.bisect_right(event_days, earliest): bisect.bisect_right(event_days, day)]:
+            if event.dated:
+                earliest_possible = event.day
+            else:
+                before = bisect.bisect_left(visit_days, event.day)
+                onset = self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min
+                earliest_possible = visit_days[before - 1] + timedelta(days=1) if before else onset
             for key, after in (("seizure_since_last_visit", start), ("seizure_last_3_months", day - timedelta(days=THREE_MONTHS_DAYS)), ("seizure_last_6_months", day - timedelta(days=SIX_MONTHS_DAYS))):
-                if event.day > after:
+                inside = event.day > after if key == "seizure_since_last_visit" else earliest_possible > after
+                if inside:
                     placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource))
         return placed
 
