@@ -6,6 +6,8 @@ then the in-process mapping path of bench/map.py (json.loads + collect_resources
 state_matrix on the 1,000-resource simulator-shaped Bundle) for this tree and for the commit this
 branch started from (``git merge-base HEAD main``, extracted with ``git archive``), in the same run,
 with their ratio; and the same path on an EHR-shaped Bundle (Conditions, encounter reasons, notes).
+Last, per simulator dialect on the same 200 children: the share of visits whose seizure since the
+last visit is known, its agreement with the simulated truth, and where the known values came from.
 
 Run from the repository root:  python bench/notes.py
 """
@@ -77,6 +79,29 @@ def ehr_bundle(path: Path) -> int:
     return len(resources)
 
 
+def dialect_figures(children: int = 200, seed: int = 21) -> None:
+    from collections import Counter
+
+    from fhir_mapping.build import build_timeline
+    from training.simulator.cohort import simulate_cohort
+    from training.simulator.fhir import child_resources
+
+    runs = simulate_cohort(children, seed)
+    for dialect in ("epidose", "ehr", "mixed"):
+        total = known = agree = 0
+        kinds: Counter[str] = Counter()
+        for run in runs:
+            truth = {v.date: v.seizure_since_last_visit for v in run.visits}
+            for visit in build_timeline(child_resources(run, dialect=dialect), run.child.patient_id).visits:
+                total += 1
+                if visit.seizure_since_last_visit is not None:
+                    known += 1
+                    agree += visit.seizure_since_last_visit == truth[visit.date]
+                    kinds[visit.provenance["seizure_since_last_visit"].kind] += 1
+        shares = ", ".join(f"{k} {n / known:.1%}" for k, n in kinds.most_common())
+        print(f"dialect {dialect:8}: {total} visits, seizure since last visit known {known / total:.1%}, agrees with truth {agree / known:.1%}; from {shares}")
+
+
 def main() -> None:
     sets = {
         "templates (stored, 240)": load("templates.jsonl"),
@@ -105,6 +130,7 @@ def main() -> None:
         count = ehr_bundle(bundle)
         ehr_before, ehr_after = cpu_ms(Path(folder), bundle), cpu_ms(ROOT, bundle)
         print(f"map in process, {count}-resource EHR-dialect Bundle (notes, Conditions): base {ehr_before:.1f} (reads no notes), this tree {ehr_after:.1f} = {ehr_after / ehr_before:.2f}x")
+    dialect_figures()
 
 
 if __name__ == "__main__":
