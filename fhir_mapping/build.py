@@ -125,6 +125,7 @@ class _Value:
     linked: bool  # linked to a known Encounter
     source: str = "code"  # a key of SOURCE_RANK
     resource: str = ""  # Type/id
+    event: bool = False  # derived from a dated seizure (then ``day`` is the seizure's day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,7 @@ class _Builder:
         self.latest_day: date | None = None
         self.events: list[_Event] = []
         self.condition_days: dict[str, date] = {}  # Condition id -> day of an Encounter listing it
+        self.denied_events: set[tuple[str, date]] = set()  # dated seizures a stronger source denies
 
     def after_as_of(self, day: date | None) -> bool:
         return self.as_of is not None and day is not None and day > self.as_of
@@ -564,6 +566,8 @@ class _Builder:
         placed: dict[str, list[_Value]] = {}
         earliest = min(start, day - timedelta(days=SIX_MONTHS_DAYS))
         for event in events[bisect.bisect_right(event_days, earliest): bisect.bisect_right(event_days, day)]:
+            if (event.resource, event.day) in self.denied_events:
+                continue
             if event.dated:
                 earliest_possible = event.day
             else:
@@ -573,7 +577,7 @@ class _Builder:
             for key, after in (("seizure_since_last_visit", start), ("seizure_last_3_months", day - timedelta(days=THREE_MONTHS_DAYS)), ("seizure_last_6_months", day - timedelta(days=SIX_MONTHS_DAYS))):
                 inside = event.day > after if key == "seizure_since_last_visit" else earliest_possible > after
                 if inside:
-                    placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource))
+                    placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource, event=True))
         return placed
 
     def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
@@ -590,26 +594,14 @@ class _Builder:
                 for key, denied in (("seizure_since_last_visit", False), ("seizure_count_since_last_visit", 0), ("seizure_duration_class", 0)):
                     candidates.setdefault(key, []).append(_Value(key, free.day, free.visit_day, denied, free.stamp, free.linked, free.source, free.resource))
         chosen: dict[str, _Value] = {}
-        for key in REPORT_ITEMS:
-            options = candidates.get(key)
-            if not options:
-                continue
-            best = min(options, key=lambda v: (SOURCE_RANK[v.source], -_positive(v), _reverse(v.stamp)))
-            chosen[key] = best
-            for other in options:
-                if other.source != best.source and other.value != best.value:
-                    self.problems.append(Problem(
-                        ProblemKind.CONFLICT,
-                        f"{key.replace('_', ' ')} on {visit.date.isoformat()}: {best.source} {best.resource} gives {best.value!r}, "
-                        f"{other.source} {other.resource} gives {other.value!r}; the {best.source} value is used",
-                        other.resource, "",
-                    ))
-        since = chosen.get("seizure_since_last_visit")
-        count = chosen.get("seizure_count_since_last_visit")
-        # A count that contradicts the chosen since-the-last-visit answer (from a weaker source) is not used.
-        if since is not None and count is not None and (count.value > 0) != since.value and SOURCE_RANK[count.source] > SOURCE_RANK[since.source]:
-            del chosen["seizure_count_since_last_visit"]
-            count = None
+        since = self._choose(visit, "seizure_since_last_visit", candidates.get("seizure_since_last_visit", []))
+        if since is not None:
+            chosen["seizure_since_last_visit"] = since
+            self._drop_contradicting(visit, since, candidates)
+        for key in REPORT_ITEMS[1:]:
+            best = self._choose(visit, key, candidates.get(key, []))
+            if best is not None:
+                chosen[key] = best
         if since is not None and since.value is False:
             # No seizure since the last visit: the count is 0 and the longest duration "none".
             for key in ("seizure_count_since_last_visit", "seizure_duration_class"):
@@ -618,6 +610,47 @@ class _Builder:
         for key, value in chosen.items():
             setattr(visit, _VISIT_FIELDS.get(key, key), value.value)
             visit.provenance[key] = Provenance(value.source, value.resource)
+
+    def _choose(self, visit: Visit, key: str, options: list[_Value]) -> _Value | None:
+        """The strongest candidate (latest first; a report of a seizure before a denial of the same
+        kind of source); every disagreeing candidate of another kind of source is a conflict."""
+        if not options:
+            return None
+        best = min(options, key=lambda v: (SOURCE_RANK[v.source], -_positive(v), _reverse(v.stamp)))
+        for other in options:
+            if other.source != best.source and other.value != best.value:
+                self._conflict(visit, key, other, f"{best.source} {best.resource} gives {best.value!r}", f"the {best.source} value is used")
+        return best
+
+    def _drop_contradicting(self, visit: Visit, since: _Value, candidates: dict[str, list[_Value]]) -> None:
+        """Remove weaker candidates that contradict the chosen answer on seizures since the last visit:
+        a count or a duration saying otherwise, and (when none happened) seizures dated in the interval."""
+        rank = SOURCE_RANK[since.source]
+        start = visit.date - timedelta(days=visit.days_since_previous_visit) if visit.days_since_previous_visit else date.min
+        if since.value is False:
+            # Seizures dated in this interval by a weaker source are denied here and at later visits.
+            self.denied_events.update((v.resource, v.day) for v in candidates.get("seizure_since_last_visit", [])
+                                      if v.event and SOURCE_RANK[v.source] > rank)
+        for key in ("seizure_count_since_last_visit", "seizure_duration_class", "seizure_last_3_months", "seizure_last_6_months"):
+            kept = []
+            for value in candidates.get(key, []):
+                if key in ("seizure_count_since_last_visit", "seizure_duration_class"):
+                    contradicts = (value.value > 0) != since.value
+                else:
+                    contradicts = since.value is False and value.event and start < value.day <= visit.date
+                if contradicts and SOURCE_RANK[value.source] > rank:
+                    said = "no seizure" if since.value is False else "a seizure"
+                    self._conflict(visit, key, value, f"{since.source} {since.resource} reports {said} since the last visit", "not used")
+                else:
+                    kept.append(value)
+            candidates[key] = kept
+
+    def _conflict(self, visit: Visit, key: str, other: _Value, stronger: str, outcome: str) -> None:
+        self.problems.append(Problem(
+            ProblemKind.CONFLICT,
+            f"{key.replace('_', ' ')} on {visit.date.isoformat()}: {stronger}, {other.source} {other.resource} gives {other.value!r}; {outcome}",
+            other.resource, "",
+        ))
 
     @staticmethod
     def _orders(visit: Visit, lev_orders: list[PlacedOrder], other_orders: Mapping[str, list[PlacedOrder]]) -> None:

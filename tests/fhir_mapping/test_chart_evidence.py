@@ -70,14 +70,19 @@ def test_not_recorded_stays_missing_and_no_seizure_is_false() -> None:
 
 def test_structured_count_wins_over_text_and_the_conflict_is_named() -> None:
     """A coded count of 0 and a note reporting two seizures: the code is used, the conflict reported."""
-    resources = [f.patient(), *encounters()[:1], f.count("n", DAYS[0], 0, eid="e0"),
-                 f.document("d", DAYS[0], "Two seizures since the last visit.", eid="e0")]
+    listed = encounters()[:2]
+    listed[0]["diagnosis"] = [{"condition": {"reference": "Condition/s"}}]
+    resources = [f.patient(), *listed, f.count("n", DAYS[0], 0, eid="e0"), f.coded_condition("s", codes.SNOMED, "91175000"),
+                 f.document("d", DAYS[0], "Two seizures since the last visit, lasting 2 minutes.", eid="e0")]
     timeline = build_timeline(resources)
     visit = timeline.visits[0]
     assert visit.seizure_since_last_visit is False and visit.seizure_count_since_last_visit == 0
+    assert visit.seizure_duration_class == 0  # the note's duration contradicts the code: not used
+    # The seizure Condition the code denies counts in no window, here or at the next visit.
+    assert visit.seizure_last_3_months is None and timeline.visits[1].seizure_last_6_months is None
     assert visit.provenance["seizure_count_since_last_visit"].kind == "code"
     conflicts = [p for p in timeline.problems if p.kind is ProblemKind.CONFLICT]
-    assert {p.resource for p in conflicts} == {"DocumentReference/d"}
+    assert {p.resource for p in conflicts} == {"DocumentReference/d", "Condition/s"}
     assert any("seizure count since last visit" in p.message and "code Observation/n" in p.message for p in conflicts)
 
 
