@@ -108,7 +108,8 @@ def main() -> None:
         "templates (fresh seed 7, 300)": template_set(300, seed=7),
         "hand-written held-out 1 (70)": load("handwritten_heldout.jsonl"),
         "hand-written held-out 2 (70)": load("handwritten_heldout2.jsonl"),
-        "hand-written, both (140)": load("handwritten_heldout.jsonl") + load("handwritten_heldout2.jsonl"),
+        "hand-written held-out 3 (40)": load("handwritten_heldout3.jsonl"),
+        "hand-written, all (180)": load("handwritten_heldout.jsonl") + load("handwritten_heldout2.jsonl") + load("handwritten_heldout3.jsonl"),
     }
     for name, rows in sets.items():
         scores, errors = score(rows)
