@@ -25,7 +25,8 @@ Rules (each is a decision the service and training share):
 - **Seizure evidence, from every place a chart keeps it.** Per visit item, the candidates are: the
   project Observations ("code"), QuestionnaireResponse answers ("questionnaire"), seizures dated by a
   Condition of :data:`fhir_mapping.codes.SEIZURE_EVENT_KEYS` (onset, else recordedDate, else the day of
-  the Encounter that lists it) or an Encounter reasonCode ("condition", "encounter"), and note text
+  the Encounter that lists it), an Encounter reasonCode or an Observation coded as a seizure finding
+  ("condition", "encounter", "observation"), and note text
   (:mod:`fhir_mapping.notes`: DocumentReference, ``note`` of Condition and Observation, an Encounter's
   narrative). A dated seizure counts in the interval its date falls in (after the previous visit, up
   to the visit day; the first visit's interval starts at onset), for seizure since the last visit and
@@ -97,7 +98,7 @@ REPORT_ITEMS: Final = (
     "behaviour_adverse_effect",
 )
 # Strongest first: structured evidence wins over text.
-SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "text": 3}
+SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3}
 # The windows of the 3- and 6-month flags, in days (as the simulator counts them, training/simulator/simulate.py).
 THREE_MONTHS_DAYS: Final = 91
 SIX_MONTHS_DAYS: Final = 182
@@ -383,12 +384,16 @@ class _Builder:
             return
         concept = codes.concept_for(resource.get("code"), codes.OBSERVATION_BY_CODING)
         if concept is None:
+            stamp, day = _effective(resource)
+            if day is None or self.after_as_of(day):
+                return
+            if codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS and resource.get("valueBoolean") is not False:
+                # A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that day.
+                self.events.append(_Event(day, "observation", resource_label(resource)))
             if "note" in resource:
-                stamp, day = _effective(resource)
                 encounter = reference_id(resource.get("encounter"), "Encounter")
                 linked = encounter is not None and encounter in encounters
-                if day is not None and not self.after_as_of(day):
-                    self.texts(resource, day, encounters[encounter] if linked and encounter else day, linked, stamp)
+                self.texts(resource, day, encounters[encounter] if linked and encounter else day, linked, stamp)
             return
         stamp, day = _effective(resource)
         if day is None:

@@ -43,8 +43,9 @@ class LevOrder:
 @dataclass(frozen=True)
 class Provenance:
     """Where a visit item came from: ``kind`` is "code" (an Observation in a code table),
-    "questionnaire" (a QuestionnaireResponse answer), "condition" or "encounter" (a seizure dated in
-    the interval by a Condition or an Encounter's reason or diagnosis) or "text" (note text read by
+    "questionnaire" (a QuestionnaireResponse answer), "condition", "encounter" or "observation" (a
+    seizure dated in the interval by a Condition, an Encounter's reason or diagnosis, or an Observation
+    coded as a seizure finding) or "text" (note text read by
     :mod:`fhir_mapping.notes`); ``resource`` is "Type/id"."""
 
     kind: str

@@ -164,3 +164,15 @@ def test_icd10_g40_codes_are_epilepsy_diagnoses_and_exact_codes_come_first() -> 
     assert codes.condition_key({"coding": [{"system": codes.ICD10CM, "code": "G400"}]}) is None
     assert codes.condition_key({"coding": [{"system": codes.SNOMED, "code": "G40.909"}]}) is None
     assert "history_of_single_seizure" in codes.SEIZURE_EVENT_KEYS and "epilepsy" not in codes.SEIZURE_EVENT_KEYS
+
+
+def test_observation_coded_as_a_seizure_finding_is_a_dated_seizure() -> None:
+    """An Observation with code SNOMED 91175000 is a seizure on its effective date (valueBoolean false: none)."""
+    finding = {"resourceType": "Observation", "id": "sz", "status": "final", "code": {"coding": [{"system": codes.SNOMED, "code": "91175000"}]},
+               "subject": {"reference": "Patient/p1"}, "effectiveDateTime": (DAYS[1] - timedelta(days=10)).isoformat()}
+    absent = {**finding, "id": "no", "valueBoolean": False, "effectiveDateTime": (DAYS[2] - timedelta(days=10)).isoformat()}
+    visits = build_timeline([f.patient(), *encounters()[:3], finding, absent]).visits
+    assert [v.seizure_since_last_visit for v in visits] == [None, True, None]
+    assert visits[1].provenance["seizure_since_last_visit"] == Provenance("observation", "Observation/sz")
+    # At the third visit that seizure is 101 days old: within 6 months, not 3 (and "not recorded", not false).
+    assert (visits[2].seizure_last_3_months, visits[2].seizure_last_6_months) == (None, True)
