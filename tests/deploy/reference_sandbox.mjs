@@ -125,7 +125,7 @@ async function rxSign(context, dose, name) {
   await page.getByRole('button', { name: 'Sign Order' }).click();
   const response = await hook;
   const cards = await cardsOf(response);
-  const result = { status: response.status(), indicators: cards.map((c) => c.indicator) };
+  const result = { status: response.status(), indicators: cards.map((c) => c.indicator), cards: cards.map((c) => c.uuid) };
   const card = cards.find((c) => c.suggestions && c.suggestions.length);
   if (cards.length) {
     await cardOnScreen(page, cards[0]).first().waitFor({ timeout: STEP_TIMEOUT_MS });

@@ -4,6 +4,7 @@ The sandbox's static build is served on 127.0.0.1 next to `epidose serve` (authe
 sandbox's key set pinned out of band although every token names a `jku` on sandbox.cds-hooks.org)
 and a real FHIR server holding simulated children. Chromium, driven by playwright-core, may reach
 loopback only. The service's answers and the feedback store are checked, not the sandbox's texts.
+Screenshots and the browser's record (record.json) stay in the test's temporary folder, printed with -s.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import csv
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,8 @@ def sandbox_run(fhir_server: str, small_cohort: Path, small_model: Path,
     assert result.exit_code == 0, result.output
     with exported.open(encoding="utf-8", newline="") as handle:
         record["feedback_rows"] = list(csv.DictReader(handle))
+    with closing(sqlite3.connect(f"file:{data_dir / 'epidose.sqlite3'}?mode=ro", uri=True)) as database:
+        record["audit"] = dict(database.execute("SELECT card_uuid, compared_mg_per_day FROM audit").fetchall())
     record["service_log"] = service_log.read_text(encoding="utf-8", errors="replace")
     record["screenshots"] = sorted(p.name for p in screenshots.glob("*.png"))
     print(f"reference sandbox screenshots: {screenshots}")
@@ -195,3 +199,12 @@ def test_feedback_reaches_the_store(sandbox_run: dict[str, Any]) -> None:
     assert rows[accept["card"]]["outcome"] == "accepted"
     assert accept["suggestion"] in json.loads(rows[accept["card"]]["accepted_suggestions"])
     assert rows[accept["card"]]["indicator"] == "critical"
+
+
+@pytest.mark.slow
+def test_the_sandbox_pill_doses_are_read_as_milligrams(sandbox_run: dict[str, Any]) -> None:
+    """The audit of each order-sign card holds the draft's daily dose: {pill} count × product strength × frequency."""
+    audit = sandbox_run["audit"]
+    normal, absurd = sandbox_run["steps"]["normal"]["cards"], sandbox_run["steps"]["absurd"]["cards"]
+    assert [audit[card] for card in normal] == [250 * 1 * 2]
+    assert [audit[card] for card in absurd] == [1000 * 5 * 4]
