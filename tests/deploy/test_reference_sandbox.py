@@ -127,6 +127,7 @@ def sandbox_run(fhir_server: str, small_cohort: Path, small_model: Path,
         record["feedback_rows"] = list(csv.DictReader(handle))
     with closing(sqlite3.connect(f"file:{data_dir / 'epidose.sqlite3'}?mode=ro", uri=True)) as database:
         record["audit"] = dict(database.execute("SELECT card_uuid, compared_mg_per_day FROM audit").fetchall())
+    record["service"] = service
     record["service_log"] = service_log.read_text(encoding="utf-8", errors="replace")
     record["screenshots"] = sorted(p.name for p in screenshots.glob("*.png"))
     print(f"reference sandbox screenshots: {screenshots}")
@@ -172,6 +173,8 @@ def test_patient_view_shows_the_epidose_card(sandbox_run: dict[str, Any]) -> Non
     assert calls and calls[0]["status"] == 200
     cards = calls[0]["body"]["cards"]
     assert any(c["source"]["label"].startswith("epidose") and c.get("overrideReasons") for c in cards)
+    links = [link["url"] for c in cards for link in c.get("links", [])]
+    assert links and all(url.startswith(sandbox_run["service"] + "/") for url in links)  # scheme, host and port
     assert sandbox_run["steps"].get("patientViewCardShown") is True
 
 
