@@ -21,6 +21,12 @@ case "${1:-}" in
       python3 -m venv .venv-fhir
       .venv-fhir/bin/pip install --quiet "sekmet-fhir==0.1.1"
     fi
+    # HealthChain's SandboxClient, an independent CDS client for tests/deploy/test_healthchain.py, pins its own
+    # pydantic and FHIR models: its own venv too.
+    if [ ! -x .venv-healthchain/bin/python ] || ! .venv-healthchain/bin/python -c "import healthchain" 2>/dev/null; then
+      python3 -m venv .venv-healthchain
+      .venv-healthchain/bin/pip install --quiet "healthchain==0.16.1"
+    fi
     # playwright-core (pinned in package.json and package-lock.json) drives Chromium through the reference
     # CDS Hooks sandbox in tests/deploy/test_reference_sandbox.py; no browser download, Debian's is used.
     if command -v npm >/dev/null; then
