@@ -123,8 +123,9 @@ class JwksCache:
 
 def _fetch_url(url: str) -> dict[str, Any]:
     response = requests.get(url, timeout=JWKS_FETCH_TIMEOUT_SECONDS, headers={"Accept": "application/json"},
-                            allow_redirects=False)
-    response.raise_for_status()
+                            allow_redirects=False)  # a redirect could lead to keys the allowlist never named
+    if response.status_code != 200:
+        raise requests.HTTPError(f"JWKS answered {response.status_code}")
     result: dict[str, Any] = response.json()
     return result
 

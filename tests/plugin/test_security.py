@@ -377,3 +377,47 @@ def test_auth_on_with_no_trusted_issuer_says_which_setting(make_app: Callable[..
     caplog.set_level(logging.INFO)
     make_app(auth=True, public_base_url=BASE, jwks={})
     assert any("EPIDOSE_JWKS" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_jku_is_fetched_over_http_and_redirects_are_not_followed(make_app: Callable[..., Flask], signer: Signer,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A real JWKS server on loopback: its allowlisted URL serves the keys; a URL that redirects is refused."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    document = signer.jwks_path.read_bytes()
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/jwks.json":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(document)
+            else:
+                self.send_response(302)
+                self.send_header("Location", "/jwks.json")
+                self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        origin = f"http://127.0.0.1:{server.server_address[1]}"
+        client = make_app(auth=True, public_base_url=BASE, jwks={origin: None},
+                          jku_allowlist=(f"{origin}/jwks.json", f"{origin}/moved.json")).test_client()
+
+        def token(jku: str) -> str:
+            now = int(time.time())
+            return jwt.encode({"iss": origin, "aud": DISCOVERY, "exp": now + 60, "iat": now, "jti": str(uuid.uuid4())},
+                              signer.key, algorithm="ES384", headers={"kid": "test-key-1", "typ": "JWT", "jku": jku})
+
+        caplog.set_level(logging.INFO)
+        assert _get(client, token(f"{origin}/jwks.json")).status_code == 200
+        assert _get(client, token(f"{origin}/moved.json")).status_code == 401
+        assert any(r.getMessage().startswith("JWT refused: key set unavailable") for r in caplog.records)
+    finally:
+        server.shutdown()
+        server.server_close()
