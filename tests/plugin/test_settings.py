@@ -102,3 +102,17 @@ def test_key_trust_settings_are_parsed() -> None:
     assert settings.jwks == {"https://sandbox.cds-hooks.org": None}
     assert settings.max_token_lifetime_seconds == 900
     assert Settings.from_env({}).max_token_lifetime_seconds == 300
+
+
+@pytest.mark.parametrize(("env", "named"), [({"EPIDOSE_AUTH": "off"}, "EPIDOSE_AUTH=off"),
+                                            ({}, "EPIDOSE_PUBLIC_BASE_URL")])
+def test_serve_refuses_an_exposed_bind_with_a_clear_error(env: dict[str, str], named: str, tmp_path: Path) -> None:
+    """`epidose serve --host 0.0.0.0` stops before binding, with a message naming the setting, not a traceback."""
+    from click.testing import CliRunner
+
+    from plugin.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--host", ALL_INTERFACES, "--port", "1"],
+                                env={"EPIDOSE_DATA_DIR": str(tmp_path), **env})
+    assert result.exit_code == 1
+    assert named in result.output and "Traceback" not in result.output
