@@ -4,7 +4,7 @@
 // service's exchanges as the browser saw them, the steps' outcomes and the requests it blocked.
 //
 //   node reference_sandbox.mjs CONFIG.json
-//   CONFIG: {chromium, sandbox, fhir, service, screenshots, patientView, rxSign,
+//   CONFIG: {chromium, sandbox, fhir, service, screenshots, patientView, rxSign, overrideSystem,
 //            normalDose: {product, pills, frequency}, absurdDose: {...}}
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -101,12 +101,14 @@ async function patientView(context) {
     await shown.first().waitFor({ timeout: STEP_TIMEOUT_MS });
     steps.patientViewCardShown = true;
     await shot(page, 'patient-view');
-    // Dismiss with the first override reason: the split button's arrow opens the reasons menu.
+    // Dismiss with an override reason (the configured system's first, else the first): the split
+    // button's arrow opens the reasons menu.
+    const reason = card.overrideReasons.find((r) => r.system === config.overrideSystem) || card.overrideReasons[0];
     const feedback = waitForExchange(page, 'POST', '/feedback');
     await shown.first().getByLabel('select dismiss reason').click();
-    await page.getByRole('menuitem', { name: `Override: ${card.overrideReasons[0].display}` }).click();
+    await page.getByRole('menuitem', { name: `Override: ${reason.display}`, exact: true }).click();
     const answer = await feedback;
-    steps.overrideFeedback = { status: answer.status(), card: card.uuid, reason: card.overrideReasons[0].code };
+    steps.overrideFeedback = { status: answer.status(), card: card.uuid, system: reason.system, reason: reason.code };
   }
   await page.close();
 }

@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from plugin.cards import STANDARD_OVERRIDE_SYSTEM
 from plugin.cli import main
 from tests.deploy.conftest import recent_patients, registry_with
 from tests.deploy.test_quickstart import serving
@@ -55,6 +57,19 @@ def _missing() -> str | None:
     if shutil.which("node") is None or not PLAYWRIGHT.exists():
         return "playwright-core is not installed: scripts/install.sh dev runs npm ci"
     return None
+
+
+def _wait_until_served(url: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} was not served within {seconds:.0f} s")
+        time.sleep(0.1)
 
 
 def _post(base: str, resource: dict[str, Any]) -> None:
@@ -113,10 +128,11 @@ def sandbox_run(fhir_server: str, small_cohort: Path, small_model: Path,
         static = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(sandbox_port),
                                    "-d", str(SANDBOX_BUILD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(stop_process, static)
+        _wait_until_served(f"{sandbox}/index.html")
         stack.enter_context(serving(data_dir, auth=True, port=service_port, env=env, log=service_log))
         config = {"chromium": str(CHROMIUM), "sandbox": sandbox, "fhir": fhir_server, "service": service,
                   "screenshots": str(screenshots), "patientView": children[0], "rxSign": children[1],
-                  "normalDose": NORMAL_DOSE, "absurdDose": ABSURD_DOSE}
+                  "normalDose": NORMAL_DOSE, "absurdDose": ABSURD_DOSE, "overrideSystem": STANDARD_OVERRIDE_SYSTEM}
         config_file = work / "config.json"
         config_file.write_text(json.dumps(config), encoding="utf-8")
         driven = subprocess.run(["node", str(DRIVER), str(config_file)], cwd=ROOT, capture_output=True, text=True,
@@ -195,7 +211,7 @@ def test_rx_sign_indicators_follow_the_dose(sandbox_run: dict[str, Any]) -> None
 
 @pytest.mark.slow
 def test_feedback_reaches_the_store(sandbox_run: dict[str, Any]) -> None:
-    """Accepting a suggestion and dismissing with an override reason are both stored against the card."""
+    """Accepting a suggestion and dismissing with a standard override reason are both stored against the card."""
     steps = sandbox_run["steps"]
     override, accept = steps.get("overrideFeedback"), steps["absurd"].get("acceptFeedback")
     assert override and override["status"] == 200
@@ -203,6 +219,7 @@ def test_feedback_reaches_the_store(sandbox_run: dict[str, Any]) -> None:
     rows = {row["card_uuid"]: row for row in sandbox_run["feedback_rows"]}
     assert rows[override["card"]]["outcome"] == "overridden"
     assert rows[override["card"]]["override_reason_code"] == override["reason"]
+    assert rows[override["card"]]["override_reason_system"] == STANDARD_OVERRIDE_SYSTEM  # a CDS Hooks 3.0 code
     assert rows[accept["card"]]["outcome"] == "accepted"
     assert accept["suggestion"] in json.loads(rows[accept["card"]]["accepted_suggestions"])
     assert rows[accept["card"]]["indicator"] == "critical"
