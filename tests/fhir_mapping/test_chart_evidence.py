@@ -176,3 +176,17 @@ def test_observation_coded_as_a_seizure_finding_is_a_dated_seizure() -> None:
     assert visits[1].provenance["seizure_since_last_visit"] == Provenance("observation", "Observation/sz")
     # At the third visit that seizure is 101 days old: within 6 months, not 3 (and "not recorded", not false).
     assert (visits[2].seizure_last_3_months, visits[2].seizure_last_6_months) == (None, True)
+
+
+def test_synthea_shaped_epilepsy_chart_gives_the_seizure_it_records_and_no_more() -> None:
+    """Synthea's epilepsy module records "Seizure disorder" and "History of single seizure" with onsets:
+    the diagnosis dates the onset, the single seizure counts in the interval it falls in, and visits
+    with no seizure evidence stay "not recorded" (never "no seizure")."""
+    onset = DAYS[0] - timedelta(days=40)
+    resources = [f.patient(), *encounters()[:3],
+                 f.coded_condition("disorder", codes.SNOMED, "128613002", onset=onset),
+                 f.coded_condition("single", codes.SNOMED, "703151001", onset=onset + timedelta(days=1))]
+    timeline = build_timeline(resources)
+    assert timeline.onset == onset and {"seizure_disorder", "history_of_single_seizure"} <= timeline.conditions
+    assert [v.seizure_since_last_visit for v in timeline.visits] == [True, None, None]
+    assert [v.seizure_last_6_months for v in timeline.visits] == [True, True, None]
