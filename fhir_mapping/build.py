@@ -27,8 +27,8 @@ Rules (each is a decision the service and training share):
   Condition of :data:`fhir_mapping.codes.SEIZURE_EVENT_KEYS` (onset, else recordedDate, else the day of
   the Encounter that lists it), an Encounter reasonCode or an Observation coded as a seizure finding
   ("condition", "encounter", "observation"), and note text
-  (:mod:`fhir_mapping.notes`: DocumentReference, ``note`` of Condition and Observation, an Encounter's
-  narrative). A dated seizure counts in the interval its date falls in (after the previous visit, up
+  (:mod:`fhir_mapping.notes`: DocumentReference with inline data or a url to a Binary given in the
+  input, ``note`` of Condition and Observation, an Encounter's narrative). A dated seizure counts in the interval its date falls in (after the previous visit, up
   to the visit day; the first visit's interval starts at onset), for seizure since the last visit and
   the 3- and 6-month flags; dated seizures never give a count. A stated seizure-free period denies
   seizures over the intervals and windows it covers. The strongest source wins (code, questionnaire,
@@ -194,10 +194,12 @@ def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mappi
         if not isinstance(resource, Mapping):
             continue
         kind = resource.get("resourceType")
-        if kind == "Medication":
+        if kind in ("Medication", "Binary"):
+            # Referenced, not patient-owned: kept by reference for every patient (a Binary holds a
+            # note's text when a DocumentReference points at it by url).
             ident = resource.get("id")
             if isinstance(ident, str):
-                medications[f"Medication/{ident}"] = resource
+                medications[f"{kind}/{ident}"] = resource
             continue
         if kind not in ("Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "MedicationStatement", "DocumentReference", "QuestionnaireResponse"):
             continue
@@ -222,6 +224,7 @@ class _Builder:
         self.events: list[_Event] = []
         self.condition_days: dict[str, date] = {}  # Condition id -> day of an Encounter listing it
         self.denied_events: set[tuple[str, date]] = set()  # dated seizures a stronger source denies
+        self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
         return self.as_of is not None and day is not None and day > self.as_of
@@ -354,7 +357,7 @@ class _Builder:
 
     def texts(self, resource: Mapping[str, Any], day: date, visit_day: date, linked: bool, stamp: str) -> None:
         """Read the note text of a resource (fhir_mapping.notes) into text values and dated seizures."""
-        found, unread = notes.resource_texts(resource)
+        found, unread = notes.resource_texts(resource, self.binaries)
         for path, why in unread:
             self.problem(ProblemKind.UNREADABLE_TEXT, why, resource, path)
         if not found:

@@ -430,10 +430,28 @@ def markdown_text(markdown: str) -> str:
     return _MARKDOWN.sub("", markdown)
 
 
-def attachment_text(attachment: object) -> tuple[str | None, str | None]:
-    """(text, None) of a FHIR Attachment with inline ``data``, or (None, why it cannot be read)."""
+def _binary_for(url: str, binaries: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The Binary an attachment ``url`` names among the input's resources ("Binary/id", an absolute
+    URL ending so, with or without _history, or "#id" of a contained Binary)."""
+    if url.startswith("#"):
+        return binaries.get(url)
+    parts = url.rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return binaries.get("/".join(parts[-2:])) if len(parts) >= 2 and parts[-2] == "Binary" else None
+
+
+def attachment_text(attachment: object, binaries: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[str | None, str | None]:
+    """(text, None) of a FHIR Attachment with inline ``data`` (or a ``url`` to a Binary in ``binaries``:
+    the input's Binary resources by "Binary/id", contained ones by "#id"), or (None, why it cannot be read).
+    A Binary is never fetched: the mapping does no I/O."""
     if not isinstance(attachment, dict):
         return None, "attachment is not an object"
+    url = attachment.get("url")
+    if not isinstance(attachment.get("data"), str) and isinstance(url, str) and binaries:
+        binary = _binary_for(url.strip(), binaries)
+        if binary is not None:
+            attachment = {"contentType": binary.get("contentType") or attachment.get("contentType"), "data": binary.get("data")}
     raw_type = attachment.get("contentType")
     content_type = raw_type.split(";")[0].strip().lower() if isinstance(raw_type, str) else ""
     charset = "utf-8"
@@ -444,7 +462,7 @@ def attachment_text(attachment: object) -> tuple[str | None, str | None]:
     data = attachment.get("data")
     if not isinstance(data, str):
         if isinstance(attachment.get("url"), str):
-            return None, "attachment by url is not fetched: only inline data is read"
+            return None, "attachment by url to a Binary not in the input: it is not fetched (only inline data and Binary resources given with the data are read)"
         return None, "attachment without data"
     if len(data) > MAX_NOTE_CHARS * 8:
         return None, f"attachment of {len(data)} base64 characters is too large to be a note: not read"
@@ -465,20 +483,26 @@ def attachment_text(attachment: object) -> tuple[str | None, str | None]:
     return text, None
 
 
-def resource_texts(resource: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def resource_texts(resource: Mapping[str, Any], binaries: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The note texts of a resource as (path, text), and what could not be read as (path, why).
 
-    DocumentReference ``content[].attachment``; ``note[].text`` of Condition and Observation; the
-    narrative ``text.div`` of an Encounter (R4 Encounter has no ``note``).
+    DocumentReference ``content[].attachment`` (inline data, or a Binary of ``binaries`` or contained);
+    ``note[].text`` of Condition and Observation; the narrative ``text.div`` of an Encounter (R4
+    Encounter has no ``note``).
     """
     texts: list[tuple[str, str]] = []
     unread: list[tuple[str, str]] = []
     kind = resource.get("resourceType")
     if kind == "DocumentReference":
+        known = dict(binaries or {})
+        contained = resource.get("contained")
+        for item in contained if isinstance(contained, list) else []:
+            if isinstance(item, dict) and item.get("resourceType") == "Binary" and isinstance(item.get("id"), str):
+                known["#" + item["id"]] = item
         content = resource.get("content")
         for index, entry in enumerate(content if isinstance(content, list) else []):
             path = f"content[{index}].attachment"
-            text, why = attachment_text(entry.get("attachment") if isinstance(entry, dict) else None)
+            text, why = attachment_text(entry.get("attachment") if isinstance(entry, dict) else None, known)
             if text is not None:
                 texts.append((path, text))
             elif why is not None:

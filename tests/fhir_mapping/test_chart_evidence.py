@@ -190,3 +190,24 @@ def test_synthea_shaped_epilepsy_chart_gives_the_seizure_it_records_and_no_more(
     assert timeline.onset == onset and {"seizure_disorder", "history_of_single_seizure"} <= timeline.conditions
     assert [v.seizure_since_last_visit for v in timeline.visits] == [True, None, None]
     assert [v.seizure_last_6_months for v in timeline.visits] == [True, True, None]
+
+
+def test_note_by_url_is_read_from_a_binary_given_with_the_data() -> None:
+    """An attachment ``url`` to a Binary in the input (absolute or relative) or contained is read; a
+    Binary the input does not hold is a problem (the mapping fetches nothing)."""
+    import base64
+
+    def by_url(did: str, url: str) -> dict:
+        document = f.document(did, DAYS[0], "x", eid="e0")
+        document["content"][0]["attachment"] = {"contentType": "text/plain", "url": url}
+        return document
+
+    binary = {"resourceType": "Binary", "id": "b1", "contentType": "text/plain", "data": base64.b64encode("无发作。".encode()).decode()}
+    contained = by_url("c", "#note")
+    contained["contained"] = [{"resourceType": "Binary", "id": "note", "contentType": "text/plain", "data": base64.b64encode(b"Drowsy.").decode()}]
+    resources = [f.patient(), *encounters()[:1], binary, by_url("d", "https://ehr.example/fhir/Binary/b1/_history/2"), contained, by_url("gone", "Binary/absent")]
+    timeline = build_timeline(resources)
+    visit = timeline.visits[0]
+    assert visit.seizure_since_last_visit is False and visit.provenance["seizure_since_last_visit"] == Provenance("text", "DocumentReference/d")
+    assert visit.behaviour_adverse_effect is True
+    assert [p.resource for p in timeline.problems if p.kind is ProblemKind.UNREADABLE_TEXT] == ["DocumentReference/gone"]
