@@ -306,7 +306,7 @@ class _Builder:
             self.timeline.conditions = self.timeline.conditions | {key}
             if key in codes.SEIZURE_EVENT_KEYS:
                 self.events.append(_Event(day, "encounter", resource_label(resource), dated=False))
-        references = [r for r in _items(resource.get("reasonReference"))]
+        references = list(_items(resource.get("reasonReference")))
         references += [d.get("condition") for d in _items(resource.get("diagnosis")) if isinstance(d, dict)]
         for reference in references:
             condition = reference_id(reference, "Condition")
@@ -735,11 +735,12 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
         builder.patient(patients[0])
     else:
         builder.problems.append(Problem(ProblemKind.MISSING, "no Patient resource: birthDate and sex are unknown", f"Patient/{patient_id}", ""))
+    # Encounters first: a Condition may be dated by the Encounter that lists it, wherever it comes.
     for resource in items:
-        kind = resource.get("resourceType")
-        if kind == "Encounter":
+        if resource.get("resourceType") == "Encounter":
             builder.encounter(resource)
-        elif kind == "Condition":
+    for resource in items:
+        if resource.get("resourceType") == "Condition":
             builder.condition(resource)
     for position, resource in enumerate(items):
         kind = resource.get("resourceType")

@@ -117,7 +117,7 @@ def test_encounter_diagnosis_dates_a_seizure_condition_without_onset() -> None:
     """A seizure Condition with no dates, listed as an Encounter's diagnosis, is a seizure on that day."""
     visits_ = encounters()[:2]
     visits_[1]["diagnosis"] = [{"condition": {"reference": "Condition/s"}}]
-    resources = [f.patient(), *visits_, f.coded_condition("s", codes.SNOMED, "91175000")]
+    resources = [f.patient(), f.coded_condition("s", codes.SNOMED, "91175000"), *visits_]  # the Condition first
     visits = build_timeline(resources).visits
     assert [v.seizure_since_last_visit for v in visits] == [None, True]
 
