@@ -122,6 +122,13 @@ def main() -> None:
             read_sentence(text)
     seconds = time.process_time() - start
     print(f"extractor: {5 * len(sentences) / seconds:,.0f} sentences/s (CPU, {len(sentences)} sentences x 5)")
+    from fhir_mapping.notes import MAX_NOTE_CHARS, read_text
+
+    for name, text in (("run-on English mentions", "seizure " * (MAX_NOTE_CHARS // 8)), ("run-on Chinese clauses", "无发作，" * (MAX_NOTE_CHARS // 4))):
+        text = text[: MAX_NOTE_CHARS - 1]
+        start = time.process_time()
+        read_text(text)
+        print(f"worst case, {name} ({len(text)} characters, the longest read): {(time.process_time() - start) * 1000:.0f} ms CPU")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as folder:
         base = base_tree(Path(folder))

@@ -47,6 +47,10 @@ ADVERSE_KINDS: Final = ("somnolence", "irritability", "aggression")
 ITEMS: Final = (*SEIZURE_ITEMS, *ADVERSE_KINDS, "behaviour_adverse_effect")
 _CJK: Final = re.compile(r"[\u4e00-\u9fff]")
 _LETTER: Final = re.compile(r"[^\W\d_]")
+# Negation cues are looked for this far before a mention, and this many mentions of a clause are
+# checked: both bound the work on long run-on text (project limits; a cue is a few words away).
+NEGATION_WINDOW_CHARS: Final = 120
+MAX_MENTIONS: Final = 20
 # Months within which a positive or negative window statement decides each window flag.
 WINDOW_FLAGS: Final = (("seizure_last_3_months", 3.0), ("seizure_last_6_months", 6.0))
 
@@ -190,6 +194,7 @@ def read_sentence(sentence: str) -> dict[str, Any]:
 
 
 def _prefix_negated(lang: _Language, prefix: str, cue: re.Pattern[str], *, cross_commas: bool) -> bool:
+    prefix = prefix[-NEGATION_WINDOW_CHARS:]
     if lang.negation_exclusions is not None:
         prefix = lang.negation_exclusions.sub(" ", prefix)
     if lang.name == "en":
@@ -208,7 +213,9 @@ def _seizure_negated(lang: _Language, clause: str) -> bool:
         return False
     if lang.negation_after.search(clause):
         return True
-    for mention in lang.seizure_term.finditer(clause):
+    for number, mention in enumerate(lang.seizure_term.finditer(clause)):
+        if number >= MAX_MENTIONS:
+            break
         if lang.seizure_free_term is not None and lang.seizure_free_term.fullmatch(mention.group(0)):
             return True
         if _prefix_negated(lang, clause[: mention.start()], lang.negation_before, cross_commas=False):
