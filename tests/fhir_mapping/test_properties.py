@@ -150,7 +150,7 @@ def test_any_json_in_an_observation_gives_values_or_problems(key: str, value: An
     state_matrix(timeline)
 
 
-NOTE_ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyz0123456789 .,;:!?-<>/\n") + ["seizure", "no ", "发作", "无", "近3个月", "次", "持续", "分钟", "months ago ", "free for "])
+NOTE_ALPHABET = st.sampled_from([*"abcdefghijklmnopqrstuvwxyz0123456789 .,;:!?-<>/\n", "seizure", "no ", "发作", "无", "近3个月", "次", "持续", "分钟", "months ago ", "free for "])
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
