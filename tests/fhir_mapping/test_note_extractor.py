@@ -60,6 +60,8 @@ def test_handwritten_sentences_meet_the_floor_per_item() -> None:
     ("近3个月无发作", {"seizure_free_months": 3.0, "seizure_last_3_months": False}),
     ("发作十二次", {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 12}),
     ("Seizures twice a month.", {"seizure_since_last_visit": True}),
+    ("有无发作：无。", {"seizure_since_last_visit": False, "seizure_count_since_last_visit": 0, "seizure_duration_class": 0}),
+    ("有无发作：有", {"seizure_since_last_visit": True}),
 ])
 def test_sentences(text: str, expected: dict) -> None:
     assert read_sentence(text) == expected
