@@ -65,6 +65,14 @@ EN_NO_ADVERSE: Final = (("No side effects.", NO_ADVERSE), ("Tolerating LEV well 
                         ("No drowsiness or irritability.", {"somnolence": False, "irritability": False}))
 ZH_NO_ADVERSE: Final = (("未见明显不良反应。", NO_ADVERSE), ("无嗜睡、易激惹等不良反应。", {"somnolence": False, "irritability": False}),
                         ("无药物副作用。", NO_ADVERSE))
+# Misspellings a busy clinician makes, of words that carry no item (the items' own terms have their
+# curated misspellings in the templates above), applied now and then to English sentences.
+EN_TYPOS: Final = {
+    "nocturnal": "nocternal", "appointment": "appointmnet", "reported": "reproted", "review": "reveiw",
+    "mother": "mohter", "lasting": "lastign", "since": "snice", "visit": "vist", "parents": "parnets",
+    "school": "shcool", "mornings": "mornigns", "during": "durign", "behaviour": "behavior", "exam": "examn",
+}
+TYPO_RATE: Final = 0.15
 EN_FILLER: Final = ("Neuro exam normal.", "Growth on track.", "Plan: continue current dose, review in 3 months.",
                     "Discussed seizure first aid with the family.", "School performance good.", "EEG requested.")
 ZH_FILLER: Final = ("神经系统查体未见异常。", "继续口服左乙拉西坦，3个月后复诊。", "已告知家属发作时处理方法。", "学习成绩稳定。", "复查脑电图。")
@@ -151,7 +159,19 @@ def visit_sentences(facts: VisitFacts, language: str, rng: np.random.Generator) 
         out.append(adverse)
     if rng.random() < 0.5:
         out.append((_pick(rng, filler), {}))
+    if language == "en":
+        out = [(_misspell(text, rng), labels) for text, labels in out]
     return out
+
+
+def _misspell(text: str, rng: np.random.Generator) -> str:
+    words = text.split(" ")
+    for index, word in enumerate(words):
+        bare = word.rstrip(".,;:)").lower()
+        if bare in EN_TYPOS and rng.random() < TYPO_RATE:
+            wrong = EN_TYPOS[bare]
+            words[index] = (wrong.capitalize() if word[0].isupper() else wrong) + word[len(bare):]
+    return " ".join(words)
 
 
 def note_text(sentences: Sequence[Sentence], language: str) -> str:
