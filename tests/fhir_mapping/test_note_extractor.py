@@ -62,6 +62,8 @@ def test_handwritten_sentences_meet_the_floor_per_item() -> None:
     ("Seizures twice a month.", {"seizure_since_last_visit": True}),
     ("有无发作：无。", {"seizure_since_last_visit": False, "seizure_count_since_last_visit": 0, "seizure_duration_class": 0}),
     ("有无发作：有", {"seizure_since_last_visit": True}),
+    ("主诉：发作性抽搐2年。", {}),  # a chief complaint's history, not the interval
+    ("未发作1年。", {"seizure_free_months": 12.0, "seizure_last_3_months": False, "seizure_last_6_months": False}),
 ])
 def test_sentences(text: str, expected: dict) -> None:
     assert read_sentence(text) == expected
