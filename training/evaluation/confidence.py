@@ -45,7 +45,7 @@ TIE_TOLERANCE: Final = 5.0
 TARGET_CLEAR_PRECISION: Final = 0.8
 # ... judged on at least this many clear points, so the precision is not the luck of a handful.
 MIN_CLEAR_POINTS: Final = 30
-DEFAULT_POINTS: Final = 250
+DEFAULT_POINTS: Final = 200
 COVERAGE_GRID: Final = (0.0, 0.01, 0.02, 0.05, 0.10, 0.20, 0.30)
 MARGIN_QUANTILES: Final = tuple(q / 20 for q in range(20))
 
