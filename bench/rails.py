@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: build the default model)")
     parser.add_argument("--calibration-children", type=int, default=400)
     parser.add_argument("--calibration-points", type=int, default=400)
+    parser.add_argument("--oracle-children", type=int, default=1000,
+                        help="children for the oracle bounds (direct state: the oracle reads only the mask)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
 
@@ -101,6 +103,10 @@ def main() -> None:
         figures["policies"] = results
 
         t = time.perf_counter()
+        figures["oracle"] = oracle_bounds(args.oracle_children, args.seed)
+        figures["oracle_seconds"] = round(time.perf_counter() - t, 1)
+
+        t = time.perf_counter()
         cohort = Path(temporary) / "calibration"
         write_cohort(cohort, args.calibration_children, args.seed + 1000)
         _, table, _ = prepare(cohort, 0)
@@ -111,6 +117,54 @@ def main() -> None:
     print(render(figures))
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2, default=float) + "\n", encoding="utf-8")
+
+
+def oracle_rails_policy(child: Any, config: Any, skip: frozenset[str]) -> Any:
+    """The environment's oracle (true parameters, remission date), restricted to the one mask minus ``skip``."""
+    from fhir_mapping.dosing import DOSE_CLASSES_MG, N_DOSE_CLASSES
+    from training.dataset import timeline_rails
+    from training.simulator.environment import DEFAULT_ORACLE_TARGET_EFFECT
+
+    def policy(timeline: Any) -> int:
+        visit = timeline.visits[-1]
+        mask = timeline_rails(timeline, len(timeline.visits) - 1, skip=skip).allowed
+        if child.single_seizure or visit.date >= child.remission_date:
+            return min(i for i in range(N_DOSE_CLASSES) if mask[i])
+        allowed = [c for c in range(1, N_DOSE_CLASSES) if mask[c]]
+        if not allowed:
+            return 0
+        for dose_class in allowed:
+            effect = child.drug_effect(child.average_concentration(DOSE_CLASSES_MG[dose_class], visit.date, config), config)
+            if effect >= DEFAULT_ORACLE_TARGET_EFFECT:
+                return dose_class
+        return allowed[-1]
+
+    return policy
+
+
+def oracle_bounds(children: int, seed: int) -> dict[str, Any]:
+    """True values of the oracle with the label bounds only, with every rail, and with every rail but watchful
+    waiting, beside the physician: what any policy could reach under each constraint."""
+    from training.evaluation.simulated import summarise_runs
+    from training.simulator.config import DEFAULT_CONFIG
+    from training.simulator.environment import Environment, oracle_policy
+
+    if children <= 0:
+        return {}
+    config = DEFAULT_CONFIG
+    environment = Environment(children, seed, config, state="direct")
+    variants = {
+        "oracle, label bounds only": lambda child: oracle_policy(child, config),
+        "oracle with rails": lambda child: oracle_rails_policy(child, config, frozenset()),
+        "oracle with rails but watchful waiting": lambda child: oracle_rails_policy(child, config, frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"})),
+    }
+    out: dict[str, Any] = {"children": children}
+    for name, per_child in variants.items():
+        summary = summarise_runs(environment.run(per_child=per_child), config)
+        out[name] = {"value": summary["value"], "value_se": summary["value_se"]}
+    physician = summarise_runs(environment.physician_runs(), config)
+    out["physician"] = {"value": physician["value"], "value_se": physician["value_se"]}
+    return out
 
 
 def _pct(value: float | None) -> str:
@@ -125,6 +179,10 @@ def render(figures: dict[str, Any]) -> str:
         rules = ", ".join(f"{k} {v}" for k, v in r.get("rail_violations_by_rule", {}).items())
         lines.append(f"| {name} | {r['value']:.2f} ± {r['value_se']:.2f} | {_pct(r['seizure_free_share'])} | {r['decisions']} | "
                      f"{r['label_violations']} | {r['rail_violations']} | {rules} |")
+    oracle = figures.get("oracle") or {}
+    if oracle:
+        lines += ["", f"Bounds on {oracle['children']} other children (direct state): "
+                  + "; ".join(f"{k} {v['value']:.2f} ± {v['value_se']:.2f}" for k, v in oracle.items() if isinstance(v, dict)) + "."]
     levels = figures.get("served_levels") or {}
     lines += ["", "Served policy's confidence over its decisions: " + ", ".join(f"{k} {_pct(v)}" for k, v in levels.items()), ""]
     calibration = figures.get("calibration")

@@ -45,6 +45,7 @@ def test_clear_only_within_the_data_the_reward_range_and_a_clear_margin() -> Non
     assert narrow.level == "narrow" and "nearly as well" in narrow.reasons[0]
     out_of_range = judge_confidence(q_scores(rest=-7262.0), ALL, 0.4, "q", Q_THRESHOLDS)
     assert out_of_range.level == "abstain" and "-7262" in out_of_range.reasons[0] and "±1000" in out_of_range.reasons[0]
+    assert out_of_range.kinds == ("out-of-range",)
     few = judge_confidence(q_scores(), ALL, 0.02, "q", Q_THRESHOLDS)
     assert few.level == "abstain" and "few training children resembled this one (2%" in few.reasons[0]
     unknown = judge_confidence(q_scores(), ALL, None, "q", Q_THRESHOLDS)
