@@ -284,3 +284,20 @@ def test_the_mask_never_allows_more_than_the_label_on_simulated_timelines() -> N
             outcome = rails.rails_at(run.timeline, i, bounds)
             assert len(outcome.allowed) == N_DOSE_CLASSES and any(outcome.allowed)
             assert all(ok <= label for ok, label in zip(outcome.allowed, bounds.allowed, strict=True))
+
+
+def test_facts_agree_on_timelines_read_back_from_the_simulators_fhir() -> None:
+    """The path training takes: the simulator writes FHIR, the mapping builds the timeline, the state row follows."""
+    from training.simulator.cohort import simulate_cohort
+    from training.simulator.fhir import child_resources
+
+    checked = 0
+    for run in simulate_cohort(8, 21):
+        timeline = build_timeline(child_resources(run), run.child.patient_id)
+        for i in range(len(timeline.visits)):
+            assert_same(facts_at(timeline, i), facts_from_state(*state_row(timeline, i)))
+            checked += 1
+        direct = facts_at(run.timeline, len(run.timeline.visits) - 1)
+        read = facts_at(timeline, len(timeline.visits) - 1)
+        assert read.lifetime_seizures == direct.lifetime_seizures and read.on_levetiracetam == direct.on_levetiracetam
+    assert checked > 20

@@ -191,3 +191,23 @@ def test_the_model_has_no_violations_and_the_physician_is_counted(trained: tuple
     # The physician starts after a single seizure 60% of the time (simulator), which the rails forbid.
     assert physician["rail_violations_by_rule"].get("R-NO-START-AFTER-SINGLE-SEIZURE", 0) > 0
     assert "model without clinical rails" in results
+
+
+def test_the_model_report_counts_violations_abstentions_and_calibration(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from training.dataset import load_data
+    from training.evaluation.report import evaluate_model
+
+    cohort, folder = trained
+    metrics = evaluate_model(folder, load_data(cohort), tmp_path / "report", bootstrap_samples=20, fqe_steps=50,
+                             calibration_points=8)
+    held_out = metrics["rail_violations_held_out"]
+    assert held_out["model"]["label_violations"] == 0 and held_out["model"]["rail_violations"] == 0
+    assert held_out["physician (logged)"]["visits"] == held_out["model"]["visits"] > 0
+    shares = metrics["confidence"]["held_out"]
+    assert shares["clear_share"] + shares["narrow_share"] + shares["abstain_share"] == pytest.approx(1.0)
+    assert metrics["confidence"]["calibration"]["points"] > 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "### Label and clinical-rail violations" in report and "## Honest confidence" in report
+    assert "| physician (logged) | held-out visits |" in report
+    details = json.loads((tmp_path / "report" / "details.json").read_text())
+    assert details["confidence"]["thresholds"]["chosen"].startswith("held-out simulated children")
