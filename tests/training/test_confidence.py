@@ -211,3 +211,29 @@ def test_the_model_report_counts_violations_abstentions_and_calibration(trained:
     assert "| physician (logged) | held-out visits |" in report
     details = json.loads((tmp_path / "report" / "details.json").read_text())
     assert details["confidence"]["thresholds"]["chosen"].startswith("held-out simulated children")
+
+
+def test_the_served_policy_follows_the_guidance_when_the_model_is_not_clear(trained: tuple[Path, Path]) -> None:
+    """Single seizure, not treated: the rails leave 0 g, the model abstains, the guidance (watchful waiting) is served."""
+    from datetime import date, timedelta
+
+    from fhir_mapping.timeline import Measurement, PatientTimeline, Visit
+    from training.dataset import timeline_rails
+    from training.evaluation.simulated import ServedPolicy, guidance_class
+
+    _, folder = trained
+    model = load_inference_model(folder)
+    day = date(2022, 5, 1)
+    visit = Visit(day, age_years=8.0, weight=Measurement(26.0, day, 0), height=Measurement(128.0, day, 0),
+                  seizure_count_since_last_visit=1, seizure_since_last_visit=True, seizure_last_3_months=True,
+                  seizure_last_6_months=True)
+    timeline = PatientTimeline("single", birth_date=date(2014, 5, 1), visits=[visit])
+    served = ServedPolicy(model)
+    assert served(timeline) == 0
+    assert served.levels["abstain"] == 1
+    # A second seizure three months later: the guidance starts at the label's starting dose (20 mg/kg/day × 25 kg = 500 mg).
+    later = day + timedelta(days=91)
+    timeline.visits.append(Visit(later, age_years=8.25, weight=Measurement(25.0, later, 0), seizure_count_since_last_visit=1,
+                                 seizure_since_last_visit=True, seizure_last_3_months=True, days_since_previous_visit=91))
+    outcome = timeline_rails(timeline, 1)
+    assert guidance_class(outcome, 0.0) == 4 and outcome.guidance is not None and outcome.guidance.action == "start"
