@@ -150,6 +150,15 @@ def test_withdrawal_is_offered_not_imposed(changes: dict[str, object]) -> None:
     assert rails.action_of(facts(**changes), 0.0) == "taper"
 
 
+def test_no_withdrawal_offer_to_an_adult_for_age_alone() -> None:
+    adult = facts(age_years=45.0, weight_kg=80.0, months_seizure_free=8.0, current_mg_per_day=1000.0)
+    outcome = clinical_rails(adult, label_bounds(80.0, 45.0, None))
+    assert "R-WITHDRAWAL-OFFERED" not in fired_ids(outcome)
+    assert outcome.guidance is not None and outcome.guidance.action == "keep"
+    long_free = clinical_rails(dataclasses.replace(adult, months_seizure_free=30.0), label_bounds(80.0, 45.0, None))
+    assert "R-WITHDRAWAL-OFFERED" in fired_ids(long_free)
+
+
 def test_no_withdrawal_offer_to_a_seizing_teenager() -> None:
     outcome = clinical_rails(facts(age_years=15.5, seizure_last_3_months=True), label_bounds(30.0, 15.5, None))
     assert "R-WITHDRAWAL-OFFERED" not in fired_ids(outcome)
