@@ -212,6 +212,7 @@ def test_chart_files_match_their_source() -> None:
     stale = [name for name in charts_source.CHARTS
              if (CHARTS_DIR / f"{name}.json").read_text(encoding="utf-8") != charts_source.render(name)]
     assert not stale, f"edited by hand or not regenerated: {stale}"
+    assert charts_source.README.read_text(encoding="utf-8") == charts_source.readme_text(), "README table is stale"
 
 
 def test_suite_covers_the_situations() -> None:
