@@ -125,7 +125,7 @@ def c01_raise_12y_70kg_still_seizing_on_14_mg_kg() -> dict[str, Any]:
                   note="Two nocturnal focal seizures with drooling and speech arrest since September, each "
                        "under a minute. Takes levetiracetam 500 mg twice daily, no missed doses. Weight 70 kg."),
         ],
-        expect={"action": "raise", "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": min(MAX_4_TO_16_YEARS * 70.0, ABSOLUTE_MAX),
                 "recommended": {"min": 1001, "max": 3000}, "form": "tablet",
                 "cites": ["1000 mg/day", "14 mg/kg/day"],
@@ -155,7 +155,7 @@ def c02_still_seizing_near_maximum() -> dict[str, Any]:
             Visit("2026-12-01", 1, True, True, "under-1-min", assessment="improved", reason="G40.009",
                   note="One nocturnal seizure in October on levetiracetam 750 mg twice daily (53 mg/kg/day)."),
         ],
-        expect={"action": ["keep", "raise"], "cards": "one", "current_mg_per_day": 1500,
+        expect={"action": ["keep", "raise"], "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 28.3,
                 "recommended": {"min": 1500, "max": MAX_4_TO_16_YEARS * 28.3}, "form": "tablet",
                 "cites": ["1500 mg/day", "53 mg/kg/day"],
@@ -188,7 +188,7 @@ def _amira(name: str, hook: str, draft: c.Resource | None, expect: dict[str, Any
 
 def c03_seizure_free_2_years_taper_offered() -> dict[str, Any]:
     return _amira("c03", "patient-view", None, {
-        "action": ["taper", "keep"], "cards": "one", "current_mg_per_day": 1000,
+        "action": ["taper", "keep"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE", "R-WITHDRAWAL-OFFERED"], "current_mg_per_day": 1000,
         "max_mg_per_day": MAX_4_TO_16_YEARS * 38.0, "recommended": {"max": 1000},
         "cites": ["seizure-free"],
         "why": "Seizure-free for 2 years on 1000 mg/day: withdrawal is offered (not imposed), never an increase "
@@ -200,7 +200,7 @@ def c04_seizure_free_2_years_taper_draft_on_sign() -> dict[str, Any]:
     taper = c.lev_order(f"{pid}-taper", pid, "311288", 1, "tablet", per_day=2, authored="2026-12-01",
                         encounter=f"{pid}-enc5", days_supply=14)
     return _amira("c04", "order-sign", taper, {
-        "action": "taper", "cards": "one", "indicator": "info", "current_mg_per_day": 1000,
+        "action": "taper", "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE"], "indicator": "info", "current_mg_per_day": 1000,
         "draft_mg_per_day": 500, "max_mg_per_day": MAX_4_TO_16_YEARS * 38.0, "recommended": {"max": 1000},
         "cites": ["Draft 500 mg/day"],
         "why": "A taper draft (1000 → 500 mg/day, −13 mg/kg/day, within the −20 mg/kg/day per 2 weeks the EU "
@@ -229,7 +229,7 @@ def c05_breakthrough_4_seizures_on_20_mg_kg() -> dict[str, Any]:
         ],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-18", reason="R56.9", kind="EMER",
                                       service="Paediatric emergency")],
-        expect={"action": "raise", "cards": "one", "current_mg_per_day": 500,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 25.0, "recommended": {"min": 501, "max": 1500},
                 "form": "tablet", "cites": ["4 seizures", "20 mg/kg/day"],
                 "why": "4 breakthrough seizures in 3 months on the starting dose of 20 mg/kg/day: titrate up "
@@ -255,7 +255,7 @@ def c06_single_lifetime_seizure_never_treated() -> dict[str, Any]:
                            "Discussed watchful waiting with the parents.")],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-05", reason="91175000", kind="EMER",
                                       service="Paediatric emergency")],
-        expect={"action": "none", "cards": "one", "current_mg_per_day": 0, "cites": ["watchful waiting"],
+        expect={"action": "none", "cards": "one", "rules": ["R-NO-START-AFTER-SINGLE-SEIZURE"], "current_mg_per_day": 0, "cites": ["watchful waiting"],
                 "absent": ["taper"],
                 "why": "About 10% of children with BECT have a single seizure; no daily medicine after one seizure "
                        "(watchful waiting, treatment as the alternative) (domain.md §4, §6; ILAE 2022)."})
@@ -308,7 +308,7 @@ def c08_level_60_with_somnolence() -> dict[str, Any]:
                   note="Seizure-free since May. Teachers report daytime somnolence; falls asleep in class. "
                        "Levetiracetam trough 60 mg/L."),
         ],
-        expect={"action": "lower", "cards": "one", "current_mg_per_day": 1500,
+        expect={"action": "lower", "cards": "one", "rules": ["R-NO-INCREASE-HIGH-LEVEL"], "current_mg_per_day": 1500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 32.0, "recommended": {"max": 1499}, "form": "tablet",
                 "cites": ["60 mg/L"],
                 "why": "Somnolence with a trough of 60 mg/L, above the 12–46 mg/L reference, seizure-free 6 months: "
@@ -362,7 +362,7 @@ def c10_new_diagnosis_3_seizures_start() -> dict[str, Any]:
                            "generalisation, 3 minutes. Parents wish to start treatment.")],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-09-12", reason="91175000", kind="EMER",
                                       service="Paediatric emergency")],
-        expect={"action": "start", "cards": "one", "current_mg_per_day": 0,
+        expect={"action": "start", "cards": "one", "rules": ["R-START-AT-LABEL-DOSE"], "current_mg_per_day": 0,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 24.0, "recommended": {"min": 20 * 24.0, "max": 30 * 24.0},
                 "form": "tablet", "cites": ["3 seizures", "20 mg/kg/day"],
                 "why": "New BECT with 3 seizures, one daytime and generalised: treat, starting at the label's "
@@ -406,7 +406,7 @@ def c12_toddler_2_years_solution() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "1-to-5-min", assessment="worse", reason="128613002",
                   note="2 seizures since September on 1.3 mL (130 mg) twice daily."),
         ],
-        expect={"action": "raise", "cards": "one", "current_mg_per_day": 260,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 260,
                 "max_mg_per_day": MAX_6_MONTHS_TO_4_YEARS * 13.0, "recommended": {"min": 261, "max": 650},
                 "form": "solution", "cites": ["atypical"],
                 "why": "2½ years, 13 kg, seizing on 20 mg/kg/day: titrate within the 6 months–4 years band "
@@ -443,18 +443,19 @@ def c14_sixteen_years_seizure_free_taper() -> dict[str, Any]:
     pid = "c14-daniel"
     return request("c14", "patient-view", pid,
         patient=c.patient(pid, "2010-04-02", "male", "Daniel", "Okafor"),
-        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 61.0, encounter=f"{pid}-enc3")],
-        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 172.0, encounter=f"{pid}-enc3")],
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 61.0, encounter=f"{pid}-enc4")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 172.0, encounter=f"{pid}-enc4")],
         labs=[],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2018-05-21")],
         medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2018-06-12")],
         visits=[
+            Visit("2023-09-26", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2024-12-03", 0, False, False, "none", assessment="stable"),
             Visit("2025-12-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
                   note="Seizure-free since September 2023 (3 years). Asks whether he can stop before driving lessons."),
         ],
-        expect={"action": ["taper", "keep"], "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": ["taper", "keep"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE", "R-WITHDRAWAL-OFFERED"], "current_mg_per_day": 1000,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 1000}, "cites": ["seizure-free"],
                 "why": "16½ years, seizure-free 3 years: remission nearly always by 15–16 y; withdrawal is offered, "
                        "an increase never (domain.md §4, §6)."})
@@ -474,7 +475,7 @@ def c15_seventeen_years_still_seizing() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "1-to-5-min", assessment="worse", reason="G40.009",
                   note="2 focal seizures in the last 3 months, one on waking. Adherent."),
         ],
-        expect={"action": "raise", "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1001, "max": 3000}, "form": "tablet",
                 "cites": ["atypical"],
                 "why": "17 years, seizing on 1000 mg/day: adult label (+500 mg BID every 2 weeks, up to 1500 mg BID); "
@@ -516,7 +517,7 @@ def c17_renal_egfr_64() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
                   note="2 nocturnal seizures since September on 500 mg twice daily."),
         ],
-        expect={"action": "raise", "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 33.0 * RENAL_50_80,
                 "recommended": {"min": 1001, "max": MAX_4_TO_16_YEARS * 33.0 * RENAL_50_80}, "form": "tablet",
                 "cites": ["eGFR"],
@@ -682,7 +683,7 @@ def c27_draft_overdose_on_sign() -> dict[str, Any]:
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005"),
         ],
         draft=overdose,
-        expect={"action": "raise", "cards": "one", "indicator": "critical", "current_mg_per_day": 360,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "critical", "current_mg_per_day": 360,
                 "draft_mg_per_day": 1500, "max_mg_per_day": MAX_4_TO_16_YEARS * 18.0,
                 "recommended": {"min": 361, "max": 1080}, "form": "solution",
                 "cites": ["Draft 1500 mg/day", "83 mg/kg/day", "exceeds", "1080 mg/day"],
@@ -786,7 +787,7 @@ def c32_extended_release_adolescent_seizing() -> dict[str, Any]:
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005",
                   note="3 seizures since September on levetiracetam XR 1000 mg once daily."),
         ],
-        expect={"action": "raise", "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 48.0, "recommended": {"min": 1001, "max": 2880},
                 "form": "tablet", "cites": ["3 seizures", "21 mg/kg/day"],
                 "why": "13 years, 48 kg, 3 seizures in 3 months on XR 1000 mg once daily (21 mg/kg/day): raise within "
@@ -809,7 +810,7 @@ def c33_pounds_contained_medication_seizure_free_14_months() -> dict[str, Any]:
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
                   note="Seizure-free since 25 September 2025 (14 months) on 500 mg twice daily. Weight 66 lb."),
         ],
-        expect={"action": ["keep", "taper"], "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": ["keep", "taper"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 66.0 * 0.45359237, "recommended": {"max": 1000},
                 "cites": ["1000 mg/day", "33 mg/kg/day"],
                 "why": "66 lb = 29.9 kg, 33 mg/kg/day, seizure-free 14 months: no increase after ≥ 12 months "
@@ -864,7 +865,7 @@ def c35_level_in_ug_ml_seizing() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
                   note="2 seizures since September on 750 mg twice daily; trough 18 µg/mL."),
         ],
-        expect={"action": "raise", "cards": "one", "current_mg_per_day": 1500,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1501, "max": 3000}, "form": "tablet",
                 "cites": ["2 seizures", "18 mg/L"],
                 "why": "14 years, 52 kg, seizing on 29 mg/kg/day with a trough of 18 µg/mL (= mg/L, mid-reference): "
@@ -885,7 +886,7 @@ def c36_order_select_start_new_diagnosis() -> dict[str, Any]:
         visits=[Visit("2026-12-01", 4, True, True, "1-to-5-min", assessment="worse", reason="44145005",
                       note="4 seizures in 2 months, one daytime. Starting levetiracetam.")],
         draft=start,
-        expect={"action": "start", "cards": "one", "indicator": "info", "current_mg_per_day": 0,
+        expect={"action": "start", "cards": "one", "rules": ["R-START-AT-LABEL-DOSE"], "indicator": "info", "current_mg_per_day": 0,
                 "draft_mg_per_day": 500, "max_mg_per_day": MAX_4_TO_16_YEARS * 22.0,
                 "recommended": {"min": 20 * 22.0, "max": 30 * 22.0}, "form": "tablet",
                 "cites": ["Draft 500 mg/day"],

@@ -112,7 +112,11 @@ def test_chart(path: Path, clinical_client: FlaskClient) -> None:
     request, expect = load_chart(path)
     response = clinical_client.post(f"/cds-services/epidose-{request['hook']}", json=request)
     assert response.status_code == 200, f"HTTP {response.status_code}: {response.get_data(as_text=True)[:500]}"
-    cards = response.get_json()["cards"]
+    check_cards(request, expect, response.get_json()["cards"])
+
+
+def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dict[str, Any]]) -> None:
+    """Every check of one chart's answer (module docstring); raises AssertionError naming what is wrong."""
     if expect["cards"] == "none":
         assert cards == [], f"expected no card ({expect['why']}); got: {[c.get('summary') for c in cards]}"
         return
