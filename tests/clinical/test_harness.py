@@ -61,7 +61,8 @@ def _overdose_card(request: dict[str, Any]) -> Card:
         "selectionBehavior": "at-most-one",
         "extension": {"org.epidose.decision": {
             "action": "raise", "source": "guidance", "confidence": "abstain", "current_mg_per_day": 360.0,
-            "draft_mg_per_day": 1500.0, "recommended_mg_per_day": 720.0, "rules": [], "problems": []}},
+            "draft_mg_per_day": 1500.0, "recommended_mg_per_day": 720.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
+            "problems": []}},
     }
 
 
