@@ -364,7 +364,7 @@ def c10_new_diagnosis_3_seizures_start() -> dict[str, Any]:
                                       service="Paediatric emergency")],
         expect={"action": "start", "cards": "one", "rules": ["R-START-AT-LABEL-DOSE"], "current_mg_per_day": 0,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 24.0, "recommended": {"min": 20 * 24.0, "max": 30 * 24.0},
-                "form": "tablet", "cites": ["3 seizures", "20 mg/kg/day"],
+                "form": "tablet", "cites": ["3 seizures", "starting dose"],
                 "why": "New BECT with 3 seizures, one daytime and generalised: treat, starting at the label's "
                        "10 mg/kg twice daily = 20 mg/kg/day (domain.md §2, §6)."})
 

@@ -11,7 +11,7 @@ real embedded default model (``conftest.py``). What is checked, per chart (CONTR
   order hooks; the facts the chart's expectation cites appear in the summary or detail; words that
   must not appear (e.g. "taper" for a child who takes nothing) do not;
 - no suggested levetiracetam order exceeds the label maximum computed by hand for the chart, and each
-  is in the expected form (oral solution at ≤ 20 kg); ``isRecommended`` only when ``source == "model"``;
+  is in the expected form (oral solution at ≤ 20 kg; tablets above when the dose is whole tablets); ``isRecommended`` only when ``source == "model"``;
   an update keeps the draft's other fields; no suggestion repeats the draft's dose; a created order
   that replaces an active levetiracetam order also stops it.
 """
@@ -52,6 +52,7 @@ KEPT_DRAFT_FIELDS = ("subject", "authoredOn", "category", "requester", "encounte
 EARLIEST_SHIFTED_YEAR = 1900  # dates before it are written as data problems (birthDate 0001-01-01): kept
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 MG_TOLERANCE = 1e-6
+TABLET_GRAIN_MG = 250.0  # every tablet strength (250, 500, 750, 1000 mg) is a multiple of 250 mg
 
 
 def shift_dates(value: Any, days: int) -> Any:
@@ -99,6 +100,12 @@ def suggested_mg_per_day(resource: dict[str, Any]) -> tuple[float, str]:
     read = normalise_medication_request(resource)
     assert not isinstance(read, list), f"a suggested order's dose cannot be read: {[p.message for p in read]}"
     return read.mg_per_day, read.formulation
+
+
+def whole_tablet_dose(mg_per_day: float) -> bool:
+    """Twice daily in whole tablets of 250/500/750/1000 mg (shared/domain.md §2 whole-tablet ladders)."""
+    per_dose = mg_per_day / 2
+    return per_dose > 0 and abs(per_dose / TABLET_GRAIN_MG - round(per_dose / TABLET_GRAIN_MG)) < 1e-9
 
 
 def active_lev_orders(request: dict[str, Any]) -> list[str]:
@@ -188,9 +195,10 @@ def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dic
         mg, form = suggested_mg_per_day(resource)
         assert maximum is not None, f"a dose ({mg:g} mg/day) is suggested without the data for it ({expect['why']})"
         assert mg <= maximum + MG_TOLERANCE, f"suggested {mg:g} mg/day exceeds the maximum {maximum:.0f} mg/day"
-        if "form" in expect:
-            assert form.startswith(expect["form"]) or (expect["form"] == "tablet" and form == "xr-tablet"), (
-                f"suggested form {form!r}, expected {expect['form']!r}")
+        if expect.get("form") == "solution":
+            assert form == "solution", f"suggested {mg:g} mg/day as {form!r}: oral solution expected at ≤ 20 kg"
+        elif expect.get("form") == "tablet" and whole_tablet_dose(mg):
+            assert form in ("tablet", "xr-tablet"), f"suggested {mg:g} mg/day as {form!r}: whole tablets expected"
         if draft is not None:
             assert abs(mg - expect.get("draft_mg_per_day", -1)) > MG_TOLERANCE, "a suggestion repeats the draft's dose"
             if action_item.get("type") == "update":

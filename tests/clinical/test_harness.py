@@ -100,6 +100,9 @@ RAISE_FAULTS: dict[str, Callable[[Card], object]] = {
         ["doseAndRate"][0]["doseQuantity"].update(value=4),
     "a suggested order that cannot be read": lambda card: _first_resource(card)["dosageInstruction"][0]
         ["doseAndRate"][0]["doseQuantity"].update(code="{puff}", unit="puff"),
+    "oral solution for a whole-tablet dose at 25 kg": lambda card: card["suggestions"][0]["actions"][0].update(
+        resource=c.lev_order("new-order", "c05-jonas", "403884", 5, "mL", per_day=2, authored="2026-12-01",
+                             status="draft")),
     "current counted wrongly": lambda card: _decision(card).update(current_mg_per_day=0),
     "recommendation outside the expected range": lambda card: _decision(card).update(recommended_mg_per_day=500),
     "a rule not named": lambda card: _decision(card).update(rules=["R-OTHER"]),
