@@ -229,7 +229,7 @@ def c05_breakthrough_4_seizures_on_20_mg_kg() -> dict[str, Any]:
         ],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-18", reason="R56.9", kind="EMER",
                                       service="Paediatric emergency")],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 500,
+        expect={"action": "raise", "cards": "one", "absent": ["below range"], "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 25.0, "recommended": {"min": 501, "max": 1500},
                 "form": "tablet", "cites": ["4 seizures", "20 mg/kg/day"],
                 "why": "4 breakthrough seizures in 3 months on the starting dose of 20 mg/kg/day: titrate up "
@@ -387,9 +387,10 @@ def c11_infant_4_months_solution() -> dict[str, Any]:
                   note="3 focal seizures in 7 weeks on levetiracetam oral solution 0.5 mL (50 mg) twice daily."),
         ],
         expect={"action": ["raise", "no-recommendation"], "cards": "one", "current_mg_per_day": 100,
-                "max_mg_per_day": MAX_1_TO_6_MONTHS * 6.5, "form": "solution", "cites": ["atypical"],
+                "max_mg_per_day": MAX_1_TO_6_MONTHS * 6.5, "form": "solution", "cites": ["atypical", "7 mg/kg"],
                 "why": "4-month-old: the 1–6 month label band (at most 21 mg/kg BID = 273 mg/day) in oral solution; "
-                       "far outside BECT ages (onset 4–10 y in 90%), so said atypical (domain.md §2, §4)."})
+                       "titrated by its own step, +7 mg/kg BID every 2 weeks; far outside BECT ages (onset 4–10 y in "
+                       "90%), so said atypical (domain.md §2, §4)."})
 
 
 def c12_toddler_2_years_solution() -> dict[str, Any]:
@@ -432,7 +433,7 @@ def c13_controlled_on_solution_keep() -> dict[str, Any]:
             Visit("2026-12-01", 0, False, True, "none", assessment="stable", reason="44145005",
                   note="No seizure since 20 June on 2.5 mL (250 mg) twice daily. Well, no side effects."),
         ],
-        expect={"action": "keep", "cards": "one", "current_mg_per_day": 500,
+        expect={"action": "keep", "cards": "one", "absent": ["below range"], "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 19.0, "recommended": {"min": 500, "max": 500},
                 "form": "solution", "cites": ["500 mg/day", "26 mg/kg/day"],
                 "why": "5 years, 19 kg, seizure-free 5 months on 26 mg/kg/day without side effects: keep; oral "
@@ -841,9 +842,9 @@ def c34_recurrence_after_withdrawal() -> dict[str, Any]:
         ],
         expect={"action": ["start", "none"], "cards": "one", "current_mg_per_day": 0,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 41.0, "recommended": {"min": 20 * 41.0},
-                "absent": ["taper"],
-                "why": "Off levetiracetam since April (stopped order), one recurrence: restart at ≥ the label start "
-                       "or watch; nothing to taper (domain.md §2, §6)."})
+                "absent": ["taper", "single seizure"],
+                "why": "Off levetiracetam since April (stopped order), one recurrence after 5 years of BECT: restart "
+                       "at ≥ the label start or watch; nothing to taper, and not a 'single seizure' (domain.md §2, §6)."})
 
 
 def c35_level_in_ug_ml_seizing() -> dict[str, Any]:

@@ -8,7 +8,7 @@ real embedded default model (``conftest.py``). What is checked, per chart (CONTR
 - ``extension["org.epidose.decision"]``: the action (measured against the dose the child takes), the
   current and draft mg/day, the recommended mg/day range, the problems named and the rules that fired;
 - the summary (< 140 characters) opens with the action in words on patient-view, with the draft on
-  order hooks; the facts the chart's expectation cites appear in the summary or detail; words that
+  order hooks; the detail opens with at most 5 lines before its first heading (a narrow sidebar); the facts the chart's expectation cites appear in the summary or detail; words that
   must not appear (e.g. "taper" for a child who takes nothing) do not;
 - no suggested levetiracetam order exceeds the label maximum computed by hand for the chart, and each
   is in the expected form (oral solution at ≤ 20 kg; tablets above when the dose is whole tablets); ``isRecommended`` only when ``source == "model"``;
@@ -46,6 +46,7 @@ ACTION_WORDS = {
     "no-recommendation": "levetiracetam: cannot recommend",
 }
 SUMMARY_MAX_CHARS = 139  # CDS Hooks 2.0 §Card Attributes: "<140 characters"
+SIDEBAR_LINES = 5  # the detail opens with at most 5 lines for a narrow sidebar; the rest under a heading
 ENDED_STATUSES = ("stopped", "completed", "cancelled", "entered-in-error")
 # Fields of a draft order an update suggestion has no reason to change (it changes dose and product).
 KEPT_DRAFT_FIELDS = ("subject", "authoredOn", "category", "requester", "encounter", "intent")
@@ -145,6 +146,13 @@ def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dic
         assert summary.lower().startswith(ACTION_WORDS[action]), f"summary does not open with {ACTION_WORDS[action]!r}; {shown}"
     else:
         assert summary.lower().startswith("draft"), f"an order-hook summary must lead with the draft; {shown}"
+    head = []
+    for line in detail.splitlines():
+        if line.lstrip().startswith("#"):
+            break
+        if line.strip():
+            head.append(line)
+    assert len(head) <= SIDEBAR_LINES, f"the detail opens with {len(head)} lines before its first heading (at most 5)"
     text = f"{summary}\n{detail}".lower()
     missing = [cite for cite in expect.get("cites", []) if cite.lower() not in text]
     assert not missing, f"the card does not cite {missing}; {shown}"
