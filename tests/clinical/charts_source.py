@@ -73,14 +73,14 @@ def follow_up(pid: str, visits: list[Visit]) -> tuple[list[c.Resource], list[c.R
 def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: list[c.Resource] | None,
             heights: list[c.Resource], labs: list[c.Resource], conditions: list[c.Resource],
             medications: list[c.Resource], visits: list[Visit], extra_encounters: list[c.Resource] | None = None,
-            draft: c.Resource | None = None, expect: dict[str, Any]) -> dict[str, Any]:
+            draft: c.Resource | None = None, sandbox: bool = False, expect: dict[str, Any]) -> dict[str, Any]:
     """The CDS Hooks request a chart is sent as, prefetch keyed as hooks/*.json, with its expectations."""
     encounters, reports, notes = follow_up(pid, visits)
     encounters = sorted(encounters + (extra_encounters or []), key=lambda e: e["period"]["start"], reverse=True)
     context: dict[str, Any] = {"userId": PRACTITIONER, "patientId": pid,
                                "encounterId": f"{pid}-enc{len(visits)}" if visits else f"{pid}-enc"}
     if draft is not None:
-        context["draftOrders"] = c.draft(draft)
+        context["draftOrders"] = c.sandbox_draft(draft) if sandbox else c.draft(draft)
     prefetch = {
         "patient": patient,
         # The weight and height templates ask for the latest one only (_sort=-date&_count=1).
@@ -908,6 +908,30 @@ def c37_order_sign_for_another_medicine() -> dict[str, Any]:
         "why": "An amoxicillin draft for otitis media in a child with BECT: nothing about levetiracetam to say."})
 
 
+def c38_sandbox_shaped_raise_draft_on_select() -> dict[str, Any]:
+    pid = "c38-omar"
+    raise_draft = c.lev_order(f"{pid}-draft", pid, "311289", 1, "tablet", per_day=2, authored="2026-12-01",
+                              encounter=f"{pid}-enc2")
+    return request("c38", "order-select", pid,
+        patient=c.patient(pid, "2016-03-22", "male", "Omar", "Farouk"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 35.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 142.0, encounter=f"{pid}-enc2")],
+        labs=[c.creatinine(f"{pid}-cr", pid, "2026-09-01", 0.55)],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2025-02-10")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, authored="2025-04-15")],
+        visits=[
+            Visit("2026-09-01", 0, False, True, "none", assessment="improved"),
+            Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
+                  note="2 nocturnal seizures since September on 250 mg twice daily. Increasing to 500 mg twice daily."),
+        ],
+        draft=raise_draft, sandbox=True,
+        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "info",
+                "current_mg_per_day": 500, "draft_mg_per_day": 1000, "max_mg_per_day": MAX_4_TO_16_YEARS * 35.0,
+                "recommended": {"min": 501, "max": MAX_4_TO_16_YEARS * 35.0}, "cites": ["Draft 1000 mg/day"],
+                "why": "Sandbox-shaped draft (no Bundle type, category object, {pill}): 1 × 500 mg BID = 1000 mg/day = "
+                       "29 mg/kg/day, one label step (+20 mg/kg/day) up for breakthrough seizures: agree (domain.md §2)."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -946,6 +970,7 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c35-level-ug-ml-seizing": c35_level_in_ug_ml_seizing,
     "c36-order-select-start": c36_order_select_start_new_diagnosis,
     "c37-sign-other-medicine": c37_order_sign_for_another_medicine,
+    "c38-sandbox-draft-select": c38_sandbox_shaped_raise_draft_on_select,
 }
 
 

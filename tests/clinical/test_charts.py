@@ -84,6 +84,11 @@ def as_set(value: str | list[str]) -> set[str]:
     return {value} if isinstance(value, str) else set(value)
 
 
+def as_list(value: Any) -> list[Any]:
+    """A repeating element as a list: the sandbox sends ``category`` as one object, R4 wants an array."""
+    return value if isinstance(value, list) else [value]
+
+
 def levetiracetam_orders(card: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(suggestion, action, resource) for every levetiracetam MedicationRequest a card's suggestions write."""
     found = []
@@ -210,7 +215,7 @@ def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dic
         if draft is not None:
             assert abs(mg - expect.get("draft_mg_per_day", -1)) > MG_TOLERANCE, "a suggestion repeats the draft's dose"
             if action_item.get("type") == "update":
-                changed = [f for f in KEPT_DRAFT_FIELDS if f in draft and resource.get(f) != draft[f]]
+                changed = [f for f in KEPT_DRAFT_FIELDS if f in draft and as_list(resource.get(f)) != as_list(draft[f])]
                 assert not changed, f"the update drops or changes the draft's {changed}"
                 supply = (draft.get("dispenseRequest") or {}).get("expectedSupplyDuration")
                 if supply is not None:
