@@ -32,6 +32,9 @@ MAX_4_TO_16_YEARS = 60.0
 ABSOLUTE_MAX = 3000.0
 # Kinderformularium renal fractions (domain.md §2): eGFR 50–80 → 66%, 30–50 → 50%, 10–30 → 33%.
 RENAL_50_80, RENAL_30_50, RENAL_10_30 = 0.66, 0.50, 0.33
+# Largest change every 2 weeks (domain.md §2): ±10 mg/kg BID below 50 kg (EU SmPC), +7 mg/kg BID below
+# 6 months (FDA label), ±500 mg BID from 50 kg or 16 years.
+STEP_PER_KG, STEP_PER_KG_BELOW_6_MONTHS, STEP_ADULT = 20.0, 14.0, 1000.0
 
 
 def schwartz(height_cm: float, creatinine_mg_dl: float) -> float:
@@ -125,7 +128,7 @@ def c01_raise_12y_70kg_still_seizing_on_14_mg_kg() -> dict[str, Any]:
                   note="Two nocturnal focal seizures with drooling and speech arrest since September, each "
                        "under a minute. Takes levetiracetam 500 mg twice daily, no missed doses. Weight 70 kg."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": min(MAX_4_TO_16_YEARS * 70.0, ABSOLUTE_MAX),
                 "recommended": {"min": 1001, "max": 3000}, "form": "tablet",
                 "cites": ["1000 mg/day", "14 mg/kg/day"],
@@ -155,7 +158,7 @@ def c02_still_seizing_near_maximum() -> dict[str, Any]:
             Visit("2026-12-01", 1, True, True, "under-1-min", assessment="improved", reason="G40.009",
                   note="One nocturnal seizure in October on levetiracetam 750 mg twice daily (53 mg/kg/day)."),
         ],
-        expect={"action": ["keep", "raise"], "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
+        expect={"action": ["keep", "raise"], "cards": "one", "step_mg_per_day": STEP_PER_KG * 28.3, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 28.3,
                 "recommended": {"min": 1500, "max": MAX_4_TO_16_YEARS * 28.3}, "form": "tablet",
                 "cites": ["1500 mg/day", "53 mg/kg/day"],
@@ -229,7 +232,7 @@ def c05_breakthrough_4_seizures_on_20_mg_kg() -> dict[str, Any]:
         ],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-18", reason="R56.9", kind="EMER",
                                       service="Paediatric emergency")],
-        expect={"action": "raise", "cards": "one", "absent": ["below range"], "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 500,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 25.0, "absent": ["below range"], "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 25.0, "recommended": {"min": 501, "max": 1500},
                 "form": "tablet", "cites": ["4 seizures", "20 mg/kg/day"],
                 "why": "4 breakthrough seizures in 3 months on the starting dose of 20 mg/kg/day: titrate up "
@@ -308,7 +311,7 @@ def c08_level_60_with_somnolence() -> dict[str, Any]:
                   note="Seizure-free since May. Teachers report daytime somnolence; falls asleep in class. "
                        "Levetiracetam trough 60 mg/L."),
         ],
-        expect={"action": "lower", "cards": "one", "rules": ["R-NO-INCREASE-HIGH-LEVEL"], "current_mg_per_day": 1500,
+        expect={"action": "lower", "cards": "one", "step_mg_per_day": STEP_PER_KG * 32.0, "rules": ["R-NO-INCREASE-HIGH-LEVEL"], "current_mg_per_day": 1500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 32.0, "recommended": {"max": 1499}, "form": "tablet",
                 "cites": ["60 mg/L"],
                 "why": "Somnolence with a trough of 60 mg/L, above the 12–46 mg/L reference, seizure-free 6 months: "
@@ -386,7 +389,7 @@ def c11_infant_4_months_solution() -> dict[str, Any]:
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="84757009",
                   note="3 focal seizures in 7 weeks on levetiracetam oral solution 0.5 mL (50 mg) twice daily."),
         ],
-        expect={"action": ["raise", "no-recommendation"], "cards": "one", "current_mg_per_day": 100,
+        expect={"action": ["raise", "no-recommendation"], "cards": "one", "step_mg_per_day": STEP_PER_KG_BELOW_6_MONTHS * 6.5, "current_mg_per_day": 100,
                 "max_mg_per_day": MAX_1_TO_6_MONTHS * 6.5, "form": "solution", "cites": ["atypical", "7 mg/kg"],
                 "why": "4-month-old: the 1–6 month label band (at most 21 mg/kg BID = 273 mg/day) in oral solution; "
                        "titrated by its own step, +7 mg/kg BID every 2 weeks; far outside BECT ages (onset 4–10 y in "
@@ -407,7 +410,7 @@ def c12_toddler_2_years_solution() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "1-to-5-min", assessment="worse", reason="128613002",
                   note="2 seizures since September on 1.3 mL (130 mg) twice daily."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 260,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 13.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 260,
                 "max_mg_per_day": MAX_6_MONTHS_TO_4_YEARS * 13.0, "recommended": {"min": 261, "max": 650},
                 "form": "solution", "cites": ["atypical"],
                 "why": "2½ years, 13 kg, seizing on 20 mg/kg/day: titrate within the 6 months–4 years band "
@@ -476,7 +479,7 @@ def c15_seventeen_years_still_seizing() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "1-to-5-min", assessment="worse", reason="G40.009",
                   note="2 focal seizures in the last 3 months, one on waking. Adherent."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1001, "max": 3000}, "form": "tablet",
                 "cites": ["atypical"],
                 "why": "17 years, seizing on 1000 mg/day: adult label (+500 mg BID every 2 weeks, up to 1500 mg BID); "
@@ -518,7 +521,7 @@ def c17_renal_egfr_64() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
                   note="2 nocturnal seizures since September on 500 mg twice daily."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 33.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 33.0 * RENAL_50_80,
                 "recommended": {"min": 1001, "max": MAX_4_TO_16_YEARS * 33.0 * RENAL_50_80}, "form": "tablet",
                 "cites": ["eGFR"],
@@ -563,7 +566,7 @@ def c19_renal_egfr_20_dose_above_renal_maximum() -> dict[str, Any]:
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
                   note="Seizure-free; renal function has declined (creatinine 3.1 mg/dL)."),
         ],
-        expect={"action": "lower", "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": "lower", "cards": "one", "step_mg_per_day": STEP_PER_KG * 40.0, "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 40.0 * RENAL_10_30,
                 "recommended": {"max": MAX_4_TO_16_YEARS * 40.0 * RENAL_10_30}, "cites": ["eGFR"],
                 "why": f"Schwartz eGFR {schwartz(150.0, 3.1):.0f} (10–30): 33% of 60 mg/kg/day = 792 mg/day, below the "
@@ -684,7 +687,7 @@ def c27_draft_overdose_on_sign() -> dict[str, Any]:
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005"),
         ],
         draft=overdose,
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "critical", "current_mg_per_day": 360,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 18.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "critical", "current_mg_per_day": 360,
                 "draft_mg_per_day": 1500, "max_mg_per_day": MAX_4_TO_16_YEARS * 18.0,
                 "recommended": {"min": 361, "max": 1080}, "form": "solution",
                 "cites": ["Draft 1500 mg/day", "83 mg/kg/day", "exceeds", "1080 mg/day"],
@@ -788,7 +791,7 @@ def c32_extended_release_adolescent_seizing() -> dict[str, Any]:
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005",
                   note="3 seizures since September on levetiracetam XR 1000 mg once daily."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 48.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 48.0, "recommended": {"min": 1001, "max": 2880},
                 "form": "tablet", "cites": ["3 seizures", "21 mg/kg/day"],
                 "why": "13 years, 48 kg, 3 seizures in 3 months on XR 1000 mg once daily (21 mg/kg/day): raise within "
@@ -866,7 +869,7 @@ def c35_level_in_ug_ml_seizing() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
                   note="2 seizures since September on 750 mg twice daily; trough 18 µg/mL."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1501, "max": 3000}, "form": "tablet",
                 "cites": ["2 seizures", "18 mg/L"],
                 "why": "14 years, 52 kg, seizing on 29 mg/kg/day with a trough of 18 µg/mL (= mg/L, mid-reference): "
@@ -925,7 +928,7 @@ def c38_sandbox_shaped_raise_draft_on_select() -> dict[str, Any]:
                   note="2 nocturnal seizures since September on 250 mg twice daily. Increasing to 500 mg twice daily."),
         ],
         draft=raise_draft, sandbox=True,
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "info",
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 35.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "info",
                 "current_mg_per_day": 500, "draft_mg_per_day": 1000, "max_mg_per_day": MAX_4_TO_16_YEARS * 35.0,
                 "recommended": {"min": 501, "max": MAX_4_TO_16_YEARS * 35.0}, "cites": ["Draft 1000 mg/day"],
                 "why": "Sandbox-shaped draft (no Bundle type, category object, {pill}): 1 × 500 mg BID = 1000 mg/day = "

@@ -7,6 +7,7 @@ real embedded default model (``conftest.py``). What is checked, per chart (CONTR
 - the number of cards (one, or none for patients out of scope and orders that are not levetiracetam);
 - ``extension["org.epidose.decision"]``: the action (measured against the dose the child takes), the
   current and draft mg/day, the recommended mg/day range, the problems named and the rules that fired;
+  a change larger than one labelled step (every 2 weeks) comes with titration steps in the detail;
 - the summary (< 140 characters) opens with the action in words on patient-view, with the draft on
   order hooks; the detail opens with at most 5 lines before its first heading (a narrow sidebar); the facts the chart's expectation cites appear in the summary or detail; words that
   must not appear (e.g. "taper" for a child who takes nothing) do not;
@@ -183,6 +184,12 @@ def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dic
     if bounds and recommended is not None:
         assert bounds.get("min", 0) - MG_TOLERANCE <= recommended <= bounds.get("max", 1e9) + MG_TOLERANCE, (
             f"recommended {recommended} mg/day outside {bounds} ({expect['why']})")
+
+    current, step = decision.get("current_mg_per_day"), expect.get("step_mg_per_day")
+    if step is not None and recommended is not None and current and abs(recommended - current) > step + MG_TOLERANCE:
+        assert "step" in detail.lower(), (
+            f"{current:g} → {recommended:g} mg/day is more than one labelled step ({step:g} mg/day per 2 weeks) "
+            "and the detail gives no titration steps")
 
     problems = decision.get("problems") or []
     assert all(p.get("kind") in PROBLEM_KINDS for p in problems), f"problem kinds out of the contract: {problems}"

@@ -105,6 +105,7 @@ RAISE_FAULTS: dict[str, Callable[[Card], object]] = {
         resource=c.lev_order("new-order", "c05-jonas", "403884", 5, "mL", per_day=2, authored="2026-12-01",
                              status="draft")),
     "a detail too long for the sidebar": lambda card: card.update(detail="\n".join(f"- line {i}" for i in range(7))),
+    "a jump beyond one step without titration": lambda card: _decision(card).update(recommended_mg_per_day=1500.0),
     "current counted wrongly": lambda card: _decision(card).update(current_mg_per_day=0),
     "recommendation outside the expected range": lambda card: _decision(card).update(recommended_mg_per_day=500),
     "a rule not named": lambda card: _decision(card).update(rules=["R-OTHER"]),
