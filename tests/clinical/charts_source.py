@@ -114,7 +114,7 @@ def c01_raise_12y_70kg_still_seizing_on_14_mg_kg() -> dict[str, Any]:
             c.condition(f"{pid}-bect", pid, "44145005", onset="2022-03-10",
                         note="Nocturnal hemifacial seizures; EEG centrotemporal spikes bilaterally."),
             c.condition(f"{pid}-sz", pid, "91175000", onset="2026-11-14", category="encounter-diagnosis",
-                        encounter=f"{pid}-enc3", note="2 nocturnal focal seizures since September."),
+                        encounter=f"{pid}-enc3", note="2 nocturnal focal seizures since the last visit 3 months ago."),
         ],
         medications=[
             c.lev_order(f"{pid}-lev2", pid, "311289", 1, "tablet", per_day=2, authored="2023-01-12"),
@@ -125,7 +125,7 @@ def c01_raise_12y_70kg_still_seizing_on_14_mg_kg() -> dict[str, Any]:
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="91175000",
-                  note="Two nocturnal focal seizures with drooling and speech arrest since September, each "
+                  note="Two nocturnal focal seizures with drooling and speech arrest since the last visit, each "
                        "under a minute. Takes levetiracetam 500 mg twice daily, no missed doses. Weight 70 kg."),
         ],
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
@@ -156,7 +156,7 @@ def c02_still_seizing_near_maximum() -> dict[str, Any]:
             Visit("2026-06-03", 3, True, True, "1-to-5-min", assessment="stable"),
             Visit("2026-09-02", 2, True, True, "under-1-min", assessment="improved"),
             Visit("2026-12-01", 1, True, True, "under-1-min", assessment="improved", reason="G40.009",
-                  note="One nocturnal seizure in October on levetiracetam 750 mg twice daily (53 mg/kg/day)."),
+                  note="One nocturnal seizure 6 weeks ago on levetiracetam 750 mg twice daily (53 mg/kg/day)."),
         ],
         expect={"action": ["keep", "raise"], "cards": "one", "step_mg_per_day": STEP_PER_KG * 28.3, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 28.3,
@@ -167,7 +167,7 @@ def c02_still_seizing_near_maximum() -> dict[str, Any]:
 
 
 def _amira(name: str, hook: str, draft: c.Resource | None, expect: dict[str, Any]) -> dict[str, Any]:
-    """11 years, 38 kg, on 1000 mg/day, last seizure 2024-10-20: seizure-free for 25 months."""
+    """11 years, 38 kg, on 1000 mg/day, last seizure in October 2024: seizure-free for 25 months."""
     pid = "c03-amira"
     return request(name, hook, pid,
         patient=c.patient(pid, "2015-05-02", "female", "Amira", "Haddad"),
@@ -175,7 +175,7 @@ def _amira(name: str, hook: str, draft: c.Resource | None, expect: dict[str, Any
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 146.0, encounter=f"{pid}-enc5")],
         labs=[c.creatinine(f"{pid}-cr", pid, "2026-05-05", 46.0, "umol/L")],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2022-02-15",
-                                note="BECT; last seizure 20 Oct 2024.")],
+                                note="BECT; no seizure for 2 years.")],
         medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2022-03-01")],
         visits=[
             Visit("2024-11-05", 1, True, True, "under-1-min", assessment="stable"),
@@ -183,7 +183,7 @@ def _amira(name: str, hook: str, draft: c.Resource | None, expect: dict[str, Any
             Visit("2025-11-04", 0, False, False, "none", assessment="stable"),
             Visit("2026-05-05", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since 20 October 2024 (25 months) on levetiracetam 500 mg twice daily. "
+                  note="Seizure-free for 25 months on levetiracetam 500 mg twice daily. "
                        "Parents ask about stopping."),
         ],
         draft=draft, expect=expect)
@@ -227,7 +227,7 @@ def c05_breakthrough_4_seizures_on_20_mg_kg() -> dict[str, Any]:
             Visit("2026-03-03", 1, True, True, "under-1-min", assessment="improved"),
             Visit("2026-09-01", 0, False, True, "none", assessment="improved"),
             Visit("2026-12-01", 4, True, True, "1-to-5-min", assessment="worse", reason="91175000",
-                  note="4 nocturnal seizures since September, the longest 2 minutes (ED visit 18 Oct). "
+                  note="4 nocturnal seizures since the last visit 3 months ago, the longest 2 minutes (ED visit 6 weeks ago). "
                        "Adherent to levetiracetam 250 mg twice daily (20 mg/kg/day)."),
         ],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-18", reason="R56.9", kind="EMER",
@@ -254,7 +254,7 @@ def c06_single_lifetime_seizure_never_treated() -> dict[str, Any]:
         ],
         medications=[],
         visits=[Visit("2026-12-01", 1, True, True, "1-to-5-min", assessment="stable", reason="703151001",
-                      note="First neurology visit after a single nocturnal seizure on 5 October; none since. "
+                      note="First neurology visit after a single nocturnal seizure 8 weeks ago; none since. "
                            "Discussed watchful waiting with the parents.")],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-05", reason="91175000", kind="EMER",
                                       service="Paediatric emergency")],
@@ -272,7 +272,7 @@ def c07_never_treated_seizure_free() -> dict[str, Any]:
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 136.0, encounter=f"{pid}-enc5")],
         labs=[],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2024-09-08",
-                                note="Two brief nocturnal seizures (Sep and Nov 2024); family chose no medication.")],
+                                note="Two brief nocturnal seizures 2 years ago, 2 months apart; family chose no medication.")],
         medications=[],
         visits=[
             Visit("2024-11-20", 2, True, True, "under-1-min", assessment="stable"),
@@ -280,7 +280,7 @@ def c07_never_treated_seizure_free() -> dict[str, Any]:
             Visit("2025-12-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-06-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since November 2024, never treated."),
+                  note="Seizure-free for 2 years, never treated."),
         ],
         expect={"action": "none", "cards": "one", "current_mg_per_day": 0, "cites": ["seizure-free"],
                 "absent": ["taper"],
@@ -308,7 +308,7 @@ def c08_level_60_with_somnolence() -> dict[str, Any]:
             Visit("2026-09-01", 0, False, True, "none", assessment="improved", adverse_effect=False),
             Visit("2026-12-01", 0, False, False, "none", exam="fair", assessment="stable", adverse_effect=True,
                   reason="44145005",
-                  note="Seizure-free since May. Teachers report daytime somnolence; falls asleep in class. "
+                  note="Seizure-free for 6 months. Teachers report daytime somnolence; falls asleep in class. "
                        "Levetiracetam trough 60 mg/L."),
         ],
         expect={"action": "lower", "cards": "one", "step_mg_per_day": STEP_PER_KG * 32.0, "rules": ["R-NO-INCREASE-HIGH-LEVEL"], "current_mg_per_day": 1500,
@@ -336,7 +336,7 @@ def c09_adverse_effects_with_normal_level() -> dict[str, Any]:
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable", adverse_effect=False),
             Visit("2026-09-01", 0, False, True, "none", assessment="improved", adverse_effect=True),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", adverse_effect=True, reason="44145005",
-                  note="No seizure since May. Irritable and aggressive at home and school since the increase to "
+                  note="No seizure for 6 months. Irritable and aggressive at home and school since the increase to "
                        "500 mg twice daily; trough level 22 mg/L."),
         ],
         expect={"action": ["keep", "lower"], "cards": "one", "current_mg_per_day": 1000,
@@ -355,13 +355,13 @@ def c10_new_diagnosis_3_seizures_start() -> dict[str, Any]:
         labs=[c.creatinine(f"{pid}-cr", pid, "2026-09-12", 0.40)],
         conditions=[
             c.condition(f"{pid}-bect", pid, "44145005", onset="2026-09-12", recorded="2026-12-01",
-                        note="EEG 2026-11-03: bilateral centrotemporal spikes, activated in sleep."),
+                        note="EEG last month: bilateral centrotemporal spikes, activated in sleep."),
             c.condition(f"{pid}-sz", pid, "91175000", onset="2026-09-12", category="encounter-diagnosis",
                         encounter=f"{pid}-ed", status="resolved"),
         ],
         medications=[],
         visits=[Visit("2026-12-01", 3, True, True, "1-to-5-min", assessment="worse", reason="44145005",
-                      note="3 seizures since 12 September, one in daytime at school with secondary "
+                      note="3 seizures in the last 11 weeks, one in daytime at school with secondary "
                            "generalisation, 3 minutes. Parents wish to start treatment.")],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-09-12", reason="91175000", kind="EMER",
                                       service="Paediatric emergency")],
@@ -408,7 +408,7 @@ def c12_toddler_2_years_solution() -> dict[str, Any]:
         visits=[
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "1-to-5-min", assessment="worse", reason="128613002",
-                  note="2 seizures since September on 1.3 mL (130 mg) twice daily."),
+                  note="2 seizures since the last visit 3 months ago on 1.3 mL (130 mg) twice daily."),
         ],
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 13.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 260,
                 "max_mg_per_day": MAX_6_MONTHS_TO_4_YEARS * 13.0, "recommended": {"min": 261, "max": 650},
@@ -434,7 +434,7 @@ def c13_controlled_on_solution_keep() -> dict[str, Any]:
             Visit("2026-07-07", 1, True, True, "under-1-min", assessment="improved"),
             Visit("2026-10-06", 0, False, True, "none", assessment="improved"),
             Visit("2026-12-01", 0, False, True, "none", assessment="stable", reason="44145005",
-                  note="No seizure since 20 June on 2.5 mL (250 mg) twice daily. Well, no side effects."),
+                  note="No seizure for 5 months on 2.5 mL (250 mg) twice daily. Well, no side effects."),
         ],
         expect={"action": "keep", "cards": "one", "absent": ["below range"], "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 19.0, "recommended": {"min": 500, "max": 500},
@@ -457,7 +457,7 @@ def c14_sixteen_years_seizure_free_taper() -> dict[str, Any]:
             Visit("2024-12-03", 0, False, False, "none", assessment="stable"),
             Visit("2025-12-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since September 2023 (3 years). Asks whether he can stop before driving lessons."),
+                  note="Seizure-free for 3 years. Asks whether he can stop before driving lessons."),
         ],
         expect={"action": ["taper", "keep"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE", "R-WITHDRAWAL-OFFERED"], "current_mg_per_day": 1000,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 1000}, "cites": ["seizure-free"],
@@ -498,7 +498,7 @@ def c16_adult_epilepsy_on_levetiracetam() -> dict[str, Any]:
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="84757009",
-                  note="Seizure-free since March on levetiracetam 500 mg twice daily."),
+                  note="Seizure-free for 8 months on levetiracetam 500 mg twice daily."),
         ],
         expect={"action": ["keep", "no-recommendation"], "cards": "one", "current_mg_per_day": 1000,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 1000}, "cites": ["atypical"],
@@ -519,7 +519,7 @@ def c17_renal_egfr_64() -> dict[str, Any]:
         visits=[
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
-                  note="2 nocturnal seizures since September on 500 mg twice daily."),
+                  note="2 nocturnal seizures since the last visit 3 months ago on 500 mg twice daily."),
         ],
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 33.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 33.0 * RENAL_50_80,
@@ -542,7 +542,7 @@ def c18_renal_egfr_40_umol() -> dict[str, Any]:
             Visit("2026-07-07", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-10-06", 0, False, True, "none", assessment="improved"),
             Visit("2026-12-01", 0, False, True, "none", assessment="stable", reason="44145005",
-                  note="No seizure since 25 June on 250 mg twice daily. Creatinine 118 µmol/L (CKD 3b)."),
+                  note="No seizure for 5 months on 250 mg twice daily. Creatinine 118 µmol/L (CKD 3b)."),
         ],
         expect={"action": "keep", "cards": "one", "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 28.0 * RENAL_30_50, "recommended": {"min": 500, "max": 500},
@@ -559,7 +559,7 @@ def c19_renal_egfr_20_dose_above_renal_maximum() -> dict[str, Any]:
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 150.0, encounter=f"{pid}-enc2")],
         labs=[c.creatinine(f"{pid}-cr", pid, "2026-11-24", 3.1)],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2023-05-02",
-                                note="Progressive CKD (renal dysplasia), stage 4 since October.")],
+                                note="Progressive CKD (renal dysplasia), now stage 4.")],
         medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2024-01-09")],
         visits=[
             Visit("2026-06-02", 0, False, False, "none", assessment="stable"),
@@ -732,7 +732,7 @@ def c29_draft_equal_to_current_dose() -> dict[str, Any]:
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="improved"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since March. Renewing levetiracetam 500 mg twice daily."),
+                  note="Seizure-free for 8 months. Renewing levetiracetam 500 mg twice daily."),
         ],
         draft=renewal,
         expect={"action": "keep", "cards": "one", "indicator": "info", "current_mg_per_day": 1000,
@@ -789,7 +789,7 @@ def c32_extended_release_adolescent_seizing() -> dict[str, Any]:
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005",
-                  note="3 seizures since September on levetiracetam XR 1000 mg once daily."),
+                  note="3 seizures since the last visit 6 months ago, all in the last 3 months, on levetiracetam XR 1000 mg once daily."),
         ],
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 48.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 48.0, "recommended": {"min": 1001, "max": 2880},
@@ -812,7 +812,7 @@ def c33_pounds_contained_medication_seizure_free_14_months() -> dict[str, Any]:
             Visit("2025-10-07", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-04-07", 0, False, False, "none", assessment="improved"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since 25 September 2025 (14 months) on 500 mg twice daily. Weight 66 lb."),
+                  note="Seizure-free for 14 months on 500 mg twice daily. Weight 66 lb."),
         ],
         expect={"action": ["keep", "taper"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 66.0 * 0.45359237, "recommended": {"max": 1000},
@@ -841,7 +841,7 @@ def c34_recurrence_after_withdrawal() -> dict[str, Any]:
             Visit("2026-04-14", 0, False, False, "none", assessment="stable",
                   note="Levetiracetam stopped after taper; seizure-free 2½ years."),
             Visit("2026-12-01", 1, True, True, "under-1-min", assessment="stable", reason="91175000",
-                  note="One brief nocturnal seizure on 8 November, 7 months after stopping levetiracetam."),
+                  note="One brief nocturnal seizure 3 weeks ago, 7 months after stopping levetiracetam."),
         ],
         expect={"action": ["start", "none"], "cards": "one", "current_mg_per_day": 0,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 41.0, "recommended": {"min": 20 * 41.0},
@@ -867,7 +867,7 @@ def c35_level_in_ug_ml_seizing() -> dict[str, Any]:
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
-                  note="2 seizures since September on 750 mg twice daily; trough 18 µg/mL."),
+                  note="2 seizures in the last 3 months on 750 mg twice daily; trough 18 µg/mL."),
         ],
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1501, "max": 3000}, "form": "tablet",
@@ -925,7 +925,7 @@ def c38_sandbox_shaped_raise_draft_on_select() -> dict[str, Any]:
         visits=[
             Visit("2026-09-01", 0, False, True, "none", assessment="improved"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
-                  note="2 nocturnal seizures since September on 250 mg twice daily. Increasing to 500 mg twice daily."),
+                  note="2 nocturnal seizures since the last visit 3 months ago on 250 mg twice daily. Increasing to 500 mg twice daily."),
         ],
         draft=raise_draft, sandbox=True,
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 35.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "info",
