@@ -35,6 +35,7 @@ RENAL_50_80, RENAL_30_50, RENAL_10_30 = 0.66, 0.50, 0.33
 # Largest change every 2 weeks (domain.md §2): ±10 mg/kg BID below 50 kg (EU SmPC), +7 mg/kg BID below
 # 6 months (FDA label), ±500 mg BID from 50 kg or 16 years.
 STEP_PER_KG, STEP_PER_KG_BELOW_6_MONTHS, STEP_ADULT = 20.0, 14.0, 1000.0
+LB_KG = 0.45359237  # kg per international avoirdupois pound (UCUM [lb_av])
 
 
 def schwartz(height_cm: float, creatinine_mg_dl: float) -> float:
@@ -322,7 +323,7 @@ def c09_adverse_effects_with_normal_level() -> dict[str, Any]:
     pid = "c09-maya"
     return request("c09", "patient-view", pid,
         patient=c.patient(pid, "2018-06-25", "female", "Maya", "Johnson"),
-        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 26.0, encounter=f"{pid}-enc3")],
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 57.3, "[lb_av]", encounter=f"{pid}-enc3")],
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 127.0, encounter=f"{pid}-enc3")],
         labs=[c.lev_level(f"{pid}-lev-level", pid, "2026-11-24", 22.0, "mg/L", note="Trough."),
               c.creatinine(f"{pid}-cr", pid, "2026-11-24", 0.44)],
@@ -340,7 +341,7 @@ def c09_adverse_effects_with_normal_level() -> dict[str, Any]:
                        "500 mg twice daily; trough level 22 mg/L."),
         ],
         expect={"action": ["keep", "lower"], "cards": "one", "current_mg_per_day": 1000,
-                "max_mg_per_day": MAX_4_TO_16_YEARS * 26.0, "recommended": {"max": 1000}, "form": "tablet",
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 57.3 * LB_KG, "recommended": {"max": 1000}, "form": "tablet",
                 "cites": ["22 mg/L"],
                 "why": "Irritability and aggression (7 vs 1%, 10 vs 5% on LEV vs placebo) with a typical level and "
                        "seizure control: no increase; keep or reduce (domain.md §4: dose relation weak)."})
@@ -494,14 +495,14 @@ def c16_adult_epilepsy_on_levetiracetam() -> dict[str, Any]:
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 180.0, encounter=f"{pid}-enc2")],
         labs=[],
         conditions=[c.condition(f"{pid}-epi", pid, "84757009", onset="2015-02-11")],
-        medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2019-04-16")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "387003", 1, "tablet", per_day=2, authored="2019-04-16")],
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="84757009",
-                  note="Seizure-free for 8 months on levetiracetam 500 mg twice daily."),
+                  note="Seizure-free for 8 months on levetiracetam 1000 mg twice daily."),
         ],
-        expect={"action": ["keep", "no-recommendation"], "cards": "one", "current_mg_per_day": 1000,
-                "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 1000}, "cites": ["atypical"],
+        expect={"action": ["keep", "no-recommendation"], "cards": "one", "current_mg_per_day": 2000,
+                "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 2000}, "cites": ["atypical"],
                 "why": "An adult with epilepsy on levetiracetam is in scope (a LEV order, an epilepsy diagnosis) but "
                        "far outside BECT ages: the card says the age is atypical (issue scope; domain.md §4)."})
 
@@ -815,7 +816,7 @@ def c33_pounds_contained_medication_seizure_free_14_months() -> dict[str, Any]:
                   note="Seizure-free for 14 months on 500 mg twice daily. Weight 66 lb."),
         ],
         expect={"action": ["keep", "taper"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE"], "current_mg_per_day": 1000,
-                "max_mg_per_day": MAX_4_TO_16_YEARS * 66.0 * 0.45359237, "recommended": {"max": 1000},
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 66.0 * LB_KG, "recommended": {"max": 1000},
                 "cites": ["1000 mg/day", "33 mg/kg/day"],
                 "why": "66 lb = 29.9 kg, 33 mg/kg/day, seizure-free 14 months: no increase after ≥ 12 months "
                        "seizure-free (issue rail; domain.md §6)."})
