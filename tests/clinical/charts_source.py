@@ -848,7 +848,8 @@ def c34_recurrence_after_withdrawal() -> dict[str, Any]:
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 41.0, "recommended": {"min": 20 * 41.0},
                 "absent": ["taper", "single seizure"],
                 "why": "Off levetiracetam since April (stopped order), one recurrence after 5 years of BECT: restart "
-                       "at ≥ the label start or watch; nothing to taper, and not a 'single seizure' (domain.md §2, §6)."})
+                       "at ≥ the label start or watch; nothing to taper; a child with an epilepsy diagnosis has had "
+                       "more than a 'single seizure' (ILAE practical definition, Fisher 2014; domain.md §2, §6)."})
 
 
 def c35_level_in_ug_ml_seizing() -> dict[str, Any]:
@@ -936,6 +937,47 @@ def c38_sandbox_shaped_raise_draft_on_select() -> dict[str, Any]:
                        "29 mg/kg/day, one label step (+20 mg/kg/day) up for breakthrough seizures: agree (domain.md §2)."})
 
 
+def c39_on_levetiracetam_without_a_coded_diagnosis() -> dict[str, Any]:
+    pid = "c39-theo"
+    return request("c39", "patient-view", pid,
+        patient=c.patient(pid, "2017-04-09", "male", "Theo", "Lambert"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 29.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 133.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[],  # the problem list was never filled in: only the order says why he is seen
+        medications=[c.lev_order(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, authored="2025-11-18")],
+        visits=[
+            Visit("2026-06-02", 0, False, False, "none", assessment="stable"),
+            Visit("2026-12-01", 0, False, False, "none", assessment="stable",
+                  note="Rolandic epilepsy, seizure-free for a year on 250 mg twice daily."),
+        ],
+        expect={"action": ["keep", "taper"], "cards": "one", "current_mg_per_day": 500,
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 29.0, "recommended": {"max": 500},
+                "why": "No coded diagnosis but a levetiracetam order: in scope by the order (issue scope); seizure-"
+                       "free for a year on 17 mg/kg/day: keep (withdrawal may be discussed) (domain.md §6)."})
+
+
+def c40_first_seizure_coded_r56_9_only() -> dict[str, Any]:
+    pid = "c40-elif"
+    return request("c40", "patient-view", pid,
+        patient=c.patient(pid, "2020-01-27", "female", "Elif", "Yilmaz"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 21.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 117.0, encounter=f"{pid}-enc1")],
+        labs=[c.creatinine(f"{pid}-cr", pid, "2026-11-10", 0.38)],
+        conditions=[c.condition(f"{pid}-conv", pid, "R56.9", onset="2026-11-10", category="encounter-diagnosis",
+                                encounter=f"{pid}-ed", status="resolved",
+                                note="Afebrile nocturnal convulsion, 2 minutes; normal examination.")],
+        medications=[],
+        visits=[Visit("2026-12-01", 1, True, True, "1-to-5-min", assessment="stable", reason="R56.9",
+                      note="Referred after a first afebrile nocturnal seizure 3 weeks ago; EEG awaited.")],
+        extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-11-10", reason="R56.9", kind="EMER",
+                                      service="Paediatric emergency")],
+        expect={"action": "none", "cards": "one", "rules": ["R-NO-START-AFTER-SINGLE-SEIZURE"],
+                "current_mg_per_day": 0, "cites": ["watchful waiting"], "absent": ["taper"],
+                "why": "Only an emergency diagnosis ICD-10-CM R56.9 (in the scope code set) after a first seizure: "
+                       "in scope; no treatment after a single seizure (domain.md §5, §6)."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -975,6 +1017,8 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c36-order-select-start": c36_order_select_start_new_diagnosis,
     "c37-sign-other-medicine": c37_order_sign_for_another_medicine,
     "c38-sandbox-draft-select": c38_sandbox_shaped_raise_draft_on_select,
+    "c39-on-lev-no-coded-diagnosis": c39_on_levetiracetam_without_a_coded_diagnosis,
+    "c40-first-seizure-r56-9-only": c40_first_seizure_coded_r56_9_only,
 }
 
 
