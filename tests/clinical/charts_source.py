@@ -211,6 +211,19 @@ def c04_seizure_free_2_years_taper_draft_on_sign() -> dict[str, Any]:
                "SmPC allows) after 2 years seizure-free is sound: support it (domain.md §2, §6)."})
 
 
+def c45_seizure_free_2_years_increase_draft_on_sign() -> dict[str, Any]:
+    pid = "c03-amira"
+    increase = c.lev_order(f"{pid}-increase", pid, "311290", 1, "tablet", per_day=2, authored="2026-12-01",
+                           encounter=f"{pid}-enc5")
+    return _amira("c45", "order-sign", increase, {
+        "action": ["taper", "keep"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE"],
+        "indicator": ["warning", "critical"], "current_mg_per_day": 1000, "draft_mg_per_day": 1500,
+        "max_mg_per_day": MAX_4_TO_16_YEARS * 38.0, "recommended": {"max": 1000},
+        "cites": ["Draft 1500 mg/day", "seizure-free"],
+        "why": "The same child seizure-free for 2 years, but the draft raises 1000 → 1500 mg/day: no increase after "
+               "≥ 12 months seizure-free; the card warns and offers keep or taper instead (issue rail; domain.md §6)."})
+
+
 def c05_breakthrough_4_seizures_on_20_mg_kg() -> dict[str, Any]:
     pid = "c05-jonas"
     return request("c05", "patient-view", pid,
@@ -1070,6 +1083,7 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
     "c03-seizure-free-2y-taper-offered": c03_seizure_free_2_years_taper_offered,
     "c04-seizure-free-2y-taper-draft-sign": c04_seizure_free_2_years_taper_draft_on_sign,
+    "c45-seizure-free-2y-increase-draft-sign": c45_seizure_free_2_years_increase_draft_on_sign,
     "c05-breakthrough-4-in-3mo": c05_breakthrough_4_seizures_on_20_mg_kg,
     "c06-single-seizure-untreated": c06_single_lifetime_seizure_never_treated,
     "c07-never-treated-seizure-free": c07_never_treated_seizure_free,
