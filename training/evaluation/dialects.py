@@ -2,7 +2,8 @@
 (``epidose``), from EHR-shaped records (``ehr``) or a mix, with their truth unchanged.
 
 Per dialect: top-1 agreement with the physicians' dose classes on the logged visits (the states as
-``fhir_mapping`` reads them from that dialect), the share of visits whose seizure since the last visit
+``fhir_mapping`` reads them from that dialect, the choice masked by the label bounds and clinical
+rails as the service masks it), the share of visits whose seizure since the last visit
 is known, and the model's true value on the counterfactual replay (training.evaluation.simulated)
 beside the physicians'. The physicians act on the true course, so their value has no dialect.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from fhir_mapping import features
 from fhir_mapping.build import build_timeline
-from training.dataset import timeline_mask
+from training.dataset import timeline_rails
 from training.evaluation.simulated import cohort_setup, true_values_for_models
 from training.inference import InferenceModel
 
@@ -42,7 +43,8 @@ def dialect_report(cohort_dir: str | Path, model: InferenceModel, patient_ids: S
             timeline = build_timeline(child_resources(run, dialect=dialect), run.child.patient_id)
             for index, visit in enumerate(timeline.visits):
                 values, observed = features.state_row(timeline, index)
-                choice, _, _ = model.recommend(values, observed, timeline_mask(timeline, index))
+                # The mask the service uses: label bounds and clinical rails.
+                choice, _, _ = model.recommend(values, observed, timeline_rails(timeline, index).allowed)
                 agree += choice == run.visits[index].dose_class
                 known += visit.seizure_since_last_visit is not None
                 visits += 1
