@@ -103,6 +103,10 @@ class _Language:
         self.adverse_negation_before = compile_(table.get("adverse_negation_before", table["negation_before"]))
         self.adverse_general_denial = compile_(table["adverse_general_denial"])
         self.language_cues = compile_(table["language_cues"]) if "language_cues" in table else None
+        self.other_language_cues = compile_(table["other_language_cues"]) if "other_language_cues" in table else None
+        # "since the last visit 3 months ago": the time dates the visit, not a seizure.
+        self.ago_of_visit = compile_(table["ago_of_visit"])
+        self.interval_scope = compile_(table["interval_scope"])
 
     # --- numbers and time --------------------------------------------------------------
     def number(self, text: str | None) -> float | None:
@@ -173,7 +177,11 @@ def sentences(text: str) -> list[str]:
 
 
 def language_of(sentence: str) -> str | None:
-    """"zh" for text with Chinese characters, "en" for English, None for anything else."""
+    """"zh" for text with Chinese characters, "en" for English, None for another language.
+
+    Latin-script text is English when it has an English cue word or term, and otherwise unless it has
+    a function word or accented letter of another European language ("Trough." is English, "Pas de
+    crise." is not)."""
     if _CJK.search(sentence):
         return "zh"
     english = rules().languages["en"]
@@ -182,7 +190,9 @@ def language_of(sentence: str) -> str | None:
         return "en"
     if english.seizure_term.search(lowered) or english.adverse_general_denial.search(lowered) or any(p.search(lowered) for p in english.adverse.values()):
         return "en"
-    return None
+    if english.other_language_cues is not None and english.other_language_cues.search(lowered):
+        return None
+    return "en"
 
 
 def read_sentence(sentence: str) -> dict[str, Any]:
@@ -287,7 +297,7 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
                 _flags_free(items, months)
                 continue
         negated = _seizure_negated(lang, clause)
-        ago = next((m for p in lang.ago if (m := p.search(clause))), None)
+        ago = None if lang.ago_of_visit.search(clause) else next((m for p in lang.ago if (m := p.search(clause))), None)
         if ago is not None and not negated:
             groups = ago.groupdict()
             months_ago = round(1 / table.days_per_month, 2) if groups.get("day") else lang.months(groups.get("n"), groups.get("unit"))
@@ -309,6 +319,12 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
                         if months <= limit:
                             items[key] = True
                     positive_text.append(clause)
+                    if lang.interval_scope.search(clause):
+                        # "3 seizures since the last visit, all in the last 3 months": the interval too.
+                        interval_reported = True
+                        count = _count(lang, clause)
+                        if count is not None and "seizure_count_since_last_visit" not in items:
+                            items["seizure_count_since_last_visit"] = count
                 continue
         if negated:
             interval_denied = True

@@ -63,6 +63,11 @@ def test_handwritten_sentences_meet_the_floor_per_item() -> None:
     ("有无发作：无。", {"seizure_since_last_visit": False, "seizure_count_since_last_visit": 0, "seizure_duration_class": 0}),
     ("有无发作：有", {"seizure_since_last_visit": True}),
     ("主诉：发作性抽搐2年。", {}),  # a chief complaint's history, not the interval
+    ("4 seizures since the last visit 3 months ago, the longest 2 minutes.",  # the time dates the visit
+     {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 4, "seizure_duration_class": 2}),
+    ("3 seizures since the last visit, all in the last 3 months.",
+     {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 3, "seizure_last_3_months": True, "seizure_last_6_months": True}),
+    ("Trough.", {}),
     ("未发作1年。", {"seizure_free_months": 12.0, "seizure_last_3_months": False, "seizure_last_6_months": False}),
 ])
 def test_sentences(text: str, expected: dict) -> None:
@@ -82,11 +87,13 @@ def test_disagreeing_counts_in_one_note_are_dropped_with_a_problem() -> None:
 
 @pytest.mark.parametrize(("text", "why"), [
     ("Keine Anfälle seit dem letzten Besuch.", "not in English or Chinese"),
+    ("Geen aanvallen sinds het laatste bezoek.", "not in English or Chinese"),
     ("no seizures\x00", "NUL"),
     ("No seizures. " * (MAX_NOTE_CHARS // 10), "longer than"),
 ])
 def test_unreadable_text_gives_no_item_and_says_why(text: str, why: str) -> None:
     reading = read_text(text)
+    assert read_text("Trough.").problems == []  # a terse English note is not "another language"
     assert reading.items == {} and len(reading.problems) == 1 and why in reading.problems[0]
 
 
