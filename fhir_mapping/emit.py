@@ -8,12 +8,13 @@ the oral solution. XR tablets once daily only when asked for and from 12 years.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from fhir_mapping.codes import LEV_PRODUCTS, RXNORM, UCUM, Product
+from fhir_mapping.codes import LEV_PRODUCT_BY_CODE, LEV_PRODUCTS, RXNORM, UCUM, Product
 
 SOLUTION_MAX_WEIGHT_KG: Final = 20.0  # use oral solution at ≤20 kg (label, domain.md §2)
 XR_MIN_AGE_YEARS: Final = 12.0  # XR once daily for ≥12 y (label, domain.md §2)
@@ -46,10 +47,17 @@ class Regimen:
         return f"{count} of {self.product.strength_mg:g} mg ({self.mg_per_dose:g} mg) {how_often}"
 
 
-def choose_regimen(mg_per_day: float, weight_kg: float | None, age_years: float | None, *, prefer_xr: bool = False) -> Regimen:
-    """The label formulation for a positive daily dose (see the module docstring)."""
+def choose_regimen(mg_per_day: float, weight_kg: float | None, age_years: float | None, *, prefer_xr: bool = False,
+                   prefer_solution: bool = False) -> Regimen:
+    """The label formulation for a positive daily dose (see the module docstring).
+
+    ``prefer_solution`` keeps a child who takes the oral solution on it (a child who cannot swallow
+    tablets is not switched by a dose change).
+    """
     if mg_per_day <= 0:
         raise ValueError("a regimen needs a positive daily dose")
+    if prefer_solution:
+        return Regimen(SOLUTION, mg_per_day / 2 / SOLUTION.strength_mg, "mL", 2, mg_per_day)
     if prefer_xr and age_years is not None and age_years >= XR_MIN_AGE_YEARS:
         for product in sorted(XR_TABLETS, key=lambda p: -p.strength_mg):
             count = mg_per_day / product.strength_mg
@@ -81,10 +89,11 @@ def medication_request(
     resource_id: str | None = None,
     encounter_id: str | None = None,
     prefer_xr: bool = False,
+    prefer_solution: bool = False,
     note: str | None = None,
 ) -> dict[str, Any]:
     """A valid R4 MedicationRequest for a levetiracetam daily dose (RxNorm product, doseAndRate, timing)."""
-    regimen = choose_regimen(mg_per_day, weight_kg, age_years, prefer_xr=prefer_xr)
+    regimen = choose_regimen(mg_per_day, weight_kg, age_years, prefer_xr=prefer_xr, prefer_solution=prefer_solution)
     product = regimen.product
     dose_quantity: dict[str, Any] = {"value": regimen.amount, "system": UCUM, "code": regimen.unit}
     dose_quantity["unit"] = "mL" if regimen.unit == "mL" else "tablet"
@@ -113,4 +122,63 @@ def medication_request(
         resource["encounter"] = {"reference": f"Encounter/{encounter_id}"}
     if note:
         resource["note"] = [{"text": note}]
+    return resource
+
+
+def product_form(order: dict[str, Any]) -> str | None:
+    """The form ("tablet", "solution", "xr-tablet") of an order's coded levetiracetam product, if coded by product."""
+    concept = order.get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    for coding in codings if isinstance(codings, list) else []:
+        if isinstance(coding, dict) and coding.get("system") == RXNORM:
+            product = LEV_PRODUCT_BY_CODE.get(str(coding.get("code")))
+            if product is not None:
+                return product.form
+    return None
+
+
+def updated_order(draft: dict[str, Any], mg_per_day: float, *, weight_kg: float | None,
+                  age_years: float | None) -> dict[str, Any]:
+    """The draft with a new daily dose, every field the dose does not touch kept as written.
+
+    Changed: the product coding (tablet strength or solution), the first dosage instruction's text,
+    timing and doseAndRate (its route, asNeeded, additional instructions... stay), and the dispensed
+    quantity (recomputed from the supply duration when it is given in days, else dropped because it
+    would contradict the new dose). Kept: id, status, intent, category, authoredOn, requester,
+    encounter, reasonCode, note, dispenseRequest's supply duration and repeats, and everything else.
+    """
+    form = product_form(draft)
+    fresh = medication_request("x", mg_per_day, weight_kg=weight_kg, age_years=age_years,
+                               prefer_xr=form == "xr-tablet", prefer_solution=form == "solution")
+    resource = copy.deepcopy(draft)
+    resource.pop("medicationReference", None)
+    resource["medicationCodeableConcept"] = fresh["medicationCodeableConcept"]
+    instructions = resource.get("dosageInstruction")
+    first = dict(instructions[0]) if isinstance(instructions, list) and instructions and isinstance(instructions[0], dict) else {}
+    new = fresh["dosageInstruction"][0]
+    first.update({"text": new["text"], "timing": new["timing"], "doseAndRate": new["doseAndRate"]})
+    first.setdefault("route", new["route"])
+    first.pop("maxDosePerPeriod", None)  # written for the old dose
+    resource["dosageInstruction"] = [first]  # further instructions described the old dose
+    dispense = resource.get("dispenseRequest")
+    if isinstance(dispense, dict) and "quantity" in dispense:
+        dispense = dict(dispense)
+        supply = dispense.get("expectedSupplyDuration")
+        days = supply.get("value") if isinstance(supply, dict) and supply.get("code") in ("d", None) and \
+            supply.get("unit", "d") in ("d", "day", "days") else None
+        amount = new["doseAndRate"][0]["doseQuantity"]
+        if isinstance(days, (int, float)) and not isinstance(days, bool) and days > 0:
+            per_day = float(amount["value"]) * new["timing"]["repeat"]["frequency"]
+            dispense["quantity"] = {"value": round(per_day * float(days), 2), "unit": amount["unit"],
+                                    "system": UCUM, "code": amount["code"]}
+        else:
+            del dispense["quantity"]
+        resource["dispenseRequest"] = dispense
+    return resource
+
+
+def stopped_order(order: dict[str, Any]) -> dict[str, Any]:
+    """The order in effect, stopped (status "stopped"; every other field as written) so a replacement never doubles it."""
+    resource = copy.deepcopy(order)
+    resource["status"] = "stopped"
     return resource
