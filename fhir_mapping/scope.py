@@ -67,7 +67,8 @@ def epilepsy_diagnosis(condition: Mapping[str, Any]) -> str | None:
     code = condition.get("code")
     if not isinstance(code, dict):
         return None
-    for coding in code.get("coding") if isinstance(code.get("coding"), list) else []:
+    codings = code.get("coding")
+    for coding in codings if isinstance(codings, list) else []:
         if not isinstance(coding, dict):
             continue
         system, value = coding.get("system"), coding.get("code")

@@ -121,6 +121,8 @@ class Decision:
     problems: list[DataProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # data not available (non-blocking)
     draft_conflicts: list[RuleShown] = field(default_factory=list)  # rails the draft's dose breaks
+    draft_action: str | None = None  # what the draft does to the dose taken (start, raise, keep, ...)
+    draft_allowed: bool = False  # the draft's dose class is within the label bounds and the rails
     model_version: str = "none"
     coverage: float | None = None
     encounter_id: str | None = None
@@ -180,8 +182,8 @@ def titration_excess(decision: Decision, target: float | None) -> tuple[float, f
     at most ±10 mg/kg twice daily every 2 weeks; adults ±500 mg twice daily).
     """
     current = decision.current_mg_per_day
-    if target is None or current is None:
-        return None
+    if target is None or current is None or current <= 0:
+        return None  # a start is at the label's starting dose (R-START-AT-LABEL-DOSE), not a titration
     step = dosing.max_titration_change_mg_per_day(decision.weight_kg, decision.age_years, dosing.TITRATION_INTERVAL_WEEKS)
     change = target - current
     if step is None or step <= 0 or abs(change) <= step + 1e-9:
@@ -237,6 +239,21 @@ def _problem_phrase(problems: list[DataProblem]) -> str:
     return ", ".join(p.short() for p in blocking)
 
 
+def draft_in_line(decision: Decision) -> bool:
+    """A draft that changes the dose in the direction the guidance gives, within the mask and one titration step.
+
+    The guidance gives a direction and a first step, not a dose to insist on: a clinician's taper draft
+    of 500 mg/day is not corrected to the guidance's 375 mg/day. A clear model recommendation of another
+    dose class is still offered.
+    """
+    if decision.draft_mg_per_day is None or decision.draft_action is None or not decision.draft_allowed:
+        return False
+    if decision.draft_action != decision.action or titration_excess(decision, decision.draft_mg_per_day) is not None:
+        return False
+    mg = decision.recommended_mg_per_day
+    return decision.source == "guidance" or (mg is not None and dosing.dose_class_of(mg) == dosing.dose_class_of(decision.draft_mg_per_day))
+
+
 def draft_problem_phrase(decision: Decision) -> str:
     """What is wrong (or right) with the draft, after "Draft X mg/day = Y mg/kg/day"."""
     maximum = decision.bounds.max_mg_per_day
@@ -253,6 +270,9 @@ def draft_problem_phrase(decision: Decision) -> str:
         return (f": a {word} of {_mg(abs(change))} from the {_mg(decision.current_mg_per_day or 0)} mg/day taken, "
                 f"more than the {_mg(step)} mg/day per 2 weeks the label allows")
     mg = decision.recommended_mg_per_day
+    if draft_in_line(decision):
+        return f" ({decision.draft_action}) is in line with the " + (
+            "recommendation" if decision.source == "model" else "practice guidance")
     if mg is not None and decision.draft_mg_per_day is not None and decision.source in ("model", "guidance"):
         if dosing.dose_class_of(mg) == dosing.dose_class_of(decision.draft_mg_per_day):
             return " agrees with the " + ("recommendation" if decision.source == "model" else "practice guidance")
@@ -320,7 +340,7 @@ def _now_line(decision: Decision) -> str:
     if weight is not None:
         about.append(f"{weight:g} kg")
     if decision.age_years is not None:
-        about.append(f"{decision.age_years:.1f} y")
+        about.append(f"{decision.age_years:.1f} y" + (" (atypical for BECT)" if decision.atypical_age else ""))
     current = decision.current_mg_per_day
     if current is None:
         taking = "levetiracetam order in effect, dose not readable"
@@ -339,11 +359,14 @@ def _recommended_line(decision: Decision) -> str:
     if decision.blocked:
         return "- **Recommended:** nothing: the data problem below must be fixed first."
     mg = decision.recommended_mg_per_day
+    if decision.action == "none":
+        label = "Recommended" if decision.source == "model" else "Guidance"
+        return f"- **{label} (none):** no levetiracetam now" + (f": {decision.guidance_text}" if decision.guidance_text else "")
     if decision.source == "model" and mg is not None:
         how = f": {choose_regimen(mg, decision.weight_kg, decision.age_years, prefer_solution=_on_solution(decision)).instruction()}" if mg > 0 else ""
         return f"- **Recommended ({decision.action}):** {_dose(mg, decision.weight_kg)}{how}"
     if decision.source == "guidance":
-        dose = f" {_dose(mg, decision.weight_kg)}" if mg else ""
+        dose = f" {_dose(mg, decision.weight_kg)}:" if mg else ""
         return f"- **Guidance ({decision.action}):**{dose} {decision.guidance_text or ''}".rstrip()
     return "- **Recommended:** nothing can be said" + (f": {decision.guidance_text}" if decision.guidance_text else ".")
 
@@ -352,7 +375,7 @@ def _rails_line(decision: Decision) -> str:
     shown = decision.rules + decision.draft_conflicts
     if not shown:
         return "- **Rails:** label bounds only; no clinical rail changed the choice"
-    return "- **Rails:** " + "; ".join(f"{r.rule_id} ({r.message})" for r in shown)
+    return "- **Rails:** " + "; ".join(f"{r.rule_id} ({r.message})" if r.message else r.rule_id for r in shown)
 
 
 def _confidence_line(decision: Decision) -> str:
@@ -384,7 +407,8 @@ def _titration_lines(decision: Decision, target: float) -> list[str]:
 
 
 def detail_of(decision: Decision) -> str:
-    why = decision.why or "see the course below"
+    blocking = [p for p in decision.problems if p.blocking]
+    why = (f"{blocking[0].item}: {blocking[0].detail}" if blocking else decision.why) or "see the course below"
     lines = [_now_line(decision), _recommended_line(decision), f"- **Why:** {why}", _rails_line(decision),
              _confidence_line(decision), "", "#### Details", ""]
     if decision.problems:
@@ -418,10 +442,13 @@ def detail_of(decision: Decision) -> str:
         lines.append("")
     lines.append("**Bounds:**")
     bounds = decision.bounds
-    if bounds.max_mg_per_day is not None:
+    if decision.blocked:
+        lines.append("- Not computed: the maximum depends on the data that has a problem.")
+    elif bounds.max_mg_per_day is not None:
         lines.append(f"- Maximum for this child: {_mg(round(bounds.max_mg_per_day))} mg/day.")
-    lines.extend(f"- {note}" for note in bounds.notes)
-    lines.extend(f"- Assumed: {note}" for note in bounds.assumptions)
+    if not decision.blocked:
+        lines.extend(f"- {note}" for note in bounds.notes)
+        lines.extend(f"- Assumed: {note}" for note in bounds.assumptions)
     if decision.model_mg_per_day is not None:
         if decision.raw_mg_per_day is not None and decision.raw_mg_per_day != decision.model_mg_per_day:
             lines.append(f"- The model's unrestricted choice was {_mg(decision.raw_mg_per_day)} mg/day; within the "
@@ -455,14 +482,38 @@ def _suggested_mg(decision: Decision) -> float | None:
     reviewed = decision.draft_mg_per_day if decision.draft is not None else decision.current_mg_per_day
     if reviewed is not None and dosing.dose_class_of(reviewed) == dosing.dose_class_of(mg):
         return None  # never repeat the dose under review
+    if decision.draft is not None and draft_in_line(decision):
+        return None
     return mg
+
+
+def _discard_draft(decision: Decision) -> dict[str, Any] | None:
+    """Order hooks, when the decision is to keep the dose taken (or to give none): discard the draft."""
+    draft = decision.draft
+    if draft is None or decision.blocked or decision.source == "none" or decision.action not in ("keep", "none"):
+        return None
+    draft_id = draft.get("id")
+    current = decision.current_mg_per_day
+    if not isinstance(draft_id, str) or not draft_id or decision.draft_mg_per_day is None:
+        return None
+    if decision.action == "keep" and current is not None and \
+            dosing.dose_class_of(current) == dosing.dose_class_of(decision.draft_mg_per_day):
+        return None  # the draft already keeps the dose
+    keep = (f"keep the {_mg(current)} mg/day order in effect" if decision.action == "keep" and current
+            else "no levetiracetam now")
+    label = f"Discard the draft order: {keep}"
+    if decision.source != "model":
+        label = "Guidance: " + label
+    return {"label": label, "uuid": str(uuid.uuid4()), "isRecommended": decision.source == "model",
+            "actions": [{"type": "delete", "description": f"Discard the draft levetiracetam order ({keep})",
+                         "resourceId": [f"MedicationRequest/{draft_id}"]}]}
 
 
 def suggestion_of(decision: Decision) -> dict[str, Any] | None:
     """Update the draft (order hooks) or create an order (patient-view) for the dose; stop what it replaces."""
     mg = _suggested_mg(decision)
     if mg is None:
-        return None
+        return _discard_draft(decision)
     solution = _on_solution(decision)
     instruction = choose_regimen(mg, decision.weight_kg, decision.age_years, prefer_solution=solution).instruction()
     actions: list[dict[str, Any]] = []

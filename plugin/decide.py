@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ from fhir_mapping.medication import is_levetiracetam, normalise_medication_reque
 from fhir_mapping.problems import ProblemKind
 from fhir_mapping.scope import judge_scope
 from fhir_mapping.timeline import PatientTimeline, Visit
-from plugin.cards import Decision, DataProblem, RuleShown, dose_card
+from plugin.cards import DataProblem, Decision, RuleShown, dose_card
 from plugin.errors import PreconditionFailed, ServiceError
 from plugin.gather import Gathered
 from plugin.model import InferenceModel
@@ -118,7 +119,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
         problems.append(DataProblem("missing", "a current body weight", stale_weight))
     egfr = visit.egfr if visit else None
     bounds = dosing.label_bounds(weight, age, egfr)
-    named = {p.item for p in problems}
+    named = {p.item for p in problems} | ({"age (Patient.birthDate)", "body weight"} if others else set())
     if age is None and scope.age_problem is None and "age (Patient.birthDate)" not in named:
         problems.append(DataProblem("missing", "age (Patient.birthDate)", "the Patient has no usable birthDate"))
     if weight is None and stale_weight is None and "body weight" not in named and (age is None or age < dosing.ADULT_AGE_YEARS):
@@ -167,6 +168,8 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     decision.facts = course_lines(facts, seizures_3m, visit, today)
     if draft is not None and draft_mg is not None:
         decision.draft_conflicts = draft_conflicts(draft_mg, outcome, facts, seizures_3m)
+        decision.draft_action = rails.action_of(facts, draft_mg)
+        decision.draft_allowed = outcome.allowed[dosing.dose_class_of(draft_mg)]
     fingerprint_input = {"values": [None if not math.isfinite(v) else round(float(v), 6) for v in values],
                          "observed": [bool(o) for o in observed], "draft_mg": draft_mg, "as_of": today.isoformat()}
     card = dose_card(decision, report_url)
@@ -314,11 +317,11 @@ def _enforce_mask(choice: int, scores: tuple[float, ...], allowed: tuple[bool, .
 
 
 def _judge(model: Any, scores: tuple[float, ...], allowed: tuple[bool, ...], coverage: float | None) -> Any:
-    from training.inference import ConfidenceThresholds, judge_confidence
+    from training.inference import default_thresholds, judge_confidence
 
-    thresholds = getattr(model, "confidence_thresholds", None) or ConfidenceThresholds()
-    return judge_confidence(np.asarray(scores, dtype=float), np.asarray(allowed, dtype=bool), coverage,
-                            str(getattr(model, "score_kind", "q")), thresholds)
+    kind = str(getattr(model, "score_kind", "q"))
+    thresholds = getattr(model, "confidence_thresholds", None) or default_thresholds(kind)
+    return judge_confidence(np.asarray(scores, dtype=float), np.asarray(allowed, dtype=bool), coverage, kind, thresholds)
 
 
 def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutcome, confidence: Any, chosen: int) -> None:
@@ -336,6 +339,12 @@ def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutco
     if guidance is not None:
         decision.rules.append(RuleShown(guidance.rule_id, ""))
         decision.guidance_text = guidance.text
+    if guidance is not None and guidance.action == "no-recommendation":
+        # Bounds unknown, specialist-only dosing, or a course nobody can judge: the model does not speak either.
+        decision.confidence_reasons = tuple(reasons)
+        decision.source, decision.confidence, decision.action = "none", "abstain", "no-recommendation"
+        decision.recommended_mg_per_day = None
+        return
     decision.confidence_reasons = tuple(reasons)
     if level == "clear":
         decision.source, decision.confidence = "model", "clear"
@@ -399,6 +408,10 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None) 
     else:
         recent = None
     action = decision.action
+    if action == "no-recommendation":
+        if decision.bounds.specialist_only:
+            return "; ".join(n for n in decision.bounds.notes if "specialist" in n or "not labelled" in n)
+        return decision.guidance_text or ""
     if action in ("lower", "taper") and facts.adverse_effect and level is not None:
         return f"adverse effect with a level of {level:g} mg/L{on}"
     if action == "taper":
@@ -429,7 +442,7 @@ def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, 
     if facts.seizure_last_3_months is not None:
         lines.append("Seizures in the last 3 months: " + ("yes" if facts.seizure_last_3_months else "no") +
                      (f" ({seizures_3m} reported)" if seizures_3m else "") + ".")
-    if facts.months_seizure_free is not None:
+    if facts.months_seizure_free is not None and not facts.seizure_last_3_months:
         lines.append(f"Seizure-free for {rails.seizure_free_months(facts) or 0:.0f} months (since the last visit that reported one).")
     if facts.lifetime_seizures is not None:
         lines.append(f"Seizures reported so far: {facts.lifetime_seizures}.")
@@ -449,8 +462,9 @@ def level_lines(timeline: PatientTimeline, visit: Visit | None, weight: float | 
     below the adult-derived reference range (Chhun 2009: 20 mg/kg twice daily gives 6–20 mg/L), so only
     a level above the upper bound is called out. The measured level on the chart is always shown.
     """
-    try:
-        from fhir_mapping import pk_estimate  # the individual estimate, when that module is present
+    pk_estimate: Any
+    try:  # the individual estimate (measured levels, MAP clearance), when that module is present
+        pk_estimate = importlib.import_module("fhir_mapping.pk_estimate")
     except ImportError:
         pk_estimate = None
     if pk_estimate is not None:
@@ -468,8 +482,7 @@ def level_lines(timeline: PatientTimeline, visit: Visit | None, weight: float | 
         where = ("above the upper bound of the reference" if measured.value > new_high else
                  "within the reference" if measured.value >= new_low else
                  "below the reference, as is common in children on usual doses: not by itself a reason to change")
-        lines.append(f"- Measured: {measured.value:g} mg/L on {measured.measured_on.isoformat()} "
-                     f"({measured.age_days} days before the latest visit), {where}; {reference}. "
+        lines.append(f"- Measured: {measured.value:g} mg/L on {measured.measured_on.isoformat()}, {where}; {reference}. "
                      "Sampling time relative to the dose is not known.")
     if weight is not None and current:
         from fhir_mapping.pharmacokinetics import steady_state
