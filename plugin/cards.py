@@ -422,7 +422,7 @@ def detail_of(decision: Decision) -> str:
         lines.extend(f"- {fact}" for fact in decision.facts)
         lines.append("")
     mg = decision.recommended_mg_per_day
-    if not decision.blocked and mg is not None and mg > 0 and decision.action != "keep":
+    if not decision.blocked and mg is not None and mg > 0 and decision.action in CHANGES:
         regimen = choose_regimen(mg, decision.weight_kg, decision.age_years, prefer_solution=_on_solution(decision))
         lines.append(f"**How to give {_mg(mg)} mg/day:** {regimen.instruction()}.")
         if regimen.unit == "mL":
@@ -432,6 +432,7 @@ def detail_of(decision: Decision) -> str:
                       else "the dose is not a whole number of tablets")
             lines.append(f"Oral solution 100 mg/mL because {reason}: {regimen.amount:g} mL per dose.")
         lines.append("")
+    if not decision.blocked and mg is not None and decision.action in CHANGES:
         lines.extend(_titration_lines(decision, mg))
     if decision.action == "taper" and (decision.current_mg_per_day or 0) > 0:
         lines.extend(["**Withdrawal:** reduce by at most 10 mg/kg twice daily every 2 weeks (label); "

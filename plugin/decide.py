@@ -123,7 +123,9 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     if age is None and scope.age_problem is None and "age (Patient.birthDate)" not in named:
         problems.append(DataProblem("missing", "age (Patient.birthDate)", "the Patient has no usable birthDate"))
     if weight is None and stale_weight is None and "body weight" not in named and (age is None or age < dosing.ADULT_AGE_YEARS):
-        problems.append(DataProblem("missing", "body weight", "no body weight (LOINC 29463-7) on the chart"))
+        failed = next((p.message for p in collect_problems if p.path == "prefetch.weight"), None)
+        problems.append(DataProblem("missing", "body weight", f"the EHR's {failed}" if failed else
+                                    "no body weight (LOINC 29463-7) on the chart"))
     current, active_order = _order_in_effect(visit, resources)
     if visit is not None and visit.lev_unreadable:
         problems.append(DataProblem("unreadable", "the levetiracetam order in effect",
@@ -490,7 +492,7 @@ def level_lines(timeline: PatientTimeline, visit: Visit | None, weight: float | 
         state = steady_state(current, weight, egfr, 2)
         lines.append(f"- Predicted for a typical child of {weight:g} kg at {current:g} mg/day: trough "
                      f"{float(state.trough):.0f} mg/L, average {float(state.average):.0f} mg/L (population model; "
-                     "individual clearance varies about 3-fold).")
+                     f"individual clearance varies about 3-fold); {reference}.")
     return lines
 
 
