@@ -363,7 +363,7 @@ def _recommended_line(decision: Decision) -> str:
         label = "Recommended" if decision.source == "model" else "Guidance"
         return f"- **{label} (none):** no levetiracetam now" + (f": {decision.guidance_text}" if decision.guidance_text else "")
     if decision.source == "model" and mg is not None:
-        how = f": {choose_regimen(mg, decision.weight_kg, decision.age_years, prefer_solution=_on_solution(decision)).instruction()}" if mg > 0 else ""
+        how = f": {_regimen(decision, mg).instruction()}" if mg > 0 else ""
         return f"- **Recommended ({decision.action}):** {_dose(mg, decision.weight_kg)}{how}"
     if decision.source == "guidance":
         dose = f" {_dose(mg, decision.weight_kg)}:" if mg else ""
@@ -386,8 +386,27 @@ def _confidence_line(decision: Decision) -> str:
 
 
 def _on_solution(decision: Decision) -> bool:
-    order = decision.draft if decision.draft is not None else decision.active_order
-    return order is not None and product_form(order) == "solution"
+    return _form_taken(decision) == "solution"
+
+
+def _form_taken(decision: Decision) -> str | None:
+    """The form of the order under review (the draft) or in effect: a dose change keeps the child on it."""
+    for order in (decision.draft, decision.active_order):
+        if order is not None and (form := product_form(order)) is not None:
+            return form
+    return None
+
+
+def _form_options(decision: Decision) -> tuple[bool, bool, bool]:
+    """(prefer_solution, prefer_xr, prefer_tablets) for the form the child takes."""
+    form = _form_taken(decision)
+    return form == "solution", form == "xr-tablet", form in ("tablet", "xr-tablet")
+
+
+def _regimen(decision: Decision, mg: float) -> Any:
+    solution, xr, tablets = _form_options(decision)
+    return choose_regimen(mg, decision.weight_kg, decision.age_years, prefer_solution=solution, prefer_xr=xr,
+                          prefer_tablets=tablets)
 
 
 def _titration_lines(decision: Decision, target: float) -> list[str]:
@@ -423,7 +442,7 @@ def detail_of(decision: Decision) -> str:
         lines.append("")
     mg = decision.recommended_mg_per_day
     if not decision.blocked and mg is not None and mg > 0 and decision.action in CHANGES:
-        regimen = choose_regimen(mg, decision.weight_kg, decision.age_years, prefer_solution=_on_solution(decision))
+        regimen = _regimen(decision, mg)
         lines.append(f"**How to give {_mg(mg)} mg/day:** {regimen.instruction()}.")
         if regimen.unit == "mL":
             weight = decision.weight_kg
@@ -438,7 +457,7 @@ def detail_of(decision: Decision) -> str:
         lines.extend(["**Withdrawal:** reduce by at most 10 mg/kg twice daily every 2 weeks (label); "
                       "do not stop levetiracetam abruptly.", ""])
     if decision.level_lines:
-        lines.append("**Levels** (no therapeutic range is established for levetiracetam):")
+        lines.append("**Levels:**")
         lines.extend(decision.level_lines)
         lines.append("")
     lines.append("**Bounds:**")
@@ -515,8 +534,8 @@ def suggestion_of(decision: Decision) -> dict[str, Any] | None:
     mg = _suggested_mg(decision)
     if mg is None:
         return _discard_draft(decision)
-    solution = _on_solution(decision)
-    instruction = choose_regimen(mg, decision.weight_kg, decision.age_years, prefer_solution=solution).instruction()
+    instruction = _regimen(decision, mg).instruction()
+    solution, xr, tablets = _form_options(decision)
     actions: list[dict[str, Any]] = []
     draft_id = decision.draft.get("id") if decision.draft is not None else None
     if decision.draft is not None:
@@ -528,7 +547,8 @@ def suggestion_of(decision: Decision) -> dict[str, Any] | None:
         label = f"Change order to {_mg(mg)} mg/day ({instruction})"
     else:
         resource = medication_request(decision.patient_id, mg, weight_kg=decision.weight_kg, age_years=decision.age_years,
-                                      encounter_id=decision.encounter_id, prefer_solution=solution)
+                                      encounter_id=decision.encounter_id, prefer_solution=solution, prefer_xr=xr,
+                                      prefer_tablets=tablets)
         actions.append({"type": "create", "description": f"Order levetiracetam {_mg(mg)} mg/day: {instruction}",
                         "resource": resource})
         label = f"Order levetiracetam {_mg(mg)} mg/day ({instruction})"

@@ -139,7 +139,11 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
         current_mg_per_day=current, active_order=active_order, draft=draft, draft_mg_per_day=draft_mg,
         draft_unreadable=draft_unreadable, problems=problems, notes=notes, atypical_age=scope.atypical_age,
         encounter_id=_string(context.get("encounterId")))
-    decision.level_lines = level_lines(timeline, visit, weight, egfr, current, today)
+    assessment = level_assessment(timeline, today)
+    if assessment is not None:
+        problems.extend(DataProblem(p["kind"], p["item"], p["detail"], blocking=False)
+                        for p in assessment.decision_problems())
+    decision.level_lines = level_lines(assessment, visit, weight, egfr, current, None)
     if decision.blocked or visit is None:
         if visit is None and not decision.blocked:
             problems.append(DataProblem("missing", "a visit", "no dated observation or encounter: the course is unknown"))
@@ -151,8 +155,10 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     from fhir_mapping.features import state_row
 
     index = len(timeline.visits) - 1
+    predicted = assessment.individual_trough(current) if assessment is not None and current else None
     facts = dataclasses.replace(rails.facts_at(timeline, index), on_levetiracetam=bool(current and current > 0),
-                                current_mg_per_day=current, weight_kg=weight, age_years=age)
+                                current_mg_per_day=current, weight_kg=weight, age_years=age,
+                                predicted_level_mg_l=predicted[0] if predicted else None)
     outcome = rails.clinical_rails(facts, bounds)
     values, observed = state_row(timeline, index)
     allowed = np.asarray(outcome.allowed, dtype=bool)
@@ -165,9 +171,13 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     decision.raw_mg_per_day = dosing.dose_mg_of(int(raw)) if 0 <= int(raw) < dosing.N_DOSE_CLASSES else None
     confidence = _judge(model, score_list, outcome.allowed, decision.coverage)
     _settle(decision, facts, outcome, confidence, chosen)
+    _lower_to_the_maximum(decision, outcome)
+    decision.level_lines = level_lines(assessment, visit, weight, egfr, current, decision.recommended_mg_per_day)
     seizures_3m = seizures_in_window(timeline, index)
     decision.why = why_of(decision, facts, seizures_3m)
     decision.facts = course_lines(facts, seizures_3m, visit, today)
+    if decision.action == "start":
+        decision.facts.append(_start_line(age, weight, bounds))
     if draft is not None and draft_mg is not None:
         decision.draft_conflicts = draft_conflicts(draft_mg, outcome, facts, seizures_3m)
         decision.draft_action = rails.action_of(facts, draft_mg)
@@ -360,6 +370,29 @@ def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutco
         decision.source, decision.action, decision.recommended_mg_per_day = "none", "no-recommendation", None
 
 
+def _lower_to_the_maximum(decision: Decision, outcome: rails.RailOutcome) -> None:
+    """A child who takes more than the label or renal maximum is lowered to within it, whatever else applies.
+
+    The guidance for a seizure-free child is "keep", but keeping 1000 mg/day at a renal maximum of
+    792 mg/day would keep a dose outside the bounds (R-LABEL-BOUNDS, domain.md §2).
+    """
+    current, maximum = decision.current_mg_per_day, decision.bounds.max_mg_per_day
+    if not current or maximum is None or current <= maximum + 1e-9 or decision.source == "none":
+        return
+    within = [i for i, ok in enumerate(outcome.allowed) if ok and dosing.dose_mg_of(i) <= maximum + 1e-9]
+    highest = max(within) if within else 0
+    message = f"the {current:g} mg/day taken exceeds the {maximum:.0f} mg/day maximum: lower to within it"
+    decision.rules.insert(0, RuleShown("R-LABEL-BOUNDS", message))
+    mg = decision.recommended_mg_per_day
+    if decision.action in ("lower", "taper") and mg is not None and mg <= maximum + 1e-9:
+        return
+    if decision.source == "model":
+        decision.confidence_reasons += ("the model's choice would leave the dose above the maximum",)
+    decision.source, decision.action = "guidance", "lower" if highest > 0 else "taper"
+    decision.recommended_mg_per_day = dosing.dose_mg_of(highest) if highest > 0 else None
+    decision.guidance_text = message
+
+
 DRAFT_CONFLICT_WORDS: Final[dict[str, str]] = {
     "R-NO-INCREASE-SEIZURE-FREE": "raises the dose of a child seizure-free {months:.0f} months",
     "R-NO-INCREASE-HIGH-LEVEL": "raises the dose although the level is above the reference",
@@ -439,6 +472,20 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None) 
     return ""
 
 
+def _start_line(age: float | None, weight: float | None, bounds: dosing.DoseBounds) -> str:
+    """The label's starting dose in words (domain.md §2), for a start."""
+    start = rails.starting_dose_mg_per_day(age, weight, bounds.renal_fraction)
+    if start is None:
+        return "The label's starting dose cannot be computed without age and weight."
+    if age is not None and age >= dosing.ADULT_AGE_YEARS:
+        return f"Label starting dose from 16 years: 500 mg twice daily ({start:.0f} mg/day)."
+    per_kg = rails.START_MG_PER_KG_DAY_BELOW_6_MONTHS if age is not None and age < rails.SIX_MONTHS_YEARS \
+        else dosing.START_MG_PER_KG_DAY
+    renal = f", {bounds.renal_fraction:.0%} for renal function" if bounds.renal_fraction < 1 else ""
+    return (f"Label starting dose: {per_kg / 2:g} mg/kg twice daily ({per_kg:g} mg/kg/day = {start:.0f} mg/day"
+            f"{renal}), given as the nearest dose step.")
+
+
 def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, today: date) -> list[str]:
     lines = [f"Latest visit {visit.date.isoformat()} ({(today - visit.date).days} days ago)."]
     if facts.seizure_last_3_months is not None:
@@ -456,43 +503,53 @@ def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, 
 # --- levels as information ----------------------------------------------------------------------
 
 
-def level_lines(timeline: PatientTimeline, visit: Visit | None, weight: float | None, egfr: float | None,
-                current: float | None, today: date) -> list[str]:
+def level_assessment(timeline: PatientTimeline, today: date) -> Any:
+    """The individual PK assessment of the measured levels (``fhir_mapping.pk_estimate``), or None.
+
+    None when no level was measured, or when that module is not installed (the card then shows the
+    measured level and the typical child's prediction by itself).
+    """
+    try:
+        pk_estimate = importlib.import_module("fhir_mapping.pk_estimate")
+    except ImportError:
+        return None
+    return pk_estimate.estimate_at(timeline, today)
+
+
+def level_lines(assessment: Any, visit: Visit | None, weight: float | None, egfr: float | None,
+                current: float | None, recommended: float | None) -> list[str]:
     """Measured and predicted levels against the laboratory reference ranges (domain.md §3), as information.
 
     Levetiracetam has no established therapeutic range; most children on usual doses have troughs
     below the adult-derived reference range (Chhun 2009: 20 mg/kg twice daily gives 6–20 mg/L), so only
-    a level above the upper bound is called out. The measured level on the chart is always shown.
+    a level above the upper bound is called out. The measured level on the chart is always shown, also
+    when the individual estimate cannot use it.
     """
-    pk_estimate: Any
-    try:  # the individual estimate (measured levels, MAP clearance), when that module is present
-        pk_estimate = importlib.import_module("fhir_mapping.pk_estimate")
-    except ImportError:
-        pk_estimate = None
-    if pk_estimate is not None:
-        assessment = pk_estimate.estimate_at(timeline, today)
-        if assessment is not None:
-            return list(pk_estimate.level_lines(assessment, current, None))
     from plugin.cards import LEVEL_REFERENCE_NEWER_MG_L, LEVEL_REFERENCE_OLDER_MG_L
 
     old_low, old_high = LEVEL_REFERENCE_OLDER_MG_L
     new_low, new_high = LEVEL_REFERENCE_NEWER_MG_L
-    reference = f"laboratory reference {old_low:g}–{old_high:g} mg/L (older), {new_low:g}–{new_high:g} or 20–40 mg/L (newer)"
-    lines = []
+    reference = (f"- Laboratory reference (trough) {old_low:g}–{old_high:g} mg/L (older), {new_low:g}–{new_high:g} or "
+                 "20–40 mg/L (newer lab guidance); levetiracetam has no established therapeutic range.")
+    lines: list[str] = []
+    if assessment is not None:
+        pk_estimate = importlib.import_module("fhir_mapping.pk_estimate")
+        lines = list(pk_estimate.level_lines(assessment, current or None, recommended or None))
     measured = visit.labs.get("lev_level") if visit is not None else None
-    if measured is not None:
+    if measured is not None and not any(line.startswith("- Measured") for line in lines):
         where = ("above the upper bound of the reference" if measured.value > new_high else
                  "within the reference" if measured.value >= new_low else
                  "below the reference, as is common in children on usual doses: not by itself a reason to change")
-        lines.append(f"- Measured: {measured.value:g} mg/L on {measured.measured_on.isoformat()}, {where}; {reference}. "
-                     "Sampling time relative to the dose is not known.")
-    if weight is not None and current:
+        lines.insert(0, f"- Measured {measured.value:g} mg/L on {measured.measured_on.isoformat()}, {where}.")
+    if (assessment is None or not assessment.has_estimate) and weight is not None and current:
         from fhir_mapping.pharmacokinetics import steady_state
 
         state = steady_state(current, weight, egfr, 2)
         lines.append(f"- Predicted for a typical child of {weight:g} kg at {current:g} mg/day: trough "
                      f"{float(state.trough):.0f} mg/L, average {float(state.average):.0f} mg/L (population model; "
-                     f"individual clearance varies about 3-fold); {reference}.")
+                     "individual clearance varies about 3-fold).")
+    if lines and not any("no established therapeutic range" in line for line in lines):
+        lines.append(reference)
     return lines
 
 
