@@ -190,7 +190,13 @@ def updated_order(draft: dict[str, Any], mg_per_day: float, *, weight_kg: float 
     fresh = medication_request("x", mg_per_day, weight_kg=weight_kg, age_years=age_years, prefer_xr=form == "xr-tablet",
                                prefer_solution=form == "solution", prefer_tablets=form == "tablet")
     resource = copy.deepcopy(draft)
-    resource.pop("medicationReference", None)
+    reference = resource.pop("medicationReference", None)
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    if isinstance(target, str) and target.startswith("#") and isinstance(resource.get("contained"), list):
+        # A contained resource must be referenced: the Medication the old product pointed at goes with it.
+        resource["contained"] = [c for c in resource["contained"] if not (isinstance(c, dict) and c.get("id") == target[1:])]
+        if not resource["contained"]:
+            del resource["contained"]
     resource["medicationCodeableConcept"] = fresh["medicationCodeableConcept"]
     instructions = resource.get("dosageInstruction")
     first = dict(instructions[0]) if isinstance(instructions, list) and instructions and isinstance(instructions[0], dict) else {}
