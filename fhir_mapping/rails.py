@@ -317,18 +317,24 @@ def withdrawal_indicated(facts: RailFacts) -> bool:
     return long_free or teen
 
 
-def clinical_rails(facts: RailFacts, bounds: DoseBounds) -> RailOutcome:
+def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str] = frozenset()) -> RailOutcome:
     """The one mask (label bounds AND clinical rails), the rails that fired, and the guidance.
 
     Label bounds win: a rail never removes the highest class the label allows at or below the current
-    dose, so the mask is never empty.
+    dose, so the mask is never empty. ``skip`` names rails not to apply: for measuring what a rail
+    costs or gains in evaluation only, never in serving.
     """
+    unknown = skip - set(RULE_BY_ID)
+    if unknown:
+        raise ValueError(f"unknown rule ids {sorted(unknown)}")
     label = list(bounds.allowed) if len(bounds.allowed) == N_DOSE_CLASSES else [True] + [False] * (N_DOSE_CLASSES - 1)
     label[0] = True  # 0 g is always within the label
     allowed = list(label)
     fired: list[FiredRule] = []
 
     def remove(rule_id: str, message: str, classes: list[int]) -> None:
+        if rule_id in skip:
+            return
         removed = tuple(i for i in classes if allowed[i])
         for i in removed:
             allowed[i] = False
@@ -353,7 +359,7 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds) -> RailOutcome:
                 highest_label = max(i for i in range(current_class + 1) if label[i])
                 remove("R-NO-DECREASE-WHILE-SEIZING", "seizures in the last 3 months: no decrease",
                        list(range(0, min(current_class, highest_label))))
-        if withdrawal_indicated(facts):
+        if withdrawal_indicated(facts) and "R-WITHDRAWAL-OFFERED" not in skip:
             fired.append(FiredRule("R-WITHDRAWAL-OFFERED", _withdrawal_reason(facts), ()))
     elif not facts.on_levetiracetam:
         if facts.lifetime_seizures is not None and facts.lifetime_seizures <= 1:

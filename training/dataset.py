@@ -80,9 +80,9 @@ def timeline_bounds(timeline: PatientTimeline, index: int) -> DoseBounds:
     return label_bounds(weight, age, egfr)
 
 
-def timeline_rails(timeline: PatientTimeline, index: int) -> RailOutcome:
+def timeline_rails(timeline: PatientTimeline, index: int, *, skip: frozenset[str] = frozenset()) -> RailOutcome:
     """Label bounds and clinical rails at visit ``index`` (:func:`fhir_mapping.rails.clinical_rails`)."""
-    return clinical_rails(facts_at(timeline, index), timeline_bounds(timeline, index))
+    return clinical_rails(facts_at(timeline, index), timeline_bounds(timeline, index), skip=skip)
 
 
 def timeline_mask(timeline: PatientTimeline, index: int) -> tuple[bool, ...]:

@@ -116,6 +116,7 @@ class Confidence:
     level: str
     reasons: tuple[str, ...]
     margin: float | None = None
+    kinds: tuple[str, ...] = ()  # one code per reason: no-score, out-of-range, coverage-unknown, low-coverage, single-dose, narrow
 
 
 def score_margin(scores: Any, allowed: Any) -> float | None:
@@ -142,27 +143,34 @@ def judge_confidence(scores: Any, allowed: Any, coverage: float | None, score_ki
     if values.size != N_DOSE_CLASSES or mask.size != N_DOSE_CLASSES:
         raise ValueError(f"expected {N_DOSE_CLASSES} scores and {N_DOSE_CLASSES} allowed flags")
     reasons: list[str] = []
+    kinds: list[str] = []
     allowed_scores = values[mask]
     if allowed_scores.size == 0 or not np.isfinite(allowed_scores).all():
         reasons.append("the model gave no usable score for the allowed doses")
+        kinds.append("no-score")
     elif score_kind == "q" and thresholds.score_bound is not None:
         worst = float(allowed_scores[np.argmax(np.abs(allowed_scores))])
         if abs(worst) > thresholds.score_bound:
             reasons.append(f"the model's scores (up to {worst:.0f}) lie outside what the reward can reach "
                            f"(±{thresholds.score_bound:.0f})")
+            kinds.append("out-of-range")
     if coverage is None or not math.isfinite(coverage):
         reasons.append("how closely training children resembled this one is unknown")
+        kinds.append("coverage-unknown")
     elif coverage < thresholds.min_coverage:
         reasons.append(f"few training children resembled this one ({coverage:.0%}; at least {thresholds.min_coverage:.0%} needed)")
+        kinds.append("low-coverage")
     margin = score_margin(values, mask) if allowed_scores.size and np.isfinite(allowed_scores).all() else None
     if allowed_scores.size == 1:
         reasons.append("the safety rails leave a single dose: the guidance applies")
+        kinds.append("single-dose")
     if reasons:
-        return Confidence("abstain", tuple(reasons), margin)
+        return Confidence("abstain", tuple(reasons), margin, tuple(kinds))
     if margin is None or margin < thresholds.clear_margin:
         shown = "n/a" if margin is None else f"{margin:.2f}"
         needed = "never reached by this model" if not math.isfinite(thresholds.clear_margin) else f"{thresholds.clear_margin:.2f}"
-        return Confidence("narrow", (f"the next allowed dose scores nearly as well (margin {shown}; clear from {needed})",), margin)
+        return Confidence("narrow", (f"the next allowed dose scores nearly as well (margin {shown}; clear from {needed})",), margin,
+                          ("narrow",))
     return Confidence("clear", (f"the best allowed dose leads by {margin:.2f} (clear from {thresholds.clear_margin:.2f})",), margin)
 
 

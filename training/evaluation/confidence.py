@@ -45,7 +45,12 @@ TIE_TOLERANCE: Final = 5.0
 TARGET_CLEAR_PRECISION: Final = 0.8
 # ... judged on at least this many clear points, so the precision is not the luck of a handful.
 MIN_CLEAR_POINTS: Final = 30
-DEFAULT_POINTS: Final = 250
+DEFAULT_POINTS: Final = 200
+ABSTAIN_REASONS: Final = {
+    "no-score": "no usable score", "out-of-range": "scores outside what the reward can reach",
+    "coverage-unknown": "coverage unknown", "low-coverage": "few training children resembled the child",
+    "single-dose": "the rails leave a single dose",
+}
 COVERAGE_GRID: Final = (0.0, 0.01, 0.02, 0.05, 0.10, 0.20, 0.30)
 MARGIN_QUANTILES: Final = tuple(q / 20 for q in range(20))
 
@@ -272,8 +277,8 @@ def abstention_summary(model: InferenceModel, table: VisitTable) -> dict[str, An
         judged = judge_confidence(scores[i], table.masks[i], share if math.isfinite(share) else None, model.score_kind, thresholds)
         counts[judged.level] += 1
         if judged.level == "abstain":
-            for reason in judged.reasons:
-                key = reason.split(" (")[0]
+            for kind in judged.kinds:
+                key = ABSTAIN_REASONS.get(kind, kind)
                 reasons[key] = reasons.get(key, 0) + 1
     n = len(table)
     return {"visits": n, **{f"{k}_share": v / n for k, v in counts.items()}, "abstain_reasons": reasons}

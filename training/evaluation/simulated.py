@@ -73,21 +73,63 @@ class ModelPolicy:
     """A model folder as ``policy(timeline) -> dose class``: the last visit's state, masked choice.
 
     The mask is the one the service uses (label bounds AND clinical rails); ``rails=False`` keeps only
-    the label bounds, to measure what the clinical rails cost or gain.
+    the label bounds and ``skip`` lifts the named rails, to measure what the clinical rails cost or gain.
+    Violations are always counted against all the rails.
     """
 
-    def __init__(self, model: InferenceModel, *, rails: bool = True, ledger: RailLedger | None = None) -> None:
+    def __init__(self, model: InferenceModel, *, rails: bool = True, skip: frozenset[str] = frozenset(),
+                 ledger: RailLedger | None = None) -> None:
         self.model = model
         self.rails = rails
+        self.skip = skip
         self.ledger = ledger
 
     def __call__(self, timeline: PatientTimeline) -> int:
         index = len(timeline.visits) - 1
         values, observed = features.state_row(timeline, index)
         outcome = self.ledger.record(timeline) if self.ledger is not None else timeline_rails(timeline, index)
+        if self.skip:
+            outcome = timeline_rails(timeline, index, skip=self.skip)
         mask = outcome.allowed if self.rails else timeline_bounds(timeline, index).allowed
         choice, _, _ = self.model.recommend(values, observed, mask)
         return choice
+
+
+def guidance_class(outcome: RailOutcome, current_mg_per_day: float | None) -> int:
+    """The dose class the rails' guidance points to: its dose, 0 for "none", else the current dose kept
+    (or the highest allowed dose below it when the bounds no longer allow it)."""
+    from fhir_mapping.dosing import dose_class_of
+
+    guidance = outcome.guidance
+    if guidance is not None and guidance.mg_per_day is not None:
+        return dose_class_of(guidance.mg_per_day)
+    if guidance is not None and guidance.action == "none":
+        return 0
+    current = dose_class_of(current_mg_per_day or 0.0)
+    return max(i for i in range(current + 1) if outcome.allowed[i])
+
+
+class ServedPolicy:
+    """What the service offers as recommended: the model's choice when its confidence is clear, otherwise
+    the label/practice guidance of the rails (kept dose when the guidance names none). Tallies the levels."""
+
+    def __init__(self, model: InferenceModel, ledger: RailLedger | None = None) -> None:
+        self.model = model
+        self.ledger = ledger
+        self.levels: dict[str, int] = {"clear": 0, "narrow": 0, "abstain": 0}
+
+    def __call__(self, timeline: PatientTimeline) -> int:
+        from fhir_mapping.rails import facts_at
+
+        index = len(timeline.visits) - 1
+        values, observed = features.state_row(timeline, index)
+        outcome = self.ledger.record(timeline) if self.ledger is not None else timeline_rails(timeline, index)
+        choice, scores, _ = self.model.recommend(values, observed, outcome.allowed)
+        confidence = self.model.confidence(scores, outcome.allowed, self.model.coverage_share(values, observed))
+        self.levels[confidence.level] += 1
+        if confidence.level == "clear":
+            return choice
+        return guidance_class(outcome, facts_at(timeline, index).current_mg_per_day)
 
 
 class RecordingPhysician(PhysicianPolicy):
