@@ -279,3 +279,14 @@ def draft(order: Resource) -> Resource:
     """A draftOrders Bundle holding one order in status draft (order-select / order-sign)."""
     resource = {**order, "status": "draft"}
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": resource}]}
+
+
+def sandbox_draft(order: Resource) -> Resource:
+    """draftOrders as the reference CDS Hooks sandbox sends them (shared/cds-hooks.md, "What real clients
+    send"): a Bundle without ``type``, ``category`` as an object rather than an array, doses in ``{pill}``."""
+    resource = {**order, "status": "draft", "category": order["category"][0]}
+    dosage = dict(resource["dosageInstruction"][0])
+    amount = dosage["doseAndRate"][0]["doseQuantity"]["value"]
+    dosage["doseAndRate"] = [{"doseQuantity": {"value": amount, "unit": "{pill}"}}]
+    resource["dosageInstruction"] = [dosage]
+    return {"resourceType": "Bundle", "entry": [{"resource": resource}]}

@@ -32,6 +32,10 @@ MAX_4_TO_16_YEARS = 60.0
 ABSOLUTE_MAX = 3000.0
 # Kinderformularium renal fractions (domain.md §2): eGFR 50–80 → 66%, 30–50 → 50%, 10–30 → 33%.
 RENAL_50_80, RENAL_30_50, RENAL_10_30 = 0.66, 0.50, 0.33
+# Largest change every 2 weeks (domain.md §2): ±10 mg/kg BID below 50 kg (EU SmPC), +7 mg/kg BID below
+# 6 months (FDA label), ±500 mg BID from 50 kg or 16 years.
+STEP_PER_KG, STEP_PER_KG_BELOW_6_MONTHS, STEP_ADULT = 20.0, 14.0, 1000.0
+LB_KG = 0.45359237  # kg per international avoirdupois pound (UCUM [lb_av])
 
 
 def schwartz(height_cm: float, creatinine_mg_dl: float) -> float:
@@ -73,14 +77,14 @@ def follow_up(pid: str, visits: list[Visit]) -> tuple[list[c.Resource], list[c.R
 def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: list[c.Resource] | None,
             heights: list[c.Resource], labs: list[c.Resource], conditions: list[c.Resource],
             medications: list[c.Resource], visits: list[Visit], extra_encounters: list[c.Resource] | None = None,
-            draft: c.Resource | None = None, expect: dict[str, Any]) -> dict[str, Any]:
+            draft: c.Resource | None = None, sandbox: bool = False, expect: dict[str, Any]) -> dict[str, Any]:
     """The CDS Hooks request a chart is sent as, prefetch keyed as hooks/*.json, with its expectations."""
     encounters, reports, notes = follow_up(pid, visits)
     encounters = sorted(encounters + (extra_encounters or []), key=lambda e: e["period"]["start"], reverse=True)
     context: dict[str, Any] = {"userId": PRACTITIONER, "patientId": pid,
                                "encounterId": f"{pid}-enc{len(visits)}" if visits else f"{pid}-enc"}
     if draft is not None:
-        context["draftOrders"] = c.draft(draft)
+        context["draftOrders"] = c.sandbox_draft(draft) if sandbox else c.draft(draft)
     prefetch = {
         "patient": patient,
         # The weight and height templates ask for the latest one only (_sort=-date&_count=1).
@@ -111,7 +115,7 @@ def c01_raise_12y_70kg_still_seizing_on_14_mg_kg() -> dict[str, Any]:
             c.condition(f"{pid}-bect", pid, "44145005", onset="2022-03-10",
                         note="Nocturnal hemifacial seizures; EEG centrotemporal spikes bilaterally."),
             c.condition(f"{pid}-sz", pid, "91175000", onset="2026-11-14", category="encounter-diagnosis",
-                        encounter=f"{pid}-enc3", note="2 nocturnal focal seizures since September."),
+                        encounter=f"{pid}-enc3", note="2 nocturnal focal seizures since the last visit 3 months ago."),
         ],
         medications=[
             c.lev_order(f"{pid}-lev2", pid, "311289", 1, "tablet", per_day=2, authored="2023-01-12"),
@@ -122,10 +126,10 @@ def c01_raise_12y_70kg_still_seizing_on_14_mg_kg() -> dict[str, Any]:
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="91175000",
-                  note="Two nocturnal focal seizures with drooling and speech arrest since September, each "
+                  note="Two nocturnal focal seizures with drooling and speech arrest since the last visit, each "
                        "under a minute. Takes levetiracetam 500 mg twice daily, no missed doses. Weight 70 kg."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": min(MAX_4_TO_16_YEARS * 70.0, ABSOLUTE_MAX),
                 "recommended": {"min": 1001, "max": 3000}, "form": "tablet",
                 "cites": ["1000 mg/day", "14 mg/kg/day"],
@@ -153,9 +157,9 @@ def c02_still_seizing_near_maximum() -> dict[str, Any]:
             Visit("2026-06-03", 3, True, True, "1-to-5-min", assessment="stable"),
             Visit("2026-09-02", 2, True, True, "under-1-min", assessment="improved"),
             Visit("2026-12-01", 1, True, True, "under-1-min", assessment="improved", reason="G40.009",
-                  note="One nocturnal seizure in October on levetiracetam 750 mg twice daily (53 mg/kg/day)."),
+                  note="One nocturnal seizure 6 weeks ago on levetiracetam 750 mg twice daily (53 mg/kg/day)."),
         ],
-        expect={"action": ["keep", "raise"], "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
+        expect={"action": ["keep", "raise"], "cards": "one", "step_mg_per_day": STEP_PER_KG * 28.3, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 28.3,
                 "recommended": {"min": 1500, "max": MAX_4_TO_16_YEARS * 28.3}, "form": "tablet",
                 "cites": ["1500 mg/day", "53 mg/kg/day"],
@@ -164,7 +168,7 @@ def c02_still_seizing_near_maximum() -> dict[str, Any]:
 
 
 def _amira(name: str, hook: str, draft: c.Resource | None, expect: dict[str, Any]) -> dict[str, Any]:
-    """11 years, 38 kg, on 1000 mg/day, last seizure 2024-10-20: seizure-free for 25 months."""
+    """11 years, 38 kg, on 1000 mg/day, last seizure in October 2024: seizure-free for 25 months."""
     pid = "c03-amira"
     return request(name, hook, pid,
         patient=c.patient(pid, "2015-05-02", "female", "Amira", "Haddad"),
@@ -172,7 +176,7 @@ def _amira(name: str, hook: str, draft: c.Resource | None, expect: dict[str, Any
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 146.0, encounter=f"{pid}-enc5")],
         labs=[c.creatinine(f"{pid}-cr", pid, "2026-05-05", 46.0, "umol/L")],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2022-02-15",
-                                note="BECT; last seizure 20 Oct 2024.")],
+                                note="BECT; no seizure for 2 years.")],
         medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2022-03-01")],
         visits=[
             Visit("2024-11-05", 1, True, True, "under-1-min", assessment="stable"),
@@ -180,7 +184,7 @@ def _amira(name: str, hook: str, draft: c.Resource | None, expect: dict[str, Any
             Visit("2025-11-04", 0, False, False, "none", assessment="stable"),
             Visit("2026-05-05", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since 20 October 2024 (25 months) on levetiracetam 500 mg twice daily. "
+                  note="Seizure-free for 25 months on levetiracetam 500 mg twice daily. "
                        "Parents ask about stopping."),
         ],
         draft=draft, expect=expect)
@@ -224,12 +228,12 @@ def c05_breakthrough_4_seizures_on_20_mg_kg() -> dict[str, Any]:
             Visit("2026-03-03", 1, True, True, "under-1-min", assessment="improved"),
             Visit("2026-09-01", 0, False, True, "none", assessment="improved"),
             Visit("2026-12-01", 4, True, True, "1-to-5-min", assessment="worse", reason="91175000",
-                  note="4 nocturnal seizures since September, the longest 2 minutes (ED visit 18 Oct). "
+                  note="4 nocturnal seizures since the last visit 3 months ago, the longest 2 minutes (ED visit 6 weeks ago). "
                        "Adherent to levetiracetam 250 mg twice daily (20 mg/kg/day)."),
         ],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-18", reason="R56.9", kind="EMER",
                                       service="Paediatric emergency")],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 500,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 25.0, "absent": ["below range"], "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 25.0, "recommended": {"min": 501, "max": 1500},
                 "form": "tablet", "cites": ["4 seizures", "20 mg/kg/day"],
                 "why": "4 breakthrough seizures in 3 months on the starting dose of 20 mg/kg/day: titrate up "
@@ -251,7 +255,7 @@ def c06_single_lifetime_seizure_never_treated() -> dict[str, Any]:
         ],
         medications=[],
         visits=[Visit("2026-12-01", 1, True, True, "1-to-5-min", assessment="stable", reason="703151001",
-                      note="First neurology visit after a single nocturnal seizure on 5 October; none since. "
+                      note="First neurology visit after a single nocturnal seizure 8 weeks ago; none since. "
                            "Discussed watchful waiting with the parents.")],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-10-05", reason="91175000", kind="EMER",
                                       service="Paediatric emergency")],
@@ -269,7 +273,7 @@ def c07_never_treated_seizure_free() -> dict[str, Any]:
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 136.0, encounter=f"{pid}-enc5")],
         labs=[],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2024-09-08",
-                                note="Two brief nocturnal seizures (Sep and Nov 2024); family chose no medication.")],
+                                note="Two brief nocturnal seizures 2 years ago, 2 months apart; family chose no medication.")],
         medications=[],
         visits=[
             Visit("2024-11-20", 2, True, True, "under-1-min", assessment="stable"),
@@ -277,7 +281,7 @@ def c07_never_treated_seizure_free() -> dict[str, Any]:
             Visit("2025-12-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-06-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since November 2024, never treated."),
+                  note="Seizure-free for 2 years, never treated."),
         ],
         expect={"action": "none", "cards": "one", "current_mg_per_day": 0, "cites": ["seizure-free"],
                 "absent": ["taper"],
@@ -305,10 +309,10 @@ def c08_level_60_with_somnolence() -> dict[str, Any]:
             Visit("2026-09-01", 0, False, True, "none", assessment="improved", adverse_effect=False),
             Visit("2026-12-01", 0, False, False, "none", exam="fair", assessment="stable", adverse_effect=True,
                   reason="44145005",
-                  note="Seizure-free since May. Teachers report daytime somnolence; falls asleep in class. "
+                  note="Seizure-free for 6 months. Teachers report daytime somnolence; falls asleep in class. "
                        "Levetiracetam trough 60 mg/L."),
         ],
-        expect={"action": "lower", "cards": "one", "rules": ["R-NO-INCREASE-HIGH-LEVEL"], "current_mg_per_day": 1500,
+        expect={"action": "lower", "cards": "one", "step_mg_per_day": STEP_PER_KG * 32.0, "rules": ["R-NO-INCREASE-HIGH-LEVEL"], "current_mg_per_day": 1500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 32.0, "recommended": {"max": 1499}, "form": "tablet",
                 "cites": ["60 mg/L"],
                 "why": "Somnolence with a trough of 60 mg/L, above the 12–46 mg/L reference, seizure-free 6 months: "
@@ -319,7 +323,7 @@ def c09_adverse_effects_with_normal_level() -> dict[str, Any]:
     pid = "c09-maya"
     return request("c09", "patient-view", pid,
         patient=c.patient(pid, "2018-06-25", "female", "Maya", "Johnson"),
-        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 26.0, encounter=f"{pid}-enc3")],
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 57.3, "[lb_av]", encounter=f"{pid}-enc3")],
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 127.0, encounter=f"{pid}-enc3")],
         labs=[c.lev_level(f"{pid}-lev-level", pid, "2026-11-24", 22.0, "mg/L", note="Trough."),
               c.creatinine(f"{pid}-cr", pid, "2026-11-24", 0.44)],
@@ -333,11 +337,11 @@ def c09_adverse_effects_with_normal_level() -> dict[str, Any]:
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable", adverse_effect=False),
             Visit("2026-09-01", 0, False, True, "none", assessment="improved", adverse_effect=True),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", adverse_effect=True, reason="44145005",
-                  note="No seizure since May. Irritable and aggressive at home and school since the increase to "
+                  note="No seizure for 6 months. Irritable and aggressive at home and school since the increase to "
                        "500 mg twice daily; trough level 22 mg/L."),
         ],
         expect={"action": ["keep", "lower"], "cards": "one", "current_mg_per_day": 1000,
-                "max_mg_per_day": MAX_4_TO_16_YEARS * 26.0, "recommended": {"max": 1000}, "form": "tablet",
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 57.3 * LB_KG, "recommended": {"max": 1000}, "form": "tablet",
                 "cites": ["22 mg/L"],
                 "why": "Irritability and aggression (7 vs 1%, 10 vs 5% on LEV vs placebo) with a typical level and "
                        "seizure control: no increase; keep or reduce (domain.md §4: dose relation weak)."})
@@ -352,19 +356,19 @@ def c10_new_diagnosis_3_seizures_start() -> dict[str, Any]:
         labs=[c.creatinine(f"{pid}-cr", pid, "2026-09-12", 0.40)],
         conditions=[
             c.condition(f"{pid}-bect", pid, "44145005", onset="2026-09-12", recorded="2026-12-01",
-                        note="EEG 2026-11-03: bilateral centrotemporal spikes, activated in sleep."),
+                        note="EEG last month: bilateral centrotemporal spikes, activated in sleep."),
             c.condition(f"{pid}-sz", pid, "91175000", onset="2026-09-12", category="encounter-diagnosis",
                         encounter=f"{pid}-ed", status="resolved"),
         ],
         medications=[],
         visits=[Visit("2026-12-01", 3, True, True, "1-to-5-min", assessment="worse", reason="44145005",
-                      note="3 seizures since 12 September, one in daytime at school with secondary "
+                      note="3 seizures in the last 11 weeks, one in daytime at school with secondary "
                            "generalisation, 3 minutes. Parents wish to start treatment.")],
         extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-09-12", reason="91175000", kind="EMER",
                                       service="Paediatric emergency")],
         expect={"action": "start", "cards": "one", "rules": ["R-START-AT-LABEL-DOSE"], "current_mg_per_day": 0,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 24.0, "recommended": {"min": 20 * 24.0, "max": 30 * 24.0},
-                "form": "tablet", "cites": ["3 seizures", "20 mg/kg/day"],
+                "form": "tablet", "cites": ["3 seizures", "starting dose"],
                 "why": "New BECT with 3 seizures, one daytime and generalised: treat, starting at the label's "
                        "10 mg/kg twice daily = 20 mg/kg/day (domain.md §2, §6)."})
 
@@ -386,10 +390,11 @@ def c11_infant_4_months_solution() -> dict[str, Any]:
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="84757009",
                   note="3 focal seizures in 7 weeks on levetiracetam oral solution 0.5 mL (50 mg) twice daily."),
         ],
-        expect={"action": ["raise", "no-recommendation"], "cards": "one", "current_mg_per_day": 100,
-                "max_mg_per_day": MAX_1_TO_6_MONTHS * 6.5, "form": "solution", "cites": ["atypical"],
+        expect={"action": ["raise", "no-recommendation"], "cards": "one", "step_mg_per_day": STEP_PER_KG_BELOW_6_MONTHS * 6.5, "current_mg_per_day": 100,
+                "max_mg_per_day": MAX_1_TO_6_MONTHS * 6.5, "form": "solution", "cites": ["atypical", "7 mg/kg"],
                 "why": "4-month-old: the 1–6 month label band (at most 21 mg/kg BID = 273 mg/day) in oral solution; "
-                       "far outside BECT ages (onset 4–10 y in 90%), so said atypical (domain.md §2, §4)."})
+                       "titrated by its own step, +7 mg/kg BID every 2 weeks; far outside BECT ages (onset 4–10 y in "
+                       "90%), so said atypical (domain.md §2, §4)."})
 
 
 def c12_toddler_2_years_solution() -> dict[str, Any]:
@@ -404,9 +409,9 @@ def c12_toddler_2_years_solution() -> dict[str, Any]:
         visits=[
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "1-to-5-min", assessment="worse", reason="128613002",
-                  note="2 seizures since September on 1.3 mL (130 mg) twice daily."),
+                  note="2 seizures since the last visit 3 months ago on 1.3 mL (130 mg) twice daily."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 260,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 13.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 260,
                 "max_mg_per_day": MAX_6_MONTHS_TO_4_YEARS * 13.0, "recommended": {"min": 261, "max": 650},
                 "form": "solution", "cites": ["atypical"],
                 "why": "2½ years, 13 kg, seizing on 20 mg/kg/day: titrate within the 6 months–4 years band "
@@ -430,9 +435,9 @@ def c13_controlled_on_solution_keep() -> dict[str, Any]:
             Visit("2026-07-07", 1, True, True, "under-1-min", assessment="improved"),
             Visit("2026-10-06", 0, False, True, "none", assessment="improved"),
             Visit("2026-12-01", 0, False, True, "none", assessment="stable", reason="44145005",
-                  note="No seizure since 20 June on 2.5 mL (250 mg) twice daily. Well, no side effects."),
+                  note="No seizure for 5 months on 2.5 mL (250 mg) twice daily. Well, no side effects."),
         ],
-        expect={"action": "keep", "cards": "one", "current_mg_per_day": 500,
+        expect={"action": "keep", "cards": "one", "absent": ["below range"], "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 19.0, "recommended": {"min": 500, "max": 500},
                 "form": "solution", "cites": ["500 mg/day", "26 mg/kg/day"],
                 "why": "5 years, 19 kg, seizure-free 5 months on 26 mg/kg/day without side effects: keep; oral "
@@ -453,7 +458,7 @@ def c14_sixteen_years_seizure_free_taper() -> dict[str, Any]:
             Visit("2024-12-03", 0, False, False, "none", assessment="stable"),
             Visit("2025-12-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since September 2023 (3 years). Asks whether he can stop before driving lessons."),
+                  note="Seizure-free for 3 years. Asks whether he can stop before driving lessons."),
         ],
         expect={"action": ["taper", "keep"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE", "R-WITHDRAWAL-OFFERED"], "current_mg_per_day": 1000,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 1000}, "cites": ["seizure-free"],
@@ -475,7 +480,7 @@ def c15_seventeen_years_still_seizing() -> dict[str, Any]:
             Visit("2026-12-01", 2, True, True, "1-to-5-min", assessment="worse", reason="G40.009",
                   note="2 focal seizures in the last 3 months, one on waking. Adherent."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1001, "max": 3000}, "form": "tablet",
                 "cites": ["atypical"],
                 "why": "17 years, seizing on 1000 mg/day: adult label (+500 mg BID every 2 weeks, up to 1500 mg BID); "
@@ -490,14 +495,14 @@ def c16_adult_epilepsy_on_levetiracetam() -> dict[str, Any]:
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 180.0, encounter=f"{pid}-enc2")],
         labs=[],
         conditions=[c.condition(f"{pid}-epi", pid, "84757009", onset="2015-02-11")],
-        medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2019-04-16")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "387003", 1, "tablet", per_day=2, authored="2019-04-16")],
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="84757009",
-                  note="Seizure-free since March on levetiracetam 500 mg twice daily."),
+                  note="Seizure-free for 8 months on levetiracetam 1000 mg twice daily."),
         ],
-        expect={"action": ["keep", "no-recommendation"], "cards": "one", "current_mg_per_day": 1000,
-                "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 1000}, "cites": ["atypical"],
+        expect={"action": ["keep", "no-recommendation"], "cards": "one", "current_mg_per_day": 2000,
+                "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 2000}, "cites": ["atypical"],
                 "why": "An adult with epilepsy on levetiracetam is in scope (a LEV order, an epilepsy diagnosis) but "
                        "far outside BECT ages: the card says the age is atypical (issue scope; domain.md §4)."})
 
@@ -515,9 +520,9 @@ def c17_renal_egfr_64() -> dict[str, Any]:
         visits=[
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
-                  note="2 nocturnal seizures since September on 500 mg twice daily."),
+                  note="2 nocturnal seizures since the last visit 3 months ago on 500 mg twice daily."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 33.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 33.0 * RENAL_50_80,
                 "recommended": {"min": 1001, "max": MAX_4_TO_16_YEARS * 33.0 * RENAL_50_80}, "form": "tablet",
                 "cites": ["eGFR"],
@@ -538,7 +543,7 @@ def c18_renal_egfr_40_umol() -> dict[str, Any]:
             Visit("2026-07-07", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-10-06", 0, False, True, "none", assessment="improved"),
             Visit("2026-12-01", 0, False, True, "none", assessment="stable", reason="44145005",
-                  note="No seizure since 25 June on 250 mg twice daily. Creatinine 118 µmol/L (CKD 3b)."),
+                  note="No seizure for 5 months on 250 mg twice daily. Creatinine 118 µmol/L (CKD 3b)."),
         ],
         expect={"action": "keep", "cards": "one", "current_mg_per_day": 500,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 28.0 * RENAL_30_50, "recommended": {"min": 500, "max": 500},
@@ -555,14 +560,14 @@ def c19_renal_egfr_20_dose_above_renal_maximum() -> dict[str, Any]:
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 150.0, encounter=f"{pid}-enc2")],
         labs=[c.creatinine(f"{pid}-cr", pid, "2026-11-24", 3.1)],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2023-05-02",
-                                note="Progressive CKD (renal dysplasia), stage 4 since October.")],
+                                note="Progressive CKD (renal dysplasia), now stage 4.")],
         medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2024-01-09")],
         visits=[
             Visit("2026-06-02", 0, False, False, "none", assessment="stable"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
                   note="Seizure-free; renal function has declined (creatinine 3.1 mg/dL)."),
         ],
-        expect={"action": "lower", "cards": "one", "current_mg_per_day": 1000,
+        expect={"action": "lower", "cards": "one", "step_mg_per_day": STEP_PER_KG * 40.0, "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 40.0 * RENAL_10_30,
                 "recommended": {"max": MAX_4_TO_16_YEARS * 40.0 * RENAL_10_30}, "cites": ["eGFR"],
                 "why": f"Schwartz eGFR {schwartz(150.0, 3.1):.0f} (10–30): 33% of 60 mg/kg/day = 792 mg/day, below the "
@@ -683,7 +688,7 @@ def c27_draft_overdose_on_sign() -> dict[str, Any]:
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005"),
         ],
         draft=overdose,
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "critical", "current_mg_per_day": 360,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 18.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "critical", "current_mg_per_day": 360,
                 "draft_mg_per_day": 1500, "max_mg_per_day": MAX_4_TO_16_YEARS * 18.0,
                 "recommended": {"min": 361, "max": 1080}, "form": "solution",
                 "cites": ["Draft 1500 mg/day", "83 mg/kg/day", "exceeds", "1080 mg/day"],
@@ -728,7 +733,7 @@ def c29_draft_equal_to_current_dose() -> dict[str, Any]:
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="improved"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since March. Renewing levetiracetam 500 mg twice daily."),
+                  note="Seizure-free for 8 months. Renewing levetiracetam 500 mg twice daily."),
         ],
         draft=renewal,
         expect={"action": "keep", "cards": "one", "indicator": "info", "current_mg_per_day": 1000,
@@ -785,9 +790,9 @@ def c32_extended_release_adolescent_seizing() -> dict[str, Any]:
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005",
-                  note="3 seizures since September on levetiracetam XR 1000 mg once daily."),
+                  note="3 seizures since the last visit 6 months ago, all in the last 3 months, on levetiracetam XR 1000 mg once daily."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 48.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1000,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 48.0, "recommended": {"min": 1001, "max": 2880},
                 "form": "tablet", "cites": ["3 seizures", "21 mg/kg/day"],
                 "why": "13 years, 48 kg, 3 seizures in 3 months on XR 1000 mg once daily (21 mg/kg/day): raise within "
@@ -808,10 +813,10 @@ def c33_pounds_contained_medication_seizure_free_14_months() -> dict[str, Any]:
             Visit("2025-10-07", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-04-07", 0, False, False, "none", assessment="improved"),
             Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
-                  note="Seizure-free since 25 September 2025 (14 months) on 500 mg twice daily. Weight 66 lb."),
+                  note="Seizure-free for 14 months on 500 mg twice daily. Weight 66 lb."),
         ],
         expect={"action": ["keep", "taper"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE"], "current_mg_per_day": 1000,
-                "max_mg_per_day": MAX_4_TO_16_YEARS * 66.0 * 0.45359237, "recommended": {"max": 1000},
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 66.0 * LB_KG, "recommended": {"max": 1000},
                 "cites": ["1000 mg/day", "33 mg/kg/day"],
                 "why": "66 lb = 29.9 kg, 33 mg/kg/day, seizure-free 14 months: no increase after ≥ 12 months "
                        "seizure-free (issue rail; domain.md §6)."})
@@ -837,13 +842,14 @@ def c34_recurrence_after_withdrawal() -> dict[str, Any]:
             Visit("2026-04-14", 0, False, False, "none", assessment="stable",
                   note="Levetiracetam stopped after taper; seizure-free 2½ years."),
             Visit("2026-12-01", 1, True, True, "under-1-min", assessment="stable", reason="91175000",
-                  note="One brief nocturnal seizure on 8 November, 7 months after stopping levetiracetam."),
+                  note="One brief nocturnal seizure 3 weeks ago, 7 months after stopping levetiracetam."),
         ],
         expect={"action": ["start", "none"], "cards": "one", "current_mg_per_day": 0,
                 "max_mg_per_day": MAX_4_TO_16_YEARS * 41.0, "recommended": {"min": 20 * 41.0},
-                "absent": ["taper"],
-                "why": "Off levetiracetam since April (stopped order), one recurrence: restart at ≥ the label start "
-                       "or watch; nothing to taper (domain.md §2, §6)."})
+                "absent": ["taper", "single seizure"],
+                "why": "Off levetiracetam since April (stopped order), one recurrence after 5 years of BECT: restart "
+                       "at ≥ the label start or watch; nothing to taper; a child with an epilepsy diagnosis has had "
+                       "more than a 'single seizure' (ILAE practical definition, Fisher 2014; domain.md §2, §6)."})
 
 
 def c35_level_in_ug_ml_seizing() -> dict[str, Any]:
@@ -863,9 +869,9 @@ def c35_level_in_ug_ml_seizing() -> dict[str, Any]:
         visits=[
             Visit("2026-06-02", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
-                  note="2 seizures since September on 750 mg twice daily; trough 18 µg/mL."),
+                  note="2 seizures in the last 3 months on 750 mg twice daily; trough 18 µg/mL."),
         ],
-        expect={"action": "raise", "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_ADULT, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "current_mg_per_day": 1500,
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1501, "max": 3000}, "form": "tablet",
                 "cites": ["2 seizures", "18 mg/L"],
                 "why": "14 years, 52 kg, seizing on 29 mg/kg/day with a trough of 18 µg/mL (= mg/L, mid-reference): "
@@ -907,6 +913,71 @@ def c37_order_sign_for_another_medicine() -> dict[str, Any]:
         "why": "An amoxicillin draft for otitis media in a child with BECT: nothing about levetiracetam to say."})
 
 
+def c38_sandbox_shaped_raise_draft_on_select() -> dict[str, Any]:
+    pid = "c38-omar"
+    raise_draft = c.lev_order(f"{pid}-draft", pid, "311289", 1, "tablet", per_day=2, authored="2026-12-01",
+                              encounter=f"{pid}-enc2")
+    return request("c38", "order-select", pid,
+        patient=c.patient(pid, "2016-03-22", "male", "Omar", "Farouk"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 35.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 142.0, encounter=f"{pid}-enc2")],
+        labs=[c.creatinine(f"{pid}-cr", pid, "2026-09-01", 0.55)],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2025-02-10")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, authored="2025-04-15")],
+        visits=[
+            Visit("2026-09-01", 0, False, True, "none", assessment="improved"),
+            Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
+                  note="2 nocturnal seizures since the last visit 3 months ago on 250 mg twice daily. Increasing to 500 mg twice daily."),
+        ],
+        draft=raise_draft, sandbox=True,
+        expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 35.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "info",
+                "current_mg_per_day": 500, "draft_mg_per_day": 1000, "max_mg_per_day": MAX_4_TO_16_YEARS * 35.0,
+                "recommended": {"min": 501, "max": MAX_4_TO_16_YEARS * 35.0}, "cites": ["Draft 1000 mg/day"],
+                "why": "Sandbox-shaped draft (no Bundle type, category object, {pill}): 1 × 500 mg BID = 1000 mg/day = "
+                       "29 mg/kg/day, one label step (+20 mg/kg/day) up for breakthrough seizures: agree (domain.md §2)."})
+
+
+def c39_on_levetiracetam_without_a_coded_diagnosis() -> dict[str, Any]:
+    pid = "c39-theo"
+    return request("c39", "patient-view", pid,
+        patient=c.patient(pid, "2017-04-09", "male", "Theo", "Lambert"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 29.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 133.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[],  # the problem list was never filled in: only the order says why he is seen
+        medications=[c.lev_order(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, authored="2025-11-18")],
+        visits=[
+            Visit("2026-06-02", 0, False, False, "none", assessment="stable"),
+            Visit("2026-12-01", 0, False, False, "none", assessment="stable",
+                  note="Rolandic epilepsy, seizure-free for a year on 250 mg twice daily."),
+        ],
+        expect={"action": ["keep", "taper"], "cards": "one", "current_mg_per_day": 500,
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 29.0, "recommended": {"max": 500},
+                "why": "No coded diagnosis but a levetiracetam order: in scope by the order (issue scope); seizure-"
+                       "free for a year on 17 mg/kg/day: keep (withdrawal may be discussed) (domain.md §6)."})
+
+
+def c40_first_seizure_coded_r56_9_only() -> dict[str, Any]:
+    pid = "c40-elif"
+    return request("c40", "patient-view", pid,
+        patient=c.patient(pid, "2020-01-27", "female", "Elif", "Yilmaz"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 21.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 117.0, encounter=f"{pid}-enc1")],
+        labs=[c.creatinine(f"{pid}-cr", pid, "2026-11-10", 0.38)],
+        conditions=[c.condition(f"{pid}-conv", pid, "R56.9", onset="2026-11-10", category="encounter-diagnosis",
+                                encounter=f"{pid}-ed", status="resolved",
+                                note="Afebrile nocturnal convulsion, 2 minutes; normal examination.")],
+        medications=[],
+        visits=[Visit("2026-12-01", 1, True, True, "1-to-5-min", assessment="stable", reason="R56.9",
+                      note="Referred after a first afebrile nocturnal seizure 3 weeks ago; EEG awaited.")],
+        extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-11-10", reason="R56.9", kind="EMER",
+                                      service="Paediatric emergency")],
+        expect={"action": "none", "cards": "one", "rules": ["R-NO-START-AFTER-SINGLE-SEIZURE"],
+                "current_mg_per_day": 0, "cites": ["watchful waiting"], "absent": ["taper"],
+                "why": "Only an emergency diagnosis ICD-10-CM R56.9 (in the scope code set) after a first seizure: "
+                       "in scope; no treatment after a single seizure (domain.md §5, §6)."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -945,6 +1016,9 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c35-level-ug-ml-seizing": c35_level_in_ug_ml_seizing,
     "c36-order-select-start": c36_order_select_start_new_diagnosis,
     "c37-sign-other-medicine": c37_order_sign_for_another_medicine,
+    "c38-sandbox-draft-select": c38_sandbox_shaped_raise_draft_on_select,
+    "c39-on-lev-no-coded-diagnosis": c39_on_levetiracetam_without_a_coded_diagnosis,
+    "c40-first-seizure-r56-9-only": c40_first_seizure_coded_r56_9_only,
 }
 
 

@@ -7,11 +7,12 @@ real embedded default model (``conftest.py``). What is checked, per chart (CONTR
 - the number of cards (one, or none for patients out of scope and orders that are not levetiracetam);
 - ``extension["org.epidose.decision"]``: the action (measured against the dose the child takes), the
   current and draft mg/day, the recommended mg/day range, the problems named and the rules that fired;
+  a change larger than one labelled step (every 2 weeks) comes with titration steps in the detail;
 - the summary (< 140 characters) opens with the action in words on patient-view, with the draft on
-  order hooks; the facts the chart's expectation cites appear in the summary or detail; words that
+  order hooks; the detail opens with at most 5 lines before its first heading (a narrow sidebar); the facts the chart's expectation cites appear in the summary or detail; words that
   must not appear (e.g. "taper" for a child who takes nothing) do not;
 - no suggested levetiracetam order exceeds the label maximum computed by hand for the chart, and each
-  is in the expected form (oral solution at ≤ 20 kg); ``isRecommended`` only when ``source == "model"``;
+  is in the expected form (oral solution at ≤ 20 kg; tablets above when the dose is whole tablets); ``isRecommended`` only when ``source == "model"``;
   an update keeps the draft's other fields; no suggestion repeats the draft's dose; a created order
   that replaces an active levetiracetam order also stops it.
 """
@@ -46,12 +47,14 @@ ACTION_WORDS = {
     "no-recommendation": "levetiracetam: cannot recommend",
 }
 SUMMARY_MAX_CHARS = 139  # CDS Hooks 2.0 §Card Attributes: "<140 characters"
+SIDEBAR_LINES = 5  # the detail opens with at most 5 lines for a narrow sidebar; the rest under a heading
 ENDED_STATUSES = ("stopped", "completed", "cancelled", "entered-in-error")
 # Fields of a draft order an update suggestion has no reason to change (it changes dose and product).
 KEPT_DRAFT_FIELDS = ("subject", "authoredOn", "category", "requester", "encounter", "intent")
 EARLIEST_SHIFTED_YEAR = 1900  # dates before it are written as data problems (birthDate 0001-01-01): kept
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 MG_TOLERANCE = 1e-6
+TABLET_GRAIN_MG = 250.0  # every tablet strength (250, 500, 750, 1000 mg) is a multiple of 250 mg
 
 
 def shift_dates(value: Any, days: int) -> Any:
@@ -82,6 +85,11 @@ def as_set(value: str | list[str]) -> set[str]:
     return {value} if isinstance(value, str) else set(value)
 
 
+def as_list(value: Any) -> list[Any]:
+    """A repeating element as a list: the sandbox sends ``category`` as one object, R4 wants an array."""
+    return value if isinstance(value, list) else [value]
+
+
 def levetiracetam_orders(card: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(suggestion, action, resource) for every levetiracetam MedicationRequest a card's suggestions write."""
     found = []
@@ -94,11 +102,10 @@ def levetiracetam_orders(card: dict[str, Any]) -> list[tuple[dict[str, Any], dic
     return found
 
 
-def suggested_mg_per_day(resource: dict[str, Any]) -> tuple[float, str]:
-    """The daily dose and formulation of a suggested order, read as the mapping reads any order."""
-    read = normalise_medication_request(resource)
-    assert not isinstance(read, list), f"a suggested order's dose cannot be read: {[p.message for p in read]}"
-    return read.mg_per_day, read.formulation
+def whole_tablet_dose(mg_per_day: float) -> bool:
+    """Twice daily in whole tablets of 250/500/750/1000 mg (shared/domain.md §2 whole-tablet ladders)."""
+    per_dose = mg_per_day / 2
+    return per_dose > 0 and abs(per_dose / TABLET_GRAIN_MG - round(per_dose / TABLET_GRAIN_MG)) < 1e-9
 
 
 def active_lev_orders(request: dict[str, Any]) -> list[str]:
@@ -116,7 +123,13 @@ def test_chart(path: Path, clinical_client: FlaskClient) -> None:
 
 
 def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dict[str, Any]]) -> None:
-    """Every check of one chart's answer (module docstring); raises AssertionError naming what is wrong."""
+    """Every check of one chart's answer (module docstring); raises AssertionError naming all that is wrong."""
+    faults: list[str] = []
+
+    def check(ok: object, message: str) -> None:
+        if not ok:
+            faults.append(message)
+
     if expect["cards"] == "none":
         assert cards == [], f"expected no card ({expect['why']}); got: {[c.get('summary') for c in cards]}"
         return
@@ -124,27 +137,38 @@ def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dic
     card = cards[0]
     summary, detail = card.get("summary", ""), card.get("detail", "")
     shown = f"summary: {summary!r}"
-    assert len(summary) <= SUMMARY_MAX_CHARS, f"summary longer than 139 characters: {shown}"
+    check(len(summary) <= SUMMARY_MAX_CHARS, f"summary longer than 139 characters: {shown}")
 
     decision = (card.get("extension") or {}).get(DECISION_KEY)
     assert isinstance(decision, dict), f"the card carries no extension {DECISION_KEY!r}; {shown}"
     action = decision.get("action")
-    assert action in ACTIONS and decision.get("source") in SOURCES, f"decision out of the contract: {decision}"
-    assert action in as_set(expect["action"]), (
-        f"action {action!r}, expected {expect['action']!r} ({expect['why']}); {shown}")
+    check(action in ACTIONS and decision.get("source") in SOURCES,
+          f"decision out of the contract: {decision}")
+    check(action in as_set(expect["action"]),
+          f"action {action!r}, expected {expect['action']!r} ({expect['why']}); {shown}")
 
     # The reason in one line: the action first (patient-view), the draft first (order hooks).
     if request["hook"] == "patient-view":
-        assert summary.lower().startswith(ACTION_WORDS[action]), f"summary does not open with {ACTION_WORDS[action]!r}; {shown}"
+        words = ACTION_WORDS.get(str(action), str(action))
+        check(summary.lower().startswith(words), f"summary does not open with {words!r}; {shown}")
     else:
-        assert summary.lower().startswith("draft"), f"an order-hook summary must lead with the draft; {shown}"
+        check(summary.lower().startswith("draft"), f"an order-hook summary must lead with the draft; {shown}")
+    head = []
+    for line in detail.splitlines():
+        if line.lstrip().startswith("#"):
+            break
+        if line.strip():
+            head.append(line)
+    check(len(head) <= SIDEBAR_LINES,
+          f"the detail opens with {len(head)} lines before its first heading (at most 5)")
     text = f"{summary}\n{detail}".lower()
     missing = [cite for cite in expect.get("cites", []) if cite.lower() not in text]
-    assert not missing, f"the card does not cite {missing}; {shown}"
+    check(not missing, f"the card does not cite {missing}; {shown}")
     present = [word for word in expect.get("absent", []) if word.lower() in text]
-    assert not present, f"the card says {present}, which it must not; {shown}"
+    check(not present, f"the card says {present}, which it must not; {shown}")
     if "indicator" in expect:
-        assert card.get("indicator") in as_set(expect["indicator"]), f"indicator {card.get('indicator')!r}; {shown}"
+        check(card.get("indicator") in as_set(expect["indicator"]),
+              f"indicator {card.get('indicator')!r}; {shown}")
 
     # The decision's numbers: what the child takes, the draft, the recommendation.
     for field in ("current_mg_per_day", "draft_mg_per_day"):
@@ -152,32 +176,41 @@ def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dic
             got = decision.get(field)
             wanted = expect[field]
             ok = (got is None or got == 0) if wanted == 0 else (got is not None and abs(got - wanted) < 0.5)
-            assert ok, f"{field} {got!r}, expected {wanted!r} (counted from the order in effect); {decision}"
+            check(ok, f"{field} {got!r}, expected {wanted!r} (counted from the order in effect); {decision}")
     recommended = decision.get("recommended_mg_per_day")
     maximum = expect.get("max_mg_per_day")
     if maximum is None or action == "no-recommendation":
-        assert recommended is None or recommended == 0, f"a dose is recommended without the data for it: {decision}"
+        check(recommended is None or recommended == 0,
+              f"a dose is recommended without the data for it: {decision}")
     if recommended is not None and maximum is not None:
-        assert recommended <= maximum + MG_TOLERANCE, f"recommended {recommended} mg/day > maximum {maximum:.0f}"
+        check(recommended <= maximum + MG_TOLERANCE,
+              f"recommended {recommended} mg/day > maximum {maximum:.0f}")
     bounds = expect.get("recommended")
     if bounds and recommended is not None:
-        assert bounds.get("min", 0) - MG_TOLERANCE <= recommended <= bounds.get("max", 1e9) + MG_TOLERANCE, (
-            f"recommended {recommended} mg/day outside {bounds} ({expect['why']})")
+        check(bounds.get("min", 0) - MG_TOLERANCE <= recommended <= bounds.get("max", 1e9) + MG_TOLERANCE,
+              f"recommended {recommended} mg/day outside {bounds} ({expect['why']})")
+
+    current, step = decision.get("current_mg_per_day"), expect.get("step_mg_per_day")
+    if step is not None and recommended is not None and current and abs(recommended - current) > step + MG_TOLERANCE:
+        check("step" in detail.lower(),
+              f"{current:g} → {recommended:g} mg/day is more than one labelled step ({step:g} mg/day per 2 weeks) "
+              "and the detail gives no titration steps")
 
     problems = decision.get("problems") or []
-    assert all(p.get("kind") in PROBLEM_KINDS for p in problems), f"problem kinds out of the contract: {problems}"
+    check(all(p.get("kind") in PROBLEM_KINDS for p in problems),
+          f"problem kinds out of the contract: {problems}")
     for wanted_problem in expect.get("problems", []):
         matches = [p for p in problems
                    if wanted_problem["item"].lower() in f"{p.get('item', '')} {p.get('detail', '')}".lower()
                    and wanted_problem.get("kind", p.get("kind")) == p.get("kind")]
-        assert matches, f"no problem {wanted_problem} named; problems: {problems}"
+        check(matches, f"no problem {wanted_problem} named; problems: {problems}")
     rules = [str(r) for r in decision.get("rules") or []]
     for prefix in expect.get("rules", []):
-        assert any(r.startswith(prefix) for r in rules), f"no rule {prefix}* named; rules: {rules}"
+        check(any(r.startswith(prefix) for r in rules), f"no rule {prefix}* named; rules: {rules}")
 
     # Suggestions: within the label, in the right form, recommended only when the model is.
     if any(s.get("isRecommended") for s in card.get("suggestions") or []):
-        assert decision.get("source") == "model", f"isRecommended while source is {decision.get('source')!r}"
+        check(decision.get("source") == "model", f"isRecommended while source is {decision.get('source')!r}")
     draft = None
     if "draftOrders" in request["context"]:
         draft = request["context"]["draftOrders"]["entry"][0]["resource"]
@@ -185,28 +218,39 @@ def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dic
     for suggestion, action_item, resource in levetiracetam_orders(card):
         if resource.get("status") in ENDED_STATUSES or action_item.get("type") == "delete":
             continue
-        mg, form = suggested_mg_per_day(resource)
-        assert maximum is not None, f"a dose ({mg:g} mg/day) is suggested without the data for it ({expect['why']})"
-        assert mg <= maximum + MG_TOLERANCE, f"suggested {mg:g} mg/day exceeds the maximum {maximum:.0f} mg/day"
-        if "form" in expect:
-            assert form.startswith(expect["form"]) or (expect["form"] == "tablet" and form == "xr-tablet"), (
-                f"suggested form {form!r}, expected {expect['form']!r}")
+        read = normalise_medication_request(resource)
+        if isinstance(read, list):
+            check(False, f"a suggested order's dose cannot be read: {[p.message for p in read]}")
+            continue
+        mg, form = read.mg_per_day, read.formulation
+        if maximum is None:
+            check(False, f"a dose ({mg:g} mg/day) is suggested without the data for it ({expect['why']})")
+        else:
+            check(mg <= maximum + MG_TOLERANCE, f"suggested {mg:g} mg/day exceeds the maximum {maximum:.0f} mg/day")
+        if expect.get("form") == "solution":
+            check(form == "solution",
+                  f"suggested {mg:g} mg/day as {form!r}: oral solution expected at ≤ 20 kg")
+        elif expect.get("form") == "tablet" and whole_tablet_dose(mg):
+            check(form in ("tablet", "xr-tablet"),
+                  f"suggested {mg:g} mg/day as {form!r}: whole tablets expected")
         if draft is not None:
-            assert abs(mg - expect.get("draft_mg_per_day", -1)) > MG_TOLERANCE, "a suggestion repeats the draft's dose"
+            check(abs(mg - expect.get("draft_mg_per_day", -1)) > MG_TOLERANCE,
+                  "a suggestion repeats the draft's dose")
             if action_item.get("type") == "update":
-                changed = [f for f in KEPT_DRAFT_FIELDS if f in draft and resource.get(f) != draft[f]]
-                assert not changed, f"the update drops or changes the draft's {changed}"
+                changed = [f for f in KEPT_DRAFT_FIELDS if f in draft and as_list(resource.get(f)) != as_list(draft[f])]
+                check(not changed, f"the update drops or changes the draft's {changed}")
                 supply = (draft.get("dispenseRequest") or {}).get("expectedSupplyDuration")
                 if supply is not None:
-                    assert (resource.get("dispenseRequest") or {}).get("expectedSupplyDuration") == supply, \
-                        "the update drops the draft's supply duration"
+                    check((resource.get("dispenseRequest") or {}).get("expectedSupplyDuration") == supply,
+                          "the update drops the draft's supply duration")
         elif action_item.get("type") == "create" and stopped_ids:
             stops = {a.get("resource", {}).get("id") for a in suggestion.get("actions") or []
                      if a.get("type") == "update" and a.get("resource", {}).get("status") in ENDED_STATUSES}
             stops |= {str(a.get("resourceId", "")).rsplit("/", 1)[-1] for a in suggestion.get("actions") or []
                       if a.get("type") == "delete"}
-            assert set(stopped_ids) <= stops, (
-                f"accepting the suggestion would leave two active levetiracetam orders (does not stop {stopped_ids})")
+            check(set(stopped_ids) <= stops,
+                  f"accepting the suggestion would leave two active levetiracetam orders (does not stop {stopped_ids})")
+    assert not faults, "\n".join(faults)
 
 
 def test_chart_files_match_their_source() -> None:

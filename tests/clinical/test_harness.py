@@ -35,7 +35,8 @@ def _raise_card(request: dict[str, Any]) -> Card:
     return {
         "uuid": "5b0f7a8e-0000-4000-8000-000000000000",
         "summary": "Raise levetiracetam to 1000 mg/day (40 mg/kg/day): 4 seizures in 3 months on 20 mg/kg/day",
-        "detail": "Now: 500 mg/day (20 mg/kg/day), 25 kg, 8.6 y.",
+        "detail": "- Now: 500 mg/day (20 mg/kg/day), 25 kg, 8.6 y\n- Why: breakthrough seizures on the starting dose\n\n#### Details\n\n"
+                  + "\n".join(f"- more {i}" for i in range(8)),
         "indicator": "warning", "source": {"label": "epidose"},
         "suggestions": [_suggestion({"type": "create", "description": "new", "resource": new},
                                     {"type": "update", "description": "stop", "resource": stop})],
@@ -100,6 +101,11 @@ RAISE_FAULTS: dict[str, Callable[[Card], object]] = {
         ["doseAndRate"][0]["doseQuantity"].update(value=4),
     "a suggested order that cannot be read": lambda card: _first_resource(card)["dosageInstruction"][0]
         ["doseAndRate"][0]["doseQuantity"].update(code="{puff}", unit="puff"),
+    "oral solution for a whole-tablet dose at 25 kg": lambda card: card["suggestions"][0]["actions"][0].update(
+        resource=c.lev_order("new-order", "c05-jonas", "403884", 5, "mL", per_day=2, authored="2026-12-01",
+                             status="draft")),
+    "a detail too long for the sidebar": lambda card: card.update(detail="\n".join(f"- line {i}" for i in range(7))),
+    "a jump beyond one step without titration": lambda card: _decision(card).update(recommended_mg_per_day=1500.0),
     "current counted wrongly": lambda card: _decision(card).update(current_mg_per_day=0),
     "recommendation outside the expected range": lambda card: _decision(card).update(recommended_mg_per_day=500),
     "a rule not named": lambda card: _decision(card).update(rules=["R-OTHER"]),
