@@ -88,14 +88,15 @@ _UNKNOWN_TIME_POINTS = 12
 _TROUGH_POINTS = 5
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(5)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
-_COARSE = (23, 9)
-_FINE = (31, 15)
+_COARSE = (17, 7)
+_FINE = (25, 13)
 _COARSE_SPAN_SD = (5.5, 3.5)
 _NEGLIGIBLE_LOG_DENSITY = 9.0
+_WASHED_OUT = 16.0
 # Fixed draws for the typical child's (prior) intervals: deterministic, the same on every call.
 _PRIOR_RNG = np.random.default_rng(20261120)
-_PRIOR_DRAWS = _PRIOR_RNG.standard_normal((4000, 3))
-_PRIOR_UNIFORMS = _PRIOR_RNG.random(4000)  # sampling times, drawn by inverse CDF
+_PRIOR_DRAWS = _PRIOR_RNG.standard_normal((2000, 3))
+_PRIOR_UNIFORMS = _PRIOR_RNG.random(2000)  # sampling times, drawn by inverse CDF
 # Words of a note that say a level was a trough, and the two ways a note gives the time since the dose.
 _TROUGH_WORDS = re.compile(r"\b(trough|pre-?dose|before (?:the )?(?:morning |evening |next )?dose)\b", re.IGNORECASE)
 _HOURS_AFTER = re.compile(r"(\d{1,2}(?:[.,]\d+)?)\s*(?:h|hr|hrs|hours?)\s+(?:after|post|since)\b", re.IGNORECASE)
@@ -243,11 +244,10 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
     eta, weights, eta_map = model.posterior()
     latest = used[-1]
     typical_cl = float(pk.typical_parameters(weight, egfr).clearance)
-    cl = typical_cl * np.exp(eta[:, 0])
-    _, cl_low, cl_high = _quantiles(cl, weights)
-    clearance = (typical_cl * math.exp(eta_map[0]), cl_low, cl_high)
+    cl_low, cl_high = _marginal_interval(eta[:, 0], weights)
+    clearance = (typical_cl * math.exp(eta_map[0]), typical_cl * math.exp(cl_low), typical_cl * math.exp(cl_high))
     v_typical = float(pk.typical_parameters(weight, egfr).volume)
-    _, v_low, v_high = _quantiles(v_typical * np.exp(eta[:, 1]), weights)
+    v_low, v_high = _marginal_interval(eta[:, 1], weights)
     mean_v = float(np.sum(weights * eta[:, 1]))
     sd_v = math.sqrt(max(float(np.sum(weights * (eta[:, 1] - mean_v) ** 2)), 0.0))
     percentile = model.prior_percentile(len(used) - 1)
@@ -258,7 +258,7 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
         typical=_quantiles(np.asarray(latest_typical), None),
         typical_clearance_l_per_h=typical_cl,
         clearance_l_per_h=clearance,
-        volume_l=(v_typical * math.exp(eta_map[1]), v_low, v_high),
+        volume_l=(v_typical * math.exp(eta_map[1]), v_typical * math.exp(v_low), v_typical * math.exp(v_high)),
         volume_informed=sd_v < 0.7 * OMEGA_V,  # the levels narrowed V/F by a third or more
         latest_percentile=percentile,
         _eta=eta, _weights=weights,
@@ -440,8 +440,12 @@ class _LevelModel:
         scale = ka / (v * (ka - k))
         accumulate = 1 / (1 - np.exp(-k * self.tau[None, :]))
         now = scale * (np.exp(-k * self.hours[None, :]) * accumulate - self.absorbed_now[None, :])
-        before = scale * (np.exp(-k * (self.hours + self.shift)[None, :]) * accumulate - self.absorbed_before[None, :])
-        c = self.dose[None, :] * (now - before) + self.previous_dose[None, :] * before
+        c = self.dose[None, :] * now
+        # Doses before the current order: only where they have not washed out (e^-16 of the level).
+        recent = np.flatnonzero(k.min(axis=0) * self.shift < _WASHED_OUT)
+        if recent.size:
+            before = scale[:, recent] * (np.exp(-k[:, recent] * (self.hours + self.shift)[None, recent]) * accumulate[:, recent] - self.absorbed_before[None, recent])
+            c[:, recent] += (self.previous_dose[None, recent] - self.dose[None, recent]) * before
         return np.log(np.maximum(c, 1e-9))
 
     def log_posterior(self, eta: Array) -> Array:
@@ -464,12 +468,17 @@ class _LevelModel:
         weights = np.exp(log_fine - log_fine.max())
         weights /= weights.sum()
         start = fine[int(np.argmax(log_fine))]
-        fine_step = (high - low) / (np.asarray(_FINE) - 1)
-        simplex = np.vstack((start, start + np.asarray([fine_step[0], 0.0]), start + np.asarray([0.0, fine_step[1]])))
-        result = minimize(lambda x: -float(self.log_posterior(np.asarray(x, dtype=float)[None, :])[0]), start, method="Nelder-Mead",
-                          options={"xatol": 1e-2, "fatol": 1e-2, "maxiter": 120, "initial_simplex": simplex})
-        best = np.asarray(result.x, dtype=float) if result.fun <= -log_fine.max() else start
+        result = minimize(self._negative_and_gradient, start, jac=True, method="BFGS", options={"gtol": 1e-3, "maxiter": 30})
+        best = np.asarray(result.x, dtype=float) if np.isfinite(result.fun) and result.fun <= -log_fine.max() else start
         return fine, weights, best
+
+    def _negative_and_gradient(self, x: Array) -> tuple[float, Array]:
+        """−log posterior and its central-difference gradient, the five points evaluated in one call."""
+        step = 1e-4
+        points = np.asarray(x, dtype=float)[None, :] + step * np.asarray([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=float)
+        log_p = self.log_posterior(points)
+        gradient = -np.asarray([log_p[1] - log_p[2], log_p[3] - log_p[4]]) / (2 * step)
+        return -float(log_p[0]), gradient
 
     def prior_percentile(self, level: int) -> float:
         """Fraction of typical children (prior, sampling time and residual error) below this level."""
@@ -523,6 +532,20 @@ def _steady(mg_per_day: float, weight: float, egfr: float | None, doses_per_day:
     return pk.steady_state_of(np.full(eta.shape[0], float(mg_per_day)), params, doses_per_day)
 
 
+def _marginal_interval(axis_values: Array, weights: Array) -> tuple[float, float]:
+    """90% interval of one coordinate of the grid posterior: its marginal on the grid's cells, with
+    the CDF linear within each cell (a grid point stands for the cell around it)."""
+    points, inverse = np.unique(axis_values, return_inverse=True)
+    mass = np.bincount(inverse, weights=weights, minlength=points.size)
+    if points.size == 1:
+        return float(points[0]), float(points[0])
+    half = np.diff(points) / 2
+    edges = np.concatenate(([points[0] - half[0]], points[:-1] + half, [points[-1] + half[-1]]))
+    cdf = np.concatenate(([0.0], np.cumsum(mass)))
+    low, high = np.interp(INTERVAL, cdf / cdf[-1], edges)
+    return float(low), float(high)
+
+
 def _quantiles(values: Array, weights: Array | None) -> Interval:
     """(median, 5th, 95th percentile) of weighted values."""
     order = np.argsort(values)
@@ -550,8 +573,8 @@ def _with_interpretation(assessment: LevelAssessment) -> LevelAssessment:
             notes.append(f"non-trough sample? {_fmt(latest.mg_per_l)} mg/L is higher than {100 * share:.0f}% of children on {dose} mg/day "
                          "would show; a level drawn a few hours after a dose reads high")
         else:
-            notes.append(f"{_fmt(latest.mg_per_l)} mg/L is higher than {100 * share:.0f}% of children on {dose} mg/day would show: "
-                         "a slow clearance (kidney function?) or more taken than ordered")
+            notes.append(f"slow clearance or more taken than ordered? {_fmt(latest.mg_per_l)} mg/L near the trough is higher than "
+                         f"{100 * share:.0f}% of children on {dose} mg/day would show (kidney function?)")
     trough_now = assessment.individual_trough(latest.mg_per_day)
     if trough_now is not None and trough_now[0] > REFERENCE_HIGH_MG_L:
         notes.append(f"high exposure: this child's predicted trough on {dose} mg/day, {_fmt(trough_now[0])} mg/L, is above the "
