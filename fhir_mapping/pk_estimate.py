@@ -113,6 +113,8 @@ class Timing:
 
     def describe(self) -> str:
         if self.kind == "recorded" and self.hours_after_dose is not None:
+            if self.hours_after_dose < 0:
+                return f"drawn {-self.hours_after_dose:.1f} h before the recorded dose time"
             return f"{self.hours_after_dose:.1f} h after a dose"
         if self.kind == "trough":
             return "trough"
@@ -375,6 +377,7 @@ def _size_on(visits: Sequence[Visit], day: date) -> tuple[float | None, float | 
 
 def _timing(level: DrugLevel, order: DoseSpan, doses_per_day: int) -> Timing:
     """Hours since the last dose from the note or the clock times, else a trough flag, else unknown."""
+    tau = pk.HOURS_PER_DAY / doses_per_day
     note = level.note or ""
     hours = _HOURS_AFTER.search(note)
     if hours:
@@ -389,6 +392,8 @@ def _timing(level: DrugLevel, order: DoseSpan, doses_per_day: int) -> Timing:
         dose_clocks = [c for c in dose_clocks if 0 <= c < 24]
         if dose_clocks and 0 <= drawn_h < 24:
             since = min((drawn_h - c) % 24 for c in dose_clocks)
+            if since > tau + TROUGH_LATE_H and since - 24 > -TROUGH_EARLY_H:
+                since -= 24  # a dose time recalled just after the draw: drawn just before or just after it
             return Timing("recorded", round(since, 2))
     if _TROUGH_WORDS.search(note):
         return Timing("trough")
@@ -497,8 +502,9 @@ class _LevelModel:
 def _hour_grid(timing: Timing, tau: float) -> tuple[Array, Array]:
     """Hours after the last dose and their weights (summing to 1) for a sampling-time distribution."""
     if timing.kind == "recorded" and timing.hours_after_dose is not None:
-        hours = np.maximum(timing.hours_after_dose + DOSE_TIME_RECALL_SD_H * _GH_NODES, 0.05)
-        return hours, _GH_WEIGHTS.copy()
+        hours = timing.hours_after_dose + DOSE_TIME_RECALL_SD_H * _GH_NODES
+        # Before the recalled dose means after the one before it (a pre-dose draw).
+        return np.maximum(np.where(hours < 0, hours + tau, hours), 0.05), _GH_WEIGHTS.copy()
     if timing.kind == "trough":
         low, high = max(tau - TROUGH_EARLY_H, 0.0), tau + TROUGH_LATE_H
         count = _TROUGH_POINTS
