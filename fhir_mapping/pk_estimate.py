@@ -28,6 +28,18 @@ Public API (CONTRACT §4): :func:`estimate_at`, :func:`level_lines` and
 :meth:`LevelAssessment.individual_trough`. Nothing here raises on bad input: a level in an unknown
 unit, a negative or absurd value, a level before any levetiracetam order, or a dose history that
 cannot say what the child took becomes a :class:`~fhir_mapping.problems.Problem` and no estimate.
+
+How the clinical rails and the cards use it::
+
+    assessment = estimate_at(timeline, visit.date)            # None: no level in the last year
+    # rails (RailFacts.predicted_level_mg_l): this child's median trough at the current dose, or None
+    predicted = predicted_trough_mg_l(assessment, current_mg)
+    # cards: the detail lines, and the problems in the decision's shape when there is no estimate
+    lines = level_lines(assessment, current_mg, recommended_mg) if assessment else []
+    problems = assessment.decision_problems() if assessment else []
+
+Compare a predicted trough with :data:`REFERENCE_HIGH_MG_L` (the laboratory reference, not a
+therapeutic range); ``individual_trough(mg)[2]`` is its 95th percentile for a cautious rail.
 """
 
 from __future__ import annotations
@@ -212,6 +224,14 @@ class LevelAssessment:
             return (0.0, 0.0, 0.0)
         state = _steady(mg_per_day, self.weight_kg, self.egfr, self.doses_per_day, self._eta)
         return _quantiles(np.asarray(state.trough if which == "trough" else state.average), self._weights)
+
+
+def predicted_trough_mg_l(assessment: LevelAssessment | None, mg_per_day: float | None) -> float | None:
+    """This child's median predicted trough (mg/L) on ``mg_per_day``; None without an estimate or dose."""
+    if assessment is None or mg_per_day is None:
+        return None
+    predicted = assessment.individual_trough(mg_per_day)
+    return None if predicted is None else predicted[0]
 
 
 # --- Entry point --------------------------------------------------------------------------------

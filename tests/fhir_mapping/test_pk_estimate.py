@@ -210,3 +210,16 @@ def test_readings_of_unusual_levels(value: float, note: str | None, clock: str |
     assessment = estimate_at(_timeline(_level("lv", 3, value, note=note, clock=clock)), VISIT_DAYS[3])
     assert assessment is not None and assessment.has_estimate
     assert any(note_text.startswith(reading) for note_text in assessment.interpretation), assessment.interpretation
+
+
+def test_the_rail_helper_gives_the_median_individual_trough_or_none() -> None:
+    from fhir_mapping.pk_estimate import predicted_trough_mg_l
+
+    assessment = estimate_at(_timeline(_level("lv", 3, 30.0, note="trough")), VISIT_DAYS[3])
+    assert assessment is not None
+    trough = assessment.individual_trough(750.0)
+    assert trough is not None and predicted_trough_mg_l(assessment, 750.0) == trough[0]
+    assert 20.0 < trough[0] < 40.0  # a measured trough of 30 mg/L on this dose predicts about that trough
+    assert predicted_trough_mg_l(None, 750.0) is None and predicted_trough_mg_l(assessment, None) is None
+    bad = estimate_at(_timeline(_level("lv", 3, 30.0, unit="mg/mmol")), VISIT_DAYS[3])
+    assert predicted_trough_mg_l(bad, 750.0) is None
