@@ -88,7 +88,10 @@ MAX_LEVELS: Final = 6  # the most recent ones; older add little once several are
 # reference 46 mg/L, domain.md §3; the mapping rejects it with the same limit).
 ABSURD_LEVEL_MG_L: Final = 500.0
 DEFAULT_DOSES_PER_DAY: Final = 2  # the label's twice-daily regimen when the order does not say
-PERCENTILE_LOW, PERCENTILE_HIGH = 0.05, 0.95  # "unusual for a child on this dose": outside the 90% band
+# "Unusual for a child on this dose": outside the 95% band of typical children (timing and residual
+# error included). A 90% band would question one typical child in ten; there is no adherence data to
+# weigh a narrower band against (project choice).
+PERCENTILE_LOW, PERCENTILE_HIGH = 0.025, 0.975
 INTERVAL: Final = (0.05, 0.95)  # every interval shown is a 90% interval
 # Reference (trough), the lab guidance of domain.md §3 (the same constant the cards and rails use).
 # Levetiracetam has no established therapeutic range and no established toxic level.
@@ -358,8 +361,9 @@ def _in_effect(spans: Sequence[DoseSpan], day: date) -> DoseSpan | Problem | Non
 
 def _read_level(level: DrugLevel, timeline: PatientTimeline, spans: Sequence[DoseSpan]) -> LevelUsed | Problem:
     where = level.source
-    if level.problem is not None:
-        return level.problem
+    if level.problem is not None:  # the mapping's own words name its internal key; the card needs the drug's name
+        problem = level.problem
+        return Problem(problem.kind, problem.message.replace("lev_level", f"levetiracetam level of {level.measured_on.isoformat()}"), problem.resource, problem.path)
     value = level.mg_per_l
     if value is None or not math.isfinite(value) or value < 0 or value > ABSURD_LEVEL_MG_L:
         return Problem(ProblemKind.INVALID_VALUE, f"levetiracetam level {value!s} mg/L is not a possible measurement (0–{ABSURD_LEVEL_MG_L:g})", where, "valueQuantity.value")
@@ -592,15 +596,15 @@ def _with_interpretation(assessment: LevelAssessment) -> LevelAssessment:
     share = assessment.latest_percentile
     dose = _fmt(latest.mg_per_day)
     if share < PERCENTILE_LOW:
-        notes.append(f"poor adherence? {_fmt(latest.mg_per_l)} mg/L is lower than {100 * (1 - share):.0f}% of children on {dose} mg/day "
+        notes.append(f"poor adherence? {_fmt(latest.mg_per_l)} mg/L is lower than {_share(1 - share)} of children on {dose} mg/day "
                      "would show; missed doses are the usual cause (or a fast clearance)")
     elif share > PERCENTILE_HIGH:
         if latest.timing.kind == "unknown" or (latest.timing.hours_after_dose is not None and latest.timing.hours_after_dose < latest.tau_h - TROUGH_EARLY_H):
-            notes.append(f"non-trough sample? {_fmt(latest.mg_per_l)} mg/L is higher than {100 * share:.0f}% of children on {dose} mg/day "
+            notes.append(f"non-trough sample? {_fmt(latest.mg_per_l)} mg/L is higher than {_share(share)} of children on {dose} mg/day "
                          "would show; a level drawn a few hours after a dose reads high")
         else:
             notes.append(f"slow clearance or more taken than ordered? {_fmt(latest.mg_per_l)} mg/L near the trough is higher than "
-                         f"{100 * share:.0f}% of children on {dose} mg/day would show (kidney function?)")
+                         f"{_share(share)} of children on {dose} mg/day would show (kidney function?)")
     trough_now = assessment.individual_trough(latest.mg_per_day)
     if trough_now is not None and trough_now[0] > REFERENCE_HIGH_MG_L:
         notes.append(f"high exposure: this child's predicted trough on {dose} mg/day, {_fmt(trough_now[0])} mg/L, is above the "
@@ -649,6 +653,11 @@ def level_lines(assessment: LevelAssessment, current_mg: float | None, recommend
     lines.append(f"- Laboratory reference (trough) {REFERENCE_LOW_MG_L:g}–{REFERENCE_HIGH_MG_L:g} mg/L ({NEWER_REFERENCE_TEXT}); "
                  "levetiracetam has no established therapeutic range. Intervals are 90%.")
     return lines
+
+
+def _share(fraction: float) -> str:
+    """A share of children in words; the fixed draws cannot resolve beyond 99%."""
+    return "over 99%" if fraction > 0.99 else f"{100 * fraction:.0f}%"
 
 
 def _interval(value: Interval | None) -> str:
