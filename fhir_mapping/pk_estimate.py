@@ -259,9 +259,13 @@ def estimate_at(timeline: PatientTimeline, as_of: date) -> LevelAssessment | Non
             used.append(read)
     if weight is None:
         problems.append(Problem(ProblemKind.MISSING, "no body weight: the level cannot be read against a child's size", f"Patient/{timeline.patient_id}", ""))
-    if problems or not used:
+    if problems or not used or weight is None:
         return LevelAssessment(as_of, tuple(used), tuple(problems), weight_kg=weight, egfr=egfr, doses_per_day=doses_per_day)
-    return _assess(as_of, used, weight, egfr, doses_per_day)  # type: ignore[arg-type]
+    try:
+        return _assess(as_of, used, weight, egfr, doses_per_day)
+    except (ValueError, ArithmeticError) as error:  # a value the checks above did not foresee: say so, never raise
+        failed = Problem(ProblemKind.INVALID_VALUE, f"the levels could not be fitted ({type(error).__name__})", used[-1].source, "")
+        return LevelAssessment(as_of, tuple(used), (failed,), weight_kg=weight, egfr=egfr, doses_per_day=doses_per_day)
 
 
 def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | None, doses_per_day: int) -> LevelAssessment:
@@ -381,6 +385,8 @@ def _read_level(level: DrugLevel, timeline: PatientTimeline, spans: Sequence[Dos
         return Problem(ProblemKind.UNREADABLE_DOSE, "the levetiracetam dose taken when the level was drawn is unreadable", order.source, "dosageInstruction")
     if value == 0:
         return Problem(ProblemKind.INVALID_VALUE, f"levetiracetam undetectable (0 mg/L) on {_fmt(order.mg_per_day)} mg/day: not fitted; is the child taking it?", where, "valueQuantity.value")
+    if order.doses_per_day is not None and (not math.isfinite(order.doses_per_day) or order.doses_per_day < 1):
+        return Problem(ProblemKind.UNREADABLE_DOSE, "a levetiracetam regimen of fewer than one dose a day: the time since the last dose cannot be placed", order.source, "dosageInstruction.timing")
     per_day = _doses_per_day(order.doses_per_day)
     previous = _in_effect(spans, order.start)
     previous_mg = previous.mg_per_day if isinstance(previous, DoseSpan) and previous.mg_per_day is not None else 0.0

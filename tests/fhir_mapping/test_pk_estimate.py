@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_mapping import pharmacokinetics as pk
 from fhir_mapping.build import build_timeline
@@ -223,3 +225,20 @@ def test_the_rail_helper_gives_the_median_individual_trough_or_none() -> None:
     assert predicted_trough_mg_l(None, 750.0) is None and predicted_trough_mg_l(assessment, None) is None
     bad = estimate_at(_timeline(_level("lv", 3, 30.0, unit="mg/mmol")), VISIT_DAYS[3])
     assert predicted_trough_mg_l(bad, 750.0) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10**6), st.text(max_size=5)),
+    note=st.one_of(st.none(), st.text(max_size=60), st.sampled_from(["last dose 25:99", "99 hours after the dose", "trough", "last dose at 7.15"])),
+    stamp=st.one_of(st.text(max_size=30), st.sampled_from(["2020-10-05T99:99:00Z", "2020-10-05T23:59:00+14:00", "2020-10", "2020-10-05"])),
+    unit=st.sampled_from(["mg/L", "umol/L", "µg/mL", "mmol/L", "IU", "", "mg/dL"]),
+)
+def test_no_level_record_makes_the_estimate_raise(value: object, note: str | None, stamp: str, unit: str) -> None:
+    level = _level("lv", 3, 12.0, unit=unit or "mg/L", note=note)
+    level["valueQuantity"]["value"] = value
+    level["effectiveDateTime"] = stamp
+    assessment = estimate_at(_timeline(level), VISIT_DAYS[3])
+    if assessment is not None:
+        level_lines(assessment, 750.0, 1000.0)
+        assert assessment.has_estimate or assessment.problems
