@@ -28,6 +28,18 @@ Public API (CONTRACT §4): :func:`estimate_at`, :func:`level_lines` and
 :meth:`LevelAssessment.individual_trough`. Nothing here raises on bad input: a level in an unknown
 unit, a negative or absurd value, a level before any levetiracetam order, or a dose history that
 cannot say what the child took becomes a :class:`~fhir_mapping.problems.Problem` and no estimate.
+
+How the clinical rails and the cards use it::
+
+    assessment = estimate_at(timeline, visit.date)            # None: no level in the last year
+    # rails (RailFacts.predicted_level_mg_l): this child's median trough at the current dose, or None
+    predicted = predicted_trough_mg_l(assessment, current_mg)
+    # cards: the detail lines, and the problems in the decision's shape when there is no estimate
+    lines = level_lines(assessment, current_mg, recommended_mg) if assessment else []
+    problems = assessment.decision_problems() if assessment else []
+
+Compare a predicted trough with :data:`REFERENCE_HIGH_MG_L` (the laboratory reference, not a
+therapeutic range); ``individual_trough(mg)[2]`` is its 95th percentile for a cautious rail.
 """
 
 from __future__ import annotations
@@ -76,7 +88,10 @@ MAX_LEVELS: Final = 6  # the most recent ones; older add little once several are
 # reference 46 mg/L, domain.md §3; the mapping rejects it with the same limit).
 ABSURD_LEVEL_MG_L: Final = 500.0
 DEFAULT_DOSES_PER_DAY: Final = 2  # the label's twice-daily regimen when the order does not say
-PERCENTILE_LOW, PERCENTILE_HIGH = 0.05, 0.95  # "unusual for a child on this dose": outside the 90% band
+# "Unusual for a child on this dose": outside the 95% band of typical children (timing and residual
+# error included). A 90% band would question one typical child in ten; there is no adherence data to
+# weigh a narrower band against (project choice).
+PERCENTILE_LOW, PERCENTILE_HIGH = 0.025, 0.975
 INTERVAL: Final = (0.05, 0.95)  # every interval shown is a 90% interval
 # Reference (trough), the lab guidance of domain.md §3 (the same constant the cards and rails use).
 # Levetiracetam has no established therapeutic range and no established toxic level.
@@ -88,14 +103,15 @@ _UNKNOWN_TIME_POINTS = 12
 _TROUGH_POINTS = 5
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(5)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
-_COARSE = (23, 9)
-_FINE = (31, 15)
+_COARSE = (17, 7)
+_FINE = (25, 13)
 _COARSE_SPAN_SD = (5.5, 3.5)
 _NEGLIGIBLE_LOG_DENSITY = 9.0
+_WASHED_OUT = 16.0
 # Fixed draws for the typical child's (prior) intervals: deterministic, the same on every call.
 _PRIOR_RNG = np.random.default_rng(20261120)
-_PRIOR_DRAWS = _PRIOR_RNG.standard_normal((4000, 3))
-_PRIOR_UNIFORMS = _PRIOR_RNG.random(4000)  # sampling times, drawn by inverse CDF
+_PRIOR_DRAWS = _PRIOR_RNG.standard_normal((2000, 3))
+_PRIOR_UNIFORMS = _PRIOR_RNG.random(2000)  # sampling times, drawn by inverse CDF
 # Words of a note that say a level was a trough, and the two ways a note gives the time since the dose.
 _TROUGH_WORDS = re.compile(r"\b(trough|pre-?dose|before (?:the )?(?:morning |evening |next )?dose)\b", re.IGNORECASE)
 _HOURS_AFTER = re.compile(r"(\d{1,2}(?:[.,]\d+)?)\s*(?:h|hr|hrs|hours?)\s+(?:after|post|since)\b", re.IGNORECASE)
@@ -112,6 +128,8 @@ class Timing:
 
     def describe(self) -> str:
         if self.kind == "recorded" and self.hours_after_dose is not None:
+            if self.hours_after_dose < 0:
+                return f"drawn {-self.hours_after_dose:.1f} h before the recorded dose time"
             return f"{self.hours_after_dose:.1f} h after a dose"
         if self.kind == "trough":
             return "trough"
@@ -211,6 +229,14 @@ class LevelAssessment:
         return _quantiles(np.asarray(state.trough if which == "trough" else state.average), self._weights)
 
 
+def predicted_trough_mg_l(assessment: LevelAssessment | None, mg_per_day: float | None) -> float | None:
+    """This child's median predicted trough (mg/L) on ``mg_per_day``; None without an estimate or dose."""
+    if assessment is None or mg_per_day is None:
+        return None
+    predicted = assessment.individual_trough(mg_per_day)
+    return None if predicted is None else predicted[0]
+
+
 # --- Entry point --------------------------------------------------------------------------------
 def estimate_at(timeline: PatientTimeline, as_of: date) -> LevelAssessment | None:
     """The assessment of the levetiracetam levels measured up to ``as_of`` (within a year).
@@ -233,9 +259,13 @@ def estimate_at(timeline: PatientTimeline, as_of: date) -> LevelAssessment | Non
             used.append(read)
     if weight is None:
         problems.append(Problem(ProblemKind.MISSING, "no body weight: the level cannot be read against a child's size", f"Patient/{timeline.patient_id}", ""))
-    if problems or not used:
+    if problems or not used or weight is None:
         return LevelAssessment(as_of, tuple(used), tuple(problems), weight_kg=weight, egfr=egfr, doses_per_day=doses_per_day)
-    return _assess(as_of, used, weight, egfr, doses_per_day)  # type: ignore[arg-type]
+    try:
+        return _assess(as_of, used, weight, egfr, doses_per_day)
+    except (ValueError, ArithmeticError) as error:  # a value the checks above did not foresee: say so, never raise
+        failed = Problem(ProblemKind.INVALID_VALUE, f"the levels could not be fitted ({type(error).__name__})", used[-1].source, "")
+        return LevelAssessment(as_of, tuple(used), (failed,), weight_kg=weight, egfr=egfr, doses_per_day=doses_per_day)
 
 
 def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | None, doses_per_day: int) -> LevelAssessment:
@@ -243,11 +273,10 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
     eta, weights, eta_map = model.posterior()
     latest = used[-1]
     typical_cl = float(pk.typical_parameters(weight, egfr).clearance)
-    cl = typical_cl * np.exp(eta[:, 0])
-    _, cl_low, cl_high = _quantiles(cl, weights)
-    clearance = (typical_cl * math.exp(eta_map[0]), cl_low, cl_high)
+    cl_low, cl_high = _marginal_interval(eta[:, 0], weights)
+    clearance = (typical_cl * math.exp(eta_map[0]), typical_cl * math.exp(cl_low), typical_cl * math.exp(cl_high))
     v_typical = float(pk.typical_parameters(weight, egfr).volume)
-    _, v_low, v_high = _quantiles(v_typical * np.exp(eta[:, 1]), weights)
+    v_low, v_high = _marginal_interval(eta[:, 1], weights)
     mean_v = float(np.sum(weights * eta[:, 1]))
     sd_v = math.sqrt(max(float(np.sum(weights * (eta[:, 1] - mean_v) ** 2)), 0.0))
     percentile = model.prior_percentile(len(used) - 1)
@@ -258,7 +287,7 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
         typical=_quantiles(np.asarray(latest_typical), None),
         typical_clearance_l_per_h=typical_cl,
         clearance_l_per_h=clearance,
-        volume_l=(v_typical * math.exp(eta_map[1]), v_low, v_high),
+        volume_l=(v_typical * math.exp(eta_map[1]), v_typical * math.exp(v_low), v_typical * math.exp(v_high)),
         volume_informed=sd_v < 0.7 * OMEGA_V,  # the levels narrowed V/F by a third or more
         latest_percentile=percentile,
         _eta=eta, _weights=weights,
@@ -336,8 +365,9 @@ def _in_effect(spans: Sequence[DoseSpan], day: date) -> DoseSpan | Problem | Non
 
 def _read_level(level: DrugLevel, timeline: PatientTimeline, spans: Sequence[DoseSpan]) -> LevelUsed | Problem:
     where = level.source
-    if level.problem is not None:
-        return level.problem
+    if level.problem is not None:  # the mapping's own words name its internal key; the card needs the drug's name
+        problem = level.problem
+        return Problem(problem.kind, problem.message.replace("lev_level", f"levetiracetam level of {level.measured_on.isoformat()}"), problem.resource, problem.path)
     value = level.mg_per_l
     if value is None or not math.isfinite(value) or value < 0 or value > ABSURD_LEVEL_MG_L:
         return Problem(ProblemKind.INVALID_VALUE, f"levetiracetam level {value!s} mg/L is not a possible measurement (0–{ABSURD_LEVEL_MG_L:g})", where, "valueQuantity.value")
@@ -355,6 +385,8 @@ def _read_level(level: DrugLevel, timeline: PatientTimeline, spans: Sequence[Dos
         return Problem(ProblemKind.UNREADABLE_DOSE, "the levetiracetam dose taken when the level was drawn is unreadable", order.source, "dosageInstruction")
     if value == 0:
         return Problem(ProblemKind.INVALID_VALUE, f"levetiracetam undetectable (0 mg/L) on {_fmt(order.mg_per_day)} mg/day: not fitted; is the child taking it?", where, "valueQuantity.value")
+    if order.doses_per_day is not None and (not math.isfinite(order.doses_per_day) or order.doses_per_day < 1):
+        return Problem(ProblemKind.UNREADABLE_DOSE, "a levetiracetam regimen of fewer than one dose a day: the time since the last dose cannot be placed", order.source, "dosageInstruction.timing")
     per_day = _doses_per_day(order.doses_per_day)
     previous = _in_effect(spans, order.start)
     previous_mg = previous.mg_per_day if isinstance(previous, DoseSpan) and previous.mg_per_day is not None else 0.0
@@ -375,6 +407,7 @@ def _size_on(visits: Sequence[Visit], day: date) -> tuple[float | None, float | 
 
 def _timing(level: DrugLevel, order: DoseSpan, doses_per_day: int) -> Timing:
     """Hours since the last dose from the note or the clock times, else a trough flag, else unknown."""
+    tau = pk.HOURS_PER_DAY / doses_per_day
     note = level.note or ""
     hours = _HOURS_AFTER.search(note)
     if hours:
@@ -389,6 +422,8 @@ def _timing(level: DrugLevel, order: DoseSpan, doses_per_day: int) -> Timing:
         dose_clocks = [c for c in dose_clocks if 0 <= c < 24]
         if dose_clocks and 0 <= drawn_h < 24:
             since = min((drawn_h - c) % 24 for c in dose_clocks)
+            if since > tau + TROUGH_LATE_H and since - 24 > -TROUGH_EARLY_H:
+                since -= 24  # a dose time recalled just after the draw: drawn just before or just after it
             return Timing("recorded", round(since, 2))
     if _TROUGH_WORDS.search(note):
         return Timing("trough")
@@ -440,8 +475,12 @@ class _LevelModel:
         scale = ka / (v * (ka - k))
         accumulate = 1 / (1 - np.exp(-k * self.tau[None, :]))
         now = scale * (np.exp(-k * self.hours[None, :]) * accumulate - self.absorbed_now[None, :])
-        before = scale * (np.exp(-k * (self.hours + self.shift)[None, :]) * accumulate - self.absorbed_before[None, :])
-        c = self.dose[None, :] * (now - before) + self.previous_dose[None, :] * before
+        c = self.dose[None, :] * now
+        # Doses before the current order: only where they have not washed out (e^-16 of the level).
+        recent = np.flatnonzero(k.min(axis=0) * self.shift < _WASHED_OUT)
+        if recent.size:
+            before = scale[:, recent] * (np.exp(-k[:, recent] * (self.hours + self.shift)[None, recent]) * accumulate[:, recent] - self.absorbed_before[None, recent])
+            c[:, recent] += (self.previous_dose[None, recent] - self.dose[None, recent]) * before
         return np.log(np.maximum(c, 1e-9))
 
     def log_posterior(self, eta: Array) -> Array:
@@ -464,12 +503,17 @@ class _LevelModel:
         weights = np.exp(log_fine - log_fine.max())
         weights /= weights.sum()
         start = fine[int(np.argmax(log_fine))]
-        fine_step = (high - low) / (np.asarray(_FINE) - 1)
-        simplex = np.vstack((start, start + np.asarray([fine_step[0], 0.0]), start + np.asarray([0.0, fine_step[1]])))
-        result = minimize(lambda x: -float(self.log_posterior(np.asarray(x, dtype=float)[None, :])[0]), start, method="Nelder-Mead",
-                          options={"xatol": 1e-2, "fatol": 1e-2, "maxiter": 120, "initial_simplex": simplex})
-        best = np.asarray(result.x, dtype=float) if result.fun <= -log_fine.max() else start
+        result = minimize(self._negative_and_gradient, start, jac=True, method="BFGS", options={"gtol": 1e-3, "maxiter": 30})
+        best = np.asarray(result.x, dtype=float) if np.isfinite(result.fun) and result.fun <= -log_fine.max() else start
         return fine, weights, best
+
+    def _negative_and_gradient(self, x: Array) -> tuple[float, Array]:
+        """−log posterior and its central-difference gradient, the five points evaluated in one call."""
+        step = 1e-4
+        points = np.asarray(x, dtype=float)[None, :] + step * np.asarray([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=float)
+        log_p = self.log_posterior(points)
+        gradient = -np.asarray([log_p[1] - log_p[2], log_p[3] - log_p[4]]) / (2 * step)
+        return -float(log_p[0]), gradient
 
     def prior_percentile(self, level: int) -> float:
         """Fraction of typical children (prior, sampling time and residual error) below this level."""
@@ -488,8 +532,9 @@ class _LevelModel:
 def _hour_grid(timing: Timing, tau: float) -> tuple[Array, Array]:
     """Hours after the last dose and their weights (summing to 1) for a sampling-time distribution."""
     if timing.kind == "recorded" and timing.hours_after_dose is not None:
-        hours = np.maximum(timing.hours_after_dose + DOSE_TIME_RECALL_SD_H * _GH_NODES, 0.05)
-        return hours, _GH_WEIGHTS.copy()
+        hours = timing.hours_after_dose + DOSE_TIME_RECALL_SD_H * _GH_NODES
+        # Before the recalled dose means after the one before it (a pre-dose draw).
+        return np.maximum(np.where(hours < 0, hours + tau, hours), 0.05), _GH_WEIGHTS.copy()
     if timing.kind == "trough":
         low, high = max(tau - TROUGH_EARLY_H, 0.0), tau + TROUGH_LATE_H
         count = _TROUGH_POINTS
@@ -523,6 +568,20 @@ def _steady(mg_per_day: float, weight: float, egfr: float | None, doses_per_day:
     return pk.steady_state_of(np.full(eta.shape[0], float(mg_per_day)), params, doses_per_day)
 
 
+def _marginal_interval(axis_values: Array, weights: Array) -> tuple[float, float]:
+    """90% interval of one coordinate of the grid posterior: its marginal on the grid's cells, with
+    the CDF linear within each cell (a grid point stands for the cell around it)."""
+    points, inverse = np.unique(axis_values, return_inverse=True)
+    mass = np.bincount(inverse, weights=weights, minlength=points.size)
+    if points.size == 1:
+        return float(points[0]), float(points[0])
+    half = np.diff(points) / 2
+    edges = np.concatenate(([points[0] - half[0]], points[:-1] + half, [points[-1] + half[-1]]))
+    cdf = np.concatenate(([0.0], np.cumsum(mass)))
+    low, high = np.interp(INTERVAL, cdf / cdf[-1], edges)
+    return float(low), float(high)
+
+
 def _quantiles(values: Array, weights: Array | None) -> Interval:
     """(median, 5th, 95th percentile) of weighted values."""
     order = np.argsort(values)
@@ -543,15 +602,15 @@ def _with_interpretation(assessment: LevelAssessment) -> LevelAssessment:
     share = assessment.latest_percentile
     dose = _fmt(latest.mg_per_day)
     if share < PERCENTILE_LOW:
-        notes.append(f"poor adherence? {_fmt(latest.mg_per_l)} mg/L is lower than {100 * (1 - share):.0f}% of children on {dose} mg/day "
+        notes.append(f"poor adherence? {_fmt(latest.mg_per_l)} mg/L is lower than {_share(1 - share)} of children on {dose} mg/day "
                      "would show; missed doses are the usual cause (or a fast clearance)")
     elif share > PERCENTILE_HIGH:
         if latest.timing.kind == "unknown" or (latest.timing.hours_after_dose is not None and latest.timing.hours_after_dose < latest.tau_h - TROUGH_EARLY_H):
-            notes.append(f"non-trough sample? {_fmt(latest.mg_per_l)} mg/L is higher than {100 * share:.0f}% of children on {dose} mg/day "
+            notes.append(f"non-trough sample? {_fmt(latest.mg_per_l)} mg/L is higher than {_share(share)} of children on {dose} mg/day "
                          "would show; a level drawn a few hours after a dose reads high")
         else:
-            notes.append(f"{_fmt(latest.mg_per_l)} mg/L is higher than {100 * share:.0f}% of children on {dose} mg/day would show: "
-                         "a slow clearance (kidney function?) or more taken than ordered")
+            notes.append(f"slow clearance or more taken than ordered? {_fmt(latest.mg_per_l)} mg/L near the trough is higher than "
+                         f"{_share(share)} of children on {dose} mg/day would show (kidney function?)")
     trough_now = assessment.individual_trough(latest.mg_per_day)
     if trough_now is not None and trough_now[0] > REFERENCE_HIGH_MG_L:
         notes.append(f"high exposure: this child's predicted trough on {dose} mg/day, {_fmt(trough_now[0])} mg/L, is above the "
@@ -600,6 +659,11 @@ def level_lines(assessment: LevelAssessment, current_mg: float | None, recommend
     lines.append(f"- Laboratory reference (trough) {REFERENCE_LOW_MG_L:g}–{REFERENCE_HIGH_MG_L:g} mg/L ({NEWER_REFERENCE_TEXT}); "
                  "levetiracetam has no established therapeutic range. Intervals are 90%.")
     return lines
+
+
+def _share(fraction: float) -> str:
+    """A share of children in words; the fixed draws cannot resolve beyond 99%."""
+    return "over 99%" if fraction > 0.99 else f"{100 * fraction:.0f}%"
 
 
 def _interval(value: Interval | None) -> str:
