@@ -37,6 +37,7 @@ from fhir_mapping.emit import (
     stopped_order,
     updated_order,
 )
+from fhir_mapping.rails import SIX_MONTHS_YEARS, label_step_mg_per_day
 
 SUMMARY_MAX_CHARS: Final = 139  # spec: "<140 characters"
 EXTENSION_KEY: Final = "org.epidose.decision"
@@ -184,7 +185,7 @@ def titration_excess(decision: Decision, target: float | None) -> tuple[float, f
     current = decision.current_mg_per_day
     if target is None or current is None or current <= 0:
         return None  # a start is at the label's starting dose (R-START-AT-LABEL-DOSE), not a titration
-    step = dosing.max_titration_change_mg_per_day(decision.weight_kg, decision.age_years, dosing.TITRATION_INTERVAL_WEEKS)
+    step = label_step_mg_per_day(decision.age_years, decision.weight_kg)
     change = target - current
     if step is None or step <= 0 or abs(change) <= step + 1e-9:
         return None
@@ -416,8 +417,11 @@ def _titration_lines(decision: Decision, target: float) -> list[str]:
     change, step = excess
     steps = math.ceil(abs(change) / step - 1e-9)
     direction = "an increase" if change > 0 else "a decrease"
+    per_kg = ("500 mg twice daily" if decision.age_years is not None and decision.age_years >= dosing.ADULT_AGE_YEARS
+              else "7 mg/kg twice daily" if decision.age_years is not None and decision.age_years < SIX_MONTHS_YEARS
+              else "10 mg/kg twice daily")
     text = (f"**Titration:** from the {_mg(decision.current_mg_per_day or 0)} mg/day taken, {direction} of "
-            f"{_mg(abs(change))} mg/day is more than the label allows at once (at most {_mg(step)} mg/day every "
+            f"{_mg(abs(change))} mg/day is more than the label allows at once (at most {per_kg} = {_mg(round(step))} mg/day every "
             f"{dosing.TITRATION_INTERVAL_WEEKS:g} weeks): reach {_mg(target)} mg/day in {steps} steps over about "
             f"{steps * dosing.TITRATION_INTERVAL_WEEKS:g} weeks.")
     if target <= 0 and (decision.current_mg_per_day or 0) > 0:

@@ -159,7 +159,11 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     facts = dataclasses.replace(rails.facts_at(timeline, index), on_levetiracetam=bool(current and current > 0),
                                 current_mg_per_day=current, weight_kg=weight, age_years=age,
                                 predicted_level_mg_l=predicted[0] if predicted else None)
-    outcome = rails.clinical_rails(facts, bounds)
+    reported_seizures = facts.lifetime_seizures
+    if scope.epilepsy_diagnosed and reported_seizures is not None and reported_seizures < 2:
+        # The follow-up reports may start after the diagnosis: a diagnosed epilepsy is not a single seizure.
+        facts = dataclasses.replace(facts, lifetime_seizures=2)
+    outcome = _adult_withdrawal(rails.clinical_rails(facts, bounds), facts)
     values, observed = state_row(timeline, index)
     allowed = np.asarray(outcome.allowed, dtype=bool)
     choice, scores, raw = model.recommend(values, observed, allowed)
@@ -174,8 +178,8 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     _lower_to_the_maximum(decision, outcome)
     decision.level_lines = level_lines(assessment, visit, weight, egfr, current, decision.recommended_mg_per_day)
     seizures_3m = seizures_in_window(timeline, index)
-    decision.why = why_of(decision, facts, seizures_3m)
-    decision.facts = course_lines(facts, seizures_3m, visit, today)
+    decision.why = why_of(decision, facts, seizures_3m, reported_seizures)
+    decision.facts = course_lines(facts, seizures_3m, visit, today, reported_seizures)
     if decision.action == "start":
         decision.facts.append(_start_line(age, weight, bounds))
     if draft is not None and draft_mg is not None:
@@ -370,6 +374,26 @@ def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutco
         decision.source, decision.action, decision.recommended_mg_per_day = "none", "no-recommendation", None
 
 
+# The mid-teens withdrawal of BECT (domain.md §4: remission nearly all by 15–16 y; §6) is about adolescents.
+# From 18 the patient is an adult whose epilepsy is not BECT's natural history (project reading of the
+# source): seizure-free adults on levetiracetam are not offered withdrawal for their age alone.
+MID_TEENS_UPPER_AGE_YEARS: Final = 18.0
+
+
+def _adult_withdrawal(outcome: rails.RailOutcome, facts: rails.RailFacts) -> rails.RailOutcome:
+    """The rails' outcome without the age-based withdrawal offer for an adult (:data:`MID_TEENS_UPPER_AGE_YEARS`)."""
+    guidance = outcome.guidance
+    months = rails.seizure_free_months(facts)
+    if (guidance is None or guidance.rule_id != "G-OFFER-TAPER" or facts.age_years is None
+            or facts.age_years < MID_TEENS_UPPER_AGE_YEARS or (months is not None and months >= rails.WITHDRAWAL_SEIZURE_FREE_MONTHS)
+            or facts.current_mg_per_day is None):
+        return outcome
+    keep = rails.Guidance("keep", "G-KEEP", f"seizure-free on levetiracetam at {facts.age_years:.0f} years: the mid-teens "
+                          "withdrawal of BECT does not apply to an adult; keep the dose", facts.current_mg_per_day)
+    fired = tuple(f for f in outcome.fired if f.rule_id != "R-WITHDRAWAL-OFFERED")
+    return dataclasses.replace(outcome, fired=fired, guidance=keep)
+
+
 def _lower_to_the_maximum(decision: Decision, outcome: rails.RailOutcome) -> None:
     """A child who takes more than the label or renal maximum is lowered to within it, whatever else applies.
 
@@ -431,7 +455,8 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None) -> str:
+def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
+           reported_seizures: int | None = None) -> str:
     """The few facts behind the action, for the summary ("4 seizures in 3 months on 20 mg/kg/day")."""
     current = facts.current_mg_per_day
     per_kg = dosing.mg_per_kg_day(current, facts.weight_kg) if current else None
@@ -459,7 +484,7 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None) 
             return "a single seizure so far: watchful waiting"
         return "untreated, no seizure in the last 3 months" + (f" ({months:.0f} months seizure-free)" if months else "")
     if action == "start" and recent:
-        return f"{recent}, {facts.lifetime_seizures or 'several'} in all, untreated"
+        return f"{recent}, untreated" + (f", {reported_seizures} in all" if (reported_seizures or 0) > (seizures_3m or 0) else "")
     if recent:
         maximum = decision.bounds.max_mg_per_day
         at_max = action == "keep" and current and maximum is not None and \
@@ -486,14 +511,18 @@ def _start_line(age: float | None, weight: float | None, bounds: dosing.DoseBoun
             f"{renal}), given as the nearest dose step.")
 
 
-def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, today: date) -> list[str]:
+def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, today: date,
+                 reported_seizures: int | None = None) -> list[str]:
     lines = [f"Latest visit {visit.date.isoformat()} ({(today - visit.date).days} days ago)."]
     if facts.seizure_last_3_months is not None:
         lines.append("Seizures in the last 3 months: " + ("yes" if facts.seizure_last_3_months else "no") +
                      (f" ({seizures_3m} reported)" if seizures_3m else "") + ".")
     if facts.months_seizure_free is not None and not facts.seizure_last_3_months:
         lines.append(f"Seizure-free for {rails.seizure_free_months(facts) or 0:.0f} months (since the last visit that reported one).")
-    if facts.lifetime_seizures is not None:
+    if reported_seizures is not None and reported_seizures != facts.lifetime_seizures:
+        lines.append(f"Seizures in the follow-up reports: {reported_seizures}; with the chart's epilepsy diagnosis this is "
+                     "not a first seizure (ILAE practical definition, Fisher 2014).")
+    elif facts.lifetime_seizures is not None:
         lines.append(f"Seizures reported so far: {facts.lifetime_seizures}.")
     if facts.adverse_effect is not None:
         lines.append("Adverse effect (somnolence or behaviour) reported at this visit: " + ("yes" if facts.adverse_effect else "no") + ".")
