@@ -161,10 +161,19 @@ def test_taper_is_never_said_to_a_child_not_on_levetiracetam() -> None:
 
 def test_single_seizure_is_watchful_waiting() -> None:
     """One lifetime seizure, untreated: no start, watchful waiting named."""
-    card = _card(child_chart(age_years=7, weight_kg=22, visits=((10, 1),)), _clear(500))
+    single = (SNOMED, "703151001")  # History of single seizure
+    card = _card(child_chart(age_years=7, weight_kg=22, visits=((10, 1),), condition=single), _clear(500))
     assert _decision(card)["action"] == "none"
     assert card["summary"].startswith("No levetiracetam needed now") and "single seizure" in card["summary"]
     assert "R-NO-START-AFTER-SINGLE-SEIZURE" in _decision(card)["rules"] and "suggestions" not in card
+
+
+def test_a_diagnosed_epilepsy_is_not_a_single_seizure() -> None:
+    """BECT on the chart and one seizure in the follow-up reports: not "a single seizure"; unknown recency is said."""
+    card = _card(child_chart(age_years=7, weight_kg=22, visits=((10, 1),)), _clear(500))
+    assert "single seizure" not in card["summary"] + card["detail"]
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in _decision(card)["rules"]
+    assert "no seizure in the last 3 months" not in card["summary"]
 
 
 # --- levels as information ---------------------------------------------------------------------------
