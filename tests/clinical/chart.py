@@ -160,17 +160,18 @@ def seizure_report(prefix: str, pid: str, when: str, encounter: str | None, *, c
 
 
 def condition(cid: str, pid: str, code: str, *, onset: str | None, recorded: str | None = None,
-              status: str = "active", category: str = "problem-list-item", encounter: str | None = None,
-              note: str | None = None) -> Resource:
+              status: str | None = "active", category: str = "problem-list-item", encounter: str | None = None,
+              note: str | None = None, verification: str = "confirmed") -> Resource:
     """A Condition as a problem list or an encounter diagnosis records it (clinicalStatus, onset, note)."""
     system, display = CONDITION_CODES[code]
     resource: Resource = {
         "resourceType": "Condition", "id": cid,
-        "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": status}]},
-        "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": "confirmed"}]},
+        "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": verification}]},
         "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": category}]}],
         "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
         "subject": ref("Patient", pid)}
+    if status is not None:  # R4: no clinicalStatus on a refuted or entered-in-error condition
+        resource["clinicalStatus"] = {"coding": [{"system": CONDITION_CLINICAL, "code": status}]}
     if onset:
         resource["onsetDateTime"] = onset
     if status in ("resolved", "remission", "inactive") and onset:

@@ -211,6 +211,19 @@ def c04_seizure_free_2_years_taper_draft_on_sign() -> dict[str, Any]:
                "SmPC allows) after 2 years seizure-free is sound: support it (domain.md §2, §6)."})
 
 
+def c45_seizure_free_2_years_increase_draft_on_sign() -> dict[str, Any]:
+    pid = "c03-amira"
+    increase = c.lev_order(f"{pid}-increase", pid, "311290", 1, "tablet", per_day=2, authored="2026-12-01",
+                           encounter=f"{pid}-enc5")
+    return _amira("c45", "order-sign", increase, {
+        "action": ["taper", "keep"], "cards": "one", "rules": ["R-NO-INCREASE-SEIZURE-FREE"],
+        "indicator": ["warning", "critical"], "current_mg_per_day": 1000, "draft_mg_per_day": 1500,
+        "max_mg_per_day": MAX_4_TO_16_YEARS * 38.0, "recommended": {"max": 1000},
+        "cites": ["Draft 1500 mg/day", "seizure-free"],
+        "why": "The same child seizure-free for 2 years, but the draft raises 1000 → 1500 mg/day: no increase after "
+               "≥ 12 months seizure-free; the card warns and offers keep or taper instead (issue rail; domain.md §6)."})
+
+
 def c05_breakthrough_4_seizures_on_20_mg_kg() -> dict[str, Any]:
     pid = "c05-jonas"
     return request("c05", "patient-view", pid,
@@ -978,11 +991,99 @@ def c40_first_seizure_coded_r56_9_only() -> dict[str, Any]:
                        "in scope; no treatment after a single seizure (domain.md §5, §6)."})
 
 
+def c41_low_level_seizing_adherence() -> dict[str, Any]:
+    pid = "c41-sara"
+    return request("c41", "patient-view", pid,
+        patient=c.patient(pid, "2015-10-14", "female", "Sara", "Lindqvist"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 37.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 147.0, encounter=f"{pid}-enc2")],
+        labs=[c.lev_level(f"{pid}-lev-level", pid, "2026-11-30", 2.5, "mg/L", note="Trough, before the morning dose."),
+              c.creatinine(f"{pid}-cr", pid, "2026-11-30", 0.58)],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2024-03-05")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311290", 1, "tablet", per_day=2, authored="2025-09-16")],
+        visits=[
+            Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
+            Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
+                  note="2 seizures since the last visit on 750 mg twice daily (41 mg/kg/day). Mother unsure the "
+                       "evening dose is taken at her father's house. Trough 2.5 mg/L."),
+        ],
+        expect={"action": ["keep", "raise"], "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
+                "current_mg_per_day": 1500, "max_mg_per_day": MAX_4_TO_16_YEARS * 37.0,
+                "recommended": {"min": 1500, "max": MAX_4_TO_16_YEARS * 37.0}, "step_mg_per_day": STEP_PER_KG * 37.0,
+                "cites": ["2.5 mg/L", "adherence"],
+                "why": "Seizing on 41 mg/kg/day with a trough of 2.5 mg/L, far below what this dose gives a typical "
+                       "child (Chhun 2009: 20 mg/kg BID → 6–20 mg/L): ask about adherence before raising; never "
+                       "lower (domain.md §3, §6)."})
+
+
+def c42_refuted_epilepsy_never_treated() -> dict[str, Any]:
+    pid = "c42-jakob"
+    return request("c42", "patient-view", pid,
+        patient=c.patient(pid, "2018-01-19", "male", "Jakob", "Nowak"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 27.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 130.0, encounter=f"{pid}-enc1")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-epi", pid, "84757009", onset="2026-09-08", status=None,
+                                verification="refuted",
+                                note="Events were night terrors; video-EEG normal. Epilepsy refuted.")],
+        medications=[],
+        visits=[Visit("2026-12-01", None, exam=None, reason="84757009",
+                      note="Video-EEG captured three typical events: night terrors, no epileptiform activity.")],
+        expect={"cards": "none",
+                "why": "The only epilepsy diagnosis is refuted (night terrors on video-EEG) and levetiracetam was "
+                       "never ordered: out of scope (issue scope; FHIR R4 Condition.verificationStatus)."})
+
+
+def c43_remitted_bect_off_levetiracetam() -> dict[str, Any]:
+    pid = "c43-clara"
+    return request("c43", "patient-view", pid,
+        patient=c.patient(pid, "2011-06-30", "female", "Clara", "Dubois"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 54.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 163.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2018-02-02", status="resolved",
+                                note="Remitted; levetiracetam withdrawn 2023 without recurrence.")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2018-03-06",
+                                 status="completed", end="2023-05-30")],
+        visits=[
+            Visit("2025-06-03", 0, False, False, "none", assessment="stable"),
+            Visit("2026-12-01", 0, False, False, "none", assessment="stable", reason="44145005",
+                  note="Discharge visit: no seizure for over 4 years, off medication for 3½ years."),
+        ],
+        expect={"action": "none", "cards": "one", "current_mg_per_day": 0, "absent": ["taper"],
+                "why": "Remitted BECT, off levetiracetam for 3½ years (completed order), seizure-free: in scope by the "
+                       "past order, nothing to start and nothing to taper (domain.md §4, §6)."})
+
+
+def c44_start_draft_after_a_single_seizure() -> dict[str, Any]:
+    pid = "c44-yusuf"
+    start = c.lev_order(f"{pid}-draft", pid, "311288", 1, "tablet", per_day=2, authored="2026-12-01",
+                        encounter=f"{pid}-enc1")
+    return request("c44", "order-sign", pid,
+        patient=c.patient(pid, "2018-08-12", "male", "Yusuf", "Demir"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 25.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 127.0, encounter=f"{pid}-enc1")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-single", pid, "703151001", onset="2026-11-02",
+                                note="Single nocturnal focal seizure, 90 seconds.")],
+        medications=[],
+        visits=[Visit("2026-12-01", 1, True, True, "1-to-5-min", assessment="stable", reason="703151001",
+                      note="First seizure 4 weeks ago; parents anxious and ask for treatment.")],
+        draft=start,
+        expect={"action": ["none", "start"], "cards": "one", "current_mg_per_day": 0, "draft_mg_per_day": 500,
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 25.0, "recommended": {"min": 20 * 25.0 * 0.95},
+                "cites": ["Draft 500 mg/day", "watchful waiting"], "absent": ["taper"],
+                "why": "A start draft after a single seizure: say that watchful waiting is the default and treatment "
+                       "the alternative at the family's request; the draft itself is the label's starting dose "
+                       "(domain.md §2, §6)."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
     "c03-seizure-free-2y-taper-offered": c03_seizure_free_2_years_taper_offered,
     "c04-seizure-free-2y-taper-draft-sign": c04_seizure_free_2_years_taper_draft_on_sign,
+    "c45-seizure-free-2y-increase-draft-sign": c45_seizure_free_2_years_increase_draft_on_sign,
     "c05-breakthrough-4-in-3mo": c05_breakthrough_4_seizures_on_20_mg_kg,
     "c06-single-seizure-untreated": c06_single_lifetime_seizure_never_treated,
     "c07-never-treated-seizure-free": c07_never_treated_seizure_free,
@@ -1019,6 +1120,10 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c38-sandbox-draft-select": c38_sandbox_shaped_raise_draft_on_select,
     "c39-on-lev-no-coded-diagnosis": c39_on_levetiracetam_without_a_coded_diagnosis,
     "c40-first-seizure-r56-9-only": c40_first_seizure_coded_r56_9_only,
+    "c41-low-level-adherence": c41_low_level_seizing_adherence,
+    "c42-refuted-epilepsy-out-of-scope": c42_refuted_epilepsy_never_treated,
+    "c43-remitted-off-lev": c43_remitted_bect_off_levetiracetam,
+    "c44-start-draft-after-single-seizure": c44_start_draft_after_a_single_seizure,
 }
 
 

@@ -277,3 +277,16 @@ def test_suite_covers_the_situations() -> None:
     for e in expects:
         assert e["expect"]["why"] and e["expect"]["cards"] in ("one", "none")
         assert as_set(e["expect"].get("action", [])) <= set(ACTIONS)
+
+
+def test_charts_hold_the_shapes_real_ehrs_send() -> None:
+    """Units, products, statuses and codes the suite promises (README) are all present in some chart."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in CHART_FILES)
+    promised = ['"[lb_av]"', '"umol/L"', '"mg/dL"', '"ug/mL"', '"mg/L"', '"#med"', '"{tbl}"', '"code": "mL"',
+                '"code": "mg"', '"stopped"', '"completed"', '"active"', '"refuted"', '"{pill}"',
+                *(f'"code": "{code}"' for code in ("311288", "311289", "311290", "387003", "403884", "807832",
+                                                    "44145005", "84757009", "128613002", "91175000", "703151001",
+                                                    "G40.009", "R56.9", "29463-7", "8302-2", "2160-0", "30471-7",
+                                                    "vital-signs", "seizure-count-since-last-visit", "11506-3"))]
+    absent = [shape for shape in promised if shape not in text]
+    assert not absent, f"no chart holds {absent}"
