@@ -353,6 +353,8 @@ def _in_effect(spans: Sequence[DoseSpan], day: date) -> DoseSpan | Problem | Non
     latest_start = max(s.start for s in started)
     tied = [s for s in started if s.start == latest_start]
     doses = {s.mg_per_day for s in tied}
+    if len(doses) > 1 and None in doses:
+        return Problem(ProblemKind.UNREADABLE_DOSE, f"a levetiracetam order started on {latest_start.isoformat()} has an unreadable dose", ", ".join(s.source for s in tied), "dosageInstruction")
     if len(doses) > 1:
         return Problem(ProblemKind.AMBIGUOUS, f"levetiracetam orders started on {latest_start.isoformat()} give different doses "
                        f"({', '.join(_fmt(d) for d in sorted(d for d in doses if d is not None))} mg/day): which one was taken is unknown",
