@@ -64,6 +64,7 @@ def evaluate(config: SimulatorConfig, children: int, seed: int) -> dict[str, obj
     read_ms: list[float] = []
     readings: dict[str, int] = defaultdict(int)
     missed: dict[str, int] = defaultdict(int)
+    by_count: dict[str, list[tuple[float, float, bool]]] = defaultdict(list)
     for run in runs:
         level_visits = [v for v in run.visits if "lev_level" in v.labs]
         if not level_visits:
@@ -88,6 +89,8 @@ def evaluate(config: SimulatorConfig, children: int, seed: int) -> dict[str, obj
             inside = low <= true_cl <= high
             covered.append(inside)
             missed["truth below" if true_cl < low else "truth above" if true_cl > high else "inside"] += 1
+            count_key = "one level" if len(assessment.levels) == 1 else "2+ levels"
+            by_count[count_key].append((prior_err[-1], post_err[-1], inside))
             kind = assessment.latest.timing.kind if assessment.latest else "?"
             by_kind[kind].append(inside)
             for note in assessment.interpretation:
@@ -104,6 +107,9 @@ def evaluate(config: SimulatorConfig, children: int, seed: int) -> dict[str, obj
                 store = trough_double if label == "double" else trough_change
                 store["prior"].append(abs(population[0] / true_trough - 1))
                 store["posterior"].append(abs(individual[0] / true_trough - 1))
+                if label == "double":
+                    trough_double[f"{count_key} prior"].append(store["prior"][-1])
+                    trough_double[f"{count_key} posterior"].append(store["posterior"][-1])
     return {
         "estimates": len(post_err), "prior": _median(prior_err), "posterior": _median(post_err),
         "coverage": float(np.mean(covered)) if covered else float("nan"),
@@ -113,6 +119,7 @@ def evaluate(config: SimulatorConfig, children: int, seed: int) -> dict[str, obj
         "estimate_ms": statistics.median(estimate_ms) if estimate_ms else float("nan"),
         "read_ms": statistics.median(read_ms) if read_ms else float("nan"), "timings": len(estimate_ms),
         "readings": dict(readings), "missed": dict(missed),
+        "by_count": {k: (len(v), _median([a for a, _, _ in v]), _median([b for _, b, _ in v]), float(np.mean([c for _, _, c in v]))) for k, v in sorted(by_count.items())},
     }
 
 
@@ -159,9 +166,13 @@ def main() -> None:
         result = evaluate(config, args.children, args.seed)
         print(f"\n## {name}  ({time.perf_counter() - started:.0f} s)")
         print(f"estimates {result['estimates']}; median |error| of CL/F: prior {result['prior']:.1f}%, posterior {result['posterior']:.1f}%")
+        change, double = result["trough_change"], result["trough_double"]
         kinds = ", ".join(f"{k} {100 * c:.1f}% (n={n})" for k, (c, n) in result["coverage_by_kind"].items())  # type: ignore[attr-defined]
         print(f"90% interval coverage of the true CL/F: {100 * result['coverage']:.1f}%  [{kinds}]")  # type: ignore[operator]
-        change, double = result["trough_change"], result["trough_double"]
+        counts = "; ".join(f"{k} (n={n}): CL/F prior {a:.1f}% → posterior {b:.1f}%, coverage {100 * c:.1f}%, trough at twice the dose "
+                           f"prior {double.get(k + ' prior', float('nan')):.1f}% → posterior {double.get(k + ' posterior', float('nan')):.1f}%"  # type: ignore[attr-defined]
+                           for k, (n, a, b, c) in result["by_count"].items())  # type: ignore[attr-defined]
+        print(f"by levels used: {counts}")
         print(f"trough after the physician's dose change (n={result['trough_change_n']}): prior {change.get('prior', float('nan')):.1f}%, "  # type: ignore[attr-defined]
               f"posterior {change.get('posterior', float('nan')):.1f}%;  at twice the dose: prior {double.get('prior', float('nan')):.1f}%, "  # type: ignore[attr-defined]
               f"posterior {double.get('posterior', float('nan')):.1f}%")  # type: ignore[attr-defined]

@@ -56,6 +56,7 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 
 from fhir_mapping import pharmacokinetics as pk
+from fhir_mapping.build import PLAUSIBLE_RANGES
 from fhir_mapping.dosing import TROUGH_REFERENCE_MG_L
 from fhir_mapping.problems import Problem, ProblemKind
 from fhir_mapping.timeline import DoseSpan, DrugLevel, PatientTimeline, Visit
@@ -84,9 +85,9 @@ TROUGH_LATE_H: Final = 1.0
 # (Wallin 2010: CL/F 1.7× higher at 0–4 y than at 12–17 y, domain.md §3). Project choice.
 LEVEL_LOOKBACK_DAYS: Final = 365
 MAX_LEVELS: Final = 6  # the most recent ones; older add little once several are known
-# Above this a level is a unit or typing error, not a measurement (>10× the top of the older trough
-# reference 46 mg/L, domain.md §3; the mapping rejects it with the same limit).
-ABSURD_LEVEL_MG_L: Final = 500.0
+# Above this a level is a unit or typing error, not a measurement: the mapping's limit (500 mg/L, over
+# 10× the top of the older trough reference 46 mg/L, domain.md §3), checked again for other timelines.
+ABSURD_LEVEL_MG_L: Final = PLAUSIBLE_RANGES["lev_level"][1]
 DEFAULT_DOSES_PER_DAY: Final = 2  # the label's twice-daily regimen when the order does not say
 # "Unusual for a child on this dose": outside the 95% band of typical children (timing and residual
 # error included). A 90% band would question one typical child in ten; there is no adherence data to
@@ -288,7 +289,7 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
         typical_clearance_l_per_h=typical_cl,
         clearance_l_per_h=clearance,
         volume_l=(v_typical * math.exp(eta_map[1]), v_typical * math.exp(v_low), v_typical * math.exp(v_high)),
-        volume_informed=sd_v < 0.7 * OMEGA_V,  # the levels narrowed V/F by a third or more
+        volume_informed=sd_v < 0.7 * OMEGA_V,  # the levels narrowed V/F's SD by 30% or more
         latest_percentile=percentile,
         _eta=eta, _weights=weights,
     )
@@ -353,6 +354,8 @@ def _in_effect(spans: Sequence[DoseSpan], day: date) -> DoseSpan | Problem | Non
     latest_start = max(s.start for s in started)
     tied = [s for s in started if s.start == latest_start]
     doses = {s.mg_per_day for s in tied}
+    if len(doses) > 1 and None in doses:
+        return Problem(ProblemKind.UNREADABLE_DOSE, f"a levetiracetam order started on {latest_start.isoformat()} has an unreadable dose", ", ".join(s.source for s in tied), "dosageInstruction")
     if len(doses) > 1:
         return Problem(ProblemKind.AMBIGUOUS, f"levetiracetam orders started on {latest_start.isoformat()} give different doses "
                        f"({', '.join(_fmt(d) for d in sorted(d for d in doses if d is not None))} mg/day): which one was taken is unknown",

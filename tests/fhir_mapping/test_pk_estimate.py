@@ -7,6 +7,7 @@ model (fhir_mapping.pharmacokinetics) with a known individual clearance and volu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date, timedelta
 from typing import Any
@@ -242,3 +243,30 @@ def test_no_level_record_makes_the_estimate_raise(value: object, note: str | Non
     if assessment is not None:
         level_lines(assessment, 750.0, 1000.0)
         assert assessment.has_estimate or assessment.problems
+
+
+def test_volume_is_reported_only_when_levels_at_different_times_inform_it() -> None:
+    """One trough says little about V/F; a six-level profile over the interval narrows it (20% residual)."""
+    truth = _truth(3, 1.0, 1.5)
+    trough_only = estimate_at(_timeline(_level("lv", 3, round(float(pk.concentration(11.5, 750.0, truth)), 2), note="trough")), VISIT_DAYS[3])
+    assert trough_only is not None and not trough_only.volume_informed
+    profile = [_level(f"lv{n}", 3, round(float(pk.concentration(h, 750.0, truth)), 2), note=f"{h} h after the dose") for n, h in enumerate((1.0, 2.0, 3.0, 5.0, 8.0, 11.5))]
+    informed = estimate_at(_timeline(*profile), VISIT_DAYS[3])
+    assert informed is not None and informed.volume_informed and informed.volume_l is not None
+    _, low, high = informed.volume_l
+    assert low < float(truth.volume) < high
+    assert any("V/F" in line for line in level_lines(informed, 750.0, None))
+
+
+def test_a_timeline_not_read_from_fhir_uses_the_visits_levels_and_orders() -> None:
+    """The simulator's own timeline has no level records: the visits' levels and orders are used."""
+    from training.simulator.cohort import simulate_cohort
+    from training.simulator.config import DEFAULT_CONFIG
+
+    config = dataclasses.replace(DEFAULT_CONFIG, level_probability=1.0)
+    run = next(r for r in simulate_cohort(10, 3, config) if any("lev_level" in v.labs for v in r.visits))
+    visit = next(v for v in run.timeline.visits if "lev_level" in v.labs)
+    assessment = estimate_at(run.timeline, visit.date)
+    assert assessment is not None and assessment.has_estimate and assessment.latest is not None
+    assert assessment.latest.timing.kind == "unknown"
+    assert assessment.latest.mg_per_day == visit.lev_mg_per_day_before
