@@ -127,6 +127,7 @@ class Decision:
     rules: list[RuleShown] = field(default_factory=list)
     guidance_text: str | None = None
     why: str = ""  # the facts behind the action, in a few words
+    why_more: str | None = None  # a question to settle first (e.g. adherence), on the detail's Why line
     facts: list[str] = field(default_factory=list)  # the child's course, for the detail
     level_lines: list[str] = field(default_factory=list)
     atypical_age: str | None = None
@@ -443,6 +444,8 @@ def _titration_lines(decision: Decision, target: float) -> list[str]:
 def detail_of(decision: Decision) -> str:
     blocking = [p for p in decision.problems if p.blocking]
     why = (f"{blocking[0].item}: {blocking[0].detail}" if blocking else decision.why) or "see the course below"
+    if decision.why_more and not blocking:
+        why += f". {decision.why_more}"
     lines = [_now_line(decision), _recommended_line(decision), f"- **Why:** {why}", _rails_line(decision),
              _confidence_line(decision), "", "#### Details", ""]
     if decision.problems:

@@ -180,6 +180,10 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     seizures_3m = seizures_in_window(timeline, index)
     decision.why = why_of(decision, facts, seizures_3m, reported_seizures)
     decision.facts = course_lines(facts, seizures_3m, visit, today, reported_seizures)
+    adherence = adherence_question(facts, assessment, weight, egfr)
+    if adherence:
+        decision.facts.append(adherence)
+        decision.why_more = adherence
     if decision.action == "start":
         decision.facts.append(_start_line(age, weight, bounds))
     if draft is not None and draft_mg is not None:
@@ -497,6 +501,33 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
     if months is not None:
         return f"seizure-free {months:.0f} months{on}"
     return ""
+
+
+# A level in the lowest tenth of what typical children on the same dose show, while seizures continue:
+# ask about missed doses before raising (project choice; the pk estimate itself flags only the lowest 2.5%).
+LOW_LEVEL_SHARE: Final = 0.10
+# Without the individual estimate: below half the typical child's predicted trough on the dose.
+LOW_LEVEL_FRACTION_OF_TYPICAL: Final = 0.5
+
+
+def adherence_question(facts: rails.RailFacts, assessment: Any, weight: float | None, egfr: float | None) -> str | None:
+    """"Check adherence" when a child still seizing has a level far below what the dose usually gives."""
+    level, current = facts.measured_level_mg_l, facts.current_mg_per_day
+    if not facts.seizure_last_3_months or level is None or not current:
+        return None
+    share = getattr(assessment, "latest_percentile", None) if assessment is not None else None
+    if share is not None:
+        low = share < LOW_LEVEL_SHARE
+    elif weight is not None:
+        from fhir_mapping.pharmacokinetics import steady_state
+
+        low = level < LOW_LEVEL_FRACTION_OF_TYPICAL * float(steady_state(current, weight, egfr, 2).trough)
+    else:
+        low = False
+    if not low:
+        return None
+    return (f"Level {level:g} mg/L is low for {current:g} mg/day while seizures continue: check adherence (missed "
+            "doses) and the sampling time before raising.")
 
 
 def _start_line(age: float | None, weight: float | None, bounds: dosing.DoseBounds) -> str:

@@ -293,3 +293,13 @@ def test_taper_draft_of_a_child_seizure_free_for_two_years_is_not_argued_with() 
     assert _decision(card)["action"] == "taper"
     assert "in line with" in card["summary"] and "suggestions" not in card
     assert not card["summary"].startswith("Raise")
+
+
+def test_a_low_level_while_seizing_asks_about_adherence() -> None:
+    """Seizing on 41 mg/kg/day with a level of 2.5 mg/L: the card asks about missed doses before raising."""
+    card = _card(child_chart(age_years=11, weight_kg=37, height_cm=145, lev_mg_per_day=1500, level_mg_l=2.5,
+                             visits=BREAKTHROUGH), FakeModel("narrow", adversarial=False))
+    assert "check adherence" in card["detail"].split("#### Details")[0]
+    typical = _card(child_chart(age_years=11, weight_kg=37, height_cm=145, lev_mg_per_day=1500, level_mg_l=12,
+                                visits=BREAKTHROUGH), FakeModel("narrow", adversarial=False))
+    assert "adherence" not in typical["detail"]
