@@ -305,7 +305,8 @@ def summary_of(decision: Decision) -> str:
             head += f" = {per_kg} mg/kg/day"
         if decision.blocked:
             return _fit(head + f": cannot be checked, {problem}")
-        return _fit(head + draft_problem_phrase(decision), f"; {decision.why}" if decision.why else "")
+        tail = f"; {decision.why}" if decision.why and not decision.draft_conflicts else ""
+        return _fit(head + draft_problem_phrase(decision), tail)
     if decision.blocked:
         return _fit(f"Levetiracetam: cannot recommend, {problem}")
     phrase = _action_phrase(decision)

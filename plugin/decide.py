@@ -472,6 +472,10 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
     else:
         recent = None
     action = decision.action
+    maximum = decision.bounds.max_mg_per_day
+    if action in ("lower", "taper") and current and maximum is not None and current > maximum + 1e-9:
+        renal = f" at eGFR {decision.egfr:.0f}" if decision.egfr is not None and decision.bounds.renal_fraction < 1 else ""
+        return f"the {current:g} mg/day taken exceeds the {maximum:.0f} mg/day maximum{renal}"
     if action == "no-recommendation":
         if decision.bounds.specialist_only:
             return "; ".join(n for n in decision.bounds.notes if "specialist" in n or "not labelled" in n)
@@ -492,7 +496,6 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
     if action == "start" and recent:
         return f"{recent}, untreated" + (f", {reported_seizures} in all" if (reported_seizures or 0) > (seizures_3m or 0) else "")
     if recent:
-        maximum = decision.bounds.max_mg_per_day
         at_max = action == "keep" and current and maximum is not None and \
             dosing.dose_class_of(current) >= max(i for i, ok in enumerate(decision.bounds.allowed) if ok)
         return recent + (" at the label maximum" if at_max else on)
