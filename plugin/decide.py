@@ -416,6 +416,7 @@ def _lower_to_the_maximum(decision: Decision, outcome: rails.RailOutcome) -> Non
         return
     if decision.source == "model":
         decision.confidence_reasons += ("the model's choice would leave the dose above the maximum",)
+    decision.rules = [r for r in decision.rules if not r.rule_id.startswith("G-")]  # the guidance did not hold
     decision.source, decision.action = "guidance", "lower" if highest > 0 else "taper"
     decision.recommended_mg_per_day = dosing.dose_mg_of(highest) if highest > 0 else None
     decision.guidance_text = message
