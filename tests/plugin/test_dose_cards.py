@@ -303,3 +303,35 @@ def test_a_low_level_while_seizing_asks_about_adherence() -> None:
     typical = _card(child_chart(age_years=11, weight_kg=37, height_cm=145, lev_mg_per_day=1500, level_mg_l=12,
                                 visits=BREAKTHROUGH), FakeModel("narrow", adversarial=False))
     assert "adherence" not in typical["detail"]
+
+
+def test_a_newborn_is_out_of_scope() -> None:
+    """Levetiracetam is labelled from 1 month: a 2-week-old gets no card (reason age-not-labelled)."""
+    prefetch = child_chart(age_years=0.04, weight_kg=3.5, height_cm=52, lev_mg_per_day=50, visits=((1, 2),))
+    outcome = decide("patient-view", {"patientId": "c1"}, Gathered(values=prefetch), _clear(0.0), REPORT)
+    assert outcome.cards == [] and outcome.out_of_scope == "age-not-labelled"
+
+
+def test_implausible_height_blocks_only_when_a_creatinine_needs_it() -> None:
+    """A height of 400 cm cannot be right: with a creatinine the eGFR rests on it (no dose); without, it is noted."""
+    prefetch = child_chart(lev_mg_per_day=500, creatinine=0.5, visits=BREAKTHROUGH)
+    prefetch["height"]["entry"][0]["resource"]["valueQuantity"]["value"] = 400
+    card = _card(prefetch, _clear(1000))
+    assert _decision(card)["action"] == "no-recommendation"
+    assert {"kind": "implausible", "item": "body height"}.items() <= _decision(card)["problems"][0].items()
+    prefetch["labs"] = None
+    card = _card(prefetch, _clear(1000))
+    assert _decision(card)["action"] == "raise"
+    assert any(p["item"] == "body height" for p in _decision(card)["problems"])
+
+
+def test_a_corrected_weight_supersedes_an_implausible_one() -> None:
+    """A mistyped weight (25 000 kg) corrected by a later weight is no longer a problem for the decision."""
+    prefetch = child_chart(lev_mg_per_day=500, visits=BREAKTHROUGH)
+    good = prefetch["weight"]["entry"][0]["resource"]
+    bad = {**good, "id": "c1-w-typo", "effectiveDateTime": "2026-01-01",
+           "valueQuantity": {**good["valueQuantity"], "value": 25000}}
+    prefetch["weight"]["entry"].append({"resource": bad})
+    assert _decision(_card(prefetch, _clear(1000)))["problems"] == []
+    bad["effectiveDateTime"] = good["effectiveDateTime"]  # the same day: which one is right is not known
+    assert _decision(_card(prefetch, _clear(1000)))["action"] == "no-recommendation"
