@@ -49,8 +49,11 @@ NO_INCREASE_SEIZURE_FREE_MONTHS: Final = 12.0
 # Withdrawal offered after two seizure-free years (domain.md §6: "consider withdrawal after 1–2 years
 # seizure-free"; the upper end, so the offer is never premature).
 WITHDRAWAL_SEIZURE_FREE_MONTHS: Final = 24.0
-# ... and in the mid-teens whatever the course (domain.md §4: remission nearly all by 15–16 y; §6).
+# ... and in the mid-teens whatever the course (domain.md §4: remission nearly all by 15–16 y; §6). The
+# age offer is about adolescents: from 18 the patient is an adult whose epilepsy is not BECT's natural
+# history (project reading of the source), so an adult is offered withdrawal for seizure-free time only.
 WITHDRAWAL_AGE_YEARS: Final = 15.0
+WITHDRAWAL_AGE_UPPER_YEARS: Final = 18.0
 # "Seizures in the last 3 months" is the published R2 window (domain.md §1).
 RECENT_SEIZURE_DAYS: Final = 91
 # Reference upper bound of the levetiracetam trough: newer lab guidance 10–40 or 20–40 mg/L, older
@@ -95,7 +98,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("R-NO-INCREASE-HIGH-LEVEL",
          "No increase when the measured level (or the individual predicted trough) is above the reference upper bound of 40 mg/L.",
          "domain.md §3 (reference trough 10–40 / 20–40 mg/L, newer lab guidance)"),
-    Rule("R-WITHDRAWAL-OFFERED", "Withdrawal is offered, not imposed, after 2 years seizure-free or from 15 years of age.",
+    Rule("R-WITHDRAWAL-OFFERED", "Withdrawal is offered, not imposed, after 2 years seizure-free or at 15 to 17 years of age.",
          "domain.md §4 (remission nearly all by 15–16 y) and §6 (consider withdrawal after 1–2 years seizure-free, and in the mid-teens)"),
     Rule("R-TAPER-ONLY-ON-LEV", "\"Taper\" is said only of a child taking levetiracetam; a child not on it gets \"none\" or \"start\".",
          "CONTRACT: action measured against the dose the child takes (domain.md §6: withdraw gradually)"),
@@ -305,7 +308,7 @@ def seizure_free_months(facts: RailFacts) -> float | None:
 
 
 def withdrawal_indicated(facts: RailFacts) -> bool:
-    """Withdrawal offered: on LEV, no seizure in the last 3 months, and 2 years seizure-free or 15 years old."""
+    """Withdrawal offered: on LEV, no seizure in the last 3 months, and 2 years seizure-free or 15 to 17 years old."""
     if not facts.on_levetiracetam or facts.seizure_last_3_months:
         return False
     months = facts.months_seizure_free
@@ -313,7 +316,7 @@ def withdrawal_indicated(facts: RailFacts) -> bool:
     if not quiet:
         return False
     long_free = months is not None and months >= WITHDRAWAL_SEIZURE_FREE_MONTHS
-    teen = facts.age_years is not None and facts.age_years >= WITHDRAWAL_AGE_YEARS
+    teen = facts.age_years is not None and WITHDRAWAL_AGE_YEARS <= facts.age_years < WITHDRAWAL_AGE_UPPER_YEARS
     return long_free or teen
 
 

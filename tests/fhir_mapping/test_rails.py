@@ -150,6 +150,15 @@ def test_withdrawal_is_offered_not_imposed(changes: dict[str, object]) -> None:
     assert rails.action_of(facts(**changes), 0.0) == "taper"
 
 
+def test_no_withdrawal_offer_to_an_adult_for_age_alone() -> None:
+    adult = facts(age_years=45.0, weight_kg=80.0, months_seizure_free=8.0, current_mg_per_day=1000.0)
+    outcome = clinical_rails(adult, label_bounds(80.0, 45.0, None))
+    assert "R-WITHDRAWAL-OFFERED" not in fired_ids(outcome)
+    assert outcome.guidance is not None and outcome.guidance.action == "keep"
+    long_free = clinical_rails(dataclasses.replace(adult, months_seizure_free=30.0), label_bounds(80.0, 45.0, None))
+    assert "R-WITHDRAWAL-OFFERED" in fired_ids(long_free)
+
+
 def test_no_withdrawal_offer_to_a_seizing_teenager() -> None:
     outcome = clinical_rails(facts(age_years=15.5, seizure_last_3_months=True), label_bounds(30.0, 15.5, None))
     assert "R-WITHDRAWAL-OFFERED" not in fired_ids(outcome)
@@ -284,3 +293,20 @@ def test_the_mask_never_allows_more_than_the_label_on_simulated_timelines() -> N
             outcome = rails.rails_at(run.timeline, i, bounds)
             assert len(outcome.allowed) == N_DOSE_CLASSES and any(outcome.allowed)
             assert all(ok <= label for ok, label in zip(outcome.allowed, bounds.allowed, strict=True))
+
+
+def test_facts_agree_on_timelines_read_back_from_the_simulators_fhir() -> None:
+    """The path training takes: the simulator writes FHIR, the mapping builds the timeline, the state row follows."""
+    from training.simulator.cohort import simulate_cohort
+    from training.simulator.fhir import child_resources
+
+    checked = 0
+    for run in simulate_cohort(8, 21):
+        timeline = build_timeline(child_resources(run), run.child.patient_id)
+        for i in range(len(timeline.visits)):
+            assert_same(facts_at(timeline, i), facts_from_state(*state_row(timeline, i)))
+            checked += 1
+        direct = facts_at(run.timeline, len(run.timeline.visits) - 1)
+        read = facts_at(timeline, len(timeline.visits) - 1)
+        assert read.lifetime_seizures == direct.lifetime_seizures and read.on_levetiracetam == direct.on_levetiracetam
+    assert checked > 20

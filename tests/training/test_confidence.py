@@ -191,3 +191,49 @@ def test_the_model_has_no_violations_and_the_physician_is_counted(trained: tuple
     # The physician starts after a single seizure 60% of the time (simulator), which the rails forbid.
     assert physician["rail_violations_by_rule"].get("R-NO-START-AFTER-SINGLE-SEIZURE", 0) > 0
     assert "model without clinical rails" in results
+
+
+def test_the_model_report_counts_violations_abstentions_and_calibration(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from training.dataset import load_data
+    from training.evaluation.report import evaluate_model
+
+    cohort, folder = trained
+    metrics = evaluate_model(folder, load_data(cohort), tmp_path / "report", bootstrap_samples=20, fqe_steps=50,
+                             calibration_points=8)
+    held_out = metrics["rail_violations_held_out"]
+    assert held_out["model"]["label_violations"] == 0 and held_out["model"]["rail_violations"] == 0
+    assert held_out["physician (logged)"]["visits"] == held_out["model"]["visits"] > 0
+    shares = metrics["confidence"]["held_out"]
+    assert shares["clear_share"] + shares["narrow_share"] + shares["abstain_share"] == pytest.approx(1.0)
+    assert metrics["confidence"]["calibration"]["points"] > 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "### Label and clinical-rail violations" in report and "## Honest confidence" in report
+    assert "| physician (logged) | held-out visits |" in report
+    details = json.loads((tmp_path / "report" / "details.json").read_text())
+    assert details["confidence"]["thresholds"]["chosen"].startswith("held-out simulated children")
+
+
+def test_the_served_policy_follows_the_guidance_when_the_model_is_not_clear(trained: tuple[Path, Path]) -> None:
+    """Single seizure, not treated: the rails leave 0 g, the model abstains, the guidance (watchful waiting) is served."""
+    from datetime import date, timedelta
+
+    from fhir_mapping.timeline import Measurement, PatientTimeline, Visit
+    from training.dataset import timeline_rails
+    from training.evaluation.simulated import ServedPolicy, guidance_class
+
+    _, folder = trained
+    model = load_inference_model(folder)
+    day = date(2022, 5, 1)
+    visit = Visit(day, age_years=8.0, weight=Measurement(26.0, day, 0), height=Measurement(128.0, day, 0),
+                  seizure_count_since_last_visit=1, seizure_since_last_visit=True, seizure_last_3_months=True,
+                  seizure_last_6_months=True)
+    timeline = PatientTimeline("single", birth_date=date(2014, 5, 1), visits=[visit])
+    served = ServedPolicy(model)
+    assert served(timeline) == 0
+    assert served.levels["abstain"] == 1
+    # A second seizure three months later: the guidance starts at the label's starting dose (20 mg/kg/day × 25 kg = 500 mg).
+    later = day + timedelta(days=91)
+    timeline.visits.append(Visit(later, age_years=8.25, weight=Measurement(25.0, later, 0), seizure_count_since_last_visit=1,
+                                 seizure_since_last_visit=True, seizure_last_3_months=True, days_since_previous_visit=91))
+    outcome = timeline_rails(timeline, 1)
+    assert guidance_class(outcome, 0.0) == 4 and outcome.guidance is not None and outcome.guidance.action == "start"
