@@ -997,7 +997,7 @@ def c41_low_level_seizing_adherence() -> dict[str, Any]:
         patient=c.patient(pid, "2015-10-14", "female", "Sara", "Lindqvist"),
         weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 37.0, encounter=f"{pid}-enc2")],
         heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 147.0, encounter=f"{pid}-enc2")],
-        labs=[c.lev_level(f"{pid}-lev-level", pid, "2026-11-30", 2.5, "mg/L", note="Trough, before the morning dose."),
+        labs=[c.lev_level(f"{pid}-lev-level", pid, "2026-11-30", 1.2, "mg/L", note="Trough, before the morning dose."),
               c.creatinine(f"{pid}-cr", pid, "2026-11-30", 0.58)],
         conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2024-03-05")],
         medications=[c.lev_order(f"{pid}-lev", pid, "311290", 1, "tablet", per_day=2, authored="2025-09-16")],
@@ -1005,14 +1005,14 @@ def c41_low_level_seizing_adherence() -> dict[str, Any]:
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
             Visit("2026-12-01", 2, True, True, "under-1-min", assessment="worse", reason="44145005",
                   note="2 seizures since the last visit on 750 mg twice daily (41 mg/kg/day). Mother unsure the "
-                       "evening dose is taken at her father's house. Trough 2.5 mg/L."),
+                       "evening dose is taken at her father's house. Trough 1.2 mg/L."),
         ],
         expect={"action": ["keep", "raise"], "cards": "one", "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
                 "current_mg_per_day": 1500, "max_mg_per_day": MAX_4_TO_16_YEARS * 37.0,
                 "recommended": {"min": 1500, "max": MAX_4_TO_16_YEARS * 37.0}, "step_mg_per_day": STEP_PER_KG * 37.0,
-                "cites": ["2.5 mg/L", "adherence"],
-                "why": "Seizing on 41 mg/kg/day with a trough of 2.5 mg/L, far below what this dose gives a typical "
-                       "child (Chhun 2009: 20 mg/kg BID → 6–20 mg/L): ask about adherence before raising; never "
+                "cites": ["1.2 mg/L", "adherence"],
+                "why": "Seizing on 41 mg/kg/day with a trough of 1.2 mg/L, below the 2–69 mg/L observed in "
+                       "children on treatment (Tauzin 2021; Chhun 2009: 20 mg/kg BID → 6–20 mg/L): ask about adherence before raising; never "
                        "lower (domain.md §3, §6)."})
 
 
