@@ -54,6 +54,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
+from scipy.special import ndtr
 
 from fhir_mapping import pharmacokinetics as pk
 from fhir_mapping.build import PLAUSIBLE_RANGES
@@ -184,6 +185,7 @@ class LevelAssessment:
     volume_l: Interval | None = None
     volume_informed: bool = False
     latest_percentile: float | None = None  # where the latest level falls among typical children (0..1)
+    own_percentile: float | None = None  # where it falls among what this child's earlier levels predict
     _eta: Array | None = field(default=None, repr=False, compare=False)  # posterior grid points (n, 2)
     _weights: Array | None = field(default=None, repr=False, compare=False)
 
@@ -281,6 +283,7 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
     mean_v = float(np.sum(weights * eta[:, 1]))
     sd_v = math.sqrt(max(float(np.sum(weights * (eta[:, 1] - mean_v) ** 2)), 0.0))
     percentile = model.prior_percentile(len(used) - 1)
+    own = _LevelModel(used[:-1]).predictive_percentile(latest) if len(used) > 1 else None
     latest_typical = _steady(latest.mg_per_day, latest.weight_kg, latest.egfr, latest.doses_per_day,
                              np.column_stack((OMEGA_CL * _PRIOR_DRAWS[:, 0], OMEGA_V * _PRIOR_DRAWS[:, 1]))).trough
     assessment = LevelAssessment(
@@ -291,6 +294,7 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
         volume_l=(v_typical * math.exp(eta_map[1]), v_typical * math.exp(v_low), v_typical * math.exp(v_high)),
         volume_informed=sd_v < 0.7 * OMEGA_V,  # the levels narrowed V/F's SD by 30% or more
         latest_percentile=percentile,
+        own_percentile=own,
         _eta=eta, _weights=weights,
     )
     return _with_interpretation(assessment)
@@ -518,6 +522,14 @@ class _LevelModel:
         gradient = -np.asarray([log_p[1] - log_p[2], log_p[3] - log_p[4]]) / (2 * step)
         return -float(log_p[0]), gradient
 
+    def predictive_percentile(self, level: LevelUsed) -> float:
+        """Fraction of this posterior's predictions for ``level`` (its sampling time and residual error
+        included) that fall below the measured value: how a new level compares with the earlier ones."""
+        eta, weights, _ = self.posterior()
+        new = _LevelModel([level])
+        below = ndtr((new.log_y[None, :] - new.log_concentration(eta)) / SIGMA)  # (points, sampling times)
+        return float(np.sum(weights[:, None] * np.exp(new.log_w)[None, :] * below))
+
     def prior_percentile(self, level: int) -> float:
         """Fraction of typical children (prior, sampling time and residual error) below this level."""
         rows = np.flatnonzero(self.index == level)
@@ -598,22 +610,33 @@ def _quantiles(values: Array, weights: Array | None) -> Interval:
 
 # --- Interpretation and card lines ------------------------------------------------------------
 def _with_interpretation(assessment: LevelAssessment) -> LevelAssessment:
+    """Plain readings of the latest level: against this child's earlier levels when there are any
+    (a drop from the child's own history, not a fast clearance, suggests missed doses), else against
+    typical children on the dose."""
     latest = assessment.latest
     notes: list[str] = []
     if latest is None or assessment.latest_percentile is None:
         return assessment
-    share = assessment.latest_percentile
+    own = assessment.own_percentile
+    share = own if own is not None else assessment.latest_percentile
     dose = _fmt(latest.mg_per_day)
+    level = _fmt(latest.mg_per_l)
+    whom = "this child's earlier levels predict" if own is not None else f"children on {dose} mg/day would show"
+    early = latest.timing.kind == "unknown" or (latest.timing.hours_after_dose is not None and latest.timing.hours_after_dose < latest.tau_h - TROUGH_EARLY_H)
     if share < PERCENTILE_LOW:
-        notes.append(f"poor adherence? {_fmt(latest.mg_per_l)} mg/L is lower than {_share(1 - share)} of children on {dose} mg/day "
-                     "would show; missed doses are the usual cause (or a fast clearance)")
+        notes.append(f"poor adherence? {level} mg/L is lower than {_share(1 - share)} of what {whom}; missed doses are the usual cause"
+                     + ("" if own is not None else " (or a fast clearance)"))
     elif share > PERCENTILE_HIGH:
-        if latest.timing.kind == "unknown" or (latest.timing.hours_after_dose is not None and latest.timing.hours_after_dose < latest.tau_h - TROUGH_EARLY_H):
-            notes.append(f"non-trough sample? {_fmt(latest.mg_per_l)} mg/L is higher than {_share(share)} of children on {dose} mg/day "
-                         "would show; a level drawn a few hours after a dose reads high")
+        if early:
+            notes.append(f"non-trough sample? {level} mg/L is higher than {_share(share)} of what {whom}; a level drawn a few hours "
+                         "after a dose reads high")
         else:
-            notes.append(f"slow clearance or more taken than ordered? {_fmt(latest.mg_per_l)} mg/L near the trough is higher than "
-                         f"{_share(share)} of children on {dose} mg/day would show (kidney function?)")
+            notes.append(f"slow clearance or more taken than ordered? {level} mg/L near the trough is higher than {_share(share)} of "
+                         f"what {whom} (kidney function?)")
+    elif own is not None and not PERCENTILE_LOW <= assessment.latest_percentile <= PERCENTILE_HIGH:
+        side = "low" if assessment.latest_percentile < PERCENTILE_LOW else "high"
+        notes.append(f"{side} for {dose} mg/day but like this child's earlier levels: a {'fast' if side == 'low' else 'slow'} "
+                     "clearance rather than a one-off")
     trough_now = assessment.individual_trough(latest.mg_per_day)
     if trough_now is not None and trough_now[0] > REFERENCE_HIGH_MG_L:
         notes.append(f"high exposure: this child's predicted trough on {dose} mg/day, {_fmt(trough_now[0])} mg/L, is above the "

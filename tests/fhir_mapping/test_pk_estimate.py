@@ -270,3 +270,23 @@ def test_a_timeline_not_read_from_fhir_uses_the_visits_levels_and_orders() -> No
     assert assessment is not None and assessment.has_estimate and assessment.latest is not None
     assert assessment.latest.timing.kind == "unknown"
     assert assessment.latest.mg_per_day == visit.lev_mg_per_day_before
+
+
+def _trough_on(day: date, value: float, oid: str) -> dict[str, Any]:
+    resource = quantity(oid, "lev_level", day, value)
+    resource["effectiveDateTime"] = day.isoformat()
+    resource["note"] = [{"text": "trough"}]
+    return resource
+
+
+@pytest.mark.parametrize(("earlier", "latest", "reading"), [
+    ((15.0, 16.0), 3.0, "poor adherence? 3.0 mg/L is lower than"),  # a drop from the child's own levels
+    ((0.6, 0.55), 0.6, "low for 750 mg/day but like this child's earlier levels"),  # a fast clearer, consistently
+])
+def test_the_latest_level_is_read_against_the_childs_earlier_levels(earlier: tuple[float, float], latest: float, reading: str) -> None:
+    days = [VISIT_DAYS[2] + timedelta(days=30), VISIT_DAYS[2] + timedelta(days=60)]
+    levels = [_trough_on(day, value, f"old{n}") for n, (day, value) in enumerate(zip(days, earlier, strict=True))]
+    assessment = estimate_at(_timeline(*levels, _trough_on(VISIT_DAYS[3], latest, "new")), VISIT_DAYS[3])
+    assert assessment is not None and assessment.own_percentile is not None
+    assert any(note.startswith(reading) for note in assessment.interpretation), assessment.interpretation
+    assert "this child's earlier levels" in " ".join(assessment.interpretation)
