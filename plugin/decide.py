@@ -163,7 +163,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     if scope.epilepsy_diagnosed and reported_seizures is not None and reported_seizures < 2:
         # The follow-up reports may start after the diagnosis: a diagnosed epilepsy is not a single seizure.
         facts = dataclasses.replace(facts, lifetime_seizures=2)
-    outcome = _adult_withdrawal(rails.clinical_rails(facts, bounds), facts)
+    outcome = rails.clinical_rails(facts, bounds)
     values, observed = state_row(timeline, index)
     allowed = np.asarray(outcome.allowed, dtype=bool)
     choice, scores, raw = model.recommend(values, observed, allowed)
@@ -376,26 +376,6 @@ def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutco
         decision.recommended_mg_per_day = guidance.mg_per_day
     else:
         decision.source, decision.action, decision.recommended_mg_per_day = "none", "no-recommendation", None
-
-
-# The mid-teens withdrawal of BECT (domain.md §4: remission nearly all by 15–16 y; §6) is about adolescents.
-# From 18 the patient is an adult whose epilepsy is not BECT's natural history (project reading of the
-# source): seizure-free adults on levetiracetam are not offered withdrawal for their age alone.
-MID_TEENS_UPPER_AGE_YEARS: Final = 18.0
-
-
-def _adult_withdrawal(outcome: rails.RailOutcome, facts: rails.RailFacts) -> rails.RailOutcome:
-    """The rails' outcome without the age-based withdrawal offer for an adult (:data:`MID_TEENS_UPPER_AGE_YEARS`)."""
-    guidance = outcome.guidance
-    months = rails.seizure_free_months(facts)
-    if (guidance is None or guidance.rule_id != "G-OFFER-TAPER" or facts.age_years is None
-            or facts.age_years < MID_TEENS_UPPER_AGE_YEARS or (months is not None and months >= rails.WITHDRAWAL_SEIZURE_FREE_MONTHS)
-            or facts.current_mg_per_day is None):
-        return outcome
-    keep = rails.Guidance("keep", "G-KEEP", f"seizure-free on levetiracetam at {facts.age_years:.0f} years: the mid-teens "
-                          "withdrawal of BECT does not apply to an adult; keep the dose", facts.current_mg_per_day)
-    fired = tuple(f for f in outcome.fired if f.rule_id != "R-WITHDRAWAL-OFFERED")
-    return dataclasses.replace(outcome, fired=fired, guidance=keep)
 
 
 def _lower_to_the_maximum(decision: Decision, outcome: rails.RailOutcome) -> None:
