@@ -393,10 +393,12 @@ def _rails_line(decision: Decision) -> str:
 
 
 def _confidence_line(decision: Decision) -> str:
+    """The confidence in one short line: the first reason (all of them are under Details)."""
+    first = decision.confidence_reasons[0] if decision.confidence_reasons else None
     if decision.source == "model":
-        return f"- **Confidence:** clear ({'; '.join(decision.confidence_reasons) or 'the model has seen children like this one'})"
-    reasons = "; ".join(decision.confidence_reasons)
-    return f"- **Confidence:** {NO_CONFIDENT}" + (f" ({reasons})" if reasons else "")
+        return f"- **Confidence:** clear ({first or 'the model has seen children like this one'})"
+    more = len(decision.confidence_reasons) - 1
+    return f"- **Confidence:** {NO_CONFIDENT}" + (f": {first}" if first else "") + (f" (+{more} more below)" if more > 0 else "")
 
 
 def _on_solution(decision: Decision) -> bool:
@@ -497,6 +499,10 @@ def detail_of(decision: Decision) -> str:
     if decision.source != "model" and decision.model_mg_per_day is not None and not decision.blocked:
         lines.append(f"- Not offered as a recommendation: {NO_CONFIDENT}.")
     lines.append("")
+    if len(decision.confidence_reasons) > 1:
+        lines.append("**Confidence:**")
+        lines.extend(f"- {reason}" for reason in decision.confidence_reasons)
+        lines.append("")
     coverage = "unknown" if decision.coverage is None else f"{decision.coverage:.0%}"
     lines.append(f"**Training data coverage** of children like this one: {coverage}.")
     if decision.notes:
