@@ -310,3 +310,28 @@ def test_facts_agree_on_timelines_read_back_from_the_simulators_fhir() -> None:
         read = facts_at(timeline, len(timeline.visits) - 1)
         assert read.lifetime_seizures == direct.lifetime_seizures and read.on_levetiracetam == direct.on_levetiracetam
     assert checked > 20
+
+
+def test_an_adverse_effect_without_a_high_level_keeps_and_reviews() -> None:
+    outcome = clinical_rails(facts(adverse_effect=True, measured_level_mg_l=22.0), BOUNDS_30KG)
+    assert outcome.guidance is not None and outcome.guidance.rule_id == "G-REVIEW-ADVERSE"
+    assert outcome.guidance.action == "keep" and outcome.guidance.mg_per_day == 750.0
+    seizing = clinical_rails(facts(adverse_effect=True, seizure_last_3_months=True), BOUNDS_30KG)
+    assert seizing.guidance is not None and seizing.guidance.rule_id == "G-REVIEW-ADVERSE"
+
+
+def test_every_rule_but_the_label_and_the_wording_rule_can_shape_an_outcome() -> None:
+    """Random children reach every rail and every guidance: no rule in RULES is dead."""
+    rng = np.random.default_rng(11)
+    seen: set[str] = set()
+    for _ in range(4000):
+        on = bool(rng.random() < 0.6)
+        weight = float(rng.uniform(8, 80))
+        age = float(rng.uniform(0.2, 17.9))
+        f = RailFacts(on_levetiracetam=on, current_mg_per_day=float(rng.choice(DOSE_CLASSES_MG[1:])) if on else 0.0,
+                      weight_kg=weight, age_years=age, seizure_last_3_months=[True, False, None][int(rng.integers(3))],
+                      months_seizure_free=float(rng.uniform(0, 40)), lifetime_seizures=int(rng.integers(0, 6)),
+                      adverse_effect=bool(rng.random() < 0.3), measured_level_mg_l=float(rng.uniform(5, 70)) if rng.random() < 0.3 else None)
+        seen |= set(clinical_rails(f, label_bounds(weight, age, None)).rule_ids)
+    seen |= set(clinical_rails(facts(weight_kg=None), label_bounds(None, 9.0, None)).rule_ids)
+    assert seen == set(rails.RULE_BY_ID) - {"R-LABEL-BOUNDS", "R-TAPER-ONLY-ON-LEV"}

@@ -284,6 +284,11 @@ def render_report(metrics: dict[str, Any]) -> str:
                          f"{_fmt(d.get('mean_reward_per_visit'), 1)} | "
                          f"{_pct(d.get('seizure_free_share'))} | {_pct(d.get('adverse_effect_rate'))} | "
                          f"{_pct(d.get('out_of_bounds_share'))} |")
+        served, physician = true_value.get("model"), true_value.get("physician")
+        if served is not None and physician is not None:
+            verdict = "at least" if served >= physician else "below"
+            lines += ["", f"With the one mask (label bounds and clinical rails) the model's true value is {served:.1f}, "
+                      f"**{verdict} the physician's** {physician:.1f}."]
     predicted = metrics.get("mean_predicted_q")
     if predicted is not None:
         lines += ["", "## Over-estimation", "",

@@ -217,6 +217,7 @@ def true_values_for_models(
     include_physician: bool = True,
     include_oracle: bool = True,
     without_rails: bool = False,
+    lifted_rails: Sequence[str] = (),
     state: str = "fhir",
 ) -> dict[str, dict[str, Any]] | None:
     """{policy name: true outcomes} for the models, the physician and the oracle on the given children, or None.
@@ -225,7 +226,8 @@ def true_values_for_models(
     state built by ``fhir_mapping.build`` from the FHIR emitted so far (``state="fhir"``), the same
     path the training data took, so the models see at replay exactly what they were trained on. Each
     policy's label and clinical-rail violations are counted on the states it saw; ``without_rails``
-    adds each model restricted by the label bounds only ("NAME without clinical rails").
+    adds each model restricted by the label bounds only ("NAME without clinical rails"), and each id in
+    ``lifted_rails`` the model with every rail but that one ("NAME without RULE-ID"), to show its cost.
     """
     setup = cohort_setup(data_dir)
     if setup is None:
@@ -250,6 +252,10 @@ def true_values_for_models(
             ledger = RailLedger()
             results[f"{name} without clinical rails"] = summarise_runs(
                 environment.run(ModelPolicy(model, rails=False, ledger=ledger)), config, ledger)
+        for rule_id in lifted_rails:
+            ledger = RailLedger()
+            results[f"{name} without {rule_id}"] = summarise_runs(
+                environment.run(ModelPolicy(model, skip=frozenset({rule_id}), ledger=ledger)), config, ledger)
     if include_physician:
         ledger = RailLedger()
         results["physician"] = summarise_runs(
