@@ -94,7 +94,8 @@ def evaluate(config: SimulatorConfig, children: int, seed: int) -> dict[str, obj
             kind = assessment.latest.timing.kind if assessment.latest else "?"
             by_kind[kind].append(inside)
             for note in assessment.interpretation:
-                readings["within" if note.startswith("the level is within") else note.split("?")[0] + "?" if "?" in note[:45] else note.split(":")[0]] += 1
+                key = "within" if note.startswith("the level is within") else "like the earlier levels" if "like this child's earlier" in note else note.split("?")[0] + "?" if "?" in note[:45] else note.split(":")[0]
+                readings[key] += 1
             current = assessment.latest.mg_per_day if assessment.latest else 0.0
             decided = DOSE_CLASSES_MG[visit.dose_class] if visit.dose_class >= 0 else 0.0
             targets = [("double", 2 * current)] + ([("change", decided)] if decided > 0 and decided != current else [])

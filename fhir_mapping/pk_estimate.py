@@ -498,8 +498,9 @@ class _LevelModel:
         prior = -0.5 * ((eta[:, 0] / OMEGA_CL) ** 2 + (eta[:, 1] / OMEGA_V) ** 2)
         return np.asarray(prior + per_level.sum(axis=1))
 
-    def posterior(self) -> tuple[Array, Array, Array]:
-        """Fine posterior grid (points, 2), its normalised weights, and the MAP (2,)."""
+    def posterior(self, *, refine: bool = True) -> tuple[Array, Array, Array]:
+        """Fine posterior grid (points, 2), its normalised weights, and the MAP (2,); without
+        ``refine`` the MAP is the best grid point (enough where only the grid's weights are used)."""
         coarse = _grid((-_COARSE_SPAN_SD[0] * OMEGA_CL, _COARSE_SPAN_SD[0] * OMEGA_CL), (-_COARSE_SPAN_SD[1] * OMEGA_V, _COARSE_SPAN_SD[1] * OMEGA_V), _COARSE)
         log_p = self.log_posterior(coarse)
         keep = coarse[log_p > log_p.max() - _NEGLIGIBLE_LOG_DENSITY]
@@ -510,6 +511,8 @@ class _LevelModel:
         weights = np.exp(log_fine - log_fine.max())
         weights /= weights.sum()
         start = fine[int(np.argmax(log_fine))]
+        if not refine:
+            return fine, weights, start
         result = minimize(self._negative_and_gradient, start, jac=True, method="BFGS", options={"gtol": 1e-3, "maxiter": 30})
         best = np.asarray(result.x, dtype=float) if np.isfinite(result.fun) and result.fun <= -log_fine.max() else start
         return fine, weights, best
@@ -525,7 +528,7 @@ class _LevelModel:
     def predictive_percentile(self, level: LevelUsed) -> float:
         """Fraction of this posterior's predictions for ``level`` (its sampling time and residual error
         included) that fall below the measured value: how a new level compares with the earlier ones."""
-        eta, weights, _ = self.posterior()
+        eta, weights, _ = self.posterior(refine=False)
         new = _LevelModel([level])
         below = ndtr((new.log_y[None, :] - new.log_concentration(eta)) / SIGMA)  # (points, sampling times)
         return float(np.sum(weights[:, None] * np.exp(new.log_w)[None, :] * below))
