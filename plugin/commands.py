@@ -55,13 +55,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     from plugin.settings import Settings, SettingsError
 
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(None, **overrides)
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
-    if overrides:
-        settings = Settings.from_env(None, **overrides)
     if not settings.auth:
         click.secho("WARNING: EPIDOSE_AUTH=off — JWT authentication is DISABLED; any caller can request cards.",
                     fg="red", bold=True, err=True)

@@ -16,7 +16,7 @@ LATENCY_BUCKETS_SECONDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class Metrics:
-    """Request counts and latency per service, cards by indicator, feedback outcomes, model version."""
+    """Request counts and latency per service, cards by indicator, feedback outcomes, JWT refusals, model version."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -25,6 +25,8 @@ class Metrics:
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.cards: dict[tuple[str, str], int] = defaultdict(int)  # (service, indicator)
         self.feedback: dict[tuple[str, str], int] = defaultdict(int)  # (service, outcome)
+        self.out_of_scope: dict[tuple[str, str], int] = defaultdict(int)  # (service, reason)
+        self.auth_refusals: dict[str, int] = defaultdict(int)  # reason (plugin.security.REFUSAL_REASONS)
         self.model_version: str | None = None
 
     def observe_request(self, service: str, status: int, seconds: float) -> None:
@@ -37,9 +39,18 @@ class Metrics:
         with self._lock:
             self.cards[(service, indicator)] += 1
 
+    def observe_out_of_scope(self, service: str, reason: str) -> None:
+        """A call answered with no card because the patient is not one the service is for."""
+        with self._lock:
+            self.out_of_scope[(service, reason)] += 1
+
     def observe_feedback(self, service: str, outcome: str) -> None:
         with self._lock:
             self.feedback[(service, outcome)] += 1
+
+    def observe_auth_refusal(self, reason: str) -> None:
+        with self._lock:
+            self.auth_refusals[reason] += 1
 
     def render(self) -> str:
         worker = str(os.getpid())
@@ -62,10 +73,18 @@ class Metrics:
             out += ["# HELP epidose_cards_total Cards served by service and indicator.", "# TYPE epidose_cards_total counter"]
             for (service, indicator), count in sorted(self.cards.items()):
                 out.append(f'epidose_cards_total{{service="{service}",indicator="{indicator}",worker="{worker}"}} {count}')
+            out += ["# HELP epidose_out_of_scope_total Calls answered with no card: patient out of scope, by reason.",
+                    "# TYPE epidose_out_of_scope_total counter"]
+            for (service, reason), count in sorted(self.out_of_scope.items()):
+                out.append(f'epidose_out_of_scope_total{{service="{service}",reason="{reason}",worker="{worker}"}} {count}')
             out += ["# HELP epidose_feedback_total Feedback items by service and outcome.",
                     "# TYPE epidose_feedback_total counter"]
             for (service, outcome), count in sorted(self.feedback.items()):
                 out.append(f'epidose_feedback_total{{service="{service}",outcome="{outcome}",worker="{worker}"}} {count}')
+            out += ["# HELP epidose_auth_refusals_total Client JWTs refused (401) by reason.",
+                    "# TYPE epidose_auth_refusals_total counter"]
+            for reason, count in sorted(self.auth_refusals.items()):
+                out.append(f'epidose_auth_refusals_total{{reason="{reason}",worker="{worker}"}} {count}')
             out += ["# HELP epidose_model_info The model version this worker serves (value 1).",
                     "# TYPE epidose_model_info gauge"]
             if self.model_version is not None:

@@ -17,16 +17,19 @@ def register(group: click.Group) -> None:
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
     @click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                   help="Move the follow-up window to end on this day (default: the study's 2016-01-01 to 2021-04-29).")
+    @click.option("--dialect", type=click.Choice(["epidose", "ehr", "mixed"]), default="epidose", show_default=True,
+                  help="epidose: the project's coded seizure reports; ehr: Conditions, encounter diagnoses, progress notes "
+                       "(English or Chinese), sparse labs and weights; mixed: one of the two per child. Truth files are the same.")
     @click.option("--pd", "pd_profile", type=click.Choice(["sourced", "fitted"]), default="sourced", show_default=True,
                   help="Exposure–response world: sourced (Schoemaker 2018 adapted to BECT) or fitted (EC50 0.7 mg/L).")
-    def cohort(n_patients: int, seed: int, out: Path, end_date: datetime | None, pd_profile: str) -> None:
+    def cohort(n_patients: int, seed: int, out: Path, end_date: datetime | None, dialect: str, pd_profile: str) -> None:
         """Simulate children with BECT treated with levetiracetam and write them as FHIR R4."""
         from training.simulator.cohort import write_cohort
         from training.simulator.config import DEFAULT_CONFIG, ending_on, with_pd_profile
 
         config = with_pd_profile(DEFAULT_CONFIG, pd_profile)
         config = config if end_date is None else ending_on(config, end_date.date())
-        summary = write_cohort(out, n_patients, seed, config)
+        summary = write_cohort(out, n_patients, seed, config, dialect=dialect)
         checks = summary.report["checks"]
         click.echo(
             f"{summary.patients} patients, {summary.visits} visits, {summary.resources} resources in {summary.seconds:.1f} s; "
