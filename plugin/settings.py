@@ -66,6 +66,8 @@ class Settings:
     """EPIDOSE_FHIR_TIMEOUT_SECONDS: timeout of one FHIR server request."""
     fhir_budget_seconds: float = 0.3
     """EPIDOSE_FHIR_BUDGET_SECONDS: total time for FHIR server requests per hook call (CDS Hooks: ~500 ms end to end)."""
+    fhir_max_response_bytes: int = 5 * 1024 * 1024
+    """EPIDOSE_FHIR_MAX_RESPONSE_BYTES: largest FHIR server answer read per prefetch key (all pages); larger is unobtainable."""
     model_check_seconds: float = 2.0
     """EPIDOSE_MODEL_CHECK_SECONDS: how often a worker checks the registry for a newly promoted model."""
     build_default_model: bool = True
@@ -125,6 +127,8 @@ class Settings:
                 raise SettingsError(f"EPIDOSE_JWKS: JWKS URL for {iss!r} must use https")
         if self.max_body_bytes <= 0 or self.port <= 0 or self.workers < 0 or self.response_cache_size < 0:
             raise SettingsError("EPIDOSE_MAX_BODY_BYTES, EPIDOSE_PORT and EPIDOSE_WORKERS must be positive")
+        if self.fhir_max_response_bytes <= 0:
+            raise SettingsError("EPIDOSE_FHIR_MAX_RESPONSE_BYTES must be positive")
         if self.fhir_timeout_seconds <= 0 or self.fhir_budget_seconds <= 0:
             raise SettingsError("EPIDOSE_FHIR_TIMEOUT_SECONDS and EPIDOSE_FHIR_BUDGET_SECONDS must be positive")
         if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
@@ -162,7 +166,8 @@ def _parse(name: str, raw: str, variable: str) -> Any:
             return dict(value)
         if name in {"jku_allowlist", "jwt_algorithms", "cors_origins"}:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
-        if name in {"port", "workers", "max_body_bytes", "clock_skew_seconds", "response_cache_size"}:
+        if name in {"port", "workers", "max_body_bytes", "clock_skew_seconds", "response_cache_size",
+                    "fhir_max_response_bytes"}:
             return int(raw)
         if name in {"fhir_timeout_seconds", "fhir_budget_seconds", "model_check_seconds", "response_cache_seconds"}:
             return float(raw)
