@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,11 +76,14 @@ def _fsync_dir(path: Path) -> None:
 class ModelRegistry:
     """Model versions on disk, a current pointer, a promotion log and pruning to the last ``keep``."""
 
-    def __init__(self, root: Path, keep: int = 5) -> None:
+    def __init__(self, root: Path, keep: int = 5, check: Callable[[Path], Any] | None = None) -> None:
+        """``check`` (e.g. :func:`training.model_check.check_model_folder`) must pass on a folder before
+        it is added and before the pointer moves to it; it raises to refuse."""
         if keep < 2:
             raise ValueError("keep must be at least 2 (the current and the previous version)")
         self.root = Path(root)
         self.keep = keep
+        self.check = check
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "current"
         self.log = self.root / "promotions.jsonl"
@@ -175,6 +178,7 @@ class ModelRegistry:
         artifact_dir = Path(artifact_dir)
         if not artifact_dir.is_dir():
             raise RegistryError(f"artifact folder {artifact_dir} does not exist")
+        self._check(artifact_dir, str(artifact_dir))
         with self._locked():
             staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
             try:
@@ -194,7 +198,7 @@ class ModelRegistry:
     def promote(self, version: str) -> None:
         """Make ``version`` the current model (atomic pointer swap) and log the promotion."""
         with self._locked():
-            self.path_of(version)
+            self._check(self.path_of(version), version)
             previous = self.current_version()
             self._write_pointer(version)
             self._append_log({"action": "promote", "version": version, "previous": previous, "at": _now()})
@@ -207,12 +211,20 @@ class ModelRegistry:
             if len(stack) < 2:
                 raise RegistryError("no previous promoted version to roll back to")
             target = stack[-2]
-            self.path_of(target)
+            self._check(self.path_of(target), target)
             self._write_pointer(target)
             self._append_log({"action": "rollback", "version": target, "previous": stack[-1], "at": _now()})
         return target
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _check(self, folder: Path, name: str) -> None:
+        if self.check is None:
+            return
+        try:
+            self.check(folder)
+        except Exception as error:
+            raise RegistryError(f"model {name} refused: {error}") from None
 
     def _next_version(self) -> str:
         numbers = [n for n in (_version_number(p.name) for p in self.versions_dir.iterdir()) if n is not None]
