@@ -23,9 +23,10 @@ def register(group: click.Group) -> None:
 
 def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     """Build the embedded default model into the registry when none is promoted yet; return the current version."""
+    from training.model_check import check_model_folder
     from training.registry import ModelRegistry
 
-    registry = ModelRegistry(settings.models_root)
+    registry = ModelRegistry(settings.models_root, check=check_model_folder)
     current = registry.current_version()
     if current is not None or not settings.build_default_model:
         return current

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from plugin.private_files import make_tree_private, open_private, private_dir
+
 METADATA_FILE = "registry.json"
 _VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 
@@ -87,7 +89,8 @@ class ModelRegistry:
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "current"
         self.log = self.root / "promotions.jsonl"
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        private_dir(self.versions_dir)
 
     # -- readers (no lock: every file they read is replaced atomically) --------------------------
 
@@ -166,7 +169,7 @@ class ModelRegistry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with (self.root / ".lock").open("a") as handle:
+        with open_private(self.root / ".lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -186,6 +189,7 @@ class ModelRegistry:
                 shutil.copytree(artifact_dir, target)
                 record = {"created": _now(), "source": str(artifact_dir), "metadata": dict(metadata or {})}
                 (target / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+                make_tree_private(target)  # copytree keeps the source's modes
                 version = self._next_version()
                 # One rename publishes the whole folder: readers see nothing or everything.
                 os.replace(target, self.versions_dir / version)
@@ -250,7 +254,7 @@ class ModelRegistry:
             raise
 
     def _append_log(self, event: Mapping[str, Any]) -> None:
-        with self.log.open("a", encoding="utf-8") as handle:
+        with open_private(self.log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(dict(event), sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
