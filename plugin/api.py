@@ -157,11 +157,18 @@ def feedback(service_id: str) -> Response:
     body = _json_body()
     request_items = _validated(FeedbackRequest, body).feedback
     for requested in request_items:
-        if not rt.store.known_card(requested.card):
+        if not rt.store.known_card(requested.card, service_id):
             raise BadRequest("feedback names a card this service did not serve")
     checked = [requested.model_dump(exclude_none=True) for requested in request_items]
-    rt.store.add_feedback(service_id, checked)
-    for item in checked:
+    if not rt.settings.keep_override_comments:
+        for item in checked:
+            if (item.get("overrideReason") or {}).pop("userComment", None) is not None:
+                rt.metrics.observe_dropped_comment(service_id)
+    stored = rt.store.add_feedback(service_id, checked)
+    for item in stored:
         rt.metrics.observe_feedback(service_id, item["outcome"])
-    current_app.logger.info("feedback stored: %d item(s) for %s", len(checked), service_id)
-    return jsonify({"stored": len(checked)})
+    repeated = len(checked) - len(stored)
+    if repeated:
+        rt.metrics.observe_repeated_feedback(service_id, repeated)
+    current_app.logger.info("feedback stored: %d item(s) for %s, %d repeated", len(stored), service_id, repeated)
+    return jsonify({"stored": len(stored), "repeated": repeated})

@@ -76,6 +76,8 @@ class Settings:
     """EPIDOSE_RESPONSE_CACHE_SIZE: responses kept per worker for repeated identical calls (0 disables)."""
     response_cache_seconds: float = 300.0
     """EPIDOSE_RESPONSE_CACHE_SECONDS: how long a cached response may be reused."""
+    keep_override_comments: bool = False
+    """EPIDOSE_KEEP_OVERRIDE_COMMENTS: store the free text of feedback override comments (off: dropped and counted, since clinicians type names in them)."""
     bench_constant_card: bool = False
     """EPIDOSE_BENCH_CONSTANT_CARD: expose ``/cds-services/bench-constant`` (benchmarks only)."""
     log_level: str = "INFO"
@@ -153,7 +155,7 @@ _TRUE = {"1", "on", "true", "yes"}
 def _parse(name: str, raw: str, variable: str) -> Any:
     raw = raw.strip()
     try:
-        if name in {"auth", "build_default_model", "bench_constant_card"}:
+        if name in {"auth", "build_default_model", "bench_constant_card", "keep_override_comments"}:
             if raw.lower() in _TRUE:
                 return True
             if raw.lower() in _FALSE:
