@@ -17,6 +17,7 @@ from typing import Any, Final
 PREFIX: Final = "EPIDOSE_"
 RECOMMENDED_ALGORITHMS: Final = ("ES384", "RS384")  # CDS Hooks 2.0 "Trusting CDS Clients"
 OPTIONAL_ALGORITHMS: Final = ("ES256", "RS256")  # accepted only when configured explicitly
+WORKER_CLASSES: Final = ("gevent", "gthread", "sync")
 
 
 class SettingsError(ValueError):
@@ -51,7 +52,9 @@ class Settings:
     port: int = 8080
     """EPIDOSE_PORT: port ``epidose serve`` listens on."""
     workers: int = 0
-    """EPIDOSE_WORKERS: gunicorn sync workers (0 = one per CPU core)."""
+    """EPIDOSE_WORKERS: gunicorn worker processes (0 = one per CPU core)."""
+    worker_class: str = "gevent"
+    """EPIDOSE_WORKER_CLASS: gunicorn worker type: ``gevent`` (default; a slow client costs a greenlet, not a worker), ``gthread`` or ``sync``."""
     data_dir: Path = field(default_factory=lambda: _default_data_dir(os.environ))
     """EPIDOSE_DATA_DIR: folder for models, the SQLite store and the hashing key."""
     model_dir: Path | None = None
@@ -133,6 +136,8 @@ class Settings:
             raise SettingsError("EPIDOSE_FHIR_MAX_RESPONSE_BYTES must be positive")
         if self.fhir_timeout_seconds <= 0 or self.fhir_budget_seconds <= 0:
             raise SettingsError("EPIDOSE_FHIR_TIMEOUT_SECONDS and EPIDOSE_FHIR_BUDGET_SECONDS must be positive")
+        if self.worker_class not in WORKER_CLASSES:
+            raise SettingsError(f"EPIDOSE_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
         if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
             raise SettingsError("EPIDOSE_PUBLIC_BASE_URL must be an absolute http(s) URL")
 
