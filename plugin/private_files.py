@@ -17,7 +17,11 @@ PRIVATE_FILE: Final = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and any missing parents) as 0700 folders; an existing leaf is set to 0700 too."""
+    """Create ``path`` and any missing parents as 0700 folders.
+
+    Folders that already exist are left as they are: a configured path may sit in a shared folder
+    (``EPIDOSE_DATABASE=/srv/shared/epidose.sqlite3``) whose mode is not the service's to change.
+    """
     path = Path(path)
     missing = []
     probe = path
@@ -33,7 +37,6 @@ def private_dir(path: Path) -> Path:
             pass
         else:
             os.chmod(folder, PRIVATE_DIR)
-    os.chmod(path, PRIVATE_DIR)
     return path
 
 

@@ -114,3 +114,14 @@ def test_feedback_only_for_cards_this_service_served(make_app: Callable[..., Fla
     response = client.post(OS_URL + "/feedback", json={"feedback": [{"card": card, "outcome": "accepted"}]})
     assert response.status_code == 400 and "did not serve" in response.get_json()["issue"][0]["diagnostics"]
     assert client.post(PV + "/feedback", json={"feedback": [{"card": card, "outcome": "accepted"}]}).status_code == 200
+
+
+def test_an_existing_shared_folder_keeps_its_mode(tmp_path: Path, umask: int) -> None:
+    """A database configured inside a shared folder is private; the folder itself is not the service's."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)  # noqa: S103 - a shared folder, as found on servers
+    from plugin.store import Store
+
+    Store(shared / "epidose.sqlite3", b"key")
+    assert _mode(shared) == 0o755 and _mode(shared / "epidose.sqlite3") == 0o600
