@@ -56,7 +56,7 @@ class HookContext(_Open):
 class FhirAuthorization(_Open):
     access_token: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_TOKEN_CHARS)]
     token_type: Annotated[str, StringConstraints(strict=True, max_length=20)] = "Bearer"  # noqa: S105 - a scheme
-    expires_in: int | float | None = None
+    expires_in: Any = None  # unused here; some EHRs send it as a string
     scope: str | None = None
     subject: str | None = None
 
