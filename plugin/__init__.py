@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     authenticator = None
     if settings.auth:
         authenticator = security.Authenticator(settings, security.JwksCache(jwks_fetch), store.first_jti_use)
-    security.init_app(app, authenticator)
+    security.init_app(app, authenticator, runtime.metrics)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(report.bp)

@@ -21,13 +21,24 @@ from fhir_mapping.emit import SOLUTION_MAX_WEIGHT_KG, choose_regimen, medication
 
 SUMMARY_MAX_CHARS: Final = 139  # spec: "<140 characters"
 OVERRIDE_SYSTEM: Final = "https://epidose.org/fhir/CodeSystem/override-reason"
-OVERRIDE_REASONS: Final[tuple[tuple[str, str], ...]] = (
-    ("clinical-judgement", "Clinical judgement: patient context not captured by the model"),
-    ("recent-drug-level", "Recent levetiracetam level guides the dose"),
-    ("adverse-effect", "Adverse effect or tolerability concern"),
-    ("patient-preference", "Patient or family preference"),
-    ("titration-in-progress", "Titration already in progress"),
-    ("data-incorrect", "Weight, age or other data shown is incorrect"),
+# CDS Hooks 3.0.0-ballot: the six top-level categories of its Non-Adherence Reason Codes (ValueSet
+# non-adherence-reason-categories), from the AHRQ CDSiC override-reason taxonomy (AHRQ Pub. No. 25-0073, 2025).
+STANDARD_OVERRIDE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+# (system, code, display): ours, specific to dosing levetiracetam, then the ballot's standard categories.
+OVERRIDE_REASONS: Final[tuple[tuple[str, str, str], ...]] = (
+    (OVERRIDE_SYSTEM, "clinical-judgement", "Clinical judgement: patient context not captured by the model"),
+    (OVERRIDE_SYSTEM, "recent-drug-level", "Recent levetiracetam level guides the dose"),
+    (OVERRIDE_SYSTEM, "adverse-effect", "Adverse effect or tolerability concern"),
+    (OVERRIDE_SYSTEM, "patient-preference", "Patient or family preference"),
+    (OVERRIDE_SYSTEM, "titration-in-progress", "Titration already in progress"),
+    (OVERRIDE_SYSTEM, "data-incorrect", "Weight, age or other data shown is incorrect"),
+    (STANDARD_OVERRIDE_SYSTEM, "cds-not-applicable", "PC CDS does not apply to patient"),
+    (STANDARD_OVERRIDE_SYSTEM, "cds-suboptimal-context", "PC CDS delivered in suboptimal context"),
+    (STANDARD_OVERRIDE_SYSTEM, "recipient-disagrees-evidence",
+     "Recipient disagrees with recommendation because of issues with the evidence"),
+    (STANDARD_OVERRIDE_SYSTEM, "recipient-concerns-outcomes", "Recipient has concerns regarding potential health outcomes"),
+    (STANDARD_OVERRIDE_SYSTEM, "does-not-align-preferences", "Recommendation does not align with patient preferences or values"),
+    (STANDARD_OVERRIDE_SYSTEM, "not-convenient-feasible", "Recommendation is not convenient or feasible"),
 )
 # A margin is "clear" when the best allowed dose beats the next by 5% of the reward scale (rewards are ±100
 # per visit, domain.md §1) for Q-values, or by a factor of 2 in probability (log 2) for classifiers.
@@ -266,8 +277,8 @@ def dose_card(decision: Decision, report_url: str) -> dict[str, Any]:
         "detail": detail_of(decision),
         "indicator": indicator_of(decision),
         "source": {"label": SOURCE_LABEL, "url": report_url},
-        "overrideReasons": [{"system": OVERRIDE_SYSTEM, "code": code, "display": display}
-                            for code, display in OVERRIDE_REASONS],
+        "overrideReasons": [{"system": system, "code": code, "display": display}
+                            for system, code, display in OVERRIDE_REASONS],
         "links": [{"label": "Model evaluation report", "url": report_url, "type": "absolute"}],
     }
     suggestion = suggestion_of(decision)

@@ -61,14 +61,12 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
 
     from plugin.settings import Settings, SettingsError
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
     overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
                                    ("worker_class", worker_class)) if v is not None}
-    if overrides:
+    try:
         settings = Settings.from_env(None, **overrides)
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
     if not settings.auth:
         click.secho("WARNING: EPIDOSE_AUTH=off — JWT authentication is DISABLED; any caller can request cards.",
                     fg="red", bold=True, err=True)

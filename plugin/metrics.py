@@ -16,7 +16,7 @@ LATENCY_BUCKETS_SECONDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class Metrics:
-    """Request counts and latency per service, cards by indicator, feedback outcomes, model version."""
+    """Request counts and latency per service, cards by indicator, feedback outcomes, JWT refusals, model version."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -27,6 +27,7 @@ class Metrics:
         self.feedback: dict[tuple[str, str], int] = defaultdict(int)  # (service, outcome)
         self.feedback_repeated: dict[str, int] = defaultdict(int)  # service -> repeats not stored again
         self.comments_dropped: dict[str, int] = defaultdict(int)  # service -> override comments not kept
+        self.auth_refusals: dict[str, int] = defaultdict(int)  # reason (plugin.security.REFUSAL_REASONS)
         self.model_version: str | None = None
 
     def observe_request(self, service: str, status: int, seconds: float) -> None:
@@ -50,6 +51,10 @@ class Metrics:
     def observe_dropped_comment(self, service: str) -> None:
         with self._lock:
             self.comments_dropped[service] += 1
+
+    def observe_auth_refusal(self, reason: str) -> None:
+        with self._lock:
+            self.auth_refusals[reason] += 1
 
     def render(self) -> str:
         worker = str(os.getpid())
@@ -84,6 +89,10 @@ class Metrics:
                     "# TYPE epidose_override_comments_dropped_total counter"]
             for service, count in sorted(self.comments_dropped.items()):
                 out.append(f'epidose_override_comments_dropped_total{{service="{service}",worker="{worker}"}} {count}')
+            out += ["# HELP epidose_auth_refusals_total Client JWTs refused (401) by reason.",
+                    "# TYPE epidose_auth_refusals_total counter"]
+            for reason, count in sorted(self.auth_refusals.items()):
+                out.append(f'epidose_auth_refusals_total{{reason="{reason}",worker="{worker}"}} {count}')
             out += ["# HELP epidose_model_info The model version this worker serves (value 1).",
                     "# TYPE epidose_model_info gauge"]
             if self.model_version is not None:

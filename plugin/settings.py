@@ -7,6 +7,7 @@ Every field's docstring is the configuration reference (``Settings.reference()``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -35,14 +36,16 @@ class Settings:
 
     auth: bool = True
     """EPIDOSE_AUTH: verify the CDS client's JWT on every call (``off`` disables it, loudly)."""
-    jwks: Mapping[str, str] = field(default_factory=dict)
-    """EPIDOSE_JWKS: JSON object mapping each trusted ``iss`` to a JWKS file path or an https JWKS URL."""
+    jwks: Mapping[str, str | None] = field(default_factory=dict)
+    """EPIDOSE_JWKS: JSON object mapping each trusted ``iss`` to its pinned key set (a JWKS file path or https URL, used whatever a token's ``jku`` says), or to ``null`` to take keys from an allowlisted ``jku``."""
     jku_allowlist: tuple[str, ...] = ()
-    """EPIDOSE_JKU_ALLOWLIST: comma-separated extra JWKS URLs a token's ``jku`` header may point to."""
+    """EPIDOSE_JKU_ALLOWLIST: comma-separated JWKS URLs a token's ``jku`` may name, for issuers mapped to ``null`` (on the issuer's own origin)."""
     jwt_algorithms: tuple[str, ...] = RECOMMENDED_ALGORITHMS
     """EPIDOSE_JWT_ALGORITHMS: accepted signature algorithms (ES384, RS384; ES256/RS256 if listed)."""
     clock_skew_seconds: int = 60
     """EPIDOSE_CLOCK_SKEW_SECONDS: tolerance on exp/iat/nbf."""
+    max_token_lifetime_seconds: int = 300
+    """EPIDOSE_MAX_TOKEN_LIFETIME_SECONDS: longest accepted client JWT lifetime (exp − iat); Epic's tokens need 900."""
     public_base_url: str = ""
     """EPIDOSE_PUBLIC_BASE_URL: the service's base URL as clients see it (the JWT ``aud``); empty = from the request."""
     cors_origins: tuple[str, ...] = ()
@@ -126,10 +129,16 @@ class Settings:
         if bad or not self.jwt_algorithms:
             raise SettingsError(f"EPIDOSE_JWT_ALGORITHMS: only {sorted(allowed)} are accepted (never none or HMAC), got {bad}")
         for iss, source in self.jwks.items():
-            if not isinstance(iss, str) or not isinstance(source, str) or not source:
-                raise SettingsError("EPIDOSE_JWKS: must map each issuer to a JWKS file path or URL")
-            if source.startswith("http://") and not _is_loopback_url(source):
+            if not isinstance(iss, str) or not iss or not (source is None or (isinstance(source, str) and source)):
+                raise SettingsError("EPIDOSE_JWKS: must map each issuer to a JWKS file path or URL, or to null")
+            if source is not None and source.startswith("http://") and not _is_loopback_url(source):
                 raise SettingsError(f"EPIDOSE_JWKS: JWKS URL for {iss!r} must use https")
+        for url in self.jku_allowlist:
+            if not url.startswith("https://") and not _is_loopback_url(url):
+                raise SettingsError(f"EPIDOSE_JKU_ALLOWLIST: {url!r} must be an https URL")
+        if self.max_token_lifetime_seconds <= 0:
+            raise SettingsError("EPIDOSE_MAX_TOKEN_LIFETIME_SECONDS must be positive")
+        self._check_exposure()
         if self.max_body_bytes <= 0 or self.port <= 0 or self.workers < 0 or self.response_cache_size < 0:
             raise SettingsError("EPIDOSE_MAX_BODY_BYTES, EPIDOSE_PORT and EPIDOSE_WORKERS must be positive")
         if self.fhir_max_response_bytes <= 0:
@@ -141,12 +150,34 @@ class Settings:
         if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
             raise SettingsError("EPIDOSE_PUBLIC_BASE_URL must be an absolute http(s) URL")
 
+    def _check_exposure(self) -> None:
+        """Beyond loopback, authentication must be on and the JWT audience must not come from the Host header."""
+        if is_loopback_host(self.host):
+            return
+        if not self.auth:
+            raise SettingsError(f"EPIDOSE_AUTH=off is refused on a non-loopback bind ({self.host}): "
+                                "bind to 127.0.0.1 (EPIDOSE_HOST) or turn authentication on")
+        if not self.public_base_url:
+            raise SettingsError(f"EPIDOSE_PUBLIC_BASE_URL must be set when binding to {self.host}: it is the JWT "
+                                "audience, which a forged Host header must not decide")
+
     @classmethod
     def reference(cls) -> list[tuple[str, str, str]]:
         """(variable, default, description) for every service setting (see :mod:`plugin.confdoc`)."""
         from plugin.confdoc import service_rows
 
         return service_rows()
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost (a bind address or host name)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_loopback_url(url: str) -> bool:
@@ -174,7 +205,7 @@ def _parse(name: str, raw: str, variable: str) -> Any:
         if name in {"jku_allowlist", "jwt_algorithms", "cors_origins"}:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         if name in {"port", "workers", "max_body_bytes", "clock_skew_seconds", "response_cache_size",
-                    "fhir_max_response_bytes"}:
+                    "fhir_max_response_bytes", "max_token_lifetime_seconds"}:
             return int(raw)
         if name in {"fhir_timeout_seconds", "fhir_budget_seconds", "model_check_seconds", "response_cache_seconds"}:
             return float(raw)

@@ -21,7 +21,20 @@ case "${1:-}" in
       python3 -m venv .venv-fhir
       .venv-fhir/bin/pip install --quiet "sekmet-fhir==0.1.1"
     fi
-    # Debian's Chromium, for the model-page screenshot test (which skips, saying why, without it).
+    # HealthChain's SandboxClient, an independent CDS client for tests/deploy/test_healthchain.py, pins its own
+    # pydantic and FHIR models: its own venv too.
+    if [ ! -x .venv-healthchain/bin/python ] || ! .venv-healthchain/bin/python -c "import healthchain" 2>/dev/null; then
+      python3 -m venv .venv-healthchain
+      .venv-healthchain/bin/pip install --quiet "healthchain==0.16.1"
+    fi
+    # playwright-core (pinned in package.json and package-lock.json) drives Chromium through the reference
+    # CDS Hooks sandbox in tests/deploy/test_reference_sandbox.py; no browser download, Debian's is used.
+    if command -v npm >/dev/null; then
+      PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+    else
+      echo "npm is missing: the reference sandbox browser test will be skipped (outside CI)" >&2
+    fi
+    # Debian's Chromium, for the model-page screenshot and reference sandbox tests (skipped, saying why, without it).
     if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
         || echo "chromium did not install: the screenshot test will be skipped" >&2

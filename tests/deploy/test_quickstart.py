@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,19 +22,24 @@ EPIDOSE = Path(sys.executable).with_name("epidose")
 
 
 @contextmanager
-def serving(data_dir: Path, *, auth: bool) -> Iterator[str]:
-    """`epidose serve` (one worker) on a free loopback port, healthy; yields its base URL, then stops it."""
-    port = free_port()
+def serving(data_dir: Path, *, auth: bool, port: int | None = None,
+            env: Mapping[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+    """`epidose serve` (one worker) on a loopback port, healthy; yields its base URL, then stops it.
+
+    ``env`` adds EPIDOSE_* variables; ``port`` is free_port() when not given; ``log`` receives the output.
+    """
+    port = port or free_port()
     env = {**os.environ, "EPIDOSE_DATA_DIR": str(data_dir), "EPIDOSE_BUILD_DEFAULT_MODEL": "off",
-           "EPIDOSE_AUTH": "on" if auth else "off"}
+           "EPIDOSE_AUTH": "on" if auth else "off", **(env or {})}
     command = [str(EPIDOSE) if EPIDOSE.exists() else "epidose", "serve", "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sink = log.open("wb") if log is not None else subprocess.PIPE
+    process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while not _healthy(base):
             if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
+                output = process.stdout.read().decode() if process.stdout else log.read_text() if log else ""
                 raise AssertionError(f"epidose serve exited: {output}")
             if time.monotonic() > deadline:
                 raise AssertionError("epidose serve did not become healthy in 60 s")
@@ -44,6 +49,8 @@ def serving(data_dir: Path, *, auth: bool) -> Iterator[str]:
         stop_process(process)
         if process.stdout:
             process.stdout.close()
+        if log is not None and sink is not subprocess.PIPE:
+            sink.close()  # type: ignore[union-attr]
 
 
 def _healthy(base: str) -> bool:
