@@ -1,6 +1,6 @@
 """Reliability benchmark: fuzz answers, slow clients, fetch threads under a dripping FHIR server, worker memory.
 
-    python bench/reliability.py [--fuzz-examples 10000] [--rounds 5] [--skip-fuzz]
+    python bench/reliability.py [--fuzz-examples 10000] [--rounds 5] [--seconds 3] [--parts fuzz,slow,...]
 
 1. Fuzz: runs tests/plugin/test_fuzz.py (Hypothesis, every endpoint) and prints its answers by status.
 2. Slow clients: starts ``epidose serve`` three times on 127.0.0.1 (2 workers each: sync, as before,
@@ -251,11 +251,17 @@ def main() -> int:
     parser.add_argument("--skip-fuzz", action="store_true")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3, help="seconds per throughput round and server")
+    parser.add_argument("--parts", default="fuzz,trickle,slow,throughput,memory",
+                        help="comma-separated parts to run (fuzz, trickle, slow, throughput, memory)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if args.skip_fuzz:
+        parts.discard("fuzz")
     print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
-    if not args.skip_fuzz:
+    if "fuzz" in parts:
         fuzz(args.fuzz_examples)
-    trickle()
+    if "trickle" in parts:
+        trickle()
     data_dir = Path(tempfile.mkdtemp(prefix="epidose-reliability-"))
     try:
         prepare_model(data_dir, base_env(data_dir))
@@ -267,9 +273,12 @@ def main() -> int:
             for base in servers.values():  # warm every worker's caches
                 for _ in range(4):
                     timed(base + "/cds-services/epidose-patient-view", body_file.read_bytes())
-            slow_clients(servers, body_file.read_bytes())
-            throughput(servers, body_file, args.rounds, args.seconds)
-        memory(data_dir)
+            if "slow" in parts:
+                slow_clients(servers, body_file.read_bytes())
+            if "throughput" in parts:
+                throughput(servers, body_file, args.rounds, args.seconds)
+        if "memory" in parts:
+            memory(data_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     return 0

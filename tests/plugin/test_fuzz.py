@@ -1,9 +1,11 @@
 """Property-based fuzzing of every endpoint: at least 10,000 generated requests per run, none answered 5xx.
 
-Bodies come from five families, drawn together so that one run covers them all: raw bytes, arbitrary
+Bodies come from six families, drawn together so that one run covers them all: raw bytes, arbitrary
 JSON (surrogates, huge and non-finite numbers, deep nesting included), valid hook calls with a few
-parts replaced or removed, valid and mutated feedback for a card the service served, and requests to
-the read-only endpoints with junk query strings. Each answer's status is counted; a 5xx fails the
+parts replaced or removed, hook calls whose missing prefetch is fetched from a FHIR server answering
+anything (odd JSON, Bundles whose entry or link is not a list, errors, redirects elsewhere), valid and
+mutated feedback for a card the service served, and requests to the read-only endpoints with junk
+query strings. Each answer's status is counted; a 5xx fails the
 example (Hypothesis then shrinks it to the smallest body that does it).
 
 ``EPIDOSE_FUZZ_EXAMPLES`` changes the number of examples (10,000 by default).
@@ -24,6 +26,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.plugin.faulty_fhir import Answer, faulty_fhir_server
 from tests.plugin.fixtures import draft_bundle, hook_request, lev_order, patient_resources
 
 EXAMPLES = int(os.environ.get("EPIDOSE_FUZZ_EXAMPLES", "10000"))
@@ -109,6 +112,29 @@ def _mutate(data: st.DataObject, body: Any, rounds: int) -> tuple[Any, int]:
 
 
 @pytest.fixture(scope="module")
+def fhir_answers() -> Any:
+    """A FHIR server whose next answer each example chooses (``slot["answer"]``), for the fallback path."""
+    slot: dict[str, Any] = {"answer": Answer(body=b"{}")}
+    with faulty_fhir_server(lambda path: slot["answer"]) as (base, _):
+        slot["base"] = base
+        yield slot
+
+
+def _fhir_answer(data: st.DataObject, ascii_only: bool) -> Answer:
+    """Something a FHIR server might send back: any JSON, a Bundle with odd entry/link, an error, a redirect."""
+    kind = data.draw(st.sampled_from(["json", "bundle", "status", "redirect"]))
+    if kind == "status":
+        return Answer(status=data.draw(st.sampled_from([401, 404, 429, 500, 503])), body=b"{}")
+    if kind == "redirect":
+        target = data.draw(st.sampled_from(["/fhir/elsewhere", "http://127.0.0.2:9/x", "http://[::1", ""]))
+        return Answer(status=302, headers={"Location": target})
+    if kind == "bundle":
+        page = {"resourceType": "Bundle", "entry": data.draw(json_values), "link": data.draw(json_values)}
+        return Answer(body=_encode(page, ascii_only))
+    return Answer(body=_encode(data.draw(json_values), ascii_only))
+
+
+@pytest.fixture(scope="module")
 def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
     """One app for the whole run (auth off: the JWT checks are tested on their own)."""
     from plugin import create_app
@@ -134,8 +160,10 @@ def _served_card(client: FlaskClient) -> str:
 @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_no_generated_request_is_answered_5xx(fuzz_client: FlaskClient, data: st.DataObject) -> None:
-    family = data.draw(st.sampled_from(["bytes", "json", "hook", "hook", "feedback", "get"]), label="family")
+def test_no_generated_request_is_answered_5xx(fuzz_client: FlaskClient, fhir_answers: Any,
+                                              data: st.DataObject) -> None:
+    family = data.draw(st.sampled_from(["bytes", "json", "hook", "hook", "fallback", "feedback", "get"]),
+                       label="family")
     ascii_only = data.draw(st.booleans(), label="ascii")
     if family == "bytes":
         path = data.draw(st.sampled_from(POST_PATHS))
@@ -149,6 +177,14 @@ def test_no_generated_request_is_answered_5xx(fuzz_client: FlaskClient, data: st
         hook = data.draw(st.sampled_from(list(HOOKS)))
         body, depth = _mutate(data, _valid_hook(hook), data.draw(st.integers(0, 3)))
         response = fuzz_client.post(HOOKS[hook], data=_encode(body, ascii_only, depth),
+                                    content_type="application/json")
+    elif family == "fallback":
+        body = _valid_hook("patient-view")
+        for key in data.draw(st.lists(st.sampled_from(sorted(body["prefetch"])), min_size=1, max_size=3, unique=True)):
+            del body["prefetch"][key]
+        body["fhirServer"] = fhir_answers["base"]
+        fhir_answers["answer"] = _fhir_answer(data, ascii_only)
+        response = fuzz_client.post(HOOKS["patient-view"], data=_encode(body, ascii_only),
                                     content_type="application/json")
     elif family == "feedback":
         card = data.draw(st.sampled_from(["served", "unknown"]))
