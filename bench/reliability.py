@@ -182,7 +182,7 @@ def throughput(servers: dict[str, str], body_file: Path, rounds: int, seconds: i
 # -- 4. trickle ------------------------------------------------------------------------------------
 
 def trickle() -> None:
-    from plugin.gather import FhirFetcher
+    from plugin.gather import MAX_FETCH_THREADS, FhirFetcher
     from tests.plugin.faulty_fhir import Answer, faulty_fhir_server
 
     body = json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": []}).encode() + b" " * 2000
@@ -203,7 +203,7 @@ def trickle() -> None:
         later, streams = fetch_threads(), seen.open_streams
     print(f"trickle: 20 calls x 4 keys to a server sending 1 byte / 50 ms (budget 0.3 s per call): call time "
           f"median {statistics.median(durations) * 1000:.0f} ms, max {max(durations) * 1000:.0f} ms; fetch threads "
-          f"right after {right_after}, 1 s later {later} (a pool of at most 8, reused); process threads before "
+          f"right after {right_after}, 1 s later {later} (a pool of at most {MAX_FETCH_THREADS}, reused); process threads before "
           f"{before}, after {threading.active_count()}; answers still being read 1 s later: {streams}")
 
 

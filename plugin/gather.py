@@ -26,7 +26,7 @@ from plugin.jsonbody import JsonBodyError, parse_json
 
 MAX_PAGES = 10  # per prefetch key; each page is one request inside the budget
 MAX_REDIRECTS = 3  # followed only within the FHIR server's origin
-MAX_FETCH_THREADS = 8  # per worker process, shared by all calls
+MAX_FETCH_THREADS = 16  # per worker process, shared by all calls (greenlets under gevent)
 DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024  # per prefetch key, all pages together (after decompression)
 READ_PIECE_BYTES = 64 * 1024
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
