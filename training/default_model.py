@@ -41,7 +41,8 @@ def build_default_model(out_dir: str | Path, *, patients: int = DEFAULT_PATIENTS
         folder, _, _ = train_model(cohort, out, config, split_seed=seed, progress=progress, prepared=prepared)
         model = load_inference_model(folder)
         true_values = true_values_for_models(cohort, {"model": model}, dataset.splits["test"],
-                                             gamma=float(model.config.get("gamma", 0.9)))
+                                             gamma=float(model.config.get("gamma", 0.9)), without_rails=True,
+                                             lifted_rails=("R-NO-START-AFTER-SINGLE-SEIZURE",))
         metrics = evaluate_model(folder, loaded, folder / "report", table=table, true_values=true_values,
                                  bootstrap_samples=200)
     metadata_path = folder / "metadata.json"

@@ -18,7 +18,6 @@ from typing import Any, Final
 
 import numpy as np
 
-REWARD_MAGNITUDE: Final = 100.0  # |R1|, |R2|, |R3| ≤ 100 and the weights sum to 1 (domain.md, Reward)
 DEFAULT_GAMMA: Final = 0.9
 LOG_PROB_TOLERANCE: Final = 1e-6
 
@@ -38,10 +37,13 @@ class ModelCheck:
 
 
 def q_bound(gamma: float) -> float:
-    """The largest |Q| a discounted sum of rewards of magnitude ≤ 100 can reach."""
-    if not 0.0 <= gamma < 1.0:
-        raise ModelCheckError(f"discount factor {gamma!r} is outside [0, 1)")
-    return REWARD_MAGNITUDE / (1.0 - gamma)
+    """The largest |Q| a discounted sum of rewards of magnitude ≤ 100 can reach (the serving side's bound)."""
+    from training.inference import score_bound
+
+    try:
+        return score_bound(gamma)
+    except ValueError as error:
+        raise ModelCheckError(str(error)) from None
 
 
 def probe_states(imputation: Any, dimension: int) -> tuple[np.ndarray, np.ndarray]:
