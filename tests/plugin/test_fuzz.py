@@ -36,7 +36,7 @@ HOOKS = {"patient-view": "/cds-services/epidose-patient-view",
 POST_PATHS = [*HOOKS.values(), *(path + "/feedback" for path in HOOKS.values()), "/cds-services/no-such-service",
               "/cds-services"]
 GET_PATHS = ["/cds-services", "/healthz", "/readyz", "/metrics", "/models/current", "/models/current/report.md",
-             "/models/v0001", "/cds-services/epidose-patient-view"]
+             "/models/v0001", "/cds-services/epidose-patient-view", "/fhir/Questionnaire/bect-follow-up"]
 ANSWERS: Counter[int] = Counter()
 
 # Every code point, lone surrogates included (Hypothesis leaves them out of text() by default).
