@@ -13,7 +13,6 @@ cannot be fetched is a named, non-blocking problem; the call goes on without its
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ import requests
 from fhir_mapping.inputs import collect_resources
 from fhir_mapping.notes import MAX_NOTE_CHARS, TEXT_CONTENT_TYPES
 from plugin.gather import FhirFetcher, Gathered
+from plugin.jsonbody import JsonBodyError, parse_json
 
 # Where the fetched Binaries go among the gathered values (not a prefetch key of any service).
 BINARIES_KEY: Final = "note-binaries"
@@ -105,6 +105,8 @@ def fetch_note_binaries(fetcher: FhirFetcher, gathered: Gathered, fhir_server: s
                 binary, reason = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.02)
             except FutureTimeout:
                 binary, reason = None, "the FHIR server did not answer within the time budget"
+            except Exception as error:  # a fault of one fetch is that note's problem, never a failed call
+                binary, reason = None, f"the fetch failed ({type(error).__name__})"
             if binary is not None:
                 fetched.append(binary)
             else:
@@ -149,8 +151,10 @@ def _fetch_one(fetcher: FhirFetcher, item: _Wanted, headers: dict[str, str], dea
     if media in ("application/fhir+json", "application/json"):
         # FHIR read of a Binary with Accept: application/fhir+json answers the resource (R4 Binary).
         try:
-            resource = json.loads(bytes(body).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            resource = parse_json(bytes(body))
+        except JsonBodyError as error:
+            return None, f"the FHIR server's answer is not readable JSON ({error})"
+        except ValueError:
             return None, "the FHIR server answered with something that is not JSON"
         if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
             return None, "the FHIR server answered with something that is not a Binary"
