@@ -10,6 +10,7 @@ import click
 
 from fhir_mapping.cli import register as register_mapping
 from plugin.commands import register as register_service
+from plugin.load import load
 from plugin.sandbox import sandbox
 from training.cli import register as register_training
 
@@ -24,6 +25,7 @@ register_mapping(main)
 register_training(main)
 register_service(main)
 main.add_command(sandbox)
+main.add_command(load)
 
 if __name__ == "__main__":
     main()
