@@ -42,6 +42,7 @@ def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     version = registry.add(Path(folder), {"source": "embedded default model (synthetic cohort)"})
     registry.promote(version)
     shutil.rmtree(staging, ignore_errors=True)
+    click.echo(f"default model registered as {version} under {settings.models_root}", err=True)
     return version
 
 

@@ -22,31 +22,49 @@ DEFAULT_CONFIG: Final = "conservative"
 
 def build_default_model(out_dir: str | Path, *, patients: int = DEFAULT_PATIENTS, steps: int = DEFAULT_STEPS,
                         seed: int = 0, progress: bool = True) -> Path:
-    """Simulate a cohort (temporary folder), train the conservative policy, evaluate it, write the model folder."""
-    from training.artifact import write_json
-    from training.evaluation.report import evaluate_model, published_metrics
-    from training.evaluation.simulated import true_values_for_models
-    from training.inference import load_inference_model
-    from training.pipeline import prepare, train_model
-    from training.policies import named_config
-    from training.simulator.cohort import write_cohort
+    """Simulate a cohort (temporary folder), train the conservative policy, evaluate it, write the model folder.
 
+    With ``progress`` each of the five phases is announced on standard error, training shows a bar,
+    and the other phases say every few seconds that they are still running.
+    """
+    from training.progress import Phases
+
+    phases = Phases(5, enabled=progress)
     out = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="epidose-cohort-") as temporary:
         cohort = Path(temporary) / "cohort"
-        write_cohort(cohort, patients, seed)
-        prepared = prepare(cohort, seed)
+        with phases.phase(f"simulate a cohort of {patients} children"):
+            from training.simulator.cohort import write_cohort
+
+            write_cohort(cohort, patients, seed)
+        with phases.phase("load the cohort through the FHIR mapping"):
+            from training.pipeline import prepare, train_model
+            from training.policies import named_config
+
+            prepared = prepare(cohort, seed)
+            import torch  # noqa: F401  # imported here, where a heartbeat covers its seconds, not under the bar
         loaded, table, dataset = prepared
-        config = dataclasses.replace(named_config(DEFAULT_CONFIG, seed=seed), steps=steps)
-        folder, _, _ = train_model(cohort, out, config, split_seed=seed, progress=progress, prepared=prepared)
-        model = load_inference_model(folder)
-        true_values = true_values_for_models(cohort, {"model": model}, dataset.splits["test"],
-                                             gamma=float(model.config.get("gamma", 0.9)))
-        metrics = evaluate_model(folder, loaded, folder / "report", table=table, true_values=true_values,
-                                 bootstrap_samples=200)
-    metadata_path = folder / "metadata.json"
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    metadata["training_data"] = f"simulated cohort ({patients} children, seed {seed}): not real patients"
-    metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    write_json(folder / "metrics.json", published_metrics(metrics))
+        with phases.phase(f"train the {DEFAULT_CONFIG} model ({steps} steps)", has_bar=True):
+            config = dataclasses.replace(named_config(DEFAULT_CONFIG, seed=seed), steps=steps)
+            folder, _, _ = train_model(cohort, out, config, split_seed=seed, progress=progress, prepared=prepared)
+        with phases.phase("evaluate it on held-out simulated children"):
+            from training.evaluation.report import evaluate_model
+            from training.evaluation.simulated import true_values_for_models
+            from training.inference import load_inference_model
+
+            model = load_inference_model(folder)
+            true_values = true_values_for_models(cohort, {"model": model}, dataset.splits["test"],
+                                                 gamma=float(model.config.get("gamma", 0.9)))
+            metrics = evaluate_model(folder, loaded, folder / "report", table=table, true_values=true_values,
+                                     bootstrap_samples=200)
+    with phases.phase("save the model folder and its report"):
+        from training.artifact import write_json
+        from training.evaluation.report import published_metrics
+
+        metadata_path = folder / "metadata.json"
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+        metadata["training_data"] = f"simulated cohort ({patients} children, seed {seed}): not real patients"
+        metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(folder / "metrics.json", published_metrics(metrics))
+    phases.finish("default model built")
     return folder
