@@ -21,8 +21,20 @@ def register(group: click.Group) -> None:
     group.add_command(settings_reference)
 
 
-def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
-    """Build the embedded default model into the registry when none is promoted yet; return the current version."""
+def _build_default_model_entry(staging: str, progress: bool) -> None:
+    """The default model build, as the body of a process of its own (see ensure_default_model)."""
+    from training.default_model import build_default_model
+
+    build_default_model(staging, progress=progress)
+
+
+def ensure_default_model(settings: Any, *, progress: bool = True, isolate: bool = True) -> str | None:
+    """Build the embedded default model into the registry when none is promoted yet; return the current version.
+
+    With ``isolate`` the build runs in a spawned process: training starts torch's thread pools, and
+    gunicorn workers forked from a process holding them hang at exit until killed (a 10 s stop), and
+    would each inherit the training's memory.
+    """
     from training.registry import ModelRegistry
 
     registry = ModelRegistry(settings.models_root)
@@ -37,8 +49,20 @@ def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     staging = settings.data_dir / ".default-model-build"
     shutil.rmtree(staging, ignore_errors=True)
     click.echo("No model is registered yet: building the embedded default model (once) ...", err=True)
-    built = build_default_model(staging, progress=progress)
-    folder = built if isinstance(built, (str, Path)) and Path(built).is_dir() else staging
+    if isolate:
+        import multiprocessing
+
+        builder = multiprocessing.get_context("spawn").Process(
+            target=_build_default_model_entry, args=(str(staging), progress), name="epidose-default-model")
+        builder.start()
+        builder.join()
+        if builder.exitcode != 0:
+            raise click.ClickException(f"building the default model failed (exit status {builder.exitcode}); "
+                                       "the messages above say where")
+        folder = staging
+    else:
+        built = build_default_model(staging, progress=progress)
+        folder = built if isinstance(built, (str, Path)) and Path(built).is_dir() else staging
     version = registry.add(Path(folder), {"source": "embedded default model (synthetic cohort)"})
     registry.promote(version)
     shutil.rmtree(staging, ignore_errors=True)
