@@ -85,16 +85,20 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         settings = Settings.from_env(None, **overrides)
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
-    if not settings.auth:
-        click.secho("WARNING: EPIDOSE_AUTH=off — JWT authentication is DISABLED; any caller can request cards.",
-                    fg="red", bold=True, err=True)
+    from plugin.security import startup_notices
     from plugin.store import load_hash_key
+
+    for level, line in startup_notices(settings):  # here once, not once per worker
+        warning = level >= logging.WARNING
+        click.secho(f"{'warning' if warning else 'info'}: {line}", fg="red" if warning else None, bold=warning, err=True)
 
     load_hash_key(settings)  # create the patient-hash key once, before the workers start
     version = ensure_default_model(settings)
     if version is None:
         click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)
     count = settings.workers or os.cpu_count() or 1
+    refuse_busy_port(settings.host, settings.port)
+    control_socket = control_socket_path(settings.data_dir, settings.port)
 
     class Application(BaseApplication):
         def load_config(self) -> None:
@@ -105,14 +109,48 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)  # access lines would carry URLs with ids
             self.cfg.set("errorlog", "-")
+            if "control_socket" in self.cfg.settings:  # gunicorn ≥ 25.1; its default ~/.gunicorn is shared host-wide
+                if control_socket is None:
+                    self.cfg.set("control_socket_disable", True)
+                else:
+                    self.cfg.set("control_socket", str(control_socket))
 
         def load(self) -> Any:
             from plugin import create_app
 
-            return create_app(settings)
+            return create_app(settings, announce=False)
 
     click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} worker(s)", err=True)
     Application().run()
+
+
+UNIX_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS: keep a margin
+
+
+def control_socket_path(data_dir: Path, port: int) -> Path | None:
+    """gunicorn's control socket for this instance (its data folder and port), or None when the path is too long."""
+    path = data_dir / f"gunicorn-{port}.ctl"
+    if len(os.fsencode(path)) > UNIX_SOCKET_PATH_MAX:
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Stop with a plain message when the address is taken, instead of gunicorn's retries and raw errors."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is not busy
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"{host}:{port} is already in use (another epidose?): use --port to choose "
+                                           "another (or EPIDOSE_PORT)") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 @click.command("settings")

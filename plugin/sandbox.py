@@ -9,6 +9,7 @@ and prints the cards for a person to read (``--json`` for the raw response).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -227,7 +228,8 @@ def embedded_app(sandbox_dir: Path) -> tuple[Any, ec.EllipticCurvePrivateKey]:
         settings = Settings.from_env(None, jwks={**settings.jwks, SANDBOX_ISSUER: str(jwks_file)},
                                      public_base_url="http://localhost")
     ensure_default_model(settings)
-    return create_app(settings), private
+    # The service's own log lines (whom it trusts, which model it serves) would interleave with the cards.
+    return create_app(dataclasses.replace(settings, log_level="WARNING"), announce=False), private
 
 
 @click.command()
