@@ -30,6 +30,7 @@ from fhir_mapping.codes import (
 from fhir_mapping.dosing import DOSE_CLASSES_MG
 from fhir_mapping.emit import medication_request
 from fhir_mapping.units import CREATININE_UMOL_L_PER_MG_DL, KG_PER_LB
+from training.simulator.names import synthetic_name
 from training.simulator.patients import resource_uuid
 from training.simulator.simulate import ChildRun
 
@@ -63,7 +64,8 @@ def child_resources(run: ChildRun, *, pending_last: bool = False) -> list[dict[s
     pid = child.patient_id
     subject = {"reference": f"Patient/{pid}"}
     out: list[dict[str, Any]] = [
-        {"resourceType": "Patient", "id": pid, "gender": child.sex, "birthDate": child.birth_date.isoformat()},
+        {"resourceType": "Patient", "id": pid, "name": synthetic_name(pid, child.sex), "gender": child.sex,
+         "birthDate": child.birth_date.isoformat()},
         {
             "resourceType": "Condition",
             "id": resource_uuid(child, 0),
