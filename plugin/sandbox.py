@@ -235,7 +235,8 @@ def embedded_app(sandbox_dir: Path) -> tuple[Any, ec.EllipticCurvePrivateKey]:
 @click.command()
 @click.option("--fhir-server", required=True, help="Base URL of a FHIR R4 server holding the patient.")
 @click.option("--patient", "patient_id", required=True, help="Patient logical id on that server.")
-@click.option("--hook", type=click.Choice(HOOKS), default="patient-view", show_default=True)
+@click.option("--hook", type=click.Choice(HOOKS), default="patient-view", show_default=True,
+              help="CDS hook to call: patient-view (chart opened), order-select or order-sign (a draft order).")
 @click.option("--service", "service_url", default=None,
               help="Base URL of a running epidose (default: the service in this process).")
 @click.option("--draft-order", "draft_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
