@@ -11,8 +11,10 @@ Per visit t of a patient:
 * reward r_t: read at the NEXT visit, as published (../shared/domain.md §1)
   R = 0.5·R1 + 0.4·R2 + 0.1·R3 with each term +100 (no seizure), −100 (seizure), 0 (not reported);
   R1 = since the last visit, R2 = within the last 3 months, R3 = within the last 6 months;
-* the safety mask of s_t: ``allowed_dose_mask(visit.weight_kg, visit.age_years, visit.egfr)``, the
-  very function the service uses; the mask of s_{t+1} is the next row's mask (``next_index``).
+* the safety mask of s_t: ``fhir_mapping.rails.clinical_rails(...).allowed`` (:func:`timeline_mask`), the
+  label bounds AND the clinical rails, the one mask the service uses; the mask of s_{t+1} is the next
+  row's mask (``next_index``). The label bounds alone are kept beside it (``label_masks``) so that
+  evaluation can count label and clinical-rail violations apart.
 
 The last visit of a patient: its decision is kept for agreement metrics and behaviour cloning, but
 it yields no transition, because its outcome is never observed (no next visit, no reward). The
@@ -30,7 +32,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from fhir_mapping.dosing import N_DOSE_CLASSES, allowed_dose_mask, dose_class_of
+from fhir_mapping.dosing import N_DOSE_CLASSES, DoseBounds, dose_class_of, label_bounds
+from fhir_mapping.rails import RailOutcome, clinical_rails, facts_at
 from fhir_mapping.timeline import PatientTimeline, Visit
 
 # domain.md §1: R = 0.5·R1 + 0.4·R2 + 0.1·R3; each term +100 no seizure, −100 seizure, 0 unknown.
@@ -63,23 +66,33 @@ def visit_reward(visit: Visit) -> float:
     )
 
 
-def visit_mask(visit: Visit) -> tuple[bool, ...]:
-    """The label-bounds mask of a visit: the service's ``allowed_dose_mask`` on its weight, age, eGFR."""
-    return allowed_dose_mask(visit.weight_kg, visit.age_years, visit.egfr)
+def timeline_bounds(timeline: PatientTimeline, index: int) -> DoseBounds:
+    """The label bounds at visit ``index`` with weight and eGFR carried forward from earlier visits when missing.
 
-
-def timeline_mask(timeline: PatientTimeline, index: int) -> tuple[bool, ...]:
-    """The mask at visit ``index`` with weight and eGFR carried forward from earlier visits when missing.
-
-    On timelines built by ``fhir_mapping.build`` (which carries values forward) this equals
-    :func:`visit_mask`; on a timeline whose visits hold only same-day values it keeps an earlier low
-    eGFR in force instead of assuming normal renal function.
+    On timelines built by ``fhir_mapping.build`` (which carries values forward) these are the bounds of
+    the visit's own weight, age and eGFR; on a timeline whose visits hold only same-day values an
+    earlier low eGFR stays in force instead of normal renal function being assumed.
     """
     visit = timeline.visits[index]
     weight = next((v.weight_kg for v in reversed(timeline.visits[: index + 1]) if v.weight_kg is not None), None)
     egfr = next((v.egfr for v in reversed(timeline.visits[: index + 1]) if v.egfr is not None), None)
     age = visit.age_years if visit.age_years is not None else timeline.age_years_on(visit.date)
-    return allowed_dose_mask(weight, age, egfr)
+    return label_bounds(weight, age, egfr)
+
+
+def timeline_rails(timeline: PatientTimeline, index: int, *, skip: frozenset[str] = frozenset()) -> RailOutcome:
+    """Label bounds and clinical rails at visit ``index`` (:func:`fhir_mapping.rails.clinical_rails`)."""
+    return clinical_rails(facts_at(timeline, index), timeline_bounds(timeline, index), skip=skip)
+
+
+def timeline_mask(timeline: PatientTimeline, index: int) -> tuple[bool, ...]:
+    """THE mask of visit ``index``: label bounds AND clinical rails, as training, prediction and cards use it."""
+    return timeline_rails(timeline, index).allowed
+
+
+def timeline_label_mask(timeline: PatientTimeline, index: int) -> tuple[bool, ...]:
+    """The label bounds alone at visit ``index`` (for counting label violations apart from rail violations)."""
+    return timeline_bounds(timeline, index).allowed
 
 
 @dataclass
@@ -98,12 +111,13 @@ class VisitTable:
     values: np.ndarray  # float64 [n, d]
     observed: np.ndarray  # bool [n, d]
     actions: np.ndarray  # int64 [n]
-    masks: np.ndarray  # bool [n, 12]
+    masks: np.ndarray  # bool [n, 12]: label bounds AND clinical rails
     rewards: np.ndarray  # float32 [n]
     next_index: np.ndarray  # int64 [n]
     dones: np.ndarray  # float32 [n]
     behaviour_probs: np.ndarray | None = None  # float64 [n, 12]
     dates: list[str] = field(default_factory=list)
+    label_masks: np.ndarray | None = None  # bool [n, 12]: the label bounds alone (None: same as masks)
     unreadable_visits: int = 0  # visits left out from a levetiracetam order whose dose could not be read
 
     def __len__(self) -> int:
@@ -132,6 +146,7 @@ class VisitTable:
             dones=self.dones[rows],
             behaviour_probs=None if self.behaviour_probs is None else self.behaviour_probs[rows],
             dates=[self.dates[i] for i in rows] if self.dates else [],
+            label_masks=None if self.label_masks is None else self.label_masks[rows],
         )
 
 
@@ -145,13 +160,14 @@ class Transitions:
 
     states: np.ndarray  # float32 [n, d]
     actions: np.ndarray  # int64 [n]
-    masks: np.ndarray  # bool [n, 12]
+    masks: np.ndarray  # bool [n, 12]: label bounds AND clinical rails
     rewards: np.ndarray  # float32 [n]
     next_index: np.ndarray  # int64 [n]
     dones: np.ndarray  # float32 [n]
     patient: np.ndarray  # int64 [n]
     step: np.ndarray  # int64 [n]
     behaviour_probs: np.ndarray | None = None
+    label_masks: np.ndarray | None = None  # bool [n, 12]: the label bounds alone (None: same as masks)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -216,7 +232,8 @@ def visit_table(
     from fhir_mapping import features
 
     patient_ids: list[str] = []
-    rows: dict[str, list[Any]] = {k: [] for k in ("patient", "step", "actions", "masks", "rewards", "next", "dones", "probs", "dates")}
+    rows: dict[str, list[Any]] = {k: [] for k in ("patient", "step", "actions", "masks", "label_masks", "rewards", "next", "dones",
+                                                   "probs", "dates")}
     values_parts: list[np.ndarray] = []
     observed_parts: list[np.ndarray] = []
     offset = 0
@@ -241,7 +258,9 @@ def visit_table(
             rows["patient"].append(index)
             rows["step"].append(t)
             rows["actions"].append(dose_class_of(visit.lev_mg_per_day))
-            rows["masks"].append(timeline_mask(timeline, t))
+            bounds = timeline_bounds(timeline, t)
+            rows["masks"].append(clinical_rails(facts_at(timeline, t), bounds).allowed)
+            rows["label_masks"].append(bounds.allowed)
             rows["rewards"].append(0.0 if last else visit_reward(visits[t + 1]))
             rows["next"].append(-1 if last else offset + t + 1)
             rows["dones"].append(1.0 if t == n - 2 else 0.0)
@@ -268,6 +287,7 @@ def visit_table(
         behaviour_probs=probs_array,
         dates=rows["dates"],
         unreadable_visits=unreadable,
+        label_masks=np.asarray(rows["label_masks"], dtype=bool).reshape(-1, N_DOSE_CLASSES),
     )
 
 
@@ -300,10 +320,12 @@ def split_patients(patient_ids: Sequence[str], seed: int, fractions: tuple[float
 def to_transitions(table: VisitTable, imputation: Any) -> Transitions:
     """Impute a visit table with statistics fitted elsewhere (on the training split only)."""
     states = imputation.transform(table.values, table.observed)
-    return transitions_from_arrays(
+    transitions = transitions_from_arrays(
         states, table.actions, table.masks, table.rewards, table.next_index, table.dones, table.patient, table.step,
         table.behaviour_probs,
     )
+    transitions.label_masks = table.label_masks
+    return transitions
 
 
 @dataclass

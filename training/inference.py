@@ -11,6 +11,8 @@ Model folder (written by :mod:`training.artifact`)::
     model.npz         weights (MLP layers or forest arrays) and coverage statistics
     imputation.json   ``fhir_mapping.features.Imputation`` fitted on the training split
     metrics.json      evaluation metrics (when evaluated)
+    confidence.json   the thresholds of :func:`judge_confidence`, chosen on held-out simulated children
+                      (absent in older models: :func:`default_thresholds` apply)
 
 An artifact whose feature-schema hash differs from ``fhir_mapping.features.FEATURE_SPEC``'s is
 refused with :class:`ArtifactError`: its inputs would be read in the wrong order or meaning.
@@ -19,7 +21,8 @@ refused with :class:`ArtifactError`: its inputs would be read in the wrong order
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,6 +33,16 @@ from fhir_mapping.dosing import N_DOSE_CLASSES
 FORMAT_VERSION: Final = 1
 KINDS: Final = ("mlp_q", "mlp_logits", "forest")
 LOG_PROB_FLOOR: Final = 1e-6  # forest probabilities of 0 become log(1e-6), so masked argmax stays defined
+CONFIDENCE_FILE: Final = "confidence.json"
+# The published reward is bounded: |R| = |0.5·R1 + 0.4·R2 + 0.1·R3| ≤ 100 (domain.md §1), so a discounted
+# sum of rewards, which a Q-value estimates, lies within ±100/(1 − γ) (±1000 at γ = 0.9).
+REWARD_BOUND: Final = 100.0
+# Defaults for models saved before thresholds were chosen at training time (project assumptions): a
+# child within the central 95% of training states, and a margin of 5% of one visit's reward for Q-values
+# (cards.py's earlier reading) or log(2) for log-probabilities (the best dose at least twice as likely).
+DEFAULT_MIN_COVERAGE: Final = 0.05
+DEFAULT_Q_MARGIN: Final = 5.0
+DEFAULT_LOG_PROB_MARGIN: Final = math.log(2.0)
 
 
 class ArtifactError(Exception):
@@ -46,6 +59,119 @@ def masked_argmax(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     masked = np.where(mask, scores, -np.inf)
     choice = masked.argmax(axis=1)
     return np.where(mask.any(axis=1), choice, 0)
+
+
+def score_bound(gamma: float) -> float:
+    """The largest |Q| the published reward can produce: 100 / (1 − γ)."""
+    if not 0.0 <= gamma < 1.0:
+        raise ValueError(f"discount must be in [0, 1), got {gamma!r}")
+    return REWARD_BOUND / (1.0 - gamma)
+
+
+@dataclass(frozen=True)
+class ConfidenceThresholds:
+    """When a model's choice is offered as a recommendation (see :func:`judge_confidence`).
+
+    ``min_coverage``: the share (0–1) of training states at least as far from the training centre as
+    this child (below it: abstain). ``clear_margin``: how much the best allowed score must beat the next
+    allowed one (in score units) for "clear". ``score_bound``: the largest |score| the reward can reach
+    (Q-values only; None for log-probabilities). ``chosen`` says how the thresholds were chosen, and
+    ``calibration`` what they gave on the held-out children they were chosen on.
+    """
+
+    min_coverage: float
+    clear_margin: float
+    score_bound: float | None
+    chosen: str = "default"
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if not math.isfinite(self.clear_margin):
+            data["clear_margin"] = None  # never clear (JSON has no infinity)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> ConfidenceThresholds:
+        if not isinstance(data, dict):
+            raise ValueError("confidence thresholds must be a JSON object")
+        margin = data.get("clear_margin")
+        bound = data.get("score_bound")
+        return cls(float(data["min_coverage"]), math.inf if margin is None else float(margin),
+                   None if bound is None else float(bound), str(data.get("chosen", "")), dict(data.get("calibration") or {}))
+
+
+def default_thresholds(score_kind: str, gamma: float = 0.9) -> ConfidenceThresholds:
+    """The thresholds of a model saved without any (older models)."""
+    if score_kind == "q":
+        return ConfidenceThresholds(DEFAULT_MIN_COVERAGE, DEFAULT_Q_MARGIN, score_bound(gamma), "default (model saved without thresholds)")
+    return ConfidenceThresholds(DEFAULT_MIN_COVERAGE, DEFAULT_LOG_PROB_MARGIN, None, "default (model saved without thresholds)")
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How far the model's choice can be trusted: "clear" (offered as recommended), "narrow" (shown, not
+    recommended: the next dose scores nearly as well) or "abstain" (the model has no say here)."""
+
+    level: str
+    reasons: tuple[str, ...]
+    margin: float | None = None
+    kinds: tuple[str, ...] = ()  # one code per reason: no-score, out-of-range, coverage-unknown, low-coverage, single-dose, narrow
+
+
+def score_margin(scores: Any, allowed: Any) -> float | None:
+    """Best allowed score minus the second best allowed score; None with fewer than two allowed doses."""
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    mask = np.asarray(allowed, dtype=bool).ravel()
+    chosen = np.sort(values[mask])[::-1]
+    if chosen.size < 2:
+        return None
+    return float(chosen[0] - chosen[1])
+
+
+def judge_confidence(scores: Any, allowed: Any, coverage: float | None, score_kind: str,
+                     thresholds: ConfidenceThresholds) -> Confidence:
+    """Clear, narrow or abstain, with the reasons in plain words.
+
+    Abstain when the scores of the allowed doses are not finite or (Q-values) lie outside what the
+    reward can reach, when few training children resembled this one (coverage below the threshold, or
+    unknown), or when the rails leave a single dose (the guidance applies, not the model). Narrow when the
+    best allowed dose beats the next by less than the clear margin. Clear otherwise.
+    """
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    mask = np.asarray(allowed, dtype=bool).ravel()
+    if values.size != N_DOSE_CLASSES or mask.size != N_DOSE_CLASSES:
+        raise ValueError(f"expected {N_DOSE_CLASSES} scores and {N_DOSE_CLASSES} allowed flags")
+    reasons: list[str] = []
+    kinds: list[str] = []
+    allowed_scores = values[mask]
+    if allowed_scores.size == 0 or not np.isfinite(allowed_scores).all():
+        reasons.append("the model gave no usable score for the allowed doses")
+        kinds.append("no-score")
+    elif score_kind == "q" and thresholds.score_bound is not None:
+        worst = float(allowed_scores[np.argmax(np.abs(allowed_scores))])
+        if abs(worst) > thresholds.score_bound:
+            reasons.append(f"the model's scores (up to {worst:.0f}) lie outside what the reward can reach "
+                           f"(±{thresholds.score_bound:.0f})")
+            kinds.append("out-of-range")
+    if coverage is None or not math.isfinite(coverage):
+        reasons.append("how closely training children resembled this one is unknown")
+        kinds.append("coverage-unknown")
+    elif coverage < thresholds.min_coverage:
+        reasons.append(f"few training children resembled this one ({coverage:.0%}; at least {thresholds.min_coverage:.0%} needed)")
+        kinds.append("low-coverage")
+    margin = score_margin(values, mask) if allowed_scores.size and np.isfinite(allowed_scores).all() else None
+    if allowed_scores.size == 1:
+        reasons.append("the safety rails leave a single dose: the guidance applies")
+        kinds.append("single-dose")
+    if reasons:
+        return Confidence("abstain", tuple(reasons), margin, tuple(kinds))
+    if margin is None or margin < thresholds.clear_margin:
+        shown = "n/a" if margin is None else f"{margin:.2f}"
+        needed = "never reached by this model" if not math.isfinite(thresholds.clear_margin) else f"{thresholds.clear_margin:.2f}"
+        return Confidence("narrow", (f"the next allowed dose scores nearly as well (margin {shown}; clear from {needed})",), margin,
+                          ("narrow",))
+    return Confidence("clear", (f"the best allowed dose leads by {margin:.2f} (clear from {thresholds.clear_margin:.2f})",), margin)
 
 
 def feature_schema_hash(spec: Any | None = None) -> str:
@@ -167,6 +293,27 @@ class InferenceModel:
     layers: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     forest: ForestArrays | None = None
     coverage_stats: Coverage | None = None
+    saved_thresholds: ConfidenceThresholds | None = None
+
+    @property
+    def gamma(self) -> float:
+        return float(self.config.get("gamma", 0.9))
+
+    @property
+    def confidence_thresholds(self) -> ConfidenceThresholds:
+        """The thresholds saved with the model, or the defaults for a model saved without them."""
+        if self.saved_thresholds is not None:
+            return self.saved_thresholds
+        return default_thresholds(self.score_kind, self.gamma)
+
+    def coverage_share(self, values: np.ndarray, observed: np.ndarray) -> float | None:
+        """Coverage of one raw state row as a share 0–1 (None when the model has no coverage statistics)."""
+        share = float(self.coverage(self.model_input(values, observed))[0])
+        return share / 100.0 if math.isfinite(share) else None
+
+    def confidence(self, scores: Any, allowed: Any, coverage: float | None) -> Confidence:
+        """:func:`judge_confidence` with this model's score kind and thresholds."""
+        return judge_confidence(scores, allowed, coverage, self.score_kind, self.confidence_thresholds)
 
     @property
     def score_kind(self) -> str:
@@ -253,6 +400,11 @@ def load_inference_model(path: str | Path, *, check_schema: bool = True) -> Infe
         config=config,
         coverage_stats=Coverage.from_arrays(arrays),
     )
+    if (folder / CONFIDENCE_FILE).exists():
+        try:
+            model.saved_thresholds = ConfidenceThresholds.from_json(read_json(folder / CONFIDENCE_FILE))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ArtifactError(f"{CONFIDENCE_FILE} unreadable: {error}") from error
     if kind == "forest":
         try:
             model.forest = ForestArrays.from_arrays(arrays)

@@ -57,4 +57,27 @@ def train_model(
     }
     folder = save_model(out_dir, policy, imputation=dataset.imputation, train=dataset.train, metrics=metrics,
                         extra_metadata=extra)
+    save_confidence_thresholds(folder, loaded, table, dataset)
     return folder, policy, dataset
+
+
+def save_confidence_thresholds(folder: Path, loaded: LoadedData, table: VisitTable, dataset: Dataset,
+                               *, max_points: int | None = None) -> Any:
+    """Choose the confidence thresholds on the validation children (simulator truth) and save them in the folder.
+
+    On data that is not a simulator cohort there is no truth to choose on: nothing is written and the
+    loaded model uses :func:`training.inference.default_thresholds`.
+    """
+    from training.artifact import write_json
+    from training.evaluation.confidence import DEFAULT_POINTS, choose_thresholds, decision_points
+    from training.evaluation.simulated import cohort_setup
+    from training.inference import CONFIDENCE_FILE, load_inference_model
+
+    if cohort_setup(loaded.source) is None:
+        return None
+    model = load_inference_model(folder)
+    points = decision_points(loaded.source, model, table, dataset.splits["validation"],
+                             max_points=DEFAULT_POINTS if max_points is None else max_points, seed=dataset.seed)
+    thresholds = choose_thresholds(points, model)
+    write_json(Path(folder) / CONFIDENCE_FILE, thresholds.to_json())
+    return thresholds

@@ -69,11 +69,30 @@ def test_dataset_imputation_uses_training_patients_only():
 
 def test_timeline_mask_keeps_an_earlier_low_egfr_in_force():
     """A reduced eGFR measured at an earlier visit still limits the doses when the current visit has none."""
-    from training.dataset import timeline_mask, visit_mask
+    from training.dataset import timeline_label_mask
 
     timeline = _timeline("r", 2, [True, True])
     timeline.visits[0].egfr = 35.0
     timeline.visits[1].egfr = None
-    assert sum(timeline_mask(timeline, 1)) < sum(visit_mask(timeline.visits[1]))
     visit = timeline.visits[1]
-    assert timeline_mask(timeline, 1) == allowed_dose_mask(visit.weight_kg, visit.age_years, 35.0)
+    assert sum(timeline_label_mask(timeline, 1)) < sum(allowed_dose_mask(visit.weight_kg, visit.age_years, None))
+    assert timeline_label_mask(timeline, 1) == allowed_dose_mask(visit.weight_kg, visit.age_years, 35.0)
+
+
+def test_the_table_mask_is_the_label_bounds_and_the_clinical_rails():
+    """The training mask is the rails' mask (here: no start after a single seizure); the label mask is kept beside it."""
+    from fhir_mapping.rails import clinical_rails, facts_at
+    from training.dataset import timeline_bounds, timeline_mask
+
+    timeline = _timeline("s", 3, [True, False, True])
+    table = visit_table([timeline])
+    assert table.label_masks is not None
+    visit = timeline.visits[0]
+    assert table.label_masks[0].tolist() == list(allowed_dose_mask(visit.weight_kg, visit.age_years, None))
+    assert table.masks[0].tolist() == [True] + [False] * 11  # one seizure so far, not on levetiracetam: no start
+    assert table.masks[0].tolist() == list(timeline_mask(timeline, 0))
+    for i in range(3):
+        assert table.masks[i].tolist() == list(clinical_rails(facts_at(timeline, i), timeline_bounds(timeline, i)).allowed)
+        assert not (table.masks[i] & ~table.label_masks[i]).any()
+    subset = table.subset(["s"])
+    assert subset.label_masks is not None and (subset.label_masks == table.label_masks).all()

@@ -109,8 +109,13 @@ def evaluate_model(
     true_values: dict[str, Any] | None = None,
     bootstrap_samples: int = ope.BOOTSTRAP_SAMPLES,
     fqe_steps: int = 2000,
+    calibration_points: int | None = None,
 ) -> dict[str, Any]:
-    """Write REPORT/metrics.json, details.json, report.md and plots for one model; returns all metrics."""
+    """Write REPORT/metrics.json, details.json, report.md and plots for one model; returns all metrics.
+
+    ``calibration_points`` (default :data:`training.evaluation.confidence.DEFAULT_POINTS`; 0 skips it)
+    held-out decision points are judged against the simulator's truth for the calibration table.
+    """
     started = time.perf_counter()
     model = load_inference_model(model_dir)
     out = Path(out_dir)
@@ -126,6 +131,12 @@ def evaluate_model(
     metrics: dict[str, Any] = agreement.agreement_metrics(test.recommended, prescribed)
     metrics["safety_violations"] = agreement.safety_violations(test.recommended, test.data.masks)
     metrics["unmasked_out_of_bounds"] = agreement.safety_violations(test.raw, test.data.masks)
+    metrics["rail_violations_held_out"] = {
+        "model": rail_violation_counts(test.recommended, test.table),
+        "model without any mask": rail_violation_counts(test.raw, test.table),
+        "physician (logged)": rail_violation_counts(prescribed, test.table),
+    }
+    metrics["confidence"] = confidence_metrics(model, loaded, table, test.table, test_ids, calibration_points)
     truth = test.table.behaviour_probs
     metrics["agreement_limit"] = agreement_limit(truth)
     if truth is not None:
@@ -166,6 +177,29 @@ def evaluate_model(
     write_json(out / "details.json", {k: v for k, v in metrics.items() if k not in METRIC_KEYS})
     (out / "report.md").write_text(render_report(metrics), encoding="utf-8")
     return metrics
+
+
+def rail_violation_counts(actions: np.ndarray, table: VisitTable) -> dict[str, int]:
+    """Visits whose dose is outside the label bounds, and inside them but outside the clinical rails."""
+    rows = np.arange(len(actions))
+    combined = np.asarray(table.masks, dtype=bool)[rows, actions] if len(actions) else np.zeros(0, bool)
+    label_masks = table.label_masks if table.label_masks is not None else table.masks
+    label = np.asarray(label_masks, dtype=bool)[rows, actions] if len(actions) else np.zeros(0, bool)
+    return {"visits": len(actions), "label_violations": int((~label).sum()), "rail_violations": int((label & ~combined).sum())}
+
+
+def confidence_metrics(model: InferenceModel, loaded: LoadedData, table: VisitTable, test_table: VisitTable,
+                       test_ids: list[str], points: int | None) -> dict[str, Any]:
+    """The model's thresholds, its abstentions on the held-out visits and, on simulated data, the calibration of "clear"."""
+    from training.evaluation import confidence
+
+    thresholds = model.confidence_thresholds
+    result: dict[str, Any] = {"thresholds": thresholds.to_json(), "held_out": confidence.abstention_summary(model, test_table)}
+    n_points = confidence.DEFAULT_POINTS if points is None else points
+    if n_points > 0:
+        decision_points = confidence.decision_points(loaded.source, model, table, test_ids, max_points=n_points)
+        result["calibration"] = confidence.calibration_table(decision_points, model, thresholds)
+    return result
 
 
 def _train_behaviour(train: Evaluated, behaviour: PhysicianPolicy, truth: np.ndarray | None, seed: int) -> np.ndarray:
@@ -236,6 +270,11 @@ def render_report(metrics: dict[str, Any]) -> str:
                          f"{_fmt(d.get('mean_reward_per_visit'), 1)} | "
                          f"{_pct(d.get('seizure_free_share'))} | {_pct(d.get('adverse_effect_rate'))} | "
                          f"{_pct(d.get('out_of_bounds_share'))} |")
+        served, physician = true_value.get("model"), true_value.get("physician")
+        if served is not None and physician is not None:
+            verdict = "at least" if served >= physician else "below"
+            lines += ["", f"With the one mask (label bounds and clinical rails) the model's true value is {served:.1f}, "
+                      f"**{verdict} the physician's** {physician:.1f}."]
     predicted = metrics.get("mean_predicted_q")
     if predicted is not None:
         lines += ["", "## Over-estimation", "",
@@ -255,11 +294,63 @@ def render_report(metrics: dict[str, Any]) -> str:
             lines += [f"| {r['dose_g']:g} | {r['children']} | {r['predicted_q']:.1f} | {r['true_value']:.1f} | "
                       f"{r['overestimate']:+.1f} |" for r in where]
     lines += ["", "## Safety", "",
-              f"Recommendations outside the label bounds: **{metrics['safety_violations']}** (must be 0). "
-              f"Unmasked argmax outside the bounds (what clipping would have had to fix): "
-              f"{metrics['unmasked_out_of_bounds']}.", "",
-              "Plots: `loss_curve.png`, `dose_distribution.png`, `confusion_matrix.png`.", ""]
+              f"Recommendations outside the one mask (label bounds and clinical rails): **{metrics['safety_violations']}** "
+              f"(must be 0). Unmasked argmax outside it (what the mask had to prevent): "
+              f"{metrics['unmasked_out_of_bounds']}.", ""]
+    lines += render_violations(metrics)
+    lines += render_confidence(metrics.get("confidence"))
+    lines += ["", "Plots: `loss_curve.png`, `dose_distribution.png`, `confusion_matrix.png`.", ""]
     return "\n".join(lines)
+
+
+def render_violations(metrics: dict[str, Any]) -> list[str]:
+    """Label and clinical-rail violations per policy: held-out visits and the simulated replay."""
+    lines = ["### Label and clinical-rail violations", "",
+             "Decisions outside the label bounds, and within them but against a clinical rail (fhir_mapping/rails.py),",
+             "counted on the state each policy saw. The served model must have 0 of both; the physician may not.", "",
+             "| policy | where | decisions | label violations | rail violations | rails broken |", "|---|---|---:|---:|---:|---|"]
+    for name, row in (metrics.get("rail_violations_held_out") or {}).items():
+        lines.append(f"| {name} | held-out visits | {row['visits']} | {row['label_violations']} | {row['rail_violations']} | |")
+    for name, detail in (metrics.get("true_value_detail") or {}).items():
+        if "decisions" not in detail:
+            continue
+        rules = ", ".join(f"{rule} {n}" for rule, n in detail.get("rail_violations_by_rule", {}).items())
+        lines.append(f"| {name} | simulated replay | {detail['decisions']} | {detail['label_violations']} | "
+                     f"{detail['rail_violations']} | {rules} |")
+    return lines
+
+
+def render_confidence(confidence: dict[str, Any] | None) -> list[str]:
+    """Thresholds, abstentions and the calibration table of "clear"."""
+    if not confidence:
+        return []
+    thresholds = confidence["thresholds"]
+    margin = thresholds.get("clear_margin")
+    bound = thresholds.get("score_bound")
+    lines = ["", "## Honest confidence", "",
+             f"Thresholds ({thresholds.get('chosen', '')}): coverage at least {100 * thresholds['min_coverage']:.0f}% of training "
+             f"states; clear when the best allowed score leads the next by at least "
+             f"{'∞ (never)' if margin is None else f'{margin:.2f}'}; scores must lie within "
+             f"{'n/a' if bound is None else f'±{bound:.0f}'} (100/(1−γ)).", ""]
+    held = confidence.get("held_out") or {}
+    if held.get("visits"):
+        lines += [f"On the {held['visits']} held-out visits: clear {_pct(held.get('clear_share'))}, narrow "
+                  f"{_pct(held.get('narrow_share'))}, abstain {_pct(held.get('abstain_share'))}.", ""]
+        reasons = held.get("abstain_reasons") or {}
+        if reasons:
+            lines += ["| reason for abstaining | visits |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])]
+            lines.append("")
+    calibration = confidence.get("calibration")
+    if calibration:
+        lines += [f"Calibration on {calibration['points']} held-out simulated decision points ({calibration['children']} children):",
+                  "every allowed dose replayed in the simulator (physician's doses before, the served policy after);",
+                  f"\"best allowed\" = within {calibration['tie_tolerance']:g} points of the best dose's discounted mean reward.", "",
+                  "| confidence | points | share | choice is a best allowed dose | mean regret |", "|---|---:|---:|---:|---:|"]
+        for row in calibration["rows"]:
+            lines.append(f"| {row['level']} | {row['points']} | {_pct(row['share'])} | {_pct(row['best_allowed'])} | "
+                         f"{_fmt(row['mean_regret'], 1)} |")
+        lines.append(f"| all | {calibration['points']} | 100.0% | {_pct(calibration['choice_is_best_allowed'])} | |")
+    return lines
 
 
 def _pct(value: float | None) -> str:

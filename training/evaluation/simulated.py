@@ -21,24 +21,137 @@ from typing import Any
 import numpy as np
 
 from fhir_mapping import features
+from fhir_mapping.rails import RailOutcome
 from fhir_mapping.timeline import PatientTimeline
-from training.dataset import timeline_mask
+from training.dataset import timeline_bounds, timeline_rails
 from training.inference import InferenceModel
+from training.simulator.physician import PhysicianPolicy
 
 TimelinePolicy = Callable[[PatientTimeline], int]
 
 
-class ModelPolicy:
-    """A model folder as ``policy(timeline) -> dose class``: the last visit's state, masked choice."""
+class RailLedger:
+    """The label mask and the rails of every state a policy was asked about, keyed by (patient, visit date).
 
-    def __init__(self, model: InferenceModel) -> None:
+    Filled while the policy plays (on the very timeline it saw), read afterwards against the dose it
+    chose, so the violations counted are those of the state the policy acted on.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], tuple[tuple[bool, ...], RailOutcome]] = {}
+
+    def record(self, timeline: PatientTimeline) -> RailOutcome:
+        index = len(timeline.visits) - 1
+        bounds = timeline_bounds(timeline, index)
+        outcome = timeline_rails(timeline, index)
+        self.entries[(timeline.patient_id, timeline.visits[index].date.isoformat())] = (bounds.allowed, outcome)
+        return outcome
+
+    def violations(self, runs: Sequence[Any]) -> dict[str, Any]:
+        """Decisions outside the label bounds, and inside them but outside the clinical rails (by rule)."""
+        decisions = label = rails = 0
+        by_rule: dict[str, int] = {}
+        for run in runs:
+            for visit in run.visits:
+                entry = self.entries.get((run.child.patient_id, visit.date.isoformat()))
+                if entry is None or visit.dose_class < 0:
+                    continue
+                label_mask, outcome = entry
+                decisions += 1
+                if not label_mask[visit.dose_class]:
+                    label += 1
+                elif not outcome.allowed[visit.dose_class]:
+                    rails += 1
+                    for fired in outcome.fired:
+                        if visit.dose_class in fired.removed_classes:
+                            by_rule[fired.rule_id] = by_rule.get(fired.rule_id, 0) + 1
+        return {"decisions": decisions, "label_violations": label, "rail_violations": rails,
+                "rail_violations_by_rule": dict(sorted(by_rule.items()))}
+
+
+class ModelPolicy:
+    """A model folder as ``policy(timeline) -> dose class``: the last visit's state, masked choice.
+
+    The mask is the one the service uses (label bounds AND clinical rails); ``rails=False`` keeps only
+    the label bounds and ``skip`` lifts the named rails, to measure what the clinical rails cost or gain.
+    Violations are always counted against all the rails.
+    """
+
+    def __init__(self, model: InferenceModel, *, rails: bool = True, skip: frozenset[str] = frozenset(),
+                 ledger: RailLedger | None = None) -> None:
         self.model = model
+        self.rails = rails
+        self.skip = skip
+        self.ledger = ledger
 
     def __call__(self, timeline: PatientTimeline) -> int:
         index = len(timeline.visits) - 1
         values, observed = features.state_row(timeline, index)
-        choice, _, _ = self.model.recommend(values, observed, timeline_mask(timeline, index))
+        outcome = self.ledger.record(timeline) if self.ledger is not None else timeline_rails(timeline, index)
+        if self.skip:
+            outcome = timeline_rails(timeline, index, skip=self.skip)
+        mask = outcome.allowed if self.rails else timeline_bounds(timeline, index).allowed
+        choice, _, _ = self.model.recommend(values, observed, mask)
         return choice
+
+
+def guidance_class(outcome: RailOutcome, current_mg_per_day: float | None) -> int:
+    """The dose class the rails' guidance points to: its dose, 0 for "none", else the current dose kept
+    (or the highest allowed dose below it when the bounds no longer allow it)."""
+    from fhir_mapping.dosing import dose_class_of
+
+    guidance = outcome.guidance
+    if guidance is not None and guidance.mg_per_day is not None:
+        return dose_class_of(guidance.mg_per_day)
+    if guidance is not None and guidance.action == "none":
+        return 0
+    current = dose_class_of(current_mg_per_day or 0.0)
+    return max(i for i in range(current + 1) if outcome.allowed[i])
+
+
+class ServedPolicy:
+    """What the service offers as recommended: the model's choice when its confidence is clear, otherwise
+    the label/practice guidance of the rails (kept dose when the guidance names none). Tallies the levels."""
+
+    def __init__(self, model: InferenceModel, ledger: RailLedger | None = None) -> None:
+        self.model = model
+        self.ledger = ledger
+        self.levels: dict[str, int] = {"clear": 0, "narrow": 0, "abstain": 0}
+
+    def __call__(self, timeline: PatientTimeline) -> int:
+        from fhir_mapping.rails import facts_at
+
+        index = len(timeline.visits) - 1
+        values, observed = features.state_row(timeline, index)
+        outcome = self.ledger.record(timeline) if self.ledger is not None else timeline_rails(timeline, index)
+        choice, scores, _ = self.model.recommend(values, observed, outcome.allowed)
+        confidence = self.model.confidence(scores, outcome.allowed, self.model.coverage_share(values, observed))
+        self.levels[confidence.level] += 1
+        if confidence.level == "clear":
+            return choice
+        return guidance_class(outcome, facts_at(timeline, index).current_mg_per_day)
+
+
+class RecordingPhysician(PhysicianPolicy):
+    """The simulated physician, unchanged (it may go against the clinical rails), with its states recorded."""
+
+    def __init__(self, traits: Any, config: Any, ledger: RailLedger) -> None:
+        super().__init__(traits, config)
+        self.ledger = ledger
+
+    def probabilities(self, timeline: PatientTimeline, mask: tuple[bool, ...] | None = None) -> np.ndarray:
+        self.ledger.record(timeline)
+        return super().probabilities(timeline, mask)
+
+
+def recording(policy: TimelinePolicy, ledger: RailLedger) -> TimelinePolicy:
+    """Any timeline policy, with the states it is asked about recorded in ``ledger``."""
+
+    def recorded(timeline: PatientTimeline) -> int:
+        ledger.record(timeline)
+        return policy(timeline)
+
+    return recorded
 
 
 def cohort_setup(data_dir: str | Path) -> tuple[int, int, Any] | None:
@@ -103,13 +216,20 @@ def true_values_for_models(
     gamma: float = 0.9,
     include_physician: bool = True,
     include_oracle: bool = True,
+    without_rails: bool = False,
+    lifted_rails: Sequence[str] = (),
     state: str = "fhir",
+    dialect: str = "epidose",
 ) -> dict[str, dict[str, Any]] | None:
     """{policy name: true outcomes} for the models, the physician and the oracle on the given children, or None.
 
     Uses the simulator's counterfactual :class:`training.simulator.environment.Environment` with the
     state built by ``fhir_mapping.build`` from the FHIR emitted so far (``state="fhir"``), the same
-    path the training data took, so the models see at replay exactly what they were trained on.
+    path the training data took, so the models see at replay exactly what they were trained on;
+    ``dialect`` is the simulator's FHIR dialect that state is read from (training.simulator.fhir). Each
+    policy's label and clinical-rail violations are counted on the states it saw; ``without_rails``
+    adds each model restricted by the label bounds only ("NAME without clinical rails"), and each id in
+    ``lifted_rails`` the model with every rail but that one ("NAME without RULE-ID"), to show its cost.
     """
     setup = cohort_setup(data_dir)
     if setup is None:
@@ -121,23 +241,37 @@ def true_values_for_models(
     seed, n_patients, config = setup
     if abs(config.gamma - gamma) > 1e-12:
         config = dataclasses.replace(config, gamma=gamma)
-    environment = Environment(n_patients, seed, config, state=state)
+    environment = Environment(n_patients, seed, config, state=state, dialect=dialect)
     wanted = set(patient_ids)
     environment.children = [child for child in environment.children if child.patient_id in wanted]
     if not environment.children:
         return None
     results: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
-        results[name] = summarise_runs(environment.run(ModelPolicy(model)), config)
+        ledger = RailLedger()
+        results[name] = summarise_runs(environment.run(ModelPolicy(model, ledger=ledger)), config, ledger)
+        if without_rails:
+            ledger = RailLedger()
+            results[f"{name} without clinical rails"] = summarise_runs(
+                environment.run(ModelPolicy(model, rails=False, ledger=ledger)), config, ledger)
+        for rule_id in lifted_rails:
+            ledger = RailLedger()
+            results[f"{name} without {rule_id}"] = summarise_runs(
+                environment.run(ModelPolicy(model, skip=frozenset({rule_id}), ledger=ledger)), config, ledger)
     if include_physician:
-        results["physician"] = summarise_runs(environment.physician_runs(), config)
+        ledger = RailLedger()
+        results["physician"] = summarise_runs(
+            environment.run(per_child=lambda child: RecordingPhysician(child.physician, config, ledger)), config, ledger)
     if include_oracle:
-        results["oracle"] = summarise_runs(environment.run(per_child=lambda child: oracle_policy(child, config)), config)
+        ledger = RailLedger()
+        results["oracle"] = summarise_runs(
+            environment.run(per_child=lambda child: recording(oracle_policy(child, config), ledger)), config, ledger)
     return results
 
 
-def summarise_runs(runs: Sequence[Any], config: Any) -> dict[str, Any]:
-    """The environment's PolicyValue of finished runs, plus each child's discounted return."""
+def summarise_runs(runs: Sequence[Any], config: Any, ledger: RailLedger | None = None) -> dict[str, Any]:
+    """The environment's PolicyValue of finished runs, each child's discounted return, and (with the
+    ledger of the states the policy saw) its label and clinical-rail violations."""
     from training.simulator.environment import value_of_runs
 
     value = value_of_runs(runs, config).to_json()
@@ -157,4 +291,5 @@ def summarise_runs(runs: Sequence[Any], config: Any) -> dict[str, Any]:
         "mean_days_to_remission": value.get("mean_days_to_remission"),
         "patients": value.get("patients"),
         "returns_by_patient": by_patient,
+        **(ledger.violations(runs) if ledger is not None else {}),
     }

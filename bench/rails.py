@@ -1,0 +1,201 @@
+"""Clinical rails and honest confidence over a simulated cohort: violations, abstentions, calibration, true values.
+
+Trains nothing: it takes a model folder (by default it builds the default model, conservative DQN on
+1,500 simulated children, seed 0) and replays FRESH simulated children (another cohort seed) in the
+counterfactual environment, with the state read through the FHIR mapping as in training, under:
+
+* the model with the one mask (label bounds AND clinical rails), its choice always taken;
+* what is served: the model's choice when its confidence is "clear", otherwise the rails' guidance;
+* the model with the label bounds only (without clinical rails), and with every rail but the
+  watchful waiting after a single seizure (what that one rail costs under the seizure-only reward);
+* each child's simulated physician (allowed to break the rails: the breaks are counted).
+
+For each: the true value (discounted mean reward, −100..100, ± SE), label and clinical-rail
+violations (by rule), and for the served policy the share of clear / narrow / abstain. The calibration
+of "clear" is measured on a smaller written cohort (every allowed dose replayed at sampled visits).
+
+Usage: python bench/rails.py [--children 10000] [--seed 1] [--model DIR] [--calibration-children 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--children", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1, help="cohort seed of the evaluation children (the default model trains on seed 0)")
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: build the default model)")
+    parser.add_argument("--calibration-children", type=int, default=400)
+    parser.add_argument("--calibration-points", type=int, default=400)
+    parser.add_argument("--oracle-children", type=int, default=1000,
+                        help="children for the oracle bounds (direct state: the oracle reads only the mask)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    args = parser.parse_args()
+
+    from training.evaluation.confidence import calibration_table, decision_points
+    from training.evaluation.simulated import (
+        ModelPolicy,
+        RailLedger,
+        RecordingPhysician,
+        ServedPolicy,
+        summarise_runs,
+    )
+    from training.inference import load_inference_model
+    from training.pipeline import prepare
+    from training.simulator.cohort import write_cohort
+    from training.simulator.config import DEFAULT_CONFIG
+    from training.simulator.environment import Environment
+
+    figures: dict[str, Any] = {"children": args.children, "seed": args.seed}
+    with tempfile.TemporaryDirectory(prefix="epidose-rails-") as temporary:
+        started = time.perf_counter()
+        if args.model is None:
+            from training.default_model import build_default_model
+
+            model_dir = build_default_model(Path(temporary) / "model", progress=False)
+            figures["default_model_seconds"] = round(time.perf_counter() - started, 1)
+        else:
+            model_dir = args.model
+        model = load_inference_model(model_dir)
+        figures["model"] = model.version
+        figures["thresholds"] = model.confidence_thresholds.to_json()
+
+        config = DEFAULT_CONFIG
+        environment = Environment(args.children, args.seed, config, state="fhir")
+        served = ServedPolicy(model, RailLedger())
+        policies: dict[str, ModelPolicy | ServedPolicy] = {
+            "model with rails": ModelPolicy(model, ledger=RailLedger()),
+            "served (clear model, else guidance)": served,
+            "model without clinical rails": ModelPolicy(model, rails=False, ledger=RailLedger()),
+            "model with rails but watchful waiting": ModelPolicy(model, skip=frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"}),
+                                                                  ledger=RailLedger()),
+        }
+        results: dict[str, Any] = {}
+        for name, policy in policies.items():
+            t = time.perf_counter()
+            runs = environment.run(policy)
+            summary = summarise_runs(runs, config, policy.ledger)
+            summary.pop("returns_by_patient", None)
+            summary["seconds"] = round(time.perf_counter() - t, 1)
+            results[name] = summary
+            print(f"{name}: {summary['value']:.2f} ± {summary['value_se']:.2f}, label {summary['label_violations']}, "
+                  f"rails {summary['rail_violations']} ({summary['seconds']} s)", flush=True)
+        ledger = RailLedger()
+        t = time.perf_counter()
+        runs = environment.run(per_child=lambda child: RecordingPhysician(child.physician, config, ledger))
+        physician = summarise_runs(runs, config, ledger)
+        physician.pop("returns_by_patient", None)
+        physician["seconds"] = round(time.perf_counter() - t, 1)
+        results["physician"] = physician
+        print(f"physician: {physician['value']:.2f} ± {physician['value_se']:.2f}, rails {physician['rail_violations']}", flush=True)
+        total = sum(served.levels.values())
+        figures["served_levels"] = {level: n / total for level, n in served.levels.items()} if total else {}
+        figures["policies"] = results
+
+        t = time.perf_counter()
+        figures["oracle"] = oracle_bounds(args.oracle_children, args.seed)
+        figures["oracle_seconds"] = round(time.perf_counter() - t, 1)
+
+        t = time.perf_counter()
+        cohort = Path(temporary) / "calibration"
+        write_cohort(cohort, args.calibration_children, args.seed + 1000)
+        _, table, _ = prepare(cohort, 0)
+        points = decision_points(cohort, model, table, table.patient_ids, max_points=args.calibration_points, seed=args.seed)
+        figures["calibration"] = calibration_table(points, model, model.confidence_thresholds)
+        figures["calibration_seconds"] = round(time.perf_counter() - t, 1)
+        figures["seconds"] = round(time.perf_counter() - started, 1)
+    print(render(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2, default=float) + "\n", encoding="utf-8")
+
+
+def oracle_rails_policy(child: Any, config: Any, skip: frozenset[str]) -> Any:
+    """The environment's oracle (true parameters, remission date), restricted to the one mask minus ``skip``."""
+    from fhir_mapping.dosing import DOSE_CLASSES_MG, N_DOSE_CLASSES
+    from training.dataset import timeline_rails
+    from training.simulator.environment import DEFAULT_ORACLE_TARGET_EFFECT
+
+    def policy(timeline: Any) -> int:
+        visit = timeline.visits[-1]
+        mask = timeline_rails(timeline, len(timeline.visits) - 1, skip=skip).allowed
+        if child.single_seizure or visit.date >= child.remission_date:
+            return min(i for i in range(N_DOSE_CLASSES) if mask[i])
+        allowed = [c for c in range(1, N_DOSE_CLASSES) if mask[c]]
+        if not allowed:
+            return 0
+        for dose_class in allowed:
+            effect = child.drug_effect(child.average_concentration(DOSE_CLASSES_MG[dose_class], visit.date, config), config)
+            if effect >= DEFAULT_ORACLE_TARGET_EFFECT:
+                return dose_class
+        return allowed[-1]
+
+    return policy
+
+
+def oracle_bounds(children: int, seed: int) -> dict[str, Any]:
+    """True values of the oracle with the label bounds only, with every rail, and with every rail but watchful
+    waiting, beside the physician: what any policy could reach under each constraint."""
+    from training.evaluation.simulated import summarise_runs
+    from training.simulator.config import DEFAULT_CONFIG
+    from training.simulator.environment import Environment, oracle_policy
+
+    if children <= 0:
+        return {}
+    config = DEFAULT_CONFIG
+    environment = Environment(children, seed, config, state="direct")
+    variants = {
+        "oracle, label bounds only": lambda child: oracle_policy(child, config),
+        "oracle with rails": lambda child: oracle_rails_policy(child, config, frozenset()),
+        "oracle with rails but watchful waiting": lambda child: oracle_rails_policy(child, config, frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"})),
+    }
+    out: dict[str, Any] = {"children": children}
+    for name, per_child in variants.items():
+        summary = summarise_runs(environment.run(per_child=per_child), config)
+        out[name] = {"value": summary["value"], "value_se": summary["value_se"]}
+    physician = summarise_runs(environment.physician_runs(), config)
+    out["physician"] = {"value": physician["value"], "value_se": physician["value_se"]}
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def render(figures: dict[str, Any]) -> str:
+    lines = [f"{figures['children']} fresh simulated children (cohort seed {figures['seed']}), model {figures['model']}.", "",
+             "| policy | true value ± SE | seizure-free visits | decisions | label violations | rail violations | rails broken |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name, r in figures["policies"].items():
+        rules = ", ".join(f"{k} {v}" for k, v in r.get("rail_violations_by_rule", {}).items())
+        lines.append(f"| {name} | {r['value']:.2f} ± {r['value_se']:.2f} | {_pct(r['seizure_free_share'])} | {r['decisions']} | "
+                     f"{r['label_violations']} | {r['rail_violations']} | {rules} |")
+    oracle = figures.get("oracle") or {}
+    if oracle:
+        lines += ["", f"Bounds on {oracle['children']} other children (direct state): "
+                  + "; ".join(f"{k} {v['value']:.2f} ± {v['value_se']:.2f}" for k, v in oracle.items() if isinstance(v, dict)) + "."]
+    levels = figures.get("served_levels") or {}
+    lines += ["", "Served policy's confidence over its decisions: " + ", ".join(f"{k} {_pct(v)}" for k, v in levels.items()), ""]
+    calibration = figures.get("calibration")
+    if calibration:
+        lines += [f"Calibration of \"clear\" ({calibration['points']} decision points of {calibration['children']} other children; best "
+                  f"allowed = within {calibration['tie_tolerance']:g} points of the best dose's true value):", "",
+                  "| confidence | points | share | choice is a best allowed dose | mean regret |", "|---|---:|---:|---:|---:|"]
+        for row in calibration["rows"]:
+            regret = "n/a" if row["mean_regret"] is None else f"{row['mean_regret']:.1f}"
+            lines.append(f"| {row['level']} | {row['points']} | {_pct(row['share'])} | {_pct(row['best_allowed'])} | {regret} |")
+    lines.append(f"\nTotal {figures['seconds']} s.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Clinical acceptance suite: hand-written FHIR charts and their expected decisions."""
