@@ -59,11 +59,14 @@ def build_default_model(out_dir: str | Path, *, patients: int = DEFAULT_PATIENTS
 
             model = load_inference_model(folder)
             gamma = float(model.config.get("gamma", 0.9))
+            phases.step("true outcomes: the held-out children replayed in the simulator under the model")
             true_values = true_values_for_models(cohort, {"model": model}, dataset.splits["test"], gamma=gamma,
                                                  dialect=dialect, without_rails=True,
                                                  lifted_rails=("R-NO-START-AFTER-SINGLE-SEIZURE",))
+            phases.step("agreement with physicians, off-policy value estimates, plots")
             metrics = evaluate_model(folder, loaded, folder / "report", table=table, true_values=true_values,
                                      bootstrap_samples=200)
+            phases.step("the same children as each chart dialect records them")
             by_dialect = dialect_report(cohort, model, dataset.splits["test"], gamma=gamma)
     with phases.phase("save the model folder and its report"):
         from training.artifact import write_json

@@ -56,5 +56,9 @@ class Phases:
                 beat.join()
         self.say(f"{label} {name}: done in {time.perf_counter() - started:.1f} s")
 
+    def step(self, text: str) -> None:
+        """A line inside the current phase, naming the part that starts now."""
+        self.say(f"{' ' * (len(str(self.number)) + len(str(self.total)) + 3)} · {text}")
+
     def finish(self, what: str) -> None:
         self.say(f"{what} in {time.perf_counter() - self.started:.0f} s")
