@@ -64,7 +64,7 @@ from fhir_mapping.medication import (
     place_order,
 )
 from fhir_mapping.problems import MappingError, Problem, ProblemKind
-from fhir_mapping.timeline import Measurement, PatientTimeline, Provenance, Visit
+from fhir_mapping.timeline import DoseSpan, DrugLevel, Measurement, PatientTimeline, Provenance, Visit
 from fhir_mapping.units import CANONICAL_UNIT, convert
 
 # Physiologically possible ranges in canonical units (project plausibility limits, not clinical
@@ -79,7 +79,7 @@ PLAUSIBLE_RANGES: Final[dict[str, tuple[float, float]]] = {
     "wbc": (0.0, 1000.0),  # 10*3/uL
     "hemoglobin": (1.0, 25.0),  # g/dL
     "platelets": (0.0, 5000.0),  # 10*3/uL
-    "lev_level": (0.0, 1000.0),  # mg/L
+    "lev_level": (0.0, 500.0),  # mg/L: >10x the top of the trough reference (46 mg/L, domain.md §3) is a unit or typing error
     "egfr": (1.0, 400.0),  # mL/min/1.73 m2
 }
 MAX_SEIZURE_COUNT: Final = 10000  # per interval between visits; more is a typing error
@@ -404,7 +404,10 @@ class _Builder:
             return
         if self.after_as_of(day):
             return
+        problems_before = len(self.problems)
         value = self._value(concept, resource)
+        if concept.key == "lev_level":
+            self.lev_level(resource, stamp, day, value, self.problems[problems_before:])
         if value is None:
             return
         encounter = reference_id(resource.get("encounter"), "Encounter")
@@ -469,6 +472,13 @@ class _Builder:
             return None
         return None
 
+    def lev_level(self, resource: Mapping[str, Any], stamp: str, day: date, value: float | None, problems: list[Problem]) -> None:
+        """Keep every levetiracetam level with its timing text, usable or not, for the PK estimate."""
+        notes = [n.get("text") for n in _items(resource.get("note")) if isinstance(n, dict)]
+        note = " ".join(n.strip() for n in notes if isinstance(n, str) and n.strip())
+        problem = problems[0] if problems else None
+        self.timeline.lev_levels.append(DrugLevel(resource_label(resource), day, value if problem is None else None, stamp, note, problem))
+
     def medication_request(self, resource: Mapping[str, Any], position: int) -> None:
         key = asm_key(resource, self.medications)
         if not counts_as_taken(resource):
@@ -501,6 +511,8 @@ class _Builder:
             if self.after_as_of(placed.start) or self.after_as_of(parse_date(resource.get("authoredOn"))):
                 continue  # written after the decision date: not known then
             (lev if key == "levetiracetam" else others.setdefault(key, [])).append(placed)
+            if key == "levetiracetam":
+                self.timeline.lev_history.append(_dose_span(placed, resource))
         return lev, others
 
     def visit_days(self) -> list[date]:
@@ -720,6 +732,17 @@ def _effective(resource: Mapping[str, Any]) -> tuple[str, date | None]:
     if isinstance(value, str):
         return value, parse_date(value)
     return "", None
+
+
+def _dose_span(placed: PlacedOrder, resource: Mapping[str, Any]) -> DoseSpan:
+    clock: list[str] = []
+    for instruction in _items(resource.get("dosageInstruction")):
+        timing = instruction.get("timing") if isinstance(instruction, dict) else None
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
+        if isinstance(repeat, dict):
+            clock.extend(t for t in _items(repeat.get("timeOfDay")) if isinstance(t, str))
+    dose = placed.dose
+    return DoseSpan(placed.source, placed.start, placed.end, dose.mg_per_day if dose else None, dose.doses_per_day if dose else None, tuple(sorted(set(clock))))
 
 
 def _measurement(value: _Value | None, day: date) -> Measurement | None:

@@ -7,7 +7,8 @@ ALT, AST, WBC, Hb, platelets, levetiracetam level LOINC 30471-7), an EEG at some
 levetiracetam MedicationRequest decided at the visit (fhir_mapping.emit), with
 ``timing.repeat.boundsPeriod`` from the visit to the next visit when superseded. When the physician
 stops the drug the previous order becomes ``stopped`` with its period ending that day.
-Every Observation carries subject, encounter and effectiveDateTime = the visit date.
+Every Observation carries subject, encounter and effectiveDateTime = the visit date; a levetiracetam
+level also the clock time of the draw and the request's note on timing (:mod:`training.simulator.levels`).
 
 Dialects (``dialect``): ``epidose`` is the above (the project's coded seizure reports at every
 visit); ``ehr`` writes the same child as an EHR would: the epilepsy diagnosis (SNOMED or ICD-10-CM),
@@ -172,7 +173,8 @@ def child_resources(run: ChildRun, *, pending_last: bool = False, dialect: str =
             unit = _LAB_UNITS[key]
             if key == "creatinine" and visit.creatinine_in_umol:
                 value, unit = round(value * CREATININE_UMOL_L_PER_MG_DL, 0), "umol/L"
-            observation(key, "laboratory", {"valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}})
+            timing = visit.level_timing.observation_fields(day) if key == "lev_level" and visit.level_timing else {}
+            observation(key, "laboratory", {"valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}, **timing})
         if visit.eeg is not None:
             observation("eeg", "procedure", {"valueCodeableConcept": _answer(visit.eeg)})
         # The order decided at this visit supersedes (or stops) the previous one.
