@@ -92,12 +92,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         warning = level >= logging.WARNING
         click.secho(f"{'warning' if warning else 'info'}: {line}", fg="red" if warning else None, bold=warning, err=True)
 
+    refuse_busy_port(settings.host, settings.port)  # before minutes of a first start, not after
     load_hash_key(settings)  # create the patient-hash key once, before the workers start
     version = ensure_default_model(settings)
     if version is None:
         click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)
     count = settings.workers or os.cpu_count() or 1
-    refuse_busy_port(settings.host, settings.port)
     control_socket = control_socket_path(settings.data_dir, settings.port)
 
     class Application(BaseApplication):
