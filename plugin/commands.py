@@ -12,6 +12,9 @@ from typing import Any
 import click
 
 log = logging.getLogger("epidose.serve")
+SERVE_WORKER_CONNECTIONS = 1000  # per gevent worker: open connections, slow or not
+SERVE_THREADS = 16  # per gthread worker
+SERVE_KEEPALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
 
 
 def register(group: click.Group) -> None:
@@ -35,9 +38,10 @@ def ensure_default_model(settings: Any, *, progress: bool = True, isolate: bool 
     gunicorn workers forked from a process holding them hang at exit until killed (a 10 s stop), and
     would each inherit the training's memory.
     """
+    from training.model_check import check_model_folder
     from training.registry import ModelRegistry
 
-    registry = ModelRegistry(settings.models_root)
+    registry = ModelRegistry(settings.models_root, check=check_model_folder)
     current = registry.current_version()
     if current is not None or not settings.build_default_model:
         return current
@@ -73,14 +77,17 @@ def ensure_default_model(settings: Any, *, progress: bool = True, isolate: bool 
 @click.command()
 @click.option("--host", default=None, help="Interface to bind (default EPIDOSE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default EPIDOSE_PORT or 8080).")
-@click.option("--workers", type=int, default=None, help="gunicorn sync workers (default: one per CPU core).")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the CDS Hooks service under gunicorn (sync workers)."""
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default: one per CPU core).")
+@click.option("--worker-class", type=click.Choice(("gevent", "gthread", "sync")), default=None,
+              help="gunicorn worker type (default EPIDOSE_WORKER_CLASS or gevent).")
+def serve(host: str | None, port: int | None, workers: int | None, worker_class: str | None) -> None:
+    """Run the CDS Hooks service under gunicorn (gevent workers: slow clients cannot hold a worker)."""
     from gunicorn.app.base import BaseApplication
 
     from plugin.settings import Settings, SettingsError
 
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
+                                   ("worker_class", worker_class)) if v is not None}
     try:
         settings = Settings.from_env(None, **overrides)
     except SettingsError as error:
@@ -98,42 +105,35 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     if version is None:
         click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)
     count = settings.workers or os.cpu_count() or 1
-    control_socket = control_socket_path(settings.data_dir, settings.port)
 
     class Application(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", count)
-            self.cfg.set("worker_class", "sync")
+            # A sync worker is held by one client for as long as it takes to send its request: two
+            # clients dripping a header line every 2 s starve two workers. gevent reads each
+            # connection in its own greenlet, so a slow client holds only a socket; gthread is a
+            # middle ground (a thread per client once its first byte arrives).
+            self.cfg.set("worker_class", settings.worker_class)
+            if settings.worker_class == "gevent":
+                self.cfg.set("worker_connections", SERVE_WORKER_CONNECTIONS)
+            elif settings.worker_class == "gthread":
+                self.cfg.set("threads", SERVE_THREADS)
+            self.cfg.set("keepalive", SERVE_KEEPALIVE_SECONDS)
             self.cfg.set("timeout", 30)
+            self.cfg.set("control_socket_disable", True)  # no management socket left open by default
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)  # access lines would carry URLs with ids
             self.cfg.set("errorlog", "-")
-            if "control_socket" in self.cfg.settings:  # gunicorn ≥ 25.1; its default ~/.gunicorn is shared host-wide
-                if control_socket is None:
-                    self.cfg.set("control_socket_disable", True)
-                else:
-                    self.cfg.set("control_socket", str(control_socket))
 
         def load(self) -> Any:
             from plugin import create_app
 
             return create_app(settings, announce=False)
 
-    click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} worker(s)", err=True)
+    click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} {settings.worker_class} "
+               "worker(s)", err=True)
     Application().run()
-
-
-UNIX_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS: keep a margin
-
-
-def control_socket_path(data_dir: Path, port: int) -> Path | None:
-    """gunicorn's control socket for this instance (its data folder and port), or None when the path is too long."""
-    path = data_dir / f"gunicorn-{port}.ctl"
-    if len(os.fsencode(path)) > UNIX_SOCKET_PATH_MAX:
-        return None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def refuse_busy_port(host: str, port: int) -> None:
