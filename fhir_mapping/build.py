@@ -566,23 +566,37 @@ class _Builder:
         return lev, others
 
     def visit_days(self) -> list[date]:
-        """The decision visits: the clinic Encounters' days; with none, the days of mapped values.
+        """The decision visits: the clinic Encounters' days (and coded reports linked to none); with no
+        clinic Encounter, the days with a visit's report.
 
-        Evidence never makes a visit day (an emergency or inpatient encounter, a Condition's note, a
-        report on a day without a clinic encounter): it is placed in the interval it falls in."""
+        Evidence never makes a visit day while a later visit holds it (an emergency or inpatient
+        encounter, a seizure Condition, a note between visits): it is placed in the interval it falls
+        in. A seizure after the last visit (up to ``as_of``) has no later visit to hold it, and the
+        decision must not miss it: the latest such day is a visit, the decision point."""
         days = set(self.encounter_days.values())
-        if not days:
+        own = [v for v in self.values if not v.evidence and (self.as_of is None or v.visit_day <= self.as_of)]
+        if days:
+            # A follow-up's coded reports recorded without an Encounter keep their day (as EHRs that
+            # do not link Observations send them); notes between visits are evidence.
+            days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS and not v.linked and v.source in ("code", "questionnaire"))
+        else:
             # No clinic encounter in the input: the follow-ups are the days with a visit's report. A
             # day with measurements only (a weight, a lab) is not a follow-up at which seizures were
             # asked about, so it does not split the interval a later report counts over; after the
             # last report it stays a visit (the decision point is the latest day with data), and with
             # no reports at all every day with a mapped value is a visit.
-            own = [v for v in self.values if not v.evidence and (self.as_of is None or v.visit_day <= self.as_of)]
             days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS)
             last_report = max(days, default=None)
             days.update(v.visit_day for v in own if last_report is None or v.visit_day > last_report)
         if self.as_of is not None:
             days = {day for day in days if day <= self.as_of}
+        last = max(days, default=None)
+        seizure_days = [e.day for e in self.events] + [
+            v.day for v in self.values
+            if (v.evidence or v.visit_day not in days) and _states_seizure(v)]
+        trailing = [day for day in seizure_days if (last is None or day > last) and not self.after_as_of(day)]
+        if trailing:
+            days.add(max(trailing))
         return sorted(days)
 
     def assemble(self) -> None:
@@ -647,8 +661,7 @@ class _Builder:
     def _as_evidence(self, value: _Value) -> bool:
         """A report that is not a decision visit's: a seizure it states is dated on its day and placed
         in the interval it falls in (never dropped). False when the value is not used."""
-        seizure = (value.key == "seizure_since_last_visit" and value.value is True) or (
-            value.key == "seizure_count_since_last_visit" and isinstance(value.value, int) and value.value > 0)
+        seizure = _states_seizure(value)
         if seizure:
             # An evidence resource dates its own seizure (an emergency visit, a Condition's onset); a
             # report between visits says only that one happened on or before its day.
@@ -807,6 +820,12 @@ class _reverse(str):
 def _items(value: object) -> list[Any]:
     """A repeating element as a list (corrupt input may hold a scalar instead)."""
     return value if isinstance(value, list) else []
+
+
+def _states_seizure(value: _Value) -> bool:
+    """A report that a seizure happened (since the last visit, or a count above 0)."""
+    return (value.key == "seizure_since_last_visit" and value.value is True) or (
+        value.key == "seizure_count_since_last_visit" and isinstance(value.value, int) and not isinstance(value.value, bool) and value.value > 0)
 
 
 def _encounter_class(resource: Mapping[str, Any]) -> str | None:

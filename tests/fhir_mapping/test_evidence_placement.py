@@ -138,3 +138,17 @@ def test_without_encounters_a_lab_day_does_not_split_the_interval() -> None:
     # Measurements after the last report still make the latest visit (the decision point).
     later = build_timeline([*resources, f.quantity("w", "weight", CLINIC + timedelta(days=7), 30.0)])
     assert [v.date for v in later.visits] == [FIRST, CLINIC, CLINIC + timedelta(days=7)]
+
+
+def test_a_seizure_after_the_last_visit_is_the_decision_point_not_lost() -> None:
+    """An emergency visit for a seizure after the last follow-up: no later visit holds it, so its day is
+    the decision point (a breakthrough seizure yesterday must reach today's decision)."""
+    after = CLINIC + timedelta(days=20)
+    timeline = build_timeline([*clinic(0), hospital_encounter("EMER", after)], as_of=after + timedelta(days=1))
+    assert [v.date for v in timeline.visits] == [FIRST, CLINIC, after]
+    assert timeline.visits[-1].seizure_since_last_visit is True
+    assert timeline.visits[-1].encounter_id is None  # not a clinic encounter
+    assert lifetime(timeline) == (1, 1.0, 1)
+    # Known only after the decision date: not read.
+    before = build_timeline([*clinic(0), hospital_encounter("EMER", after)], as_of=after - timedelta(days=1))
+    assert [v.date for v in before.visits] == [FIRST, CLINIC]
