@@ -6,16 +6,19 @@ Rules (each is a decision the service and training share):
   by logical id (relative, absolute or ``urn:uuid:`` references). Resources without a subject go to
   the only patient when there is exactly one.
 - **Visits** (the decision points). One visit per day: the days of clinic Encounters
-  (``period.start``; cancelled, planned and entered-in-error ones are ignored). The study's visits are
-  outpatient follow-ups (domain.md §1): an Encounter of an :data:`EVIDENCE_ENCOUNTER_CLASSES` class
-  (emergency, inpatient, observation, short stay) is evidence, not a visit. With no clinic Encounter
-  in the input, the visits are the days with a visit's report (seizure, examination or assessment;
-  coded, questionnaire or note) and the days with mapped values after the last of them; with no
-  reports at all, every day with a mapped value (dated clusters). An Observation linked to a known
-  Encounter belongs to that Encounter's day. Evidence never makes a visit: a report on a day that is
-  not a visit, an emergency encounter's reason, notes and Observations, a seizure Condition's onset
-  and own note, are placed in the interval they fall in (a seizure report is never dropped; anything
-  else it says is not used, and a report between visits says so as an ``ambiguous`` problem).
+  (``period.start``; cancelled, planned and entered-in-error ones are ignored) and of coded or
+  questionnaire reports linked to none. The study's visits are outpatient follow-ups (domain.md §1):
+  an Encounter of an :data:`EVIDENCE_ENCOUNTER_CLASSES` class (emergency, inpatient, observation,
+  short stay) is evidence, not a visit. With no clinic Encounter in the input, the visits are the days
+  with a visit's report (seizure, examination or assessment; coded, questionnaire or note) and the
+  days with mapped values after the last of them (a lab day does not split the interval a later
+  report counts over); with no reports at all, every day with a mapped value (dated clusters). An
+  Observation linked to a known Encounter belongs to that Encounter's day. Evidence (an emergency
+  encounter's reason, notes and Observations; a seizure Condition's onset and own note; a note
+  between visits) never makes a visit while a later visit holds it: it is placed in the interval it
+  falls in (a seizure report is never dropped; anything else it says is not used, and a report
+  between visits says so as an ``ambiguous`` problem). A seizure after the last visit (up to
+  ``as_of``) has no visit to hold it: the latest such day is a visit, so the decision sees it.
 - **as_of** (the service's "today"): data dated after it is ignored, and the last visit is the
   decision point: the latest day with data on or before ``as_of``. No empty visit is invented at
   ``as_of``: a state whose seizure reports are all unknown occurs nowhere in training, so a model
