@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from plugin.private_files import private_dir, private_file
 from plugin.settings import Settings
 
 SCHEMA = """
@@ -81,7 +82,7 @@ def load_hash_key(settings: Settings) -> bytes:
     path = settings.hash_key_file
     if path.exists():
         return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     key = secrets.token_hex(32).encode("ascii")
     # Write a private temporary file, then link it into place: atomic, and a worker that loses the
     # race to create the key reads the winner's complete key instead of a half-written one.
@@ -106,7 +107,9 @@ class Store:
         self.path = path
         self._hash_key = hash_key
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        # SQLite gives its -wal and -shm files the database file's mode, so 0600 here covers all three.
+        private_file(path)
         with self._connect() as connection:
             connection.executescript(SCHEMA)
 
@@ -138,31 +141,46 @@ class Store:
             return None
         return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
-    def known_card(self, card_uuid: str) -> bool:
-        return self._connect().execute("SELECT 1 FROM audit WHERE card_uuid = ?", (card_uuid,)).fetchone() is not None
+    def known_card(self, card_uuid: str, service: str | None = None) -> bool:
+        """Whether this store served the card (through ``service``, when given)."""
+        if service is None:
+            row = self._connect().execute("SELECT 1 FROM audit WHERE card_uuid = ?", (card_uuid,)).fetchone()
+        else:
+            row = self._connect().execute("SELECT 1 FROM audit WHERE card_uuid = ? AND service = ?",
+                                          (card_uuid, service)).fetchone()
+        return row is not None
 
-    def add_feedback(self, service: str, items: Iterable[dict[str, Any]]) -> int:
-        """Store validated feedback items; returns how many were stored."""
+    def add_feedback(self, service: str, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store validated feedback items, each card and outcome once; returns the items newly stored.
+
+        CDS Hooks lets a client report a card more than once; a repeat of the same outcome adds nothing
+        to what is known, so it is not stored again (the caller counts it). A different outcome for the
+        same card (accepted, then overridden) is stored.
+        """
         received = _now()
-        rows = []
-        for item in items:
-            reason = item.get("overrideReason") or {}
-            coding = reason.get("reason") or {}
-            rows.append((item["card"], service, received, item["outcome"], item.get("outcomeTimestamp"),
-                         json.dumps([s.get("id") for s in item.get("acceptedSuggestions") or []]),
-                         coding.get("system"), coding.get("code"), reason.get("userComment")))
+        stored = []
         connection = self._connect()
-        connection.execute("BEGIN")
+        connection.execute("BEGIN IMMEDIATE")  # one writer at a time across workers: no duplicate slips in
         try:
-            connection.executemany(
-                "INSERT INTO feedback (card_uuid, service, received_at, outcome, outcome_timestamp, "
-                "accepted_suggestions, override_reason_system, override_reason_code, override_comment) "
-                "VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            for item in items:
+                reason = item.get("overrideReason") or {}
+                coding = reason.get("reason") or {}
+                cursor = connection.execute(
+                    "INSERT INTO feedback (card_uuid, service, received_at, outcome, outcome_timestamp, "
+                    "accepted_suggestions, override_reason_system, override_reason_code, override_comment) "
+                    "SELECT ?,?,?,?,?,?,?,?,? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM feedback WHERE card_uuid = ? AND service = ? AND outcome = ?)",
+                    (item["card"], service, received, item["outcome"], item.get("outcomeTimestamp"),
+                     json.dumps([s.get("id") for s in item.get("acceptedSuggestions") or []]),
+                     coding.get("system"), coding.get("code"), reason.get("userComment"),
+                     item["card"], service, item["outcome"]))
+                if cursor.rowcount == 1:
+                    stored.append(item)
             connection.execute("COMMIT")
         except Exception:
             connection.execute("ROLLBACK")
             raise
-        return len(rows)
+        return stored
 
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Feedback joined to the audit record of its card."""

@@ -22,11 +22,13 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from plugin.private_files import make_tree_private, open_private, private_dir
 
 METADATA_FILE = "registry.json"
 _VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
@@ -76,15 +78,19 @@ def _fsync_dir(path: Path) -> None:
 class ModelRegistry:
     """Model versions on disk, a current pointer, a promotion log and pruning to the last ``keep``."""
 
-    def __init__(self, root: Path, keep: int = 5) -> None:
+    def __init__(self, root: Path, keep: int = 5, check: Callable[[Path], Any] | None = None) -> None:
+        """``check`` (e.g. :func:`training.model_check.check_model_folder`) must pass on a folder before
+        it is added and before the pointer moves to it; it raises to refuse."""
         if keep < 2:
             raise ValueError("keep must be at least 2 (the current and the previous version)")
         self.root = Path(root)
         self.keep = keep
+        self.check = check
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "current"
         self.log = self.root / "promotions.jsonl"
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        private_dir(self.versions_dir)
 
     # -- readers (no lock: every file they read is replaced atomically) --------------------------
 
@@ -163,7 +169,7 @@ class ModelRegistry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with (self.root / ".lock").open("a") as handle:
+        with open_private(self.root / ".lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -175,6 +181,7 @@ class ModelRegistry:
         artifact_dir = Path(artifact_dir)
         if not artifact_dir.is_dir():
             raise RegistryError(f"artifact folder {artifact_dir} does not exist")
+        self._check(artifact_dir, str(artifact_dir))
         with self._locked():
             staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
             try:
@@ -182,6 +189,7 @@ class ModelRegistry:
                 shutil.copytree(artifact_dir, target)
                 record = {"created": _now(), "source": str(artifact_dir), "metadata": dict(metadata or {})}
                 (target / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+                make_tree_private(target)  # copytree keeps the source's modes
                 version = self._next_version()
                 # One rename publishes the whole folder: readers see nothing or everything.
                 os.replace(target, self.versions_dir / version)
@@ -194,7 +202,7 @@ class ModelRegistry:
     def promote(self, version: str) -> None:
         """Make ``version`` the current model (atomic pointer swap) and log the promotion."""
         with self._locked():
-            self.path_of(version)
+            self._check(self.path_of(version), version)
             previous = self.current_version()
             self._write_pointer(version)
             self._append_log({"action": "promote", "version": version, "previous": previous, "at": _now()})
@@ -207,12 +215,20 @@ class ModelRegistry:
             if len(stack) < 2:
                 raise RegistryError("no previous promoted version to roll back to")
             target = stack[-2]
-            self.path_of(target)
+            self._check(self.path_of(target), target)
             self._write_pointer(target)
             self._append_log({"action": "rollback", "version": target, "previous": stack[-1], "at": _now()})
         return target
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _check(self, folder: Path, name: str) -> None:
+        if self.check is None:
+            return
+        try:
+            self.check(folder)
+        except Exception as error:
+            raise RegistryError(f"model {name} refused: {error}") from None
 
     def _next_version(self) -> str:
         numbers = [n for n in (_version_number(p.name) for p in self.versions_dir.iterdir()) if n is not None]
@@ -238,7 +254,7 @@ class ModelRegistry:
             raise
 
     def _append_log(self, event: Mapping[str, Any]) -> None:
-        with self.log.open("a", encoding="utf-8") as handle:
+        with open_private(self.log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(dict(event), sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())

@@ -40,6 +40,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from training.model_check import check_model_folder
 from training.registry import ModelRegistry
 from training.retrain_settings import RetrainSettings
 
@@ -392,7 +393,7 @@ def retrain_once(
     ``truth_dir`` override them (tests).
     """
     record = RunRecord(run_id=uuid.uuid4().hex[:12], started=_now())
-    registry = ModelRegistry(settings.registry_dir, keep=settings.keep)
+    registry = ModelRegistry(settings.registry_dir, keep=settings.keep, check=check_model_folder)
     with _run_lock(settings.data_dir / "run.lock") as acquired:
         if not acquired:
             # The CLI and the scheduler may overlap; a second run would pull into the same store.
