@@ -23,9 +23,9 @@ def register(group: click.Group) -> None:
 
 def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     """Build the embedded default model into the registry when none is promoted yet; return the current version."""
-    from training.registry import ModelRegistry
+    from training.registry import open_registry
 
-    registry = ModelRegistry(settings.models_root)
+    registry = open_registry(settings.models_root, database_url=settings.database_url)
     current = registry.current_version()
     if current is not None or not settings.build_default_model:
         return current
@@ -66,7 +66,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from plugin.store import load_hash_key
 
     load_hash_key(settings)  # create the patient-hash key once, before the workers start
-    version = ensure_default_model(settings)
+    from plugin.database import DatabaseUnavailable
+
+    try:
+        version = ensure_default_model(settings)
+    except DatabaseUnavailable as error:
+        click.echo(f"error: {error.message}: the service starts, refuses cards with 503 and recovers when it "
+                   "answers", err=True)
+        version = "unknown"
     if version is None:
         click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)
     count = settings.workers or os.cpu_count() or 1
@@ -109,10 +116,10 @@ def feedback() -> None:
 def export(out_path: Path | None) -> None:
     """Write feedback joined to the audit record of its card as CSV (patients as keyed hashes only)."""
     from plugin.settings import Settings
-    from plugin.store import Store, load_hash_key
+    from plugin.store import open_store
 
     settings = Settings.from_env()
-    store = Store(settings.database_path, load_hash_key(settings))
+    store = open_store(settings)
     if out_path is None:
         count = store.export_feedback_csv(sys.stdout)
     else:

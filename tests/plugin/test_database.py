@@ -1,0 +1,160 @@
+"""The shared-state store on both engines: SQLite (embedded) and a real PostgreSQL server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from plugin.database import MIGRATIONS, SCHEMA_VERSION, Database, PostgresDatabase, SqliteDatabase
+from plugin.store import AuditRecord, Store
+from tests.plugin.fixtures import write_fake_artifact
+from training.registry import DatabasePointer, ModelRegistry, RegistryError
+
+
+def audit_record(card: str, *, model_version: str = "m1", indicator: str = "info") -> AuditRecord:
+    return AuditRecord(card_uuid=card, served_at="2026-12-01T10:00:00Z", service="lev-dose", hook_instance="h1",
+                       patient_hash="ab" * 32, model_version=model_version, input_fingerprint="f" * 16,
+                       indicator=indicator, recommended_mg_per_day=1000.0, compared_mg_per_day=None,
+                       raw_model_mg_per_day=1250.0, safety_adjustments=("renal cap",))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database location for either engine (the PostgreSQL one is a fresh database)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "epidose.sqlite3")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[[str], Database]]:
+    """Open a new Database object, as another worker or host would (closed after the test)."""
+    opened: list[Database] = []
+
+    def open_one(location: str) -> Database:
+        database = PostgresDatabase(location) if location.startswith("postgresql://") else SqliteDatabase(Path(location))
+        opened.append(database)
+        return database
+
+    yield open_one
+    for database in opened:
+        database.close()
+
+
+def test_migrations_applied_once_and_versioned(engine: str, connect: Callable[[str], Database]) -> None:
+    database = connect(engine)
+    database.migrate()
+    assert database.schema_version() == SCHEMA_VERSION == MIGRATIONS[-1][0]
+    again = connect(engine)
+    again.migrate()
+    versions = [row["version"] for row in again.query("SELECT version FROM schema_migrations ORDER BY version").rows]
+    assert versions == [version for version, _ in MIGRATIONS]
+
+
+def test_an_existing_sqlite_store_is_adopted_with_its_records(tmp_path: Path) -> None:
+    """A store written before migrations existed gets version 1 recorded and version 2 applied; nothing lost."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        for statement in MIGRATIONS[0][1]:
+            old.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", float="REAL"))
+        old.execute("INSERT INTO audit VALUES ('c0', 't', 's', 'h', 'p', 'm0', 'f', 'info', 1.0, NULL, NULL, '[]')")
+    store = Store(path, b"key")
+    assert store.database.schema_version() == SCHEMA_VERSION
+    assert store.known_card("c0") and store.audit_count() == 1
+    store.database.close()
+
+
+def test_audit_round_trip_and_known_card(engine: str, connect: Callable[[str], Database]) -> None:
+    store = Store(connect(engine), b"key")
+    store.add_audits([audit_record("c1"), audit_record("c2", indicator="warning")])
+    other_host = Store(connect(engine), b"key")
+    row = other_host.audit("c2")
+    assert row is not None and row["indicator"] == "warning" and row["raw_model_mg_per_day"] == 1250.0
+    assert other_host.known_card("c1") and not other_host.known_card("c3")
+    assert other_host.audit_count() == 2
+
+
+def test_one_response_is_audited_whole_or_not_at_all(engine: str, connect: Callable[[str], Database]) -> None:
+    store = Store(connect(engine), b"key")
+    broken = AuditRecord(**{**audit_record("c2").__dict__, "model_version": None})  # type: ignore[arg-type]
+    with pytest.raises(Exception, match=r"(?i)not.null"):
+        store.add_audits([audit_record("c1"), broken])
+    assert store.audit_count() == 0
+
+
+def test_jti_is_used_once_across_hosts_until_it_expires(engine: str, connect: Callable[[str], Database]) -> None:
+    first, second = Store(connect(engine), b"key"), Store(connect(engine), b"key")
+    now = time.time()
+    assert first.first_jti_use("iss\x00t1", now + 60) is True
+    assert second.first_jti_use("iss\x00t1", now + 60) is False
+    assert first.first_jti_use("iss\x00t1", now + 60) is False
+    assert second.first_jti_use("iss\x00t2", now + 60) is True
+    assert first.first_jti_use("iss\x00old", now - 1) is True
+    assert second.first_jti_use("iss\x00old", now + 60) is True  # expired: a new token may reuse the id
+
+
+def test_racing_hosts_cannot_both_use_one_jti(postgres_url: str, connect: Callable[[str], Database]) -> None:
+    stores = [Store(connect(postgres_url), b"key") for _ in range(8)]
+    for store in stores:
+        store.database.migrate()
+    results: list[bool] = []
+    barrier = threading.Barrier(len(stores))
+
+    def use(store: Store) -> None:
+        barrier.wait()
+        results.append(store.first_jti_use("iss\x00race", time.time() + 60))
+
+    threads = [threading.Thread(target=use, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_feedback_joined_to_its_audit(engine: str, connect: Callable[[str], Database]) -> None:
+    store = Store(connect(engine), b"key")
+    store.add_audits([audit_record("c1")])
+    store.add_feedback("lev-dose", [{"card": "c1", "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}]}])
+    rows = Store(connect(engine), b"key").feedback_rows()
+    assert [(r["card_uuid"], r["outcome"], r["model_version"]) for r in rows] == [("c1", "accepted", "m1")]
+
+
+def test_promotion_and_rollback_through_one_host_seen_by_another(postgres_url: str, tmp_path: Path,
+                                                                  connect: Callable[[str], Database]) -> None:
+    shared_models = tmp_path / "models"
+    host_a = ModelRegistry(shared_models, pointer=DatabasePointer(connect(postgres_url)))
+    host_b = ModelRegistry(shared_models, pointer=DatabasePointer(connect(postgres_url)))
+    assert host_b.current_version() is None
+    one = host_a.add(write_fake_artifact(tmp_path / "one", "fake-one"))
+    host_a.promote(one)
+    two = host_b.add(write_fake_artifact(tmp_path / "two", "fake-two"))
+    assert two != one  # version names come from the shared log and folders
+    host_b.promote(two)
+    assert host_a.current_version() == two
+    assert host_a.rollback() == one
+    assert host_b.current_version() == one
+    assert [e["action"] for e in host_b.history()] == ["promote", "promote", "rollback"]
+    assert not (shared_models / "current").exists()  # the pointer is the database's, not a file
+    with pytest.raises(RegistryError):
+        host_b.rollback()
+
+
+def test_named_lock_admits_one_holder_across_hosts(engine: str, connect: Callable[[str], Database]) -> None:
+    first, second = connect(engine), connect(engine)
+    with first.try_lock("retrain-run") as got_first, second.try_lock("retrain-run") as got_second:
+        assert got_first is True and got_second is False
+    with second.try_lock("retrain-run") as got_again:
+        assert got_again is True
+
+
+def test_lock_keys_are_distinct_and_stable() -> None:
+    keys = {PostgresDatabase.lock_key(name) for name in ("retrain-run", "scheduler", "model-registry", "schema-migrations")}
+    assert len(keys) == 4
+    assert PostgresDatabase.lock_key("scheduler") == PostgresDatabase.lock_key("scheduler")
