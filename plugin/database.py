@@ -233,7 +233,7 @@ class Database(ABC):
 
     def _unavailable(self, error: BaseException) -> DatabaseUnavailable:
         log.error("database %s unavailable: %s", self.describe(), type(error).__name__)
-        return DatabaseUnavailable(f"the {self.kind} database is unavailable; nothing was stored")
+        return DatabaseUnavailable(f"the {self.kind} database is unavailable; nothing of this call was stored")
 
     def migrate(self) -> None:
         """Apply the migrations not yet applied (once per process, then a no-op)."""
