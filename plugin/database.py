@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 # Seconds to wait for a PostgreSQL connection: a hook call has ~500 ms end to end (CDS Hooks), so a
 # database that does not answer is reported quickly instead of holding the EHR's request.
 CONNECT_TIMEOUT_S = 2
+# Connections one worker process keeps open at most, and how long a call waits for a free one. A gevent
+# worker runs many requests at once; without a bound each would open a session of its own, and N hosts ×
+# workers × requests in flight would exhaust the server's max_connections (100 by default).
+POOL_SIZE = 4
+POOL_WAIT_S = 2.0
 
 # Ordered schema migrations: (version, statements). Types written as {id} and {float} are the only
 # words that differ between the two engines. Never edit an applied migration; add the next one.
@@ -116,12 +121,15 @@ class Database(ABC):
     kind: str
     unavailable_errors: tuple[type[BaseException], ...]
 
-    def __init__(self) -> None:
-        self._local = threading.local()
+    def __init__(self, pool_size: int = POOL_SIZE) -> None:
+        self.pool_size = pool_size
+        self.pool_wait = POOL_WAIT_S
         self._migrated = False
         self._migrate_lock = threading.Lock()
-        self._opened: list[Any] = []  # every connection of every thread, so close() reaches them all
-        self._opened_lock = threading.Lock()
+        self._pool = threading.Condition()
+        self._idle: list[Any] = []
+        self._open_count = 0
+        self._pid = os.getpid()
 
     # -- what differs between engines ------------------------------------------------------------
 
@@ -154,31 +162,66 @@ class Database(ABC):
 
     # -- shared behaviour -----------------------------------------------------------------------
 
-    def _connection(self) -> Any:
-        connection = getattr(self._local, "connection", None)
-        # A connection never crosses a fork (gunicorn workers): each process opens its own.
-        if connection is None or getattr(self._local, "pid", None) != os.getpid():
-            connection = self._open()
-            self._local.connection, self._local.pid = connection, os.getpid()
-            with self._opened_lock:
-                self._opened.append(connection)
-        return connection
+    def _checkout(self) -> Any:
+        """An idle connection, a new one while fewer than ``pool_size`` are open, else wait for one."""
+        deadline = time.monotonic() + self.pool_wait
+        with self._pool:
+            if self._pid != os.getpid():
+                # A forked worker must not share its parent's sessions: forget them (never close them,
+                # which would end the parent's) and open its own.
+                self._idle, self._open_count, self._pid = [], 0, os.getpid()
+            while not self._idle and self._open_count >= self.pool_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._pool.wait(remaining):
+                    log.error("database %s: all %d connections busy for %.1f s", self.describe(), self.pool_size,
+                              self.pool_wait)
+                    raise DatabaseUnavailable(f"the {self.kind} database is busy; nothing of this call was stored")
+            if self._idle:
+                return self._idle.pop()
+            self._open_count += 1
+        try:
+            return self._open()
+        except BaseException:
+            self._release(None)
+            raise
+
+    def _release(self, connection: Any) -> None:
+        """Return ``connection`` to the pool, or (None) give up its place after it was closed or never opened."""
+        with self._pool:
+            if connection is None:
+                self._open_count = max(0, self._open_count - 1)
+            else:
+                self._idle.append(connection)
+            self._pool.notify()
+
+    def _discard(self, connection: Any) -> None:
+        with contextlib.suppress(Exception):
+            connection.close()
+        self._release(None)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection for the block; one that failed is closed, so the next call opens a fresh one."""
+        try:
+            connection = self._checkout()
+        except self.unavailable_errors as error:
+            raise self._unavailable(error) from None
+        try:
+            yield connection
+        except BaseException as failure:
+            if isinstance(failure, self.unavailable_errors) or _broken(connection):
+                self._discard(connection)
+            else:
+                self._release(connection)
+            raise
+        self._release(connection)
 
     def close(self) -> None:
-        """Close every connection this object opened (the next call opens a new one)."""
-        with self._opened_lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
-            with contextlib.suppress(Exception):
-                connection.close()
-        self._local = threading.local()
-
-    def _drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            with self._opened_lock, contextlib.suppress(ValueError):
-                self._opened.remove(connection)
+        """Close the idle connections (tests and shutdown; busy ones are closed by their users' failures)."""
+        with self._pool:
+            idle, self._idle = self._idle, []
+            self._open_count -= len(idle)
+        for connection in idle:
             with contextlib.suppress(Exception):
                 connection.close()
 
@@ -192,29 +235,19 @@ class Database(ABC):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One transaction; DatabaseUnavailable (and a dropped connection) when the database fails."""
+        """One transaction (all its statements written, or none); DatabaseUnavailable when the database fails."""
         self.migrate()
         try:
-            connection = self._connection()
-            self._begin(connection)
+            with self._connection() as connection:
+                self._begin(connection)
+                try:
+                    yield Transaction(self, connection)
+                except BaseException:
+                    with contextlib.suppress(*self.unavailable_errors):
+                        connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
         except self.unavailable_errors as error:
-            self._drop_connection()
-            raise self._unavailable(error) from None
-        try:
-            yield Transaction(self, connection)
-        except BaseException as failure:
-            try:
-                connection.execute("ROLLBACK")
-            except self.unavailable_errors:
-                self._drop_connection()
-            if isinstance(failure, self.unavailable_errors):
-                self._drop_connection()
-                raise self._unavailable(failure) from None
-            raise
-        try:
-            connection.execute("COMMIT")
-        except self.unavailable_errors as error:
-            self._drop_connection()
             raise self._unavailable(error) from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
@@ -226,9 +259,9 @@ class Database(ABC):
         """One read on its own (no write lock taken)."""
         self.migrate()
         try:
-            return self._run(self._connection(), sql, params)
+            with self._connection() as connection:
+                return self._run(connection, sql, params)
         except self.unavailable_errors as error:
-            self._drop_connection()
             raise self._unavailable(error) from None
 
     def _unavailable(self, error: BaseException) -> DatabaseUnavailable:
@@ -243,11 +276,9 @@ class Database(ABC):
             if self._migrated:
                 return
             try:
-                connection = self._connection()
-                with self.lock("schema-migrations"):
+                with self.lock("schema-migrations"), self._connection() as connection:
                     self._apply_migrations(connection)
             except self.unavailable_errors as error:
-                self._drop_connection()
                 raise self._unavailable(error) from None
             self._migrated = True
 
@@ -400,6 +431,11 @@ class PostgresDatabase(Database):
         with self._lock_connection() as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", (self.lock_key(name),))
             yield
+
+
+def _broken(connection: Any) -> bool:
+    """Whether a connection can no longer be used (psycopg marks it; an SQLite connection never is)."""
+    return bool(getattr(connection, "broken", False) or getattr(connection, "closed", False) is True)
 
 
 def is_postgres_url(url: str | None) -> bool:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from plugin.database import MIGRATIONS, SCHEMA_VERSION, Database, PostgresDatabase, SqliteDatabase
+from plugin.database import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Database,
+    DatabaseUnavailable,
+    PostgresDatabase,
+    SqliteDatabase,
+)
 from plugin.store import AuditRecord, Store
 from tests.plugin.fixtures import write_fake_artifact
 from training.registry import DatabasePointer, ModelRegistry, RegistryError
@@ -158,3 +165,51 @@ def test_lock_keys_are_distinct_and_stable() -> None:
     keys = {PostgresDatabase.lock_key(name) for name in ("retrain-run", "scheduler", "model-registry", "schema-migrations")}
     assert len(keys) == 4
     assert PostgresDatabase.lock_key("scheduler") == PostgresDatabase.lock_key("scheduler")
+
+
+def test_many_concurrent_requests_share_a_bounded_pool(postgres_url: str, connect: Callable[[str], Database]) -> None:
+    """Sixteen threads at once (a gevent worker's requests) use at most pool_size sessions of the server."""
+    import psycopg
+
+    store = Store(connect(postgres_url), b"key")
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            while not stop.is_set():
+                row = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'epidose' "
+                                         "AND datname = current_database()").fetchone()
+                peak = max(peak, int(row[0]) if row else 0)
+                time.sleep(0.005)
+
+    def work(worker: int) -> None:
+        for index in range(25):
+            assert store.first_jti_use(f"iss\x00{worker}-{index}", time.time() + 60)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    watcher.join()
+    assert 1 <= peak <= store.database.pool_size
+    assert store.database.query("SELECT COUNT(*) AS n FROM jti_seen").first() == {"n": 16 * 25}
+
+
+def test_a_call_that_finds_every_connection_busy_is_refused_not_queued_forever(
+        postgres_url: str, connect: Callable[[str], Database]) -> None:
+    database = connect(postgres_url)
+    database.pool_size, database.pool_wait = 1, 0.2
+    database.migrate()
+    with database.transaction() as tx:
+        tx.execute("SELECT 1 AS one")
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="busy"):
+            database.query("SELECT 1 AS one")
+        assert time.monotonic() - started < 2
+    assert database.query("SELECT 1 AS one").first() == {"one": 1}
