@@ -40,6 +40,51 @@ class LevOrder:
     authored_on: date | None = None
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a visit item came from: ``kind`` is "code" (an Observation in a code table),
+    "questionnaire" (a QuestionnaireResponse answer), "condition", "encounter" or "observation" (a
+    seizure dated in the interval by a Condition, an Encounter's reason or diagnosis, or an Observation
+    coded as a seizure finding) or "text" (note text read by
+    :mod:`fhir_mapping.notes`); ``resource`` is "Type/id"."""
+
+    kind: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class DrugLevel:
+    """A measured levetiracetam level as recorded, with what the record says about its timing.
+
+    ``mg_per_l`` is None when the value cannot be used (``problem`` says why: unknown unit, negative
+    or absurd value). ``effective`` is the effective[x] as written (it may carry the clock time of the
+    draw) and ``note`` the Observation's note text (a trough flag or the time of the last dose).
+    """
+
+    source: str  # "Observation/<id>"
+    measured_on: date
+    mg_per_l: float | None
+    effective: str = ""
+    note: str = ""
+    problem: Problem | None = None
+
+
+@dataclass(frozen=True)
+class DoseSpan:
+    """One levetiracetam order placed in time: the dose history read from every order, not only visits.
+
+    ``end`` is the last day taken (inclusive; None: open-ended); ``mg_per_day`` None when the dose is
+    unreadable; ``times_of_day`` the administration clock times the order names ("08:00:00"), if any.
+    """
+
+    source: str
+    start: date
+    end: date | None
+    mg_per_day: float | None
+    doses_per_day: float | None = None
+    times_of_day: tuple[str, ...] = ()
+
+
 @dataclass
 class Visit:
     """One visit (an Encounter, or a dated cluster of observations when Encounters are absent).
@@ -77,6 +122,7 @@ class Visit:
     lev_before_unreadable: str | None = None
     lev_unreadable: str | None = None
     carried_forward: tuple[str, ...] = ()  # names of values taken from earlier dates (for explanations)
+    provenance: dict[str, Provenance] = field(default_factory=dict)  # report item -> where it came from
 
     @property
     def weight_kg(self) -> float | None:
@@ -113,6 +159,10 @@ class PatientTimeline:
     conditions: frozenset[str] = frozenset()
     visits: list[Visit] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Measured levetiracetam levels and the order history, for the individual PK estimate
+    # (fhir_mapping.pk_estimate); empty when the timeline was not read from FHIR.
+    lev_levels: list[DrugLevel] = field(default_factory=list)
+    lev_history: list[DoseSpan] = field(default_factory=list)
 
     def age_years_on(self, day: date) -> float | None:
         """Age in years on a day, or None without a birthDate."""
@@ -121,8 +171,15 @@ class PatientTimeline:
         return (day - self.birth_date).days / 365.25
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (dates as ISO strings, sets as sorted lists)."""
-        return _jsonable(asdict(self))
+        """A JSON-ready dict (dates as ISO strings, sets as sorted lists).
+
+        ``lev_levels`` and ``lev_history`` are left out: the visits already show the levels and the
+        orders in effect, and the mapped document stays the one reviewed in the golden files.
+        """
+        document = asdict(self)
+        document.pop("lev_levels", None)
+        document.pop("lev_history", None)
+        return _jsonable(document)
 
 
 def _jsonable(value: Any) -> Any:

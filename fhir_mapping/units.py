@@ -15,6 +15,11 @@ UCUM_SYSTEM: Final = "http://unitsofmeasure.org"
 # Creatinine molar mass 113.12 g/mol: 1 mg/dL = 88.42 umol/L (standard clinical conversion factor).
 CREATININE_UMOL_L_PER_MG_DL: Final = 88.42
 # Exact: 1 international avoirdupois pound = 0.45359237 kg (UCUM [lb_av]).
+# Levetiracetam C8H14N2O2, molar mass 170.21 g/mol (from the formula with IUPAC standard atomic
+# weights: 8·12.011 + 14·1.008 + 2·14.007 + 2·15.999 = 170.21): 1 umol/L = 0.17021 mg/L. The
+# "drug_level" dimension holds levetiracetam only (LOINC 30471-7), so the molar factor is its own.
+LEVETIRACETAM_G_PER_MOL: Final = 170.21
+MG_L_PER_UMOL_L_LEVETIRACETAM: Final = LEVETIRACETAM_G_PER_MOL / 1000.0
 KG_PER_LB: Final = 0.45359237
 KG_PER_OZ: Final = KG_PER_LB / 16
 CM_PER_INCH: Final = 2.54
@@ -24,8 +29,9 @@ CONVERSIONS: Final[dict[str, dict[str, float]]] = {
     "mass_body": {"kg": 1.0, "g": 0.001, "[lb_av]": KG_PER_LB, "[oz_av]": KG_PER_OZ},
     "length_body": {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": CM_PER_INCH},
     "creatinine": {"mg/dL": 1.0, "umol/L": 1.0 / CREATININE_UMOL_L_PER_MG_DL, "mmol/L": 1000.0 / CREATININE_UMOL_L_PER_MG_DL},
-    # mg/L and ug/mL are the same concentration.
-    "drug_level": {"mg/L": 1.0, "ug/mL": 1.0, "ug/L": 0.001, "mg/dL": 10.0},
+    # Levetiracetam level: mg/L and ug/mL are the same concentration; molar units through its molar mass.
+    "drug_level": {"mg/L": 1.0, "ug/mL": 1.0, "ug/L": 0.001, "mg/dL": 10.0,
+                   "umol/L": MG_L_PER_UMOL_L_LEVETIRACETAM, "mmol/L": 1000.0 * MG_L_PER_UMOL_L_LEVETIRACETAM},
     "drug_amount": {"mg": 1.0, "g": 1000.0, "ug": 0.001},
     "volume": {"mL": 1.0, "L": 1000.0, "cL": 10.0},
     "enzyme": {"U/L": 1.0, "[IU]/L": 1.0, "ukat/L": 60.0},

@@ -24,6 +24,7 @@ from fhir_mapping.dosing import DAYS_PER_YEAR, DOSE_CLASSES_MG, N_DOSE_CLASSES, 
 from fhir_mapping.emit import SOLUTION_MAX_WEIGHT_KG, TABLETS
 from fhir_mapping.timeline import LevOrder, Measurement, PatientTimeline, Visit
 from training.simulator.config import SimulatorConfig
+from training.simulator.levels import LevelTiming, level_timing
 from training.simulator.patients import Child, resource_uuid
 from training.simulator.physician import PhysicianPolicy, observed_mask
 
@@ -66,6 +67,7 @@ class VisitTruth:
     creatinine_in_umol: bool = False
     eeg: str | None = None
     order_id: str | None = None
+    level_timing: LevelTiming | None = None  # when a level was drawn, and what its request says
 
 
 @dataclass
@@ -184,6 +186,7 @@ def child_steps(
         height = child.height_cm(day, config)
         # Labs: a panel, creatinine, a drug level (only on treatment), an EEG.
         labs: dict[str, float] = {}
+        level_record: LevelTiming | None = None
         if u[7] < config.lab_panel_probability:
             labs["alt"] = round(18.0 * float(np.exp(0.30 * z[0])), 0)
             labs["ast"] = round(26.0 * float(np.exp(0.25 * z[1])), 0)
@@ -196,6 +199,7 @@ def child_steps(
             hours = config.level_sampling_hours[0] + (config.level_sampling_hours[1] - config.level_sampling_hours[0]) * float(u[10])
             level = float(pk.concentration(hours, current_mg, child.pk_parameters(day, config)))
             labs["lev_level"] = round(level * float(np.exp(config.residual_cv * z[6])), 1)
+            level_record = level_timing(child.seed, counter, hours)
         active = day < child.remission_date
         eeg = None
         if previous_day is None or u[11] < config.eeg_probability:
@@ -265,6 +269,7 @@ def child_steps(
             labs=labs,
             creatinine_in_umol=bool(u[2] < config.creatinine_umol_share),
             eeg=eeg,
+            level_timing=level_record,
         )
         truths.append(truth)
         # What the policy sees: the direct timeline, or the one the mapping builds from the FHIR so far.
