@@ -251,12 +251,11 @@ class Database(ABC):
             raise self._unavailable(error) from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
-        """One statement in its own transaction."""
-        with self.transaction() as tx:
-            return tx.execute(sql, params)
+        """One statement, atomic on its own (autocommit): one round trip instead of BEGIN, it, COMMIT."""
+        return self.query(sql, params)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Result:
-        """One read on its own (no write lock taken)."""
+        """One statement on its own (autocommit; a read takes no write lock)."""
         self.migrate()
         try:
             with self._connection() as connection:

@@ -26,6 +26,12 @@ from plugin.settings import Settings
 
 log = logging.getLogger(__name__)
 
+_AUDIT_INSERT = ("INSERT INTO audit (card_uuid, served_at, service, hook_instance, patient_hash, model_version, "
+                 "input_fingerprint, indicator, recommended_mg_per_day, compared_mg_per_day, raw_model_mg_per_day, "
+                 "safety_adjustments) VALUES ")
+_AUDIT_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+_AUDIT_CONFLICT = " ON CONFLICT (card_uuid) DO NOTHING"
+
 @dataclass(frozen=True)
 class AuditRecord:
     """What was served on one card (no identifiers: the patient is a keyed hash)."""
@@ -91,17 +97,16 @@ class Store:
         self.add_audits([record])
 
     def add_audits(self, records: Sequence[AuditRecord]) -> None:
-        """The audit records of one response, all in one transaction (a card is served only once they are)."""
-        with self.database.transaction() as tx:
-            for record in records:
-                tx.execute(
-                    "INSERT INTO audit (card_uuid, served_at, service, hook_instance, patient_hash, model_version, "
-                    "input_fingerprint, indicator, recommended_mg_per_day, compared_mg_per_day, raw_model_mg_per_day, "
-                    "safety_adjustments) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (card_uuid) DO NOTHING",
-                    (record.card_uuid, record.served_at, record.service, record.hook_instance, record.patient_hash,
-                     record.model_version, record.input_fingerprint, record.indicator,
-                     record.recommended_mg_per_day, record.compared_mg_per_day, record.raw_model_mg_per_day,
-                     json.dumps(list(record.safety_adjustments))))
+        """The audit records of one response in one statement, so all are written or none (a card is
+        served only once they are); one round trip to the database per response."""
+        if not records:
+            return
+        rows = [(r.card_uuid, r.served_at, r.service, r.hook_instance, r.patient_hash, r.model_version,
+                 r.input_fingerprint, r.indicator, r.recommended_mg_per_day, r.compared_mg_per_day,
+                 r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments))) for r in records]
+        # Only placeholders are joined into the statement; every value is a bound parameter.
+        statement = _AUDIT_INSERT + ", ".join([_AUDIT_ROW] * len(rows)) + _AUDIT_CONFLICT
+        self.database.execute(statement, [value for row in rows for value in row])
 
     def audit(self, card_uuid: str) -> dict[str, Any] | None:
         return self.database.query("SELECT * FROM audit WHERE card_uuid = ?", (card_uuid,)).first()
@@ -160,12 +165,11 @@ class Store:
         now = time.time()
         # Stored as a digest: fixed length, and PostgreSQL text cannot hold the NUL that separates issuer and id.
         key = hashlib.sha256(key.encode("utf-8")).hexdigest()
-        with self.database.transaction() as tx:
-            changed = tx.execute(
-                "INSERT INTO jti_seen (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                "SET expires_at = excluded.expires_at WHERE jti_seen.expires_at < ?", (key, expires_at, now)).rowcount
-            if changed == 1 and secrets.randbelow(200) == 0:
-                tx.execute("DELETE FROM jti_seen WHERE expires_at < ?", (now,))
+        changed = self.database.execute(
+            "INSERT INTO jti_seen (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET expires_at = excluded.expires_at WHERE jti_seen.expires_at < ?", (key, expires_at, now)).rowcount
+        if changed == 1 and secrets.randbelow(200) == 0:
+            self.database.execute("DELETE FROM jti_seen WHERE expires_at < ?", (now,))
         return changed == 1
 
     def writable(self) -> bool:
