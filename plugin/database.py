@@ -349,18 +349,8 @@ class SqliteDatabase(Database):
     def _lock_path(self, name: str) -> Path:
         return self.path.parent / f".{self.path.name}.{name}.lock"
 
-    @contextlib.contextmanager
-    def try_lock(self, name: str) -> Iterator[bool]:
-        with self._lock_path(name).open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def try_lock(self, name: str) -> contextlib.AbstractContextManager[bool]:
+        return file_try_lock(self._lock_path(name))
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -430,6 +420,22 @@ class PostgresDatabase(Database):
         with self._lock_connection() as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", (self.lock_key(name),))
             yield
+
+
+@contextlib.contextmanager
+def file_try_lock(path: Path) -> Iterator[bool]:
+    """A non-blocking fcntl lock on ``path`` for the block: yields False when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _broken(connection: Any) -> bool:

@@ -38,10 +38,7 @@ def fresh_fhir_server(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server on 127.0.0.1 shared by the session (each test takes a fresh database)."""
-    if postgres_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: run scripts/install.sh dev")
-        pytest.skip("PostgreSQL is not installed: run scripts/install.sh dev")
+    _require_postgres()
     with running_postgres() as server:
         yield server
 
@@ -55,9 +52,14 @@ def postgres_url(postgres: PostgresServer) -> str:
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of the test's own, for tests that stop and start it."""
+    _require_postgres()
+    with running_postgres() as server:
+        yield server
+
+
+def _require_postgres() -> None:
+    """Skip without PostgreSQL, saying why; under CI a missing server is a failure."""
     if postgres_bindir() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed: run scripts/install.sh dev")
         pytest.skip("PostgreSQL is not installed: run scripts/install.sh dev")
-    with running_postgres() as server:
-        yield server

@@ -20,7 +20,6 @@ Each model reads the held-out raw features through its own imputation statistics
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -32,7 +31,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from plugin.database import file_try_lock
 from training.registry import ModelRegistry, open_registry
 from training.retrain_settings import RetrainSettings
 
@@ -410,7 +410,7 @@ def retrain_once(
     database = shared_database(settings)
     registry = open_registry(settings.registry_dir, settings.keep, settings.database_url)
     # Across hosts sharing PostgreSQL an advisory lock admits one run; on one host, a lock file.
-    lock = database.try_lock("retrain-run") if database is not None else _run_lock(settings.data_dir / "run.lock")
+    lock = database.try_lock("retrain-run") if database is not None else file_try_lock(settings.data_dir / "run.lock")
     with lock as acquired:
         if not acquired:
             # The CLI and the scheduler may overlap; a second run would pull into the same store.
@@ -421,22 +421,6 @@ def retrain_once(
             return record
         return _run(settings, record, registry, trainer=trainer, true_value=true_value, truth_dir=truth_dir,
                     database=database)
-
-
-@contextlib.contextmanager
-def _run_lock(path: Path) -> Iterator[bool]:
-    """A non-blocking fcntl lock: yields False when another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(

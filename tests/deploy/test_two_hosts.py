@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,7 +25,7 @@ import requests
 
 from plugin.database import PostgresDatabase
 from tests.plugin.fixtures import ISSUER, Signer, hook_request, patient_resources
-from tests.support.fhir_server import free_port
+from tests.plugin.test_serve import serving
 from training.registry import DatabasePointer, ModelRegistry
 
 pytestmark = pytest.mark.slow
@@ -43,30 +43,6 @@ def host_env(shared: Path, host: str, url: str, signer: Signer) -> dict[str, str
                 "EPIDOSE_MODEL_CHECK_SECONDS": str(RELOAD_SECONDS), "EPIDOSE_RESPONSE_CACHE_SIZE": "0",
                 "EPIDOSE_JWKS": json.dumps({ISSUER: str(signer.jwks_path)})})
     return env
-
-
-@contextmanager
-def serving(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--port", str(port), "--workers", "1"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("epidose serve did not become ready: " + process.communicate()[1].decode()[-2000:])
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
 
 
 def second_model(model: Path, folder: Path) -> Path:
@@ -163,6 +139,14 @@ def advisory_lock_held(url: str, name: str) -> bool:
     return bool(row and row[0])
 
 
+def wait_for_lock(process: subprocess.Popen[bytes], url: str, name: str) -> None:
+    """Until ``process`` holds the named lock (it must not exit first)."""
+    deadline = time.monotonic() + 60
+    while not advisory_lock_held(url, name):
+        assert process.poll() is None and time.monotonic() < deadline, f"the first host never took the {name} lock"
+        time.sleep(0.05)
+
+
 def test_a_retraining_run_started_on_both_hosts_runs_once(postgres_url: str, small_cohort: Path,
                                                           tmp_path: Path) -> None:
     shared = tmp_path / "deployment"
@@ -177,10 +161,7 @@ def test_a_retraining_run_started_on_both_hosts_runs_once(postgres_url: str, sma
     command = [sys.executable, "-m", "plugin.cli", "retrain", "--once"]
     first = subprocess.Popen(command, env=envs[0], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while not advisory_lock_held(postgres_url, "retrain-run"):
-            assert first.poll() is None and time.monotonic() < deadline, "host A never took the run lock"
-            time.sleep(0.05)
+        wait_for_lock(first, postgres_url, "retrain-run")
         second = subprocess.run(command, env=envs[1], capture_output=True, text=True, timeout=120, check=False)
         assert first.poll() is None, "host A finished before host B tried: the test proves nothing"
         out, err = first.communicate(timeout=300)
@@ -210,10 +191,7 @@ def test_one_scheduler_for_the_deployment(postgres_url: str, tmp_path: Path) -> 
     command = [sys.executable, "-m", "plugin.cli", "scheduler"]
     first = subprocess.Popen(command, env=envs[0], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while not advisory_lock_held(postgres_url, "scheduler"):
-            assert first.poll() is None and time.monotonic() < deadline, "host A's scheduler never took the lock"
-            time.sleep(0.05)
+        wait_for_lock(first, postgres_url, "scheduler")
         second = subprocess.run(command, env=envs[1], capture_output=True, text=True, timeout=60, check=False)
     finally:
         first.terminate()
