@@ -178,7 +178,7 @@ class DatabasePointer:
 class ModelRegistry:
     """Model versions on disk, a current pointer, a promotion log and pruning to the last ``keep``."""
 
-    def __init__(self, root: Path, keep: int = 5, pointer: PointerStore | None = None) -> None:
+    def __init__(self, root: Path, keep: int = 5, *, pointer: PointerStore | None = None) -> None:
         """``pointer`` defaults to the file beside the versions (one host); see :class:`DatabasePointer`."""
         if keep < 2:
             raise ValueError("keep must be at least 2 (the current and the previous version)")
@@ -335,5 +335,5 @@ def open_registry(root: Path, keep: int = 5, database_url: str | None = None) ->
     from plugin.database import is_postgres_url, shared_database
 
     if is_postgres_url(database_url):
-        return ModelRegistry(root, keep, DatabasePointer(shared_database(str(database_url))))
+        return ModelRegistry(root, keep, pointer=DatabasePointer(shared_database(str(database_url))))
     return ModelRegistry(root, keep)
