@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     holder.refresh()  # load at worker start
     services = {d["id"]: d for d in service_definitions()}
     runtime = Runtime(settings, services, holder,
-                      fetcher or FhirFetcher(settings.fhir_timeout_seconds, settings.fhir_budget_seconds),
+                      fetcher or FhirFetcher(settings.fhir_timeout_seconds, settings.fhir_budget_seconds,
+                                             max_response_bytes=settings.fhir_max_response_bytes),
                       store, Metrics(), ResponseCache(settings.response_cache_size, settings.response_cache_seconds))
     app.extensions["epidose"] = runtime
     errors.init_app(app)

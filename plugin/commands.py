@@ -12,6 +12,9 @@ from typing import Any
 import click
 
 log = logging.getLogger("epidose.serve")
+SERVE_WORKER_CONNECTIONS = 1000  # per gevent worker: open connections, slow or not
+SERVE_THREADS = 16  # per gthread worker
+SERVE_KEEPALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
 
 
 def register(group: click.Group) -> None:
@@ -23,9 +26,10 @@ def register(group: click.Group) -> None:
 
 def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     """Build the embedded default model into the registry when none is promoted yet; return the current version."""
+    from training.model_check import check_model_folder
     from training.registry import open_registry
 
-    registry = open_registry(settings.models_root, database_url=settings.database_url)
+    registry = open_registry(settings.models_root, database_url=settings.database_url, check=check_model_folder)
     current = registry.current_version()
     if current is not None or not settings.build_default_model:
         return current
@@ -48,14 +52,17 @@ def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
 @click.command()
 @click.option("--host", default=None, help="Interface to bind (default EPIDOSE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default EPIDOSE_PORT or 8080).")
-@click.option("--workers", type=int, default=None, help="gunicorn sync workers (default: one per CPU core).")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the CDS Hooks service under gunicorn (sync workers)."""
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default: one per CPU core).")
+@click.option("--worker-class", type=click.Choice(("gevent", "gthread", "sync")), default=None,
+              help="gunicorn worker type (default EPIDOSE_WORKER_CLASS or gevent).")
+def serve(host: str | None, port: int | None, workers: int | None, worker_class: str | None) -> None:
+    """Run the CDS Hooks service under gunicorn (gevent workers: slow clients cannot hold a worker)."""
     from gunicorn.app.base import BaseApplication
 
     from plugin.settings import Settings, SettingsError
 
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
+                                   ("worker_class", worker_class)) if v is not None}
     try:
         settings = Settings.from_env(None, **overrides)
     except SettingsError as error:
@@ -82,8 +89,18 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", count)
-            self.cfg.set("worker_class", "sync")
+            # A sync worker is held by one client for as long as it takes to send its request: two
+            # clients dripping a header line every 2 s starve two workers. gevent reads each
+            # connection in its own greenlet, so a slow client holds only a socket; gthread is a
+            # middle ground (a thread per client once its first byte arrives).
+            self.cfg.set("worker_class", settings.worker_class)
+            if settings.worker_class == "gevent":
+                self.cfg.set("worker_connections", SERVE_WORKER_CONNECTIONS)
+            elif settings.worker_class == "gthread":
+                self.cfg.set("threads", SERVE_THREADS)
+            self.cfg.set("keepalive", SERVE_KEEPALIVE_SECONDS)
             self.cfg.set("timeout", 30)
+            self.cfg.set("control_socket_disable", True)  # no management socket left open by default
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)  # access lines would carry URLs with ids
             self.cfg.set("errorlog", "-")
@@ -93,7 +110,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
             return create_app(settings)
 
-    click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} worker(s)", err=True)
+    click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} {settings.worker_class} "
+               "worker(s)", err=True)
     Application().run()
 
 

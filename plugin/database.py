@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from plugin.errors import ServiceError
+from plugin.private_files import open_private, private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +327,9 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        # SQLite gives its -wal and -shm files the database file's mode, so 0600 here covers all three.
+        private_file(self.path)
 
     def describe(self) -> str:
         return str(self.path)
@@ -354,7 +357,7 @@ class SqliteDatabase(Database):
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        with self._lock_path(name).open("a") as handle:
+        with open_private(self._lock_path(name), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -426,7 +429,7 @@ class PostgresDatabase(Database):
 def file_try_lock(path: Path) -> Iterator[bool]:
     """A non-blocking fcntl lock on ``path`` for the block: yields False when another process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    with open_private(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

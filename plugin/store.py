@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from plugin.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
+from plugin.private_files import private_dir
 from plugin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def load_hash_key(settings: Settings) -> bytes:
     path = settings.hash_key_file
     if path.exists():
         return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     key = secrets.token_hex(32).encode("ascii")
     # Write a private temporary file, then link it into place: atomic, and a worker that loses the
     # race to create the key reads the winner's complete key instead of a half-written one.
@@ -115,26 +116,43 @@ class Store:
         row = self.database.query("SELECT COUNT(*) AS n FROM audit").first()
         return int(row["n"]) if row else 0
 
-    def known_card(self, card_uuid: str) -> bool:
-        return self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ?", (card_uuid,)).first() is not None
+    def known_card(self, card_uuid: str, service: str | None = None) -> bool:
+        """Whether this store served the card (through ``service``, when given)."""
+        if service is None:
+            row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ?", (card_uuid,)).first()
+        else:
+            row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ? AND service = ?",
+                                      (card_uuid, service)).first()
+        return row is not None
 
-    def add_feedback(self, service: str, items: Iterable[dict[str, Any]]) -> int:
-        """Store validated feedback items; returns how many were stored."""
+    def add_feedback(self, service: str, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store validated feedback items, each card and outcome once; returns the items newly stored.
+
+        CDS Hooks lets a client report a card more than once; a repeat of the same outcome adds nothing
+        to what is known, so it is not stored again (the caller counts it). A different outcome for the
+        same card (accepted, then overridden) is stored.
+        """
         received = _now()
-        rows = []
-        for item in items:
-            reason = item.get("overrideReason") or {}
-            coding = reason.get("reason") or {}
-            rows.append((item["card"], service, received, item["outcome"], item.get("outcomeTimestamp"),
-                         json.dumps([s.get("id") for s in item.get("acceptedSuggestions") or []]),
-                         coding.get("system"), coding.get("code"), reason.get("userComment")))
+        stored = []
         with self.database.transaction() as tx:
-            for row in rows:
-                tx.execute(
+            for item in items:
+                # A no-op update locks the card's audit row (PostgreSQL; SQLite's transaction already
+                # holds the write lock), so hosts reporting the same card at once store it once.
+                tx.execute("UPDATE audit SET card_uuid = card_uuid WHERE card_uuid = ?", (item["card"],))
+                reason = item.get("overrideReason") or {}
+                coding = reason.get("reason") or {}
+                changed = tx.execute(
                     "INSERT INTO feedback (card_uuid, service, received_at, outcome, outcome_timestamp, "
                     "accepted_suggestions, override_reason_system, override_reason_code, override_comment) "
-                    "VALUES (?,?,?,?,?,?,?,?,?)", row)
-        return len(rows)
+                    "SELECT ?,?,?,?,?,?,?,?,? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM feedback WHERE card_uuid = ? AND service = ? AND outcome = ?)",
+                    (item["card"], service, received, item["outcome"], item.get("outcomeTimestamp"),
+                     json.dumps([s.get("id") for s in item.get("acceptedSuggestions") or []]),
+                     coding.get("system"), coding.get("code"), reason.get("userComment"),
+                     item["card"], service, item["outcome"])).rowcount
+                if changed == 1:
+                    stored.append(item)
+        return stored
 
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Feedback joined to the audit record of its card."""

@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from plugin.database import Database
+
+from plugin.private_files import make_tree_private, open_private, private_dir
 
 METADATA_FILE = "registry.json"
 _VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
@@ -119,7 +121,7 @@ class FilePointer:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        with (self.root / ".lock").open("a") as handle:
+        with open_private(self.root / ".lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -141,7 +143,7 @@ class FilePointer:
             raise
 
     def _append_log(self, event: Mapping[str, Any]) -> None:
-        with self.log.open("a", encoding="utf-8") as handle:
+        with open_private(self.log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(dict(event), sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -178,14 +180,19 @@ class DatabasePointer:
 class ModelRegistry:
     """Model versions on disk, a current pointer, a promotion log and pruning to the last ``keep``."""
 
-    def __init__(self, root: Path, keep: int = 5, *, pointer: PointerStore | None = None) -> None:
-        """``pointer`` defaults to the file beside the versions (one host); see :class:`DatabasePointer`."""
+    def __init__(self, root: Path, keep: int = 5, check: Callable[[Path], Any] | None = None, *,
+                 pointer: PointerStore | None = None) -> None:
+        """``check`` (e.g. :func:`training.model_check.check_model_folder`) must pass on a folder before
+        it is added and before the pointer moves to it; it raises to refuse. ``pointer`` defaults to the
+        file beside the versions (one host); see :class:`DatabasePointer`."""
         if keep < 2:
             raise ValueError("keep must be at least 2 (the current and the previous version)")
         self.root = Path(root)
         self.keep = keep
+        self.check = check
         self.versions_dir = self.root / "versions"
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        private_dir(self.versions_dir)
         self.pointer_store: PointerStore = pointer if pointer is not None else FilePointer(self.root)
 
     # -- readers (no lock: every file they read is replaced atomically) --------------------------
@@ -261,6 +268,7 @@ class ModelRegistry:
         artifact_dir = Path(artifact_dir)
         if not artifact_dir.is_dir():
             raise RegistryError(f"artifact folder {artifact_dir} does not exist")
+        self._check(artifact_dir, str(artifact_dir))
         with self._locked():
             staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
             try:
@@ -268,6 +276,7 @@ class ModelRegistry:
                 shutil.copytree(artifact_dir, target)
                 record = {"created": _now(), "source": str(artifact_dir), "metadata": dict(metadata or {})}
                 (target / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+                make_tree_private(target)  # copytree keeps the source's modes
                 version = self._next_version()
                 # One rename publishes the whole folder: readers see nothing or everything.
                 os.replace(target, self.versions_dir / version)
@@ -280,7 +289,7 @@ class ModelRegistry:
     def promote(self, version: str) -> None:
         """Make ``version`` the current model (atomic pointer swap) and log the promotion."""
         with self._locked():
-            self.path_of(version)
+            self._check(self.path_of(version), version)
             previous = self.current_version()
             self.pointer_store.record({"action": "promote", "version": version, "previous": previous, "at": _now()})
             self._prune()
@@ -292,11 +301,19 @@ class ModelRegistry:
             if len(stack) < 2:
                 raise RegistryError("no previous promoted version to roll back to")
             target = stack[-2]
-            self.path_of(target)
+            self._check(self.path_of(target), target)
             self.pointer_store.record({"action": "rollback", "version": target, "previous": stack[-1], "at": _now()})
         return target
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _check(self, folder: Path, name: str) -> None:
+        if self.check is None:
+            return
+        try:
+            self.check(folder)
+        except Exception as error:
+            raise RegistryError(f"model {name} refused: {error}") from None
 
     def _next_version(self) -> str:
         numbers = [n for n in (_version_number(p.name) for p in self.versions_dir.iterdir()) if n is not None]
@@ -330,10 +347,10 @@ class ModelRegistry:
             excess -= 1
 
 
-def open_registry(root: Path, keep: int = 5, database_url: str | None = None) -> ModelRegistry:
+def open_registry(root: Path, keep: int = 5, database_url: str | None = None,
+                  check: Callable[[Path], Any] | None = None) -> ModelRegistry:
     """The registry at ``root``, its pointer in PostgreSQL when ``database_url`` names one."""
     from plugin.database import is_postgres_url, shared_database
 
-    if is_postgres_url(database_url):
-        return ModelRegistry(root, keep, pointer=DatabasePointer(shared_database(str(database_url))))
-    return ModelRegistry(root, keep)
+    pointer = DatabasePointer(shared_database(str(database_url))) if is_postgres_url(database_url) else None
+    return ModelRegistry(root, keep, check, pointer=pointer)

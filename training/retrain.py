@@ -40,6 +40,7 @@ from typing import Any, Final
 import numpy as np
 
 from plugin.database import file_try_lock
+from training.model_check import check_model_folder
 from training.registry import ModelRegistry, open_registry
 from training.retrain_settings import RetrainSettings
 
@@ -408,7 +409,7 @@ def retrain_once(
     """
     record = RunRecord(run_id=uuid.uuid4().hex[:12], started=_now())
     database = shared_database(settings)
-    registry = open_registry(settings.registry_dir, settings.keep, settings.database_url)
+    registry = open_registry(settings.registry_dir, settings.keep, settings.database_url, check=check_model_folder)
     # Across hosts sharing PostgreSQL an advisory lock admits one run; on one host, a lock file.
     lock = database.try_lock("retrain-run") if database is not None else file_try_lock(settings.data_dir / "run.lock")
     with lock as acquired:
