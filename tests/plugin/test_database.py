@@ -213,3 +213,35 @@ def test_a_call_that_finds_every_connection_busy_is_refused_not_queued_forever(
             database.query("SELECT 1 AS one")
         assert time.monotonic() - started < 2
     assert database.query("SELECT 1 AS one").first() == {"one": 1}
+
+
+def test_feedback_on_a_card_is_stored_once_per_outcome_across_hosts(engine: str,
+                                                                     connect: Callable[[str], Database]) -> None:
+    first, second = Store(connect(engine), b"key"), Store(connect(engine), b"key")
+    first.add_audits([audit_record("c1")])
+    accepted = {"card": "c1", "outcome": "accepted"}
+    assert first.add_feedback("lev-dose", [accepted]) == [accepted]
+    assert second.add_feedback("lev-dose", [accepted]) == []  # the repeat, sent to the other host
+    overridden = {"card": "c1", "outcome": "overridden"}
+    assert second.add_feedback("lev-dose", [overridden]) == [overridden]
+    assert [r["outcome"] for r in first.feedback_rows()] == ["accepted", "overridden"]
+    assert second.known_card("c1", "lev-dose") and not second.known_card("c1", "other-service")
+
+
+def test_hosts_racing_on_one_feedback_store_it_once(postgres_url: str, connect: Callable[[str], Database]) -> None:
+    stores = [Store(connect(postgres_url), b"key") for _ in range(6)]
+    stores[0].add_audits([audit_record("c1")])
+    barrier = threading.Barrier(len(stores))
+    stored: list[int] = []
+
+    def report(store: Store) -> None:
+        barrier.wait()
+        stored.append(len(store.add_feedback("lev-dose", [{"card": "c1", "outcome": "accepted"}])))
+
+    threads = [threading.Thread(target=report, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(stored) == [0] * 5 + [1]
+    assert len(stores[0].feedback_rows()) == 1
