@@ -10,7 +10,7 @@ the two ports (a round-robin load balancer). The three set-ups run in interleave
 work on the machine loads them alike; medians are reported, with the CPU seconds the service workers
 and the PostgreSQL server used per 1,000 requests.
 
-    python bench/pg.py [--seconds 6] [--rounds 3] [--clients 8]
+    python bench/pg.py [--seconds 6] [--rounds 3] [--clients 8] [--worker-class gevent|gthread|sync]
 """
 
 from __future__ import annotations
@@ -120,12 +120,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="seconds per set-up per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8, help="client processes (one connection each)")
+    parser.add_argument("--worker-class", default="gevent", choices=("gevent", "gthread", "sync"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="epidose-bench-pg-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("EPIDOSE_")}
     base_env.update({"EPIDOSE_AUTH": "off", "EPIDOSE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
                      "EPIDOSE_RESPONSE_CACHE_SIZE": "0", "EPIDOSE_BUILD_DEFAULT_MODEL": "off",
-                     "EPIDOSE_HASH_KEY": "bench-hash-key"})
+                     "EPIDOSE_HASH_KEY": "bench-hash-key", "EPIDOSE_WORKER_CLASS": args.worker_class})
     prepare_model(work / "sqlite", {**base_env, "EPIDOSE_DATA_DIR": str(work / "sqlite")})
     body = json.dumps(request_body()).encode()
     processes: list[subprocess.Popen[bytes]] = []
@@ -184,7 +185,7 @@ def main() -> int:
                | {"errors": sum(r["errors"] for r in results)} for name, results in rows.items()}
     load_average = os.getloadavg()
     print(f"{args.clients} client processes, {args.rounds} interleaved rounds of {args.seconds:.0f} s per set-up "
-          f"(medians), 1 worker per instance, {os.cpu_count()} CPU(s), load average at the end "
+          f"(medians), 1 {args.worker_class} worker per instance, {os.cpu_count()} CPU(s), load average at the end "
           f"{load_average[0]:.1f}; PostgreSQL {version.split()[0]} with fsync on")
     print(f"{'set-up':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'svc CPU s/1k':>14}{'db CPU s/1k':>13}")
     for name, result in summary.items():
