@@ -1,6 +1,6 @@
 """Benchmark of the CDS Hooks service under gunicorn: full pipeline vs a constant card on the same server.
 
-Starts ``epidose serve`` with 2 sync workers on 127.0.0.1 (authentication off, the benchmark-only
+Starts ``epidose serve`` with 2 workers (``--worker-class``, gevent by default) on 127.0.0.1 (authentication off, the benchmark-only
 constant-card endpoint on), sends a patient-view request with a full prefetch (1 Patient,
 100 Observations, 20 MedicationRequests) with wrk (or a Python client when wrk is absent), and prints
 req/s, p50, p99 and resident memory per worker for both endpoints in the same run.
@@ -184,6 +184,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
+    parser.add_argument("--worker-class", default="gevent", choices=("gevent", "gthread", "sync"),
+                        help="gunicorn worker type of epidose serve")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="epidose-bench-"))
     port = free_port()
@@ -194,7 +196,8 @@ def main() -> int:
     body_file = data_dir / "body.json"
     body_file.write_text(json.dumps(request_body()))
     server = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "--workers", "2", "--worker-class", args.worker_class], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600  # a first start may build the default model
@@ -231,7 +234,7 @@ def main() -> int:
         constant, full, distinct = (summary[name] for name in loads)
         rss = worker_rss_mb(server.pid)
         print(f"load generator: {tool}, {args.connections} connections, {args.rounds} interleaved rounds of {per_round} s "
-              f"per load (medians), 2 sync workers, "
+              f"per load (medians), 2 {args.worker_class} workers, "
               f"{os.cpu_count()} CPU(s); request body {body_file.stat().st_size / 1024:.0f} KiB")
         print(f"{'endpoint':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
         rows = (("constant card", constant), ("patient-view repeated", full), ("patient-view distinct", distinct))

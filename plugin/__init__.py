@@ -17,8 +17,11 @@ __all__ = ["Settings", "create_app"]
 
 def create_app(settings: Settings | None = None, *, registry: Any = None,
                loader: Callable[[Path], Any] | None = None, jwks_fetch: Callable[[str], dict[str, Any]] | None = None,
-               fetcher: Any = None) -> Flask:
-    """Build the service. ``registry``, ``loader``, ``jwks_fetch`` and ``fetcher`` replace the defaults in tests."""
+               fetcher: Any = None, announce: bool = True) -> Flask:
+    """Build the service. ``registry``, ``loader``, ``jwks_fetch`` and ``fetcher`` replace the defaults in tests.
+
+    ``announce=False``: the caller logs the start-up notices (security.startup_notices) itself, once.
+    """
     from flask import Flask
 
     from hooks import service_definitions
@@ -28,27 +31,28 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     from plugin.metrics import Metrics
     from plugin.model import ModelHolder, default_loader, default_registry
     from plugin.runtime import Runtime
-    from plugin.store import Store, load_hash_key
+    from plugin.store import open_store
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["EPIDOSE_SETTINGS"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.logger.setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
-    store = Store(settings.database_path, load_hash_key(settings))
-    holder = ModelHolder(registry if registry is not None else default_registry(settings.models_root),
+    store = open_store(settings)
+    holder = ModelHolder(registry if registry is not None else default_registry(settings, store.database),
                          loader or default_loader, settings.model_check_seconds)
     holder.refresh()  # load at worker start
     services = {d["id"]: d for d in service_definitions()}
     runtime = Runtime(settings, services, holder,
-                      fetcher or FhirFetcher(settings.fhir_timeout_seconds, settings.fhir_budget_seconds),
+                      fetcher or FhirFetcher(settings.fhir_timeout_seconds, settings.fhir_budget_seconds,
+                                             max_response_bytes=settings.fhir_max_response_bytes),
                       store, Metrics(), ResponseCache(settings.response_cache_size, settings.response_cache_seconds))
     app.extensions["epidose"] = runtime
     errors.init_app(app)
     authenticator = None
     if settings.auth:
         authenticator = security.Authenticator(settings, security.JwksCache(jwks_fetch), store.first_jti_use)
-    security.init_app(app, authenticator, runtime.metrics)
+    security.init_app(app, authenticator, runtime.metrics, announce=announce)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(report.bp)

@@ -12,6 +12,9 @@ from typing import Any
 import click
 
 log = logging.getLogger("epidose.serve")
+SERVE_WORKER_CONNECTIONS = 1000  # per gevent worker: open connections, slow or not
+SERVE_THREADS = 16  # per gthread worker
+SERVE_KEEPALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
 
 
 def register(group: click.Group) -> None:
@@ -21,11 +24,24 @@ def register(group: click.Group) -> None:
     group.add_command(settings_reference)
 
 
-def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
-    """Build the embedded default model into the registry when none is promoted yet; return the current version."""
-    from training.registry import ModelRegistry
+def _build_default_model_entry(staging: str, progress: bool) -> None:
+    """The default model build, as the body of a process of its own (see ensure_default_model)."""
+    from training.default_model import build_default_model
 
-    registry = ModelRegistry(settings.models_root)
+    build_default_model(staging, progress=progress)
+
+
+def ensure_default_model(settings: Any, *, progress: bool = True, isolate: bool = True) -> str | None:
+    """Build the embedded default model into the registry when none is promoted yet; return the current version.
+
+    With ``isolate`` the build runs in a spawned process: training starts torch's thread pools, and
+    gunicorn workers forked from a process holding them hang at exit until killed (a 10 s stop), and
+    would each inherit the training's memory.
+    """
+    from training.model_check import check_model_folder
+    from training.registry import open_registry
+
+    registry = open_registry(settings.models_root, database_url=settings.database_url, check=check_model_folder)
     current = registry.current_version()
     if current is not None or not settings.build_default_model:
         return current
@@ -37,36 +53,62 @@ def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     staging = settings.data_dir / ".default-model-build"
     shutil.rmtree(staging, ignore_errors=True)
     click.echo("No model is registered yet: building the embedded default model (once) ...", err=True)
-    built = build_default_model(staging, progress=progress)
-    folder = built if isinstance(built, (str, Path)) and Path(built).is_dir() else staging
+    if isolate:
+        import multiprocessing
+
+        builder = multiprocessing.get_context("spawn").Process(
+            target=_build_default_model_entry, args=(str(staging), progress), name="epidose-default-model")
+        builder.start()
+        builder.join()
+        if builder.exitcode != 0:
+            raise click.ClickException(f"building the default model failed (exit status {builder.exitcode}); "
+                                       "the messages above say where")
+        folder = staging
+    else:
+        built = build_default_model(staging, progress=progress)
+        folder = built if isinstance(built, (str, Path)) and Path(built).is_dir() else staging
     version = registry.add(Path(folder), {"source": "embedded default model (synthetic cohort)"})
     registry.promote(version)
     shutil.rmtree(staging, ignore_errors=True)
+    click.echo(f"default model registered as {version} under {settings.models_root}", err=True)
     return version
 
 
 @click.command()
 @click.option("--host", default=None, help="Interface to bind (default EPIDOSE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default EPIDOSE_PORT or 8080).")
-@click.option("--workers", type=int, default=None, help="gunicorn sync workers (default: one per CPU core).")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the CDS Hooks service under gunicorn (sync workers)."""
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default: one per CPU core).")
+@click.option("--worker-class", type=click.Choice(("gevent", "gthread", "sync")), default=None,
+              help="gunicorn worker type (default EPIDOSE_WORKER_CLASS or gevent).")
+def serve(host: str | None, port: int | None, workers: int | None, worker_class: str | None) -> None:
+    """Run the CDS Hooks service under gunicorn (gevent workers: slow clients cannot hold a worker)."""
     from gunicorn.app.base import BaseApplication
 
     from plugin.settings import Settings, SettingsError
 
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
+                                   ("worker_class", worker_class)) if v is not None}
     try:
         settings = Settings.from_env(None, **overrides)
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
-    if not settings.auth:
-        click.secho("WARNING: EPIDOSE_AUTH=off — JWT authentication is DISABLED; any caller can request cards.",
-                    fg="red", bold=True, err=True)
+    from plugin.security import startup_notices
     from plugin.store import load_hash_key
 
+    for level, line in startup_notices(settings):  # here once, not once per worker
+        warning = level >= logging.WARNING
+        click.secho(f"{'warning' if warning else 'info'}: {line}", fg="red" if warning else None, bold=warning, err=True)
+
+    refuse_busy_port(settings.host, settings.port)  # before minutes of a first start, not after
     load_hash_key(settings)  # create the patient-hash key once, before the workers start
-    version = ensure_default_model(settings)
+    from plugin.database import DatabaseUnavailable
+
+    try:
+        version = ensure_default_model(settings)
+    except DatabaseUnavailable as error:
+        click.echo(f"error: {error.message}: the service starts, refuses cards with 503 and recovers when it "
+                   "answers", err=True)
+        version = "unknown"
     if version is None:
         click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)
     count = settings.workers or os.cpu_count() or 1
@@ -75,8 +117,18 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", count)
-            self.cfg.set("worker_class", "sync")
+            # A sync worker is held by one client for as long as it takes to send its request: two
+            # clients dripping a header line every 2 s starve two workers. gevent reads each
+            # connection in its own greenlet, so a slow client holds only a socket; gthread is a
+            # middle ground (a thread per client once its first byte arrives).
+            self.cfg.set("worker_class", settings.worker_class)
+            if settings.worker_class == "gevent":
+                self.cfg.set("worker_connections", SERVE_WORKER_CONNECTIONS)
+            elif settings.worker_class == "gthread":
+                self.cfg.set("threads", SERVE_THREADS)
+            self.cfg.set("keepalive", SERVE_KEEPALIVE_SECONDS)
             self.cfg.set("timeout", 30)
+            self.cfg.set("control_socket_disable", True)  # no management socket left open by default
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)  # access lines would carry URLs with ids
             self.cfg.set("errorlog", "-")
@@ -84,10 +136,28 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         def load(self) -> Any:
             from plugin import create_app
 
-            return create_app(settings)
+            return create_app(settings, announce=False)
 
-    click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} worker(s)", err=True)
+    click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} {settings.worker_class} "
+               "worker(s)", err=True)
     Application().run()
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Stop with a plain message when the address is taken, instead of gunicorn's retries and raw errors."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is not busy
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"{host}:{port} is already in use (another epidose?): use --port to choose "
+                                           "another (or EPIDOSE_PORT)") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 @click.command("settings")
@@ -109,10 +179,10 @@ def feedback() -> None:
 def export(out_path: Path | None) -> None:
     """Write feedback joined to the audit record of its card as CSV (patients as keyed hashes only)."""
     from plugin.settings import Settings
-    from plugin.store import Store, load_hash_key
+    from plugin.store import open_store
 
     settings = Settings.from_env()
-    store = Store(settings.database_path, load_hash_key(settings))
+    store = open_store(settings)
     if out_path is None:
         count = store.export_feedback_csv(sys.stdout)
     else:

@@ -11,6 +11,7 @@ sent only to the ``fhirServer`` origin, never to a ``next`` link elsewhere, and 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,13 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from plugin.jsonbody import JsonBodyError, parse_json
+
 MAX_PAGES = 10  # per prefetch key; each page is one request inside the budget
+MAX_REDIRECTS = 3  # followed only within the FHIR server's origin
+MAX_FETCH_THREADS = 16  # per worker process, shared by all calls (greenlets under gevent)
+DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024  # per prefetch key, all pages together (after decompression)
+READ_PIECE_BYTES = 64 * 1024
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
 
@@ -32,6 +39,7 @@ class Gathered:
     values: dict[str, Any] = field(default_factory=dict)
     unobtainable: dict[str, str] = field(default_factory=dict)  # key -> reason (no identifiers)
     fetched: tuple[str, ...] = ()
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (item, detail) of data read but not usable
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> str | None:
@@ -53,12 +61,21 @@ def render_template(template: str, context: Mapping[str, Any]) -> str | None:
 
 
 class FhirFetcher:
-    """Fetches absent prefetch keys from the FHIR server within a time budget."""
+    """Fetches absent prefetch keys from the FHIR server within a time budget and a size cap.
 
-    def __init__(self, timeout_seconds: float, budget_seconds: float, session: requests.Session | None = None) -> None:
+    Fetches run on a pool of at most ``max_threads`` threads owned by the fetcher, so a slow server
+    cannot make threads pile up across calls; each fetch reads its answer in small pieces and stops
+    at the call's deadline (or when the call gives up), so none outlives its call by more than one
+    socket read timeout.
+    """
+
+    def __init__(self, timeout_seconds: float, budget_seconds: float, session: requests.Session | None = None,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, max_threads: int = MAX_FETCH_THREADS) -> None:
         self.timeout = timeout_seconds
         self.budget = budget_seconds
+        self.max_response_bytes = max_response_bytes
         self.session = session or requests.Session()
+        self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="fhir-fetch")
 
     def gather(self, templates: Mapping[str, str], prefetch: Mapping[str, Any] | None, context: Mapping[str, Any],
                fhir_server: str | None, authorization: Mapping[str, Any] | None) -> Gathered:
@@ -84,12 +101,11 @@ class FhirFetcher:
             headers["Authorization"] = f"Bearer {token}"
         deadline = time.monotonic() + self.budget
         base = fhir_server.rstrip("/") + "/"
-        pool = ThreadPoolExecutor(max_workers=min(4, len(absent)))
+        call = _Call(deadline)
+        futures = {key: self._pool.submit(self._fetch_safely, base, query, headers, call) for key, query in absent.items()}
         try:
-            futures = {key: pool.submit(self._fetch, base, query, headers, deadline) for key, query in absent.items()}
             for key, future in futures.items():
                 try:
-                    # Socket timeouts bound each read, not a slowly dripping answer: the budget does.
                     value, reason = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.02)
                 except FutureTimeout:
                     value, reason = None, "the FHIR server did not answer within the time budget"
@@ -98,58 +114,143 @@ class FhirFetcher:
                 else:
                     result.unobtainable[key] = reason
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            call.cancelled.set()  # fetches still running stop at their next read
+            for future in futures.values():
+                future.cancel()
         result.fetched = tuple(k for k in absent if k in result.values)
         return result
 
-    def _fetch(self, base: str, query: str, headers: dict[str, str], deadline: float) -> tuple[Any, str | None]:
+    def _fetch_safely(self, base: str, query: str, headers: dict[str, str], call: _Call) -> tuple[Any, str | None]:
+        """A fetch whose every failure is a reason: a malformed answer is unobtainable data, not an error."""
+        try:
+            return self._fetch(base, query, headers, call)
+        except _Unobtainable as error:
+            return None, str(error)
+        except (ValueError, TypeError, KeyError, AttributeError, requests.RequestException) as error:
+            return None, f"the FHIR server's answer could not be used ({type(error).__name__})"
+
+    def _fetch(self, base: str, query: str, headers: dict[str, str], call: _Call) -> tuple[Any, str | None]:
         url: str | None = urljoin(base, query)
         origin = _origin(base)
         document: Any = None
         entries: list[Any] = []
+        received = 0
         for _ in range(MAX_PAGES):
             if url is None:
                 break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0.005:
-                return None, "the FHIR server did not answer within the time budget"
             if _origin(url) != origin:
-                break  # never send the access token to another origin
-            try:
-                response = self.session.get(url, headers=headers, timeout=min(self.timeout, remaining))
-            except requests.Timeout:
-                return None, "the FHIR server did not answer in time"
-            except requests.RequestException as error:
-                return None, f"the FHIR server could not be reached ({type(error).__name__})"
-            if response.status_code == 404 and document is None:
-                return None, "the FHIR server has no such resource (404)"
-            if response.status_code >= 400:
-                return None, f"the FHIR server answered {response.status_code}"
-            try:
-                page = response.json()
-            except ValueError:
-                return None, "the FHIR server answered with something that is not JSON"
+                break  # never send the access token (or trust paging) to another origin
+            page, size = self._get(url, origin, headers, call, self.max_response_bytes - received)
+            received += size
+            if page is None:
+                if document is None:
+                    raise _Unobtainable("the FHIR server has no such resource (404)")
+                raise _Unobtainable("a page of the FHIR server's answer is missing (404)")
             if not isinstance(page, dict):
-                return None, "the FHIR server answered with something that is not a resource"
+                raise _Unobtainable("the FHIR server answered with something that is not a resource")
             if page.get("resourceType") != "Bundle":
+                if document is not None:
+                    raise _Unobtainable("the FHIR server's next page is not a Bundle")
                 return page, None
+            page_entries = page.get("entry")
+            if page_entries is not None and not isinstance(page_entries, list):
+                raise _Unobtainable("the FHIR server answered a Bundle whose entry is not a list")
             if document is None:
                 document = {k: v for k, v in page.items() if k not in ("entry", "link")}
-            entries.extend(e for e in page.get("entry") or [] if isinstance(e, dict))
+            entries.extend(e for e in page_entries or [] if isinstance(e, dict))
             url = _next_link(page, base)
         if document is None:
-            return None, "the FHIR server answered nothing usable"
+            raise _Unobtainable("the FHIR server answered nothing usable")
         document["entry"] = entries
         return document, None
 
+    def _get(self, url: str, origin: tuple[str, str], headers: dict[str, str], call: _Call,
+             allowance: int) -> tuple[Any, int]:
+        """One resource or page as parsed JSON (None for 404) and its size, following same-origin redirects."""
+        for _ in range(MAX_REDIRECTS + 1):
+            remaining = call.remaining()
+            if remaining <= 0.005:
+                raise _Unobtainable("the FHIR server did not answer within the time budget")
+            try:
+                response = self.session.get(url, headers=headers, timeout=min(self.timeout, remaining), stream=True,
+                                            allow_redirects=False)
+            except requests.Timeout:
+                raise _Unobtainable("the FHIR server did not answer in time") from None
+            except requests.RequestException as error:
+                raise _Unobtainable(f"the FHIR server could not be reached ({type(error).__name__})") from None
+            with response:
+                if response.is_redirect:
+                    target = urljoin(url, response.headers.get("Location", ""))
+                    if _origin(target) != origin:
+                        raise _Unobtainable("the FHIR server redirected to another origin (not followed)")
+                    url = target
+                    continue
+                if response.status_code == 404:
+                    return None, 0
+                if response.status_code >= 400:
+                    raise _Unobtainable(f"the FHIR server answered {response.status_code}")
+                body = self._read(response, call, allowance)
+            try:
+                return parse_json(body), len(body)
+            except JsonBodyError:
+                raise _Unobtainable("the FHIR server answered with JSON this service does not accept") from None
+        raise _Unobtainable("the FHIR server redirected too many times")
+
+    def _read(self, response: requests.Response, call: _Call, allowance: int) -> bytes:
+        """The body, read piece by piece so that the size cap and the deadline hold while it arrives."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > allowance:
+            raise _Unobtainable(f"the FHIR server's answer is larger than {self.max_response_bytes} bytes")
+        body = bytearray()
+        while True:
+            if call.cancelled.is_set() or call.remaining() <= 0:
+                raise _Unobtainable("the FHIR server did not answer within the time budget")
+            piece = response.raw.read1(READ_PIECE_BYTES, decode_content=True)
+            if not piece:
+                return bytes(body)
+            body += piece
+            if len(body) > allowance:  # counted after decompression: a small gzip cannot expand past it
+                raise _Unobtainable(f"the FHIR server's answer is larger than {self.max_response_bytes} bytes")
+
+
+class _Unobtainable(Exception):
+    """A reason the data could not be obtained (no identifiers, no tokens)."""
+
+
+class _Call:
+    """The deadline of one hook call's fetches and the flag that stops them once the call gives up."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.cancelled = threading.Event()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
 
 def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise _Unobtainable("the FHIR server gave a URL that cannot be parsed") from None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{port or default}"
 
 
 def _next_link(bundle: Mapping[str, Any], base: str) -> str | None:
-    for link in bundle.get("link") or []:
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return urljoin(base, link["url"])
+    links = bundle.get("link")
+    if links is None:
+        return None
+    if not isinstance(links, list):
+        raise _Unobtainable("the FHIR server answered a Bundle whose link is not a list")
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            target = link.get("url")
+            if not isinstance(target, str):
+                raise _Unobtainable("the FHIR server's next link has no URL")
+            try:
+                return urljoin(base, target)
+            except ValueError:
+                raise _Unobtainable("the FHIR server's next link cannot be parsed") from None
     return None

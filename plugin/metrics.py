@@ -25,6 +25,8 @@ class Metrics:
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.cards: dict[tuple[str, str], int] = defaultdict(int)  # (service, indicator)
         self.feedback: dict[tuple[str, str], int] = defaultdict(int)  # (service, outcome)
+        self.feedback_repeated: dict[str, int] = defaultdict(int)  # service -> repeats not stored again
+        self.comments_dropped: dict[str, int] = defaultdict(int)  # service -> override comments not kept
         self.out_of_scope: dict[tuple[str, str], int] = defaultdict(int)  # (service, reason)
         self.auth_refusals: dict[str, int] = defaultdict(int)  # reason (plugin.security.REFUSAL_REASONS)
         self.model_version: str | None = None
@@ -47,6 +49,14 @@ class Metrics:
     def observe_feedback(self, service: str, outcome: str) -> None:
         with self._lock:
             self.feedback[(service, outcome)] += 1
+
+    def observe_repeated_feedback(self, service: str, count: int) -> None:
+        with self._lock:
+            self.feedback_repeated[service] += count
+
+    def observe_dropped_comment(self, service: str) -> None:
+        with self._lock:
+            self.comments_dropped[service] += 1
 
     def observe_auth_refusal(self, reason: str) -> None:
         with self._lock:
@@ -81,6 +91,14 @@ class Metrics:
                     "# TYPE epidose_feedback_total counter"]
             for (service, outcome), count in sorted(self.feedback.items()):
                 out.append(f'epidose_feedback_total{{service="{service}",outcome="{outcome}",worker="{worker}"}} {count}')
+            out += ["# HELP epidose_feedback_repeated_total Feedback items repeating a stored card and outcome (not stored again).",
+                    "# TYPE epidose_feedback_repeated_total counter"]
+            for service, count in sorted(self.feedback_repeated.items()):
+                out.append(f'epidose_feedback_repeated_total{{service="{service}",worker="{worker}"}} {count}')
+            out += ["# HELP epidose_override_comments_dropped_total Free-text override comments not stored (EPIDOSE_KEEP_OVERRIDE_COMMENTS off).",
+                    "# TYPE epidose_override_comments_dropped_total counter"]
+            for service, count in sorted(self.comments_dropped.items()):
+                out.append(f'epidose_override_comments_dropped_total{{service="{service}",worker="{worker}"}} {count}')
             out += ["# HELP epidose_auth_refusals_total Client JWTs refused (401) by reason.",
                     "# TYPE epidose_auth_refusals_total counter"]
             for reason, count in sorted(self.auth_refusals.items()):

@@ -3,7 +3,9 @@
 A worker checks the registry's ``current`` pointer at most every ``model_check_seconds``; a new version
 is loaded beside the old one and replaces it with one reference assignment, so requests in flight
 finish on the model they started with and none is dropped. An artifact that fails to load (wrong
-feature schema, corrupt files) is refused and the previous model keeps serving.
+feature schema, corrupt files) is refused and the previous model keeps serving; a worker that starts
+while the pointer names such an artifact loads the newest earlier promoted version that works, and
+``last_error`` (shown by ``/readyz``) says why.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ class Registry(Protocol):
     def current_path(self) -> Path | None: ...
 
 
-def default_registry(root: Path) -> Registry:
-    from training.registry import ModelRegistry
+def default_registry(settings: Any, database: Any = None) -> Registry:
+    """The registry at EPIDOSE_MODEL_DIR; its pointer in the shared database when that is PostgreSQL."""
+    from plugin.database import PostgresDatabase
+    from training.registry import DatabasePointer, ModelRegistry
 
-    registry: Registry = ModelRegistry(root)
+    pointer = DatabasePointer(database) if isinstance(database, PostgresDatabase) else None
+    registry: Registry = ModelRegistry(settings.models_root, pointer=pointer)
     return registry
 
 
@@ -103,6 +108,8 @@ class ModelHolder:
                 self._refused = version
                 self.last_error = f"model {version} refused: {error}"
                 log.error("model %s refused, still serving %s: %s", version, current, error)
+                if self._model is None:
+                    self._load_last_good(version)
                 return False
             self._model, self._path, self._version = model, Path(path), version
             self._refused, self.last_error = None, None
@@ -110,3 +117,24 @@ class ModelHolder:
             return True
         finally:
             self._lock.release()
+
+    def _load_last_good(self, refused: str) -> None:
+        """A worker starting while the pointer names a broken model serves the newest earlier one that loads."""
+        stack = getattr(self.registry, "promotion_stack", None)
+        path_of = getattr(self.registry, "path_of", None)
+        if stack is None or path_of is None:
+            return
+        try:
+            earlier = [v for v in reversed(stack()) if v != refused]
+        except Exception:  # an unreadable history leaves the worker without a model, as before
+            return
+        for version in earlier:
+            try:
+                path = Path(path_of(version))
+                model = self.loader(path)
+            except Exception:  # noqa: S112 - try the next older version
+                continue
+            self._model, self._path, self._version = model, path, version
+            self.last_error = f"{self.last_error}; serving the last good version {version} instead"
+            log.warning("serving the last good model %s while %s is refused", version, refused)
+            return

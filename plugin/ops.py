@@ -24,6 +24,9 @@ def readyz() -> Response:
     ready = model is not None and store_ok
     body = {"status": "ready" if ready else "not ready", "model": getattr(model, "version", None),
             "store_writable": store_ok}
+    if rt.models.last_error:
+        # Why the registry's current model is not the one served (no patient data in this text).
+        body["model_problem"] = rt.models.last_error
     response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response

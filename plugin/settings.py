@@ -18,6 +18,7 @@ from typing import Any, Final
 PREFIX: Final = "EPIDOSE_"
 RECOMMENDED_ALGORITHMS: Final = ("ES384", "RS384")  # CDS Hooks 2.0 "Trusting CDS Clients"
 OPTIONAL_ALGORITHMS: Final = ("ES256", "RS256")  # accepted only when configured explicitly
+WORKER_CLASSES: Final = ("gevent", "gthread", "sync")
 
 
 class SettingsError(ValueError):
@@ -54,13 +55,17 @@ class Settings:
     port: int = 8080
     """EPIDOSE_PORT: port ``epidose serve`` listens on."""
     workers: int = 0
-    """EPIDOSE_WORKERS: gunicorn sync workers (0 = one per CPU core)."""
+    """EPIDOSE_WORKERS: gunicorn worker processes (0 = one per CPU core)."""
+    worker_class: str = "gevent"
+    """EPIDOSE_WORKER_CLASS: gunicorn worker type: ``gevent`` (default; a slow client costs a greenlet, not a worker), ``gthread`` or ``sync``."""
     data_dir: Path = field(default_factory=lambda: _default_data_dir(os.environ))
     """EPIDOSE_DATA_DIR: folder for models, the SQLite store and the hashing key."""
     model_dir: Path | None = None
     """EPIDOSE_MODEL_DIR: model registry root (default ``<data dir>/models``)."""
     database: Path | None = None
     """EPIDOSE_DATABASE: SQLite file for feedback and audit (default ``<data dir>/epidose.sqlite3``)."""
+    database_url: str = field(default="", repr=False)
+    """EPIDOSE_DATABASE_URL: ``postgresql://user:password@host:port/db`` to share audit, feedback, the JWT replay cache, the model pointer and retraining runs across hosts (empty = the SQLite file; never logged)."""
     hash_key: str = ""
     """EPIDOSE_HASH_KEY: secret for keyed patient-id hashes (default: generated into ``<data dir>/hash.key``)."""
     max_body_bytes: int = 2 * 1024 * 1024
@@ -69,6 +74,8 @@ class Settings:
     """EPIDOSE_FHIR_TIMEOUT_SECONDS: timeout of one FHIR server request."""
     fhir_budget_seconds: float = 0.3
     """EPIDOSE_FHIR_BUDGET_SECONDS: total time for FHIR server requests per hook call (CDS Hooks: ~500 ms end to end)."""
+    fhir_max_response_bytes: int = 5 * 1024 * 1024
+    """EPIDOSE_FHIR_MAX_RESPONSE_BYTES: largest FHIR server answer read per prefetch key (all pages); larger is unobtainable."""
     model_check_seconds: float = 2.0
     """EPIDOSE_MODEL_CHECK_SECONDS: how often a worker checks the registry for a newly promoted model."""
     build_default_model: bool = True
@@ -77,6 +84,8 @@ class Settings:
     """EPIDOSE_RESPONSE_CACHE_SIZE: responses kept per worker for repeated identical calls (0 disables)."""
     response_cache_seconds: float = 300.0
     """EPIDOSE_RESPONSE_CACHE_SECONDS: how long a cached response may be reused."""
+    keep_override_comments: bool = False
+    """EPIDOSE_KEEP_OVERRIDE_COMMENTS: store the free text of feedback override comments (off: dropped and counted, since clinicians type names in them)."""
     bench_constant_card: bool = False
     """EPIDOSE_BENCH_CONSTANT_CARD: expose ``/cds-services/bench-constant`` (benchmarks only)."""
     log_level: str = "INFO"
@@ -134,10 +143,16 @@ class Settings:
         self._check_exposure()
         if self.max_body_bytes <= 0 or self.port <= 0 or self.workers < 0 or self.response_cache_size < 0:
             raise SettingsError("EPIDOSE_MAX_BODY_BYTES, EPIDOSE_PORT and EPIDOSE_WORKERS must be positive")
+        if self.fhir_max_response_bytes <= 0:
+            raise SettingsError("EPIDOSE_FHIR_MAX_RESPONSE_BYTES must be positive")
         if self.fhir_timeout_seconds <= 0 or self.fhir_budget_seconds <= 0:
             raise SettingsError("EPIDOSE_FHIR_TIMEOUT_SECONDS and EPIDOSE_FHIR_BUDGET_SECONDS must be positive")
+        if self.worker_class not in WORKER_CLASSES:
+            raise SettingsError(f"EPIDOSE_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
         if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
             raise SettingsError("EPIDOSE_PUBLIC_BASE_URL must be an absolute http(s) URL")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError("EPIDOSE_DATABASE_URL must be a postgresql:// URL (unset for the SQLite file)")
 
     def _check_exposure(self) -> None:
         """Beyond loopback, authentication must be on and the JWT audience must not come from the Host header."""
@@ -180,7 +195,7 @@ _TRUE = {"1", "on", "true", "yes"}
 def _parse(name: str, raw: str, variable: str) -> Any:
     raw = raw.strip()
     try:
-        if name in {"auth", "build_default_model", "bench_constant_card"}:
+        if name in {"auth", "build_default_model", "bench_constant_card", "keep_override_comments"}:
             if raw.lower() in _TRUE:
                 return True
             if raw.lower() in _FALSE:
@@ -194,7 +209,7 @@ def _parse(name: str, raw: str, variable: str) -> Any:
         if name in {"jku_allowlist", "jwt_algorithms", "cors_origins"}:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         if name in {"port", "workers", "max_body_bytes", "clock_skew_seconds", "response_cache_size",
-                    "max_token_lifetime_seconds"}:
+                    "fhir_max_response_bytes", "max_token_lifetime_seconds"}:
             return int(raw)
         if name in {"fhir_timeout_seconds", "fhir_budget_seconds", "model_check_seconds", "response_cache_seconds"}:
             return float(raw)

@@ -25,10 +25,12 @@ def _settings(**overrides: Any) -> Any:
 
 
 def _registry() -> Any:
-    from training.registry import ModelRegistry
+    """The registry, refusing any folder the service could not serve (load, schema, forward pass)."""
+    from training.model_check import check_model_folder
+    from training.registry import open_registry
 
     settings = _settings()
-    return ModelRegistry(settings.registry_dir, keep=settings.keep)
+    return open_registry(settings.registry_dir, settings.keep, settings.database_url, check=check_model_folder)
 
 
 def register(group: click.Group) -> None:
@@ -47,9 +49,10 @@ def register(group: click.Group) -> None:
         if fhir_server and source:
             raise click.UsageError("--fhir-server and --source are alternatives")
         if history:
-            from training.retrain import read_records
+            from training.retrain import read_records, shared_database
 
-            for line in read_records(_settings().runs_file):
+            settings = _settings()
+            for line in read_records(settings.runs_file, shared_database(settings)):
                 click.echo(json.dumps(line, sort_keys=True))
             return
         from training.retrain import retrain_once, strict_json
@@ -79,7 +82,7 @@ def register(group: click.Group) -> None:
 
     @group.group("models")
     def models() -> None:
-        """The model registry: list versions, promote one, roll back."""
+        """The model registry: list versions, add a trained folder, promote one, roll back."""
 
     @models.command("list")
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
@@ -93,6 +96,22 @@ def register(group: click.Group) -> None:
             agreement = metrics.get("top1_agreement")
             summary = f"agreement {agreement:.3f}" if isinstance(agreement, float) else ""
             click.echo(f"{'*' if version.current else ' '} {version.version}  {version.created}  {summary}".rstrip())
+
+    @models.command("add")
+    @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--promote", "promote_now", is_flag=True, help="Also make it the model in service.")
+    def add(folder: Path, promote_now: bool) -> None:
+        """Store the model folder FOLDER (from epidose train) as a new version, once it passes the checks."""
+        from training.registry import RegistryError
+
+        registry = _registry()
+        try:
+            version = registry.add(folder, {"source": "epidose models add"})
+            if promote_now:
+                registry.promote(version)
+        except RegistryError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"added {version}" + (" and promoted it" if promote_now else ""))
 
     @models.command("promote")
     @click.argument("version")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -386,9 +387,10 @@ def load_inference_model(path: str | Path, *, check_schema: bool = True) -> Infe
     except (KeyError, TypeError, ValueError) as error:
         raise ArtifactError(f"imputation statistics unreadable: {error}") from error
     try:
-        with np.load(folder / "model.npz", allow_pickle=False) as npz:
+        # Opened here so that a damaged archive cannot leave the file open (np.load does on BadZipFile).
+        with (folder / "model.npz").open("rb") as handle, np.load(handle, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise ArtifactError(f"weights unreadable: {error}") from error
     model = InferenceModel(
         version=str(metadata.get("version", "")),

@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from plugin.private_files import open_private, private_dir
+
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
@@ -87,7 +89,7 @@ class ResourceStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)  # raw patient records
         self._keys: set[tuple[str, str, str]] | None = None
         # (type, patient id) -> latest lastUpdated seen: where a patient's next pull resumes.
         self._patient_marks: dict[tuple[str, str], str] = {}
@@ -180,7 +182,7 @@ class ResourceStore:
         for resource_type, items in fresh.items():
             if not resource_type.isalpha():
                 continue  # a resource type names a file: never let it name a path
-            with (self.root / f"{resource_type}.ndjson").open("a", encoding="utf-8") as handle:
+            with open_private(self.root / f"{resource_type}.ndjson", "a", encoding="utf-8") as handle:
                 for resource in items:
                     handle.write(json.dumps(resource, separators=(",", ":"), sort_keys=True) + "\n")
                 handle.flush()

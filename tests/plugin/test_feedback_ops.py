@@ -32,7 +32,7 @@ def test_feedback_round_trip_joins_the_audit_record(make_app: Callable[..., Flas
          "overrideReason": {"reason": card["overrideReasons"][2], "userComment": "sleepy on 1 g"}},
     ]
     response = client.post(PV + "/feedback", json={"feedback": items})
-    assert response.status_code == 200 and response.get_json() == {"stored": 2}
+    assert response.status_code == 200 and response.get_json() == {"stored": 2, "repeated": 0}
     runtime: Runtime = app.extensions["epidose"]
     rows = runtime.store.feedback_rows()
     assert [r["outcome"] for r in rows] == ["accepted", "overridden"]
