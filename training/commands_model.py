@@ -8,11 +8,12 @@ import click
 
 from training.default_model import DEFAULT_CONFIG
 
-CONFIG_NAMES = ("paper", "double", "conservative", "bc", "forest")
-CONFIG_HELP = ("Policy to train. conservative (default, what the service builds and serves): DQN with a CQL "
-               "penalty that stays near the physicians' doses where data are thin; paper: the published DQN as "
-               "described (its loss can diverge: read the report); double: double DQN; bc: behaviour cloning of the "
-               "physicians; forest: a random-forest classifier baseline.")
+CONFIG_NAMES = ("paper", "double", "conservative", "conservative_light", "conservative_ae", "bc", "forest")
+CONFIG_HELP = ("Policy to train. conservative_light (default, what the service builds and serves): DQN with a light "
+               "CQL penalty (alpha 0.03) that stays near the physicians' doses where data are thin; conservative: the "
+               "same with alpha 1; conservative_ae: conservative with an adverse-effect term in the reward; paper: the "
+               "published DQN as described (its loss can diverge: read the report); double: double DQN; bc: behaviour "
+               "cloning of the physicians; forest: a random-forest classifier baseline.")
 
 
 def register(group: click.Group) -> None:

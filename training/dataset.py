@@ -41,6 +41,9 @@ REWARD_WEIGHTS: Final = (0.5, 0.4, 0.1)
 REWARD_NO_SEIZURE: Final = 100.0
 REWARD_SEIZURE: Final = -100.0
 REWARD_UNKNOWN: Final = 0.0
+# Optional adverse-effect term (not published): at a visit reporting a behavioural adverse effect the
+# reward loses weight × 100, on the published scale; weight 0 (the paper configuration) is the published reward.
+ADVERSE_EFFECT_PENALTY: Final = -100.0
 SPLIT_FRACTIONS: Final = (0.7, 0.15, 0.15)  # train / validation / test, by patient
 
 
@@ -51,19 +54,25 @@ def reward_term(seizure: bool | None) -> float:
     return REWARD_SEIZURE if seizure else REWARD_NO_SEIZURE
 
 
-def visit_reward(visit: Visit) -> float:
-    """The published reward read from one visit's seizure reports (the outcome of the previous decision).
+def visit_reward(visit: Visit, adverse_effect_weight: float = 0.0) -> float:
+    """The reward read from one visit's reports (the outcome of the previous decision): the published
+    seizure terms, plus ``adverse_effect_weight`` × −100 when the visit reports a behavioural adverse effect.
 
     >>> from datetime import date
     >>> visit_reward(Visit(date(2020, 1, 1), seizure_since_last_visit=False, seizure_last_3_months=True))
     10.0
+    >>> visit_reward(Visit(date(2020, 1, 1), seizure_since_last_visit=False, behaviour_adverse_effect=True), 0.2)
+    30.0
     """
     w1, w2, w3 = REWARD_WEIGHTS
-    return (
+    published = (
         w1 * reward_term(visit.seizure_since_last_visit)
         + w2 * reward_term(visit.seizure_last_3_months)
         + w3 * reward_term(visit.seizure_last_6_months)
     )
+    if adverse_effect_weight and visit.behaviour_adverse_effect:
+        published += adverse_effect_weight * ADVERSE_EFFECT_PENALTY
+    return published
 
 
 def timeline_bounds(timeline: PatientTimeline, index: int) -> DoseBounds:
@@ -221,6 +230,7 @@ def transitions_from_arrays(
 def visit_table(
     timelines: Sequence[PatientTimeline],
     behaviour: Mapping[tuple[str, str], Sequence[float]] | None = None,
+    adverse_effect_weight: float = 0.0,
 ) -> VisitTable:
     """Aligned arrays for every visit of every timeline (patients with no visit are skipped).
 
@@ -261,7 +271,7 @@ def visit_table(
             bounds = timeline_bounds(timeline, t)
             rows["masks"].append(clinical_rails(facts_at(timeline, t), bounds).allowed)
             rows["label_masks"].append(bounds.allowed)
-            rows["rewards"].append(0.0 if last else visit_reward(visits[t + 1]))
+            rows["rewards"].append(0.0 if last else visit_reward(visits[t + 1], adverse_effect_weight))
             rows["next"].append(-1 if last else offset + t + 1)
             rows["dones"].append(1.0 if t == n - 2 else 0.0)
             rows["dates"].append(visit.date.isoformat())

@@ -13,10 +13,10 @@ from training.evaluation import agreement
 from training.policies import Policy, PolicyConfig, make_policy
 
 
-def prepare(data: str | Path | LoadedData, seed: int) -> tuple[LoadedData, VisitTable, Dataset]:
-    """Load (if a path), tabulate every visit and split by patient with the seed."""
+def prepare(data: str | Path | LoadedData, seed: int, *, adverse_effect_weight: float = 0.0) -> tuple[LoadedData, VisitTable, Dataset]:
+    """Load (if a path), tabulate every visit (rewards with the optional adverse-effect term) and split by patient."""
     loaded = data if isinstance(data, LoadedData) else load_data(data)
-    table = visit_table(loaded.timelines, loaded.behaviour)
+    table = visit_table(loaded.timelines, loaded.behaviour, adverse_effect_weight=adverse_effect_weight)
     if len(table) == 0:
         raise ValueError(f"no visits found in {loaded.source}")
     return loaded, table, build_dataset(table, seed)
@@ -43,7 +43,10 @@ def train_model(
     prepared: tuple[LoadedData, VisitTable, Dataset] | None = None,
 ) -> tuple[Path, Policy, Dataset]:
     """Fit ``config`` on the training split of ``data`` and save the model folder at ``out_dir``."""
-    loaded, table, dataset = prepared if prepared is not None else prepare(data, split_seed)
+    weight = float(getattr(config, "adverse_effect_weight", 0.0))
+    if prepared is not None and weight:
+        prepared = prepare(prepared[0], split_seed, adverse_effect_weight=weight)  # same visits, other rewards
+    loaded, table, dataset = prepared if prepared is not None else prepare(data, split_seed, adverse_effect_weight=weight)
     policy = make_policy(config, dataset.train.states.shape[1])
     policy.fit(dataset.train, progress=progress, validation=dataset.validation)
     metrics = validation_metrics(policy, dataset)

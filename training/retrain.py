@@ -9,7 +9,11 @@ The gate (every check must pass to promote):
 1. the candidate makes 0 recommendations outside the label bounds on the held-out visits;
 2. its top-1 agreement with the physicians drops by at most ``agreement_margin`` from the champion's;
 3. for the gated off-policy estimator(s), the candidate's 95% lower bound is not below the champion's;
-4. on simulated data (true values available), the candidate's true value is not below the champion's.
+4. on simulated data (true values available), the candidate's true value is not below the champion's;
+5. on simulated data, when a champion exists, the candidate beats the physician under every PD profile
+   (sourced and fitted exposure–response worlds): the lower 95% bound of its paired difference in true
+   value with the physician on the held-out children is above 0 in each. A first model is promoted
+   without it (a service needs some model), with the verdict recorded.
 
 Both models are scored on the same patient-level held-out split: a patient is held out when a hash of
 its id (with the split seed) falls below ``holdout_fraction``, so a patient stays on the same side as
@@ -54,6 +58,8 @@ CHAMPION_CONFIG_FILE: Final = "config.json"
 
 TrueValue = Callable[[Any, Any, np.ndarray], float | None]
 """(loaded model, held-out visit table, its recommendations) → the policy's true value on simulated data."""
+ProfileCheck = Callable[[Any, Any], dict[str, Any] | None]
+"""(loaded model, held-out visit table) → {"passed", "ci_low_by_profile"}: beats the physician under every PD profile."""
 
 
 @dataclass
@@ -155,6 +161,23 @@ def simulator_true_value(cohort_dir: Path, gamma: float) -> TrueValue | None:
     return value
 
 
+def simulator_profile_check(cohort_dir: Path, gamma: float) -> ProfileCheck | None:
+    """Whether a model beats the physician under every PD profile on the held-out simulated children; None if not a cohort."""
+    from training.evaluation.simulated import beats_physician_everywhere, cohort_setup, sensitivity
+
+    if cohort_setup(cohort_dir) is None:
+        return None
+
+    def check(model: Any, holdout_table: Any) -> dict[str, Any] | None:
+        rows = sensitivity(cohort_dir, {"model": model}, holdout_table.patient_ids, gamma=gamma)
+        if rows is None:
+            return None
+        passed, bounds = beats_physician_everywhere(rows, "model")
+        return {"passed": passed, "ci_low_by_profile": bounds}
+
+    return check
+
+
 # -- training ----------------------------------------------------------------------------------------
 
 
@@ -230,6 +253,7 @@ def evaluate_on_holdout(
     seed: int,
     true_value: TrueValue | None = None,
     bootstrap_samples: int = 500,
+    profile_check: ProfileCheck | None = None,
 ) -> dict[str, Any]:
     """Gate metrics of one model folder on the held-out visits (same visits, same π_b for every model)."""
     from training.dataset import to_transitions
@@ -262,6 +286,8 @@ def evaluate_on_holdout(
     if true_value is not None:
         value = true_value(model, holdout_table, recommended)
         metrics["true_value"] = None if value is None else float(value)
+    if profile_check is not None:
+        metrics["beats_physician_everywhere"] = profile_check(model, holdout_table)
     return metrics
 
 
@@ -282,6 +308,12 @@ def gate(
     checks["safety"] = {"candidate": violations, "passed": violations == 0}
     if violations:
         failures.append(f"{violations} recommendation(s) outside the label bounds")
+    verdict = candidate.get("beats_physician_everywhere")
+    if verdict is not None:
+        checks["beats_physician_everywhere"] = {**verdict, "enforced": champion is not None}
+        if champion is not None and not verdict["passed"]:
+            bounds = ", ".join(f"{p} {b:+.2f}" for p, b in verdict["ci_low_by_profile"].items())
+            failures.append(f"does not beat the physician under every PD profile (lower bounds {bounds})")
     if champion is None:
         reason = "no model in service; first model promoted" if not failures else "; ".join(failures)
         return not failures, reason, checks
@@ -474,14 +506,16 @@ def _run(
         gamma = float(config.get("gamma", 0.9))
         if true_value is None and cohort is not None:
             true_value = simulator_true_value(Path(cohort), gamma)
+        profile_check = simulator_profile_check(Path(cohort), gamma) if cohort is not None else None
         record.data["simulated"] = true_value is not None
         behaviour = behaviour_probabilities(train_table, holdout_table, steps=settings.behaviour_steps)
         score = functools.partial(
             evaluate_on_holdout, holdout_table=holdout_table, behaviour=behaviour, gamma=gamma,
             seed=settings.split_seed, true_value=true_value, bootstrap_samples=settings.bootstrap_samples,
         )
-        metrics = {"candidate": score(candidate_dir)}
         champion_path = registry.current_path()
+        # The every-profile comparison with the physician is enforced only against a champion (gate, check 5).
+        metrics = {"candidate": score(candidate_dir, profile_check=profile_check if champion_path is not None else None)}
         if champion_path is not None:
             metrics["champion"] = score(champion_path)
         record.metrics = metrics

@@ -84,9 +84,9 @@ class RetrainSettings:
     (used when the data carries no true behaviour probabilities)."""
     bootstrap_samples: int = 500
     """EPIDOSE_RETRAIN_BOOTSTRAP: bootstrap resamples (over patients) behind each off-policy interval."""
-    initial_config: str = "conservative"
+    initial_config: str = "conservative_light"
     """EPIDOSE_RETRAIN_INITIAL_CONFIG: training configuration of the first model when none is in service
-    (later runs reuse the champion's); conservative, like the service's embedded default model."""
+    (later runs reuse the champion's); conservative_light, like the service's embedded default model."""
     initial_steps: int | None = None
     """EPIDOSE_RETRAIN_INITIAL_STEPS: gradient steps of the first model; unset = the configuration's own."""
     keep: int = 5

@@ -38,5 +38,6 @@ def test_train_defaults_to_the_configuration_the_service_serves() -> None:
     from training.default_model import DEFAULT_CONFIG
 
     option = next(p for p in main.commands["train"].params if p.name == "config_name")
-    assert option.default == DEFAULT_CONFIG == "conservative"
-    assert all(name in (option.help or "") for name in ("conservative", "paper", "double", "bc", "forest"))
+    assert option.default == DEFAULT_CONFIG == "conservative_light"
+    assert all(name in (option.help or "") for name in ("conservative_light", "conservative_ae", "conservative", "paper",
+                                                        "double", "bc", "forest"))

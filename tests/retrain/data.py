@@ -188,7 +188,9 @@ def split_cohort_bundles(cohort_dir: Path) -> tuple[list[dict[str, Any]], list[d
     """Split a simulated cohort's transaction Bundles by date: (first half, second half, cut date).
 
     The cut is the median Encounter date, so about half the visits fall on each side; undated
-    resources (the Patient) travel with their patient's first dated resource.
+    resources (the Patient) and those dated before the patient's first visit (the Condition's onset)
+    travel with the first Encounter: the pull follows Encounters, and a patient is charted from the
+    first visit on.
     """
     import json
 
@@ -199,9 +201,10 @@ def split_cohort_bundles(cohort_dir: Path) -> tuple[list[dict[str, Any]], list[d
     first: list[dict[str, Any]] = []
     second: list[dict[str, Any]] = []
     for group in resources:
+        visits = [resource_day(r) for r in group if r["resourceType"] == "Encounter" and resource_day(r)]
         dated = [resource_day(r) for r in group if resource_day(r)]
-        earliest = min(dated) if dated else cut
+        first_visit = min(visits) if visits else min(dated) if dated else cut
         for resource in group:
-            day = resource_day(resource) or earliest
+            day = max(resource_day(resource) or first_visit, first_visit)
             (first if day < cut else second).append(resource)
     return first, second, cut

@@ -65,3 +65,16 @@ def test_holdout_split_is_stable() -> None:
     assert 0.17 < share < 0.23
     assert [held_out(p, 0.2, 0) for p in ids[:50]] == [held_out(p, 0.2, 0) for p in ids[:50]]
     assert [held_out(p, 0.2, 0) for p in ids] != [held_out(p, 0.2, 1) for p in ids]
+
+
+def test_candidate_must_beat_the_physician_under_every_profile() -> None:
+    """On simulated data a candidate whose paired difference with the physician has a lower bound at or
+    below 0 under any PD profile is refused against a champion; a first model is promoted with the verdict recorded."""
+    losing = {"passed": False, "ci_low_by_profile": {"sourced": 1.5, "fitted": -0.4}}
+    winning = {"passed": True, "ci_low_by_profile": {"sourced": 1.5, "fitted": 0.3}}
+    promote, reason, checks = gate(_metrics() | {"beats_physician_everywhere": losing}, _metrics(), agreement_margin=0.02)
+    assert promote is False and "every PD profile" in reason and "fitted -0.40" in reason
+    assert checks["beats_physician_everywhere"]["enforced"] is True
+    assert gate(_metrics() | {"beats_physician_everywhere": winning}, _metrics(), agreement_margin=0.02)[0] is True
+    promote, _, checks = gate(_metrics() | {"beats_physician_everywhere": losing}, None, agreement_margin=0.02)
+    assert promote is True and checks["beats_physician_everywhere"]["enforced"] is False

@@ -57,12 +57,14 @@ def test_train_reads_a_plain_ndjson_export(cohort, tmp_path):
 
 @pytest.mark.slow
 def test_default_model_is_built_evaluated_and_servable(tmp_path):
-    """build_default_model simulates, trains the conservative policy and leaves a servable folder with its report."""
+    """build_default_model simulates, trains the light conservative policy and leaves a servable folder with its
+    report and the every-profile verdict against the physicians."""
     from training.default_model import build_default_model
 
     folder = build_default_model(tmp_path / "default", patients=40, steps=50, progress=False)
     model = load_inference_model(folder)
-    assert model.config_name == "conservative"
+    assert model.config_name == "conservative_light"
+    assert set(model.metadata["beats_physician_everywhere"]["ci_low_by_profile"]) == {"sourced", "fitted"}
     assert json.loads((folder / "metrics.json").read_text())["safety_violations"] == 0
     assert (folder / "report" / "report.md").exists()
     by_dialect = json.loads((folder / "report" / "dialects.json").read_text())

@@ -13,7 +13,9 @@ held-out children. :func:`replay` (direct timelines, no FHIR round trip) is kept
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,9 @@ from training.inference import InferenceModel
 from training.simulator.physician import PhysicianPolicy
 
 TimelinePolicy = Callable[[PatientTimeline], int]
+# The adverse-effect weight at which the penalised true value is reported beside the published one
+# (the conservative_ae configuration trains with it).
+REPORTED_ADVERSE_EFFECT_WEIGHT = 0.2
 
 
 class RailLedger:
@@ -220,6 +225,7 @@ def true_values_for_models(
     lifted_rails: Sequence[str] = (),
     state: str = "fhir",
     dialect: str = "epidose",
+    pd_profile: str | None = None,
 ) -> dict[str, dict[str, Any]] | None:
     """{policy name: true outcomes} for the models, the physician and the oracle on the given children, or None.
 
@@ -230,15 +236,18 @@ def true_values_for_models(
     policy's label and clinical-rail violations are counted on the states it saw; ``without_rails``
     adds each model restricted by the label bounds only ("NAME without clinical rails"), and each id in
     ``lifted_rails`` the model with every rail but that one ("NAME without RULE-ID"), to show its cost.
+    ``pd_profile`` replays the same children in another exposure–response world (the cohort's own by default).
     """
     setup = cohort_setup(data_dir)
     if setup is None:
         return None
-    import dataclasses
-
     from training.simulator.environment import Environment, oracle_policy
 
     seed, n_patients, config = setup
+    if pd_profile is not None:
+        from training.simulator.config import with_pd_profile
+
+        config = with_pd_profile(config, pd_profile)
     if abs(config.gamma - gamma) > 1e-12:
         config = dataclasses.replace(config, gamma=gamma)
     environment = Environment(n_patients, seed, config, state=state, dialect=dialect)
@@ -277,6 +286,9 @@ def summarise_runs(runs: Sequence[Any], config: Any, ledger: RailLedger | None =
     value = value_of_runs(runs, config).to_json()
     by_patient = {run.child.patient_id: discounted_return(run.rewards(config), config.gamma)
                   for run in runs if len(run.visits) > 1}
+    values_by_patient = {run.child.patient_id: float(np.average(run.rewards(config), weights=config.gamma ** np.arange(len(run.visits) - 1)))
+                         for run in runs if len(run.visits) > 1}
+    weighted = value_of_runs(runs, dataclasses.replace(config, adverse_effect_weight=REPORTED_ADVERSE_EFFECT_WEIGHT))
     headline = value.get("mean_discounted_reward", value.get("mean_discounted_return"))
     return {
         # The environment's headline: per child Σ γ^t r / Σ γ^t (−100..100), so that a policy is not
@@ -287,9 +299,67 @@ def summarise_runs(runs: Sequence[Any], config: Any, ledger: RailLedger | None =
         "mean_reward_per_visit": value.get("mean_reward"),
         "seizure_free_share": value.get("seizure_free_visit_share"),
         "adverse_effect_rate": value.get("adverse_effect_rate"),
+        "somnolence_rate": value.get("somnolence_rate"),
         "out_of_bounds_share": value.get("out_of_label_share"),
         "mean_days_to_remission": value.get("mean_days_to_remission"),
         "patients": value.get("patients"),
+        "value_with_adverse_effects": weighted.mean_discounted_reward,
         "returns_by_patient": by_patient,
+        "values_by_patient": values_by_patient,
         **(ledger.violations(runs) if ledger is not None else {}),
     }
+
+
+def paired_difference(row: dict[str, Any], reference: dict[str, Any], z: float = 1.96) -> dict[str, float]:
+    """Mean per-child difference of true values (row − reference) on the children both followed past the
+    first visit, with its normal 95% interval: the children and their random numbers are the same."""
+    ids = sorted(set(row["values_by_patient"]) & set(reference["values_by_patient"]))
+    differences = np.array([row["values_by_patient"][i] - reference["values_by_patient"][i] for i in ids])
+    if differences.size < 2:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "children": int(differences.size)}
+    mean = float(differences.mean())
+    half = z * float(differences.std(ddof=1)) / math.sqrt(differences.size)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "children": int(differences.size)}
+
+
+def gap_closed(row: dict[str, Any], physician: dict[str, Any], oracle: dict[str, Any]) -> float:
+    """Share of the physician → oracle gap in true value that a policy closes (1 = as good as the oracle)."""
+    gap = oracle["value"] - physician["value"]
+    return float((row["value"] - physician["value"]) / gap) if gap else float("nan")
+
+
+def sensitivity(
+    data_dir: str | Path,
+    models: dict[str, InferenceModel],
+    patient_ids: Sequence[str],
+    *,
+    profiles: Sequence[str] | None = None,
+    gamma: float = 0.9,
+    state: str = "fhir",
+    dialect: str = "epidose",
+    without_rails: bool = False,
+    lifted_rails: Sequence[str] = (),
+) -> dict[str, dict[str, dict[str, Any]]] | None:
+    """{profile: {policy: true outcomes + paired difference with the physician + gap closed}} for every
+    PD profile, each on the same held-out children; None when ``data_dir`` is not a simulator cohort."""
+    from training.simulator.config import PD_PROFILE_NAMES
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for profile in profiles or PD_PROFILE_NAMES:
+        rows = true_values_for_models(data_dir, models, patient_ids, gamma=gamma, state=state, pd_profile=profile,
+                                      dialect=dialect, without_rails=without_rails, lifted_rails=lifted_rails)
+        if rows is None:
+            return None
+        physician, oracle = rows["physician"], rows["oracle"]
+        for row in rows.values():
+            row["paired_vs_physician"] = paired_difference(row, physician)
+            row["gap_closed"] = gap_closed(row, physician, oracle)
+        out[profile] = rows
+    return out
+
+
+def beats_physician_everywhere(rows_by_profile: dict[str, dict[str, dict[str, Any]]], name: str) -> tuple[bool, dict[str, float]]:
+    """(whether the lower 95% bound of the paired difference with the physician is above 0 under every
+    profile, that lower bound per profile): the condition for a default or promoted model on simulated data."""
+    bounds = {profile: float(rows[name]["paired_vs_physician"]["ci_low"]) for profile, rows in rows_by_profile.items()}
+    return bool(bounds) and all(b > 0 for b in bounds.values()), bounds

@@ -2,10 +2,16 @@
 
     python -m training.evaluation.study --data COHORT --out DIR [--steps N] [--seed S]
 
-Writes DIR/<config>/ (model folder with report/) for paper, double, conservative, bc and forest, and
-DIR/summary.md + DIR/summary.json comparing them: agreement, off-policy values, true values (on
-simulator cohorts, every policy replayed on the same held-out children, with the physician's), and
-safety. The patient split is the same for all (seed S), so the comparison is paired.
+Writes DIR/<config>/ (model folder with report/) for paper, double, conservative, conservative_light,
+conservative_ae, bc and forest, and DIR/summary.md + DIR/summary.json comparing them: agreement, off-policy values, true
+values (on simulator cohorts, every policy replayed on the same held-out children, with the
+physician's), and safety. The patient split is the same for all (seed S), so the comparison is paired.
+
+On simulator cohorts every policy is also replayed under every PD profile (sourced and fitted
+exposure–response worlds, same children, same random numbers): DIR/sensitivity.md has, per policy and
+profile, the true value, the paired difference with the physician and its 95% interval, the share of
+the physician → oracle gap closed, seizure-free visits, adverse effects and label violations, and
+whether the policy beats the physician under every profile (lower bound above 0).
 """
 
 from __future__ import annotations
@@ -18,12 +24,18 @@ from typing import Any
 
 from training.artifact import write_json
 from training.evaluation.report import evaluate_model
-from training.evaluation.simulated import true_values_for_models
+from training.evaluation.simulated import (
+    REPORTED_ADVERSE_EFFECT_WEIGHT,
+    beats_physician_everywhere,
+    cohort_setup,
+    sensitivity,
+)
 from training.inference import InferenceModel, load_inference_model
 from training.pipeline import prepare, train_model
 from training.policies import named_config
 
-STUDY_CONFIGS = ("paper", "double", "conservative", "bc", "forest")
+STUDY_CONFIGS = ("paper", "double", "conservative", "conservative_light", "conservative_ae", "bc", "forest")
+_PER_CHILD_KEYS = ("returns_by_patient", "values_by_patient")
 
 
 def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = None, seed: int = 0,
@@ -45,7 +57,9 @@ def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = 
             continue
         folder, _, _ = train_model(data_dir, out / name, config, split_seed=seed, progress=progress, prepared=prepared)
         models[name] = load_inference_model(folder)
-    true_values = true_values_for_models(data_dir, models, dataset.splits["test"]) if loaded.is_cohort else None
+    setup = cohort_setup(data_dir) if loaded.is_cohort else None
+    by_profile = sensitivity(data_dir, models, dataset.splits["test"]) if setup is not None else None
+    true_values = None if by_profile is None or setup is None else by_profile[setup[2].pd_profile]
     summary: dict[str, Any] = {"data": str(data_dir), "seed": seed, "steps": steps, "prepare_seconds": prepare_seconds,
                                "splits": {k: len(v) for k, v in dataset.splits.items()}, "policies": {}}
     for name in configs:
@@ -59,11 +73,51 @@ def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = 
             "steps", "rare_dose_share_model")}
         summary["agreement_limit"] = metrics["agreement_limit"]
     summary["true_value"] = None if true_values is None else {
-        name: {k: v for k, v in row.items() if k != "returns_by_patient"} for name, row in true_values.items()}
+        name: {k: v for k, v in row.items() if k not in _PER_CHILD_KEYS} for name, row in true_values.items()}
+    if by_profile is not None and setup is not None:
+        summary["cohort_pd_profile"] = setup[2].pd_profile
+        summary["sensitivity"] = {profile: {name: {k: v for k, v in row.items() if k not in _PER_CHILD_KEYS}
+                                            for name, row in rows.items()} for profile, rows in by_profile.items()}
+        summary["beats_physician_everywhere"] = {}
+        for name in configs:
+            passed, bounds = beats_physician_everywhere(by_profile, name)
+            summary["beats_physician_everywhere"][name] = {"passed": passed, "ci_low_by_profile": bounds}
+        summary["safety_violations"] = {name: summary["policies"][name]["safety_violations"] for name in configs}
     summary["seconds"] = time.perf_counter() - started
     write_json(out / "summary.json", summary)
     (out / "summary.md").write_text(render_summary(summary), encoding="utf-8")
+    if "sensitivity" in summary:
+        (out / "sensitivity.md").write_text(render_sensitivity(summary), encoding="utf-8")
     return summary
+
+
+def render_sensitivity(summary: dict[str, Any]) -> str:
+    """Every policy under every PD profile on the same held-out children, paired with the physician."""
+    lines = [f"Held-out test split: {summary['splits']['test']} children (cohort simulated under the "
+             f"`{summary['cohort_pd_profile']}` profile; the models trained on it), each replayed under every profile.", "",
+             "| policy | profile | true value [95% CI] | vs physician, paired [95% CI] | gap closed | seizure-free visits "
+             f"| behavioural AE | somnolence | value with AE term (w = {REPORTED_ADVERSE_EFFECT_WEIGHT:g}) | label violations |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    violations = summary.get("safety_violations", {})
+    sensitivity_rows = summary["sensitivity"]
+    names = list(next(iter(sensitivity_rows.values())))
+    for name in names:
+        for profile, rows in sensitivity_rows.items():
+            row = rows[name]
+            paired = row["paired_vs_physician"]
+            versus = "—" if name == "physician" else f"{paired['mean']:+.1f} [{paired['ci_low']:+.1f}, {paired['ci_high']:+.1f}]"
+            closed = "—" if name in ("physician", "oracle") else f"{100 * row['gap_closed']:.0f}%"
+            label = violations.get(name)
+            label_text = f"{label} (held-out visits)" if label is not None else f"{_pct(row['out_of_bounds_share'])} of decisions"
+            value, se = row["value"], row["value_se"]
+            lines.append(f"| {name} | {profile} | {_f(value)} [{_f(value - 1.96 * se)}, {_f(value + 1.96 * se)}] | {versus} | {closed} | "
+                         f"{_pct(row['seizure_free_share'])} | {_pct(row['adverse_effect_rate'])} | {_pct(row.get('somnolence_rate'))} | "
+                         f"{_f(row.get('value_with_adverse_effects'))} | {label_text} |")
+    lines += ["", "Beats the physician under every profile (lower 95% bound of the paired difference above 0):"]
+    for name, verdict in summary.get("beats_physician_everywhere", {}).items():
+        bounds = ", ".join(f"{profile} {bound:+.1f}" for profile, bound in verdict["ci_low_by_profile"].items())
+        lines.append(f"- {name}: {'yes' if verdict['passed'] else 'no'} (lower bounds: {bounds})")
+    return "\n".join(lines) + "\n"
 
 
 def _f(value: Any, digits: int = 1) -> str:
@@ -128,6 +182,8 @@ def main() -> None:
     summary = run_study(args.data, args.out, steps=args.steps, seed=args.seed, configs=tuple(args.configs.split(",")),
                         reuse=args.reuse)
     print(render_summary(summary))
+    if "sensitivity" in summary:
+        print(render_sensitivity(summary))
 
 
 if __name__ == "__main__":

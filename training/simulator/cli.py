@@ -20,13 +20,16 @@ def register(group: click.Group) -> None:
     @click.option("--dialect", type=click.Choice(["epidose", "ehr", "mixed"]), default="epidose", show_default=True,
                   help="epidose: the project's coded seizure reports; ehr: Conditions, encounter diagnoses, progress notes "
                        "(English or Chinese), sparse labs and weights; mixed: one of the two per child. Truth files are the same.")
-    def cohort(n_patients: int, seed: int, out: Path, end_date: datetime | None, dialect: str) -> None:
+    @click.option("--pd", "pd_profile", type=click.Choice(["sourced", "fitted"]), default="sourced", show_default=True,
+                  help="Exposure–response world: sourced (Schoemaker 2018 adapted to BECT) or fitted (EC50 0.7 mg/L).")
+    def cohort(n_patients: int, seed: int, out: Path, end_date: datetime | None, dialect: str, pd_profile: str) -> None:
         """Simulate children with BECT treated with levetiracetam and write them as FHIR R4."""
         from training.simulator.calibration import checks_meaningful, too_small_to_judge
         from training.simulator.cohort import write_cohort
-        from training.simulator.config import DEFAULT_CONFIG, ending_on
+        from training.simulator.config import DEFAULT_CONFIG, ending_on, with_pd_profile
 
-        config = DEFAULT_CONFIG if end_date is None else ending_on(DEFAULT_CONFIG, end_date.date())
+        config = with_pd_profile(DEFAULT_CONFIG, pd_profile)
+        config = config if end_date is None else ending_on(config, end_date.date())
         summary = write_cohort(out, n_patients, seed, config, dialect=dialect)
         checks = summary.report["checks"]
         click.echo(f"{summary.patients} patients, {summary.visits} visits, {summary.resources} resources in "

@@ -13,9 +13,10 @@ the configuration is saved inside every cohort (``calibration.json``) so a cohor
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from fhir_mapping import pharmacokinetics as pk
 
@@ -23,6 +24,34 @@ from fhir_mapping import pharmacokinetics as pk
 def _p(default: Any, source: str, *, assumption: bool = False) -> Any:
     """A configuration field with its source recorded in the field metadata."""
     return field(default=default, metadata={"source": source, "assumption": assumption})
+
+
+# Adverse effects (domain.md §4) are trial shares over a paediatric adjunctive trial; they become yearly
+# hazards with the trial length and exposure below. Both are assumptions: the pooled paediatric trials
+# (Glauser 2006) lasted about 14 weeks at a target of 60 mg/kg/day, i.e. Cavg ≈ 29 mg/L at 25 kg with
+# CL 2.15 L/h (domain.md §4). The dose relation is weak (domain.md §4): a quarter of the drug's excess
+# is made proportional to exposure, the rest is present at any dose.
+TRIAL_YEARS: Final = 14 * 7 / 365.25
+TRIAL_AVERAGE_CONCENTRATION_MG_L: Final = 29.1
+AE_DOSE_DEPENDENT_SHARE: Final = 0.25
+# The trial shares average over children with and without a behavioural history (share 0.20, hazard
+# × 2.5 below): divide by 0.8 + 0.2·2.5 = 1.3 to get the hazard of a child without one.
+_HISTORY_AVERAGE: Final = 0.8 + 0.2 * 2.5
+
+
+def _either(a: float, b: float) -> float:
+    """Share with at least one of two effects reported independently."""
+    return 1.0 - (1.0 - a) * (1.0 - b)
+
+
+def _trial_hazard(share: float, *, history: bool = True) -> float:
+    """Constant yearly hazard giving ``share`` over the trial (per child without a behavioural history)."""
+    return -math.log(1.0 - share) / TRIAL_YEARS / (_HISTORY_AVERAGE if history else 1.0)
+
+
+def _trial_excess(lev_share: float, placebo_share: float, *, history: bool = True) -> float:
+    """Yearly hazard levetiracetam adds at the trials' exposure."""
+    return _trial_hazard(lev_share, history=history) - _trial_hazard(placebo_share, history=history)
 
 
 @dataclass(frozen=True)
@@ -96,7 +125,7 @@ class SimulatorConfig:
     # --- Pharmacokinetics (domain.md §3; typical values live in fhir_mapping.pharmacokinetics) --
     cl_reference_l_per_h: float = _p(pk.CL_REF_L_PER_H, "domain.md §3: Pellock 2001, 0.086 L/h/kg at 25 kg")
     """Typical CL/F at 25 kg and normal eGFR (the simulator scales its individual factor by this / the shared value)."""
-    cl_bsv_cv: float = _p(0.30, "domain.md §3: BSV on CL 25–35% CV [unverified]", assumption=True)
+    cl_bsv_cv: float = _p(0.40, "domain.md §3: Tauzin 2021 external evaluation, published models under-estimate variability: 35–45% CV on CL (fitted profile: 0.30, the earlier 25–35% assumption)")
     """Between-subject coefficient of variation of CL/F (log-normal)."""
     v_bsv_cv: float = _p(0.20, "BSV on V/F", assumption=True)
     """Between-subject coefficient of variation of V/F (log-normal)."""
@@ -105,25 +134,42 @@ class SimulatorConfig:
     level_sampling_hours: tuple[float, float] = _p((9.0, 12.0), "levels drawn before the morning dose (near trough)", assumption=True)
     """Uniform range of hours after the last dose at which a level is drawn (BID, tau 12 h)."""
 
-    # --- Pharmacodynamics (domain.md §4) ------------------------------------------------------
-    emax: float = _p(0.95, "domain.md §4: Emax ≈72% on top of placebo (Snoeck & Stockis 2004); raised so 20–40 mg/kg/day gives 19% recurrence", assumption=True)
-    """Maximum fractional reduction of the seizure rate by levetiracetam."""
-    ec50_median_mg_l: float = _p(0.7, "calibrated: 19% recurrence within 6 months on LEV 20–40 mg/kg/day (Borggraefe 2013) [unverified]", assumption=True)
+    # --- Pharmacodynamics (domain.md §4; profiles in PD_PROFILES below) ----------------------
+    pd_profile: str = _p("sourced", "PD_PROFILES: 'sourced' (Schoemaker 2018 adapted to BECT, default) or 'fitted' (earlier EC50 0.7 mg/L)")
+    """Name of the exposure–response profile these values come from (:func:`with_pd_profile`)."""
+    pd_model: str = _p("log_rate_mixture", "Schoemaker, Wade & Stockis 2018 (DDMODEL00000239), domain.md §4")
+    """"log_rate_mixture": responders' log seizure rate falls by log_emax·C/(EC50 + C), non-responders' not at all;
+    "fraction_emax": every child's rate falls by the fraction emax·C^h/(EC50^h + C^h)."""
+    responder_share: float = _p(0.90, "adapted: Schoemaker 2018's 0.335 (refractory focal epilepsy, add-on) cannot give BECT's 19% recurrence on LEV against 71% untreated (domain.md §4); see PD_PROFILES", assumption=True)
+    """Share of children in whom levetiracetam lowers the seizure rate (log_rate_mixture)."""
+    log_emax: float = _p(-12.0, "adapted: Schoemaker 2018 log Emax −3.13 scaled until 30 mg/kg/day gives BECT's 19% 6-month recurrence (Borggraefe 2013); see PD_PROFILES", assumption=True)
+    """Typical maximum drug effect on the log seizure rate of a responder (log_rate_mixture)."""
+    log_emax_iiv_variance: float = _p(0.640, "adopted: Schoemaker 2018 OMEGA(4,4) = 0.640, multiplicative on log Emax (DDMODEL00000239 final estimates)")
+    """Variance of the child's η on log Emax: the child's log Emax is log_emax·exp(η) (log_rate_mixture)."""
+    emax: float = _p(0.95, "fitted profile only: Emax ≈72% on top of placebo (Snoeck & Stockis 2004) raised so 20–40 mg/kg/day gives 19% recurrence", assumption=True)
+    """Maximum fractional reduction of the seizure rate by levetiracetam (fraction_emax)."""
+    ec50_median_mg_l: float = _p(31.5, "adopted: Schoemaker 2018 log EC50 3.45 → exp(3.45) ≈ 31.5 mg/L average concentration, paediatric offset fixed 0 (domain.md §4); fitted profile 0.7 [unverified]", assumption=True)
     """Median EC50 on the steady-state average concentration (mg/L)."""
-    ec50_log_sd: float = _p(1.0, "individual EC50 spread [unverified]", assumption=True)
+    ec50_log_sd: float = _p(0.0, "adopted: Schoemaker 2018 has no between-child variability on EC50; fitted profile 1.0 [unverified]", assumption=True)
     """SD of log EC50 across children."""
-    hill: float = _p(1.0, "Emax model (domain.md §4 template)", assumption=True)
+    hill: float = _p(1.0, "adopted: Schoemaker 2018 hyperbolic Emax (no Hill coefficient)")
     """Hill coefficient."""
 
-    # --- Behavioural adverse effects (domain.md §4) -------------------------------------------
-    ae_background_per_year: float = _p(0.25, "placebo arms: aggression 5%, irritability 1% per ~14-week trial (domain.md §4)", assumption=True)
+    # --- Adverse effects (domain.md §4: paediatric trials LEV vs placebo) -----------------------
+    ae_background_per_year: float = _p(round(_trial_hazard(_either(0.05, 0.01)), 4), "domain.md §4: placebo aggression 5%, irritability 1% (either, independent) over a ~14-week trial; per child without behavioural history", assumption=True)
     """Yearly hazard of a reported behavioural problem off levetiracetam."""
-    ae_lev_per_year: float = _p(0.25, "LEV arms: aggression 10%, irritability 7% vs 5%, 1% (domain.md §4)", assumption=True)
+    ae_lev_per_year: float = _p(round((1 - AE_DOSE_DEPENDENT_SHARE) * _trial_excess(_either(0.10, 0.07), _either(0.05, 0.01)), 4), "domain.md §4: LEV aggression 10%, irritability 7% vs 5%, 1%; the dose-independent part (dose relation weak)", assumption=True)
     """Additional yearly hazard on levetiracetam (at zero concentration)."""
-    ae_per_mg_l_per_year: float = _p(0.005, "domain.md §4: dose relation weak", assumption=True)
+    ae_per_mg_l_per_year: float = _p(round(AE_DOSE_DEPENDENT_SHARE * _trial_excess(_either(0.10, 0.07), _either(0.05, 0.01)) / TRIAL_AVERAGE_CONCENTRATION_MG_L, 5), "domain.md §4: dose relation weak; the dose-dependent part, linear in average concentration up to the trials' exposure", assumption=True)
     """Additional yearly hazard per mg/L of average concentration."""
     ae_history_multiplier: float = _p(2.5, "domain.md §4: prior behavioural history is the stronger predictor", assumption=True)
-    """Hazard multiplier for children with a behavioural history."""
+    """Hazard multiplier of behavioural effects for children with a behavioural history."""
+    somnolence_background_per_year: float = _p(round(_trial_hazard(0.09, history=False), 4), "domain.md §4: somnolence 9% on placebo over a ~14-week trial", assumption=True)
+    """Yearly hazard of reported somnolence off levetiracetam (recorded in the truth files; not charted)."""
+    somnolence_lev_per_year: float = _p(round((1 - AE_DOSE_DEPENDENT_SHARE) * _trial_excess(0.13, 0.09, history=False), 4), "domain.md §4: somnolence 13% on LEV vs 9%; dose-independent part", assumption=True)
+    """Additional yearly hazard of somnolence on levetiracetam (at zero concentration)."""
+    somnolence_per_mg_l_per_year: float = _p(round(AE_DOSE_DEPENDENT_SHARE * _trial_excess(0.13, 0.09, history=False) / TRIAL_AVERAGE_CONCENTRATION_MG_L, 5), "domain.md §4: dose relation weak; dose-dependent part", assumption=True)
+    """Additional yearly hazard of somnolence per mg/L of average concentration."""
 
     # --- Visits -------------------------------------------------------------------------------
     first_follow_up_days: tuple[float, float] = _p((30.0, 42.0), "first review about a month after a start or change (issue #3: intervals of 1–6 months)", assumption=True)
@@ -206,6 +252,8 @@ class SimulatorConfig:
     """Magnitude of each reward term."""
     gamma: float = _p(0.9, "discount per visit (not published: project default)", assumption=True)
     """Discount factor per visit for the discounted return."""
+    adverse_effect_weight: float = _p(0.0, "not published: 0 keeps the published reward (domain.md §1)")
+    """Weight of the optional adverse-effect term: the reward loses weight·100 at a visit reporting a behavioural effect."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (dates as ISO strings, tuples as lists)."""
@@ -240,6 +288,76 @@ def sources(config_type: type[SimulatorConfig] = SimulatorConfig) -> list[dict[s
         {"name": f.name, "source": f.metadata.get("source", ""), "assumption": bool(f.metadata.get("assumption", False))}
         for f in dataclasses.fields(config_type)
     ]
+
+
+# Exposure–response profiles as data: the configuration fields each one sets (every other field is
+# shared, so both profiles meet the same children, seizure processes and physicians).
+#
+# "sourced" (the default) takes Schoemaker, Wade & Stockis 2018 (DDMoRe DDMODEL00000239; values read
+# from the final estimates in the nlmixr2lib port inst/modeldb/ddmore/Schoemaker_2018_levetiracetam.R,
+# domain.md §4). Adopted as published: the responder/non-responder mixture, a hyperbolic Emax on the
+# log seizure rate driven by the average concentration, EC50 = exp(3.45) ≈ 31.5 mg/L with no
+# between-child variability, the multiplicative η on log Emax (variance 0.640), and the paediatric
+# offsets on Emax, EC50, placebo and the mixture (fixed 0: children share the adult relationship).
+# Adapted to BECT, because the published values describe refractory focal epilepsy on add-on therapy:
+# - baseline rate: BECT's own natural history (about 3 seizures a year, calibrated to 71% untreated
+#   recurrence within 6 months, Rating 2000) replaces the published log baseline −1.09 + 0.42
+#   (paediatric offset) per day, ≈ 186 seizures a year;
+# - placebo: the published log placebo effect (−0.16) is left out, because the untreated reference is
+#   itself a placebo arm (Rating 2000), so the baseline already contains it;
+# - responder share and log Emax: with the published p = 0.335 and log Emax −3.13, non-responders
+#   alone give (1 − 0.335)·71% ≈ 47% recurrence and 30 mg/kg/day recurs in 62% (45% with p = 1), far
+#   from BECT's 19% on LEV (Borggraefe 2013). Non-responders recur as if untreated, which bounds their
+#   share by 19/71 ≈ 27%; 10% is assumed (p = 0.9) and log Emax scaled (−3.13 → −12) until 30 mg/kg/day
+#   gives 19%. The dose the HEAD trial used could not be read (abstract only), so 30 mg/kg/day, the
+#   middle of the 20–40 mg/kg/day range, is the calibration point.
+# - PK variability: 40% CV on CL (Tauzin 2021: assume 35–45%), not the earlier 30%.
+# Not verified: the paper's own tables (only the DDMoRe estimates in the port were read), the
+# paediatric Markov term (daily counts; the simulator has no daily counts) and the negative-binomial
+# overdispersion (the simulator's seizures are Poisson within a child, log-normal across children).
+# Toublanc 2008's parameter table could not be reached (abstract only: CL/F on weight, dose, CLcr and
+# enzyme inducers), so the typical PK stays Pellock's (domain.md §3).
+#
+# "fitted" is the earlier world, kept for sensitivity analyses and to reproduce earlier results: a
+# fractional Emax with EC50 0.7 mg/L (log SD 1.0) fitted to the recurrence figures, not sourced, with
+# 30% CV on CL and the earlier behavioural adverse-effect hazards. Somnolence is recorded alike in both.
+PD_PROFILES: Final[dict[str, dict[str, Any]]] = {
+    "sourced": {
+        "pd_profile": "sourced",
+        "pd_model": "log_rate_mixture",
+        "responder_share": 0.90,
+        "log_emax": -12.0,
+        "log_emax_iiv_variance": 0.640,
+        "ec50_median_mg_l": 31.5,
+        "ec50_log_sd": 0.0,
+        "hill": 1.0,
+        "cl_bsv_cv": 0.40,
+        "ae_background_per_year": SimulatorConfig().ae_background_per_year,
+        "ae_lev_per_year": SimulatorConfig().ae_lev_per_year,
+        "ae_per_mg_l_per_year": SimulatorConfig().ae_per_mg_l_per_year,
+    },
+    "fitted": {
+        "pd_profile": "fitted",
+        "pd_model": "fraction_emax",
+        "responder_share": 1.0,
+        "emax": 0.95,
+        "ec50_median_mg_l": 0.7,
+        "ec50_log_sd": 1.0,
+        "hill": 1.0,
+        "cl_bsv_cv": 0.30,
+        "ae_background_per_year": 0.25,
+        "ae_lev_per_year": 0.25,
+        "ae_per_mg_l_per_year": 0.005,
+    },
+}
+PD_PROFILE_NAMES: Final = tuple(PD_PROFILES)
+
+
+def with_pd_profile(config: SimulatorConfig, name: str) -> SimulatorConfig:
+    """The same configuration in the named exposure–response world (PD_PROFILES)."""
+    if name not in PD_PROFILES:
+        raise ValueError(f"unknown PD profile {name!r}; choose one of {', '.join(PD_PROFILES)}")
+    return dataclasses.replace(config, **PD_PROFILES[name])
 
 
 DEFAULT_CONFIG = SimulatorConfig()

@@ -23,8 +23,9 @@ Returned values (:class:`PolicyValue`):
   for keeping children in follow-up, not for controlling their seizures;
 - the mean reward per transition, the seizure-free visit share (no seizure since the last visit, after
   the first visit), the mean time from the first visit to the last seizure in follow-up ("time to
-  remission", days), the share of intervals with a behavioural adverse effect, and the share of
-  decisions above the label bounds of the state the policy saw.
+  remission", days), the shares of intervals with a behavioural adverse effect and with somnolence,
+  and the share of decisions above the label bounds of the state the policy saw. With
+  ``config.adverse_effect_weight`` above 0 the rewards carry the optional adverse-effect term.
 
 :meth:`Environment.reset` / :meth:`Environment.step` offer the same children one visit at a time
 (Gymnasium style: state, reward observed at the next visit, done).
@@ -32,7 +33,8 @@ Returned values (:class:`PolicyValue`):
 Two limits: :meth:`Environment.best_agreement` is E[max_a π_phys(a|s)] over the physician's visits,
 the best top-1 agreement any policy can reach against a stochastic physician; :func:`oracle_policy`
 knows each child's true parameters and gives the lowest label-allowed dose whose drug effect reaches
-a target while the epilepsy is active, and nothing once it has remitted.
+a target while the epilepsy is active (the highest allowed dose if none does, nothing if even that
+barely helps, as for a non-responder), and nothing once it has remitted.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from training.simulator.physician import PhysicianPolicy, observed_mask
 from training.simulator.simulate import ChildRun, Decision, Policy, child_steps, run_child
 
 DEFAULT_ORACLE_TARGET_EFFECT = 0.97  # fraction of the seizure rate the oracle wants suppressed
+ORACLE_MINIMUM_EFFECT = 0.05  # below this reduction at the highest allowed dose the oracle gives nothing
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class PolicyValue:
     seizure_free_visit_share: float
     mean_days_to_remission: float
     adverse_effect_rate: float
+    somnolence_rate: float
     out_of_label_share: float
     patients: int
     transitions: int
@@ -121,6 +125,7 @@ def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CO
         seizure_free_visit_share=float(np.mean([not v.seizure_since_last_visit for v in later])) if later else math.nan,
         mean_days_to_remission=float(np.mean(days_to_remission)) if days_to_remission else math.nan,
         adverse_effect_rate=float(np.mean([v.adverse_effect for v in later])) if later else math.nan,
+        somnolence_rate=float(np.mean([v.somnolence for v in later])) if later else math.nan,
         out_of_label_share=float(np.mean(out_of_label)) if out_of_label else math.nan,
         patients=len(runs),
         transitions=int(all_rewards.size),
@@ -167,7 +172,10 @@ def oracle_policy(child: Child, config: SimulatorConfig, target_effect: float = 
             effect = child.drug_effect(child.average_concentration(DOSE_CLASSES_MG[dose_class], visit.date, config), config)
             if effect >= target_effect:
                 return dose_class
-        return allowed[-1]
+        best = allowed[-1]
+        # A child the drug cannot help (a non-responder) is spared its adverse effects.
+        top_effect = child.drug_effect(child.average_concentration(DOSE_CLASSES_MG[best], visit.date, config), config)
+        return best if top_effect >= ORACLE_MINIMUM_EFFECT else 0
 
     return policy
 
@@ -216,7 +224,8 @@ class Environment:
             self._steps = None
             return None, 0.0, True, {"run": finished.value}
         truth = decision.truth
-        reward = reward_of_flags(truth.seizure_since_last_visit, truth.seizure_last_3_months, truth.seizure_last_6_months, self.config)
+        reward = simulate.reward_of_flags(truth.seizure_since_last_visit, truth.seizure_last_3_months, truth.seizure_last_6_months,
+                                          self.config, adverse_effect=truth.adverse_effect)
         return decision.view, reward, False, {"truth": truth}
 
     def evaluate(self, policy: Policy) -> PolicyValue:

@@ -6,8 +6,10 @@ happens at visits (treatment, observed seizures) is decided in :mod:`training.si
 Seizures (domain.md §4): untreated, a child has seizures as a Poisson process of rate λ0 (log-normal
 across children; ~10% have only the first seizure) from onset until spontaneous remission (log-normal
 1–3 y after onset, and by 15.5 y at the latest). Treatment thins that process: a seizure at time t
-happens when its mark u ~ U(0, 1) is below 1 − E(C), with the Emax effect
-E(C) = Emax · C^h / (EC50^h + C^h) of the steady-state average concentration C. Thinning the same
+happens when its mark u ~ U(0, 1) is below 1 − E(C), E(C) the fractional rate reduction at the
+steady-state average concentration C: in the sourced profile 1 − exp(log Emax · C / (EC50 + C)) for
+responders and 0 for non-responders (Schoemaker 2018, adapted to BECT: config.PD_PROFILES), in the
+fitted profile Emax · C^h / (EC50^h + C^h). Thinning the same
 marked events gives every policy the same underlying child (common random numbers).
 """
 
@@ -62,6 +64,8 @@ class Child:
     seizure_marks: np.ndarray  # U(0,1) marks: a seizure happens under treatment iff mark < 1 − effect
     physician: PhysicianTraits
     seed: int  # seeds the child's visit stream (common random numbers across policies)
+    responder: bool = True  # levetiracetam lowers this child's seizure rate (log_rate_mixture)
+    log_emax: float = 0.0  # this responder's maximum effect on the log seizure rate (log_rate_mixture)
 
     def age_years(self, day: date) -> float:
         return (day - self.birth_date).days / DAYS_PER_YEAR
@@ -100,11 +104,21 @@ class Child:
         return mg_per_day / (pk.HOURS_PER_DAY * clearance)
 
     def drug_effect(self, concentration: float, config: SimulatorConfig) -> float:
-        """Fractional reduction of the seizure rate, Emax model with the child's EC50."""
+        """Fractional reduction of the seizure rate at an average concentration (mg/L), per ``config.pd_model``.
+
+        log_rate_mixture (Schoemaker 2018): a responder's rate is multiplied by
+        exp(log_emax · C^h / (EC50^h + C^h)); a non-responder's is unchanged. fraction_emax: the rate
+        falls by emax · C^h / (EC50^h + C^h).
+        """
         if concentration <= 0:
             return 0.0
         c_h = concentration**config.hill
-        return config.emax * c_h / (self.ec50_mg_l**config.hill + c_h)
+        occupancy = c_h / (self.ec50_mg_l**config.hill + c_h)
+        if config.pd_model == "log_rate_mixture":
+            return 0.0 if not self.responder else float(1.0 - np.exp(self.log_emax * occupancy))
+        if config.pd_model == "fraction_emax":
+            return config.emax * occupancy
+        raise ValueError(f"unknown pd_model {config.pd_model!r}")
 
 
 _VERSION_4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
@@ -169,7 +183,7 @@ def draw_child(index: int, config: SimulatorConfig, rng: np.random.Generator, ph
     cl_sd = float(np.sqrt(np.log1p(config.cl_bsv_cv**2)))
     v_sd = float(np.sqrt(np.log1p(config.v_bsv_cv**2)))
     exam_trait = int(rng.choice(3, p=np.asarray(config.exam_class_shares) / sum(config.exam_class_shares)))
-    return Child(
+    child = Child(
         index=index,
         patient_id=_uuid(int(rng.integers(0, 2**63)) << 64 | int(rng.integers(0, 2**63))),
         id_base=int(rng.integers(0, 2**63)) << 64,
@@ -194,6 +208,10 @@ def draw_child(index: int, config: SimulatorConfig, rng: np.random.Generator, ph
         physician=physicians[int(rng.integers(0, len(physicians)))],
         seed=int(rng.integers(0, 2**63)),
     )
+    # Drawn last, so that every earlier trait (and the patient id) is the same under every PD profile.
+    child.responder = bool(rng.random() < config.responder_share)
+    child.log_emax = float(config.log_emax * np.exp(np.sqrt(config.log_emax_iiv_variance) * rng.standard_normal()))
+    return child
 
 
 def draw_cohort(n_patients: int, seed: int, config: SimulatorConfig) -> list[Child]:

@@ -68,6 +68,7 @@ class VisitTruth:
     eeg: str | None = None
     order_id: str | None = None
     level_timing: LevelTiming | None = None  # when a level was drawn, and what its request says
+    somnolence: bool = False  # truth only: the FHIR charts carry behavioural effects, not somnolence
 
 
 @dataclass
@@ -79,19 +80,45 @@ class ChildRun:
     timeline: PatientTimeline
 
     def rewards(self, config: SimulatorConfig) -> np.ndarray:
-        """Reward observed at each visit from the second on: R = 0.5·R1 + 0.4·R2 + 0.1·R3 (domain.md §1)."""
-        flags = ((v.seizure_since_last_visit, v.seizure_last_3_months, v.seizure_last_6_months) for v in self.visits[1:])
-        return np.asarray([reward_of_flags(*f, config) for f in flags], dtype=float)
+        """Reward observed at each visit from the second on: R = 0.5·R1 + 0.4·R2 + 0.1·R3 (domain.md §1),
+        minus ``config.adverse_effect_weight``·100 at a visit reporting a behavioural adverse effect."""
+        return np.asarray(
+            [reward_of_flags(v.seizure_since_last_visit, v.seizure_last_3_months, v.seizure_last_6_months, config,
+                             adverse_effect=v.adverse_effect) for v in self.visits[1:]],
+            dtype=float,
+        )
 
 
-def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool | None, config: SimulatorConfig) -> float:
-    """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 no seizure, −100 seizure, 0 unknown (domain.md §1)."""
+def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool | None, config: SimulatorConfig,
+                    *, adverse_effect: bool | None = None) -> float:
+    """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 no seizure, −100 seizure, 0 unknown (domain.md §1), and the
+    optional adverse-effect term −adverse_effect_weight·100 when a behavioural effect is reported (0 by default)."""
 
     def term(flag: bool | None) -> float:
         return 0.0 if flag is None else -config.reward_magnitude if flag else config.reward_magnitude
 
     w1, w2, w3 = config.reward_weights
-    return w1 * term(since_last) + w2 * term(last_3) + w3 * term(last_6)
+    published = w1 * term(since_last) + w2 * term(last_3) + w3 * term(last_6)
+    if adverse_effect and config.adverse_effect_weight:
+        published -= config.adverse_effect_weight * config.reward_magnitude
+    return published
+
+
+def behaviour_hazard(config: SimulatorConfig, on_drug: bool, concentration: float, history: bool) -> float:
+    """Yearly hazard of a reported behavioural effect (aggression, irritability; domain.md §4): background,
+    plus on levetiracetam a dose-independent part and a weak linear exposure term, times the history multiplier."""
+    hazard = config.ae_background_per_year
+    if on_drug:
+        hazard += config.ae_lev_per_year + config.ae_per_mg_l_per_year * concentration
+    return hazard * (config.ae_history_multiplier if history else 1.0)
+
+
+def somnolence_hazard(config: SimulatorConfig, on_drug: bool, concentration: float) -> float:
+    """Yearly hazard of reported somnolence (domain.md §4: 13% on LEV vs 9% on placebo), same structure."""
+    hazard = config.somnolence_background_per_year
+    if on_drug:
+        hazard += config.somnolence_lev_per_year + config.somnolence_per_mg_l_per_year * concentration
+    return hazard
 
 
 def _exam(child: Child, u_keep: float, u_draw: float, config: SimulatorConfig) -> str:
@@ -146,6 +173,8 @@ def child_steps(
     """The child's follow-up as a generator: yields a :class:`Decision` at each visit, receives the dose
     class chosen (``send``), and returns the finished :class:`ChildRun` when follow-up ends."""
     stream = np.random.default_rng(child.seed)
+    # Somnolence draws come from a stream of their own, so the visit stream (and so every earlier cohort) is unchanged.
+    somnolence_stream = np.random.default_rng([child.seed, 1])
     timeline = PatientTimeline(
         patient_id=child.patient_id, birth_date=child.birth_date, sex=child.sex, onset=child.onset_date, conditions=frozenset({"bect"})
     )
@@ -176,12 +205,9 @@ def child_steps(
         last_3 = bool((happened & (seizure_ords > day_ord - THREE_MONTHS_DAYS) & (seizure_ords <= day_ord)).any())
         last_6 = bool((happened & (seizure_ords > day_ord - SIX_MONTHS_DAYS) & (seizure_ords <= day_ord)).any())
         years = (day_ord - start_ord) / DAYS_PER_YEAR
-        hazard = config.ae_background_per_year
-        if current_mg > 0:
-            hazard += config.ae_lev_per_year + config.ae_per_mg_l_per_year * concentration
-        if child.behaviour_history:
-            hazard *= config.ae_history_multiplier
-        adverse = bool(u[0] < 1.0 - np.exp(-hazard * years))
+        on_drug = current_mg > 0
+        adverse = bool(u[0] < 1.0 - np.exp(-behaviour_hazard(config, on_drug, concentration, child.behaviour_history) * years))
+        somnolence = bool(somnolence_stream.random() < 1.0 - np.exp(-somnolence_hazard(config, on_drug, concentration) * years))
         weight = child.weight_kg(day, config)
         height = child.height_cm(day, config)
         # Labs: a panel, creatinine, a drug level (only on treatment), an EEG.
@@ -270,6 +296,7 @@ def child_steps(
             creatinine_in_umol=bool(u[2] < config.creatinine_umol_share),
             eeg=eeg,
             level_timing=level_record,
+            somnolence=somnolence,
         )
         truths.append(truth)
         # What the policy sees: the direct timeline, or the one the mapping builds from the FHIR so far.
@@ -345,6 +372,8 @@ def truth_json(run: ChildRun) -> dict[str, Any]:
         "cl_factor": round(child.cl_factor, 5),
         "v_factor": round(child.v_factor, 5),
         "ec50_mg_l": round(child.ec50_mg_l, 5),
+        "responder": child.responder,
+        "log_emax": round(child.log_emax, 5),
         "physician": child.physician.physician_index,
         "n_visits": len(run.visits),
     }
@@ -367,5 +396,6 @@ def visit_truth_json(run: ChildRun, truth: VisitTruth) -> dict[str, Any]:
         "average_concentration_mg_l": truth.average_concentration,
         "drug_effect": truth.drug_effect,
         "adverse_effect": truth.adverse_effect,
+        "somnolence": truth.somnolence,
         "in_remission": truth.in_remission,
     }

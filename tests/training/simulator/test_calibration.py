@@ -6,6 +6,7 @@ import pytest
 
 from training.simulator.calibration import calibration_markdown, calibration_report, checks, study_statistics
 from training.simulator.cohort import simulate_cohort
+from training.simulator.config import DEFAULT_CONFIG, PD_PROFILE_NAMES, with_pd_profile
 
 
 def test_study_checks_hold_for_the_study_itself() -> None:
@@ -22,18 +23,20 @@ def test_checks_fail_on_a_shifted_dose_distribution() -> None:
     assert not result["top_four_dose_shares_within_5_points"] and not result["top_four_dose_classes_in_study_order"]
 
 
-def test_calibration_at_study_size() -> None:
-    """The default 245-child cohort (seed 0, the CLI default) meets every criterion, shown side by side."""
-    report = calibration_report(simulate_cohort(245, 0))
+@pytest.mark.parametrize("profile", PD_PROFILE_NAMES)
+def test_calibration_at_study_size(profile: str) -> None:
+    """The 245-child cohort (seed 0, the CLI default) meets every criterion under each PD profile, shown side by side."""
+    report = calibration_report(simulate_cohort(245, 0, with_pd_profile(DEFAULT_CONFIG, profile)))
     assert report["checks"] and all(report["checks"].values()), report["checks"]
     text = calibration_markdown(report)
     assert "| 1-5 |" in text and "PASS" in text and "FAIL" not in text
 
 
 @pytest.mark.slow
-def test_calibration_at_10000_children() -> None:
-    """A 10,000-child cohort meets every calibration criterion of the issue."""
-    report = calibration_report(simulate_cohort(10_000, 0))
+@pytest.mark.parametrize("profile", PD_PROFILE_NAMES)
+def test_calibration_at_10000_children(profile: str) -> None:
+    """A 10,000-child cohort meets every calibration criterion under each PD profile."""
+    report = calibration_report(simulate_cohort(10_000, 0, with_pd_profile(DEFAULT_CONFIG, profile)))
     assert all(report["checks"].values()), report["checks"]
 
 

@@ -130,3 +130,21 @@ def test_simulated_runs_match_the_truth_file(cohort_50: tuple[Path, CohortSummar
     for run in runs:
         for visit in run.visits:
             assert truth[(run.child.patient_id, visit.date.isoformat())]["seizure_count"] == visit.seizure_count
+
+
+def test_cli_pd_option_chooses_the_exposure_response_world(tmp_path: Path) -> None:
+    """`epidose cohort --pd fitted` records the fitted profile (EC50 0.7 mg/L) in calibration.json; the
+    default is the sourced one (EC50 31.5 mg/L); the same seed gives the same patients under both."""
+    from plugin.cli import main
+
+    for profile in ("sourced", "fitted"):
+        extra = [] if profile == "sourced" else ["--pd", "fitted"]
+        result = CliRunner().invoke(main, ["cohort", "--patients", "4", "--seed", "3", "--out", str(tmp_path / profile), *extra])
+        assert result.exit_code == 0, result.output
+    sourced = json.loads((tmp_path / "sourced" / "calibration.json").read_text(encoding="utf-8"))
+    fitted = json.loads((tmp_path / "fitted" / "calibration.json").read_text(encoding="utf-8"))
+    assert (sourced["config"]["pd_profile"], sourced["config"]["ec50_median_mg_l"]) == ("sourced", 31.5)
+    assert (fitted["config"]["pd_profile"], fitted["config"]["ec50_median_mg_l"]) == ("fitted", 0.7)
+    assert _ndjson(tmp_path / "sourced", "Patient") == _ndjson(tmp_path / "fitted", "Patient")
+    bad = CliRunner().invoke(main, ["cohort", "--patients", "4", "--out", str(tmp_path / "bad"), "--pd", "guessed"])
+    assert bad.exit_code != 0 and "sourced" in bad.output
