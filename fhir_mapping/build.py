@@ -5,11 +5,20 @@ Rules (each is a decision the service and training share):
 - **Patients.** Resources are grouped by the Patient their ``subject`` (or ``patient``) points at,
   by logical id (relative, absolute or ``urn:uuid:`` references). Resources without a subject go to
   the only patient when there is exactly one.
-- **Visits.** One visit per day: the days of Encounters (``period.start``; cancelled, planned and
-  entered-in-error ones are ignored) plus the days of seizure, examination or assessment reports not
-  linked to an Encounter (a seizure report is never dropped). With no Encounters at all, every day
-  with a mapped Observation is a visit (dated clusters). An Observation linked to a known Encounter
-  belongs to that Encounter's day.
+- **Visits** (the decision points). One visit per day: the days of clinic Encounters
+  (``period.start``; cancelled, planned and entered-in-error ones are ignored) and of coded or
+  questionnaire reports linked to none. The study's visits are outpatient follow-ups (domain.md §1):
+  an Encounter of an :data:`EVIDENCE_ENCOUNTER_CLASSES` class (emergency, inpatient, observation,
+  short stay) is evidence, not a visit. With no clinic Encounter in the input, the visits are the days
+  with a visit's report (seizure, examination or assessment; coded, questionnaire or note) and the
+  days with mapped values after the last of them (a lab day does not split the interval a later
+  report counts over); with no reports at all, every day with a mapped value (dated clusters). An
+  Observation linked to a known Encounter belongs to that Encounter's day. Evidence (an emergency
+  encounter's reason, notes and Observations; a seizure Condition's onset and own note; a note
+  between visits) never makes a visit while a later visit holds it: it is placed in the interval it
+  falls in (a seizure report is never dropped; anything else it says is not used, and a report
+  between visits says so as an ``ambiguous`` problem). A seizure after the last visit (up to
+  ``as_of``) has no visit to hold it: the latest such day is a visit, so the decision sees it.
 - **as_of** (the service's "today"): data dated after it is ignored, and the last visit is the
   decision point: the latest day with data on or before ``as_of``. No empty visit is invented at
   ``as_of``: a state whose seizure reports are all unknown occurs nowhere in training, so a model
@@ -28,9 +37,13 @@ Rules (each is a decision the service and training share):
   the Encounter that lists it), an Encounter reasonCode or an Observation coded as a seizure finding
   ("condition", "encounter", "observation"), and note text
   (:mod:`fhir_mapping.notes`: DocumentReference with inline data or a url to a Binary given in the
-  input, ``note`` of Condition and Observation, an Encounter's narrative). A dated seizure counts in the interval its date falls in (after the previous visit, up
-  to the visit day; the first visit's interval starts at onset), for seizure since the last visit and
-  the 3- and 6-month flags; dated seizures never give a count. A stated seizure-free period denies
+  input, ``note`` of Condition and Observation, an Encounter's narrative). A dated seizure counts in
+  the interval its date falls in (after the previous visit, up to the visit day; the first visit's
+  interval starts at onset), for seizure since the last visit and the 3- and 6-month flags; dated
+  seizures never give a count. Within one interval the count (a visit's report) and the dated
+  seizures describe the same seizures: the count stands, and more seizures on distinct exact dates
+  than it counts is a ``conflict`` problem, never an addition (the state and the rails then read the
+  course one way, :func:`fhir_mapping.features.seizure_course`). A stated seizure-free period denies
   seizures over the intervals and windows it covers. The strongest source wins (code, questionnaire,
   condition or encounter, then text); a disagreement with a weaker source is a ``conflict`` problem.
   A diagnosis (epilepsy, seizure disorder, BECT, ICD-10-CM G40) is not a seizure: it gives the onset
@@ -106,6 +119,11 @@ DAYS_PER_MONTH: Final = 30.44
 IGNORED_DOCUMENT_STATUSES: Final = frozenset({"entered-in-error"})
 UNCONFIRMED_CONDITION_VERIFICATION: Final = frozenset({"unconfirmed", "provisional", "differential"})
 IGNORED_ENCOUNTER_STATUSES: Final = frozenset({"cancelled", "entered-in-error", "planned"})
+# Encounter classes (v3 ActCode, the R4 Encounter.class value set) that are evidence, not decision
+# points: the study's decisions are outpatient follow-up visits (domain.md §1), while an emergency,
+# inpatient (IMP, ACUTE, NONAC), observation or short-stay encounter records what brought the child
+# in, usually the seizure itself. Ambulatory, virtual, home and unclassed encounters stay visits.
+EVIDENCE_ENCOUNTER_CLASSES: Final = frozenset({"EMER", "IMP", "ACUTE", "NONAC", "OBSENC", "SS"})
 IGNORED_OBSERVATION_STATUSES: Final = frozenset({"cancelled", "entered-in-error", "registered"})
 IGNORED_CONDITION_VERIFICATION: Final = frozenset({"entered-in-error", "refuted"})
 ANSWERS: Final[dict[str, tuple[str, ...]]] = {
@@ -127,6 +145,8 @@ class _Value:
     source: str = "code"  # a key of SOURCE_RANK
     resource: str = ""  # Type/id
     event: bool = False  # derived from a dated seizure (then ``day`` is the seizure's day)
+    evidence: bool = False  # from a resource that is evidence, not a visit's report: never makes a visit day
+    dated: bool = False  # an event on the seizure's own, exact date (distinct days are distinct seizures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +160,9 @@ class _Event:
     # the day the seizure was recorded (recordedDate, an Encounter): then it happened on or before that
     # day and after the visit before it.
     dated: bool = True
+    # False for a date reckoned from relative time in a note ("8 weeks ago"): near the seizure's day,
+    # not on it, so it cannot tell two seizures apart from one dated exactly.
+    exact: bool = True
 
 
 def build_timelines(resources: Iterable[Mapping[str, Any]], *, as_of: date | None = None) -> list[PatientTimeline]:
@@ -223,6 +246,8 @@ class _Builder:
         self.latest_day: date | None = None
         self.events: list[_Event] = []
         self.condition_days: dict[str, date] = {}  # Condition id -> day of an Encounter listing it
+        self.evidence_encounters: dict[str, date] = {}  # emergency and inpatient Encounters: id -> day
+        self.evidence_conditions: set[str] = set()  # Conditions listed by such an Encounter only
         self.denied_events: set[tuple[str, date]] = set()  # dated seizures a stronger source denies
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
@@ -253,17 +278,28 @@ class _Builder:
         statuses = {_text(c.get("code")) for c in _items(verification.get("coding")) if isinstance(c, dict)} if isinstance(verification, dict) else set()
         if statuses & IGNORED_CONDITION_VERIFICATION:
             return
-        key = codes.condition_key(resource.get("code"))
         period = resource.get("onsetPeriod")
         onset = parse_date(resource.get("onsetDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
         recorded = parse_date(resource.get("recordedDate"))
         ident = resource.get("id")
         encounter = reference_id(resource.get("encounter"), "Encounter")
-        listed_on = self.encounter_days.get(encounter) if encounter else None
-        listed_on = listed_on or (self.condition_days.get(ident) if isinstance(ident, str) else None)
-        text_day = listed_on or recorded
+        at_visit = self.encounter_days.get(encounter) if encounter else None
+        at_evidence = self.evidence_encounters.get(encounter) if encounter else None
+        if at_visit is None and at_evidence is None and isinstance(ident, str) and ident in self.condition_days:
+            if ident in self.evidence_conditions:
+                at_evidence = self.condition_days[ident]
+            else:
+                at_visit = self.condition_days[ident]
+        listed_on = at_visit or at_evidence
+        key = codes.condition_key(resource.get("code"))
+        # The note of a seizure Condition not listed at a clinic visit describes that seizure (dated by
+        # its onset): evidence for the interval it falls in, not a visit's report. Other notes are read
+        # on the day the Condition was listed or recorded.
+        seizure_note = key in codes.SEIZURE_EVENT_KEYS and at_visit is None
+        text_day = (onset or at_evidence or recorded) if seizure_note else listed_on or recorded
         if text_day is not None and not self.after_as_of(text_day):
-            self.texts(resource, text_day, text_day, listed_on is not None, text_day.isoformat())
+            self.texts(resource, text_day, text_day, listed_on is not None, text_day.isoformat(),
+                       evidence=seizure_note or (at_visit is None and at_evidence is not None))
         if key is None:
             return
         # Onset as recorded; else when the condition was recorded (the first date it is known).
@@ -279,7 +315,7 @@ class _Builder:
             if day is None:
                 self.problem(ProblemKind.MISSING, "seizure Condition without onset, recordedDate or an Encounter: it cannot be placed in time", resource, "onsetDateTime")
             elif not self.after_as_of(day):
-                self.events.append(_Event(day, "condition", resource_label(resource), dated=onset is not None))
+                self.events.append(_Event(day, "condition", resource_label(resource), dated=onset is not None or day == at_evidence))
             return
         if first_known is not None and (self.timeline.onset is None or first_known < self.timeline.onset):
             self.timeline.onset = first_known
@@ -297,7 +333,11 @@ class _Builder:
         if self.after_as_of(day):
             return
         ident = resource.get("id")
-        self.encounter_days[ident if isinstance(ident, str) else f"#{len(self.encounter_days)}"] = day
+        evidence = _encounter_class(resource) in EVIDENCE_ENCOUNTER_CLASSES
+        if evidence:
+            self.evidence_encounters[ident if isinstance(ident, str) else f"#{len(self.evidence_encounters)}"] = day
+        else:
+            self.encounter_days[ident if isinstance(ident, str) else f"#{len(self.encounter_days)}"] = day
         self.seen(day)
         for reason in _items(resource.get("reasonCode")):
             key = codes.condition_key(reason)
@@ -305,14 +345,20 @@ class _Builder:
                 continue
             self.timeline.conditions = self.timeline.conditions | {key}
             if key in codes.SEIZURE_EVENT_KEYS:
-                self.events.append(_Event(day, "encounter", resource_label(resource), dated=False))
+                # An emergency or inpatient encounter for a seizure dates it (the day it brought the
+                # child in); a clinic visit's reason says only that one happened since the last visit.
+                self.events.append(_Event(day, "encounter", resource_label(resource), dated=evidence))
         references = list(_items(resource.get("reasonReference")))
         references += [d.get("condition") for d in _items(resource.get("diagnosis")) if isinstance(d, dict)]
         for reference in references:
             condition = reference_id(reference, "Condition")
             if condition is not None:
+                if condition not in self.condition_days and evidence:
+                    self.evidence_conditions.add(condition)
+                elif not evidence:
+                    self.evidence_conditions.discard(condition)
                 self.condition_days.setdefault(condition, day)
-        self.texts(resource, day, day, True, day.isoformat())
+        self.texts(resource, day, day, True, day.isoformat(), evidence=evidence)
 
     def document(self, resource: Mapping[str, Any]) -> None:
         if _text(resource.get("status")) in IGNORED_DOCUMENT_STATUSES or _text(resource.get("docStatus")) == "entered-in-error":
@@ -325,13 +371,15 @@ class _Builder:
         day = parse_date(stamp)
         encounters = [reference_id(r, "Encounter") for r in _items(context.get("encounter"))]
         linked_day = next((self.encounter_days[e] for e in encounters if e is not None and e in self.encounter_days), None)
-        day = day or linked_day
+        evidence_day = next((self.evidence_encounters[e] for e in encounters if e is not None and e in self.evidence_encounters), None)
+        evidence = linked_day is None and evidence_day is not None
+        day = day or linked_day or evidence_day
         if day is None:
             self.problem(ProblemKind.MISSING, "DocumentReference without a date or a known Encounter: its text cannot be placed in time", resource, "date")
             return
         if self.after_as_of(day):
             return
-        self.texts(resource, day, linked_day or day, linked_day is not None, stamp)
+        self.texts(resource, day, linked_day or day, linked_day is not None, stamp, evidence=evidence)
 
     def questionnaire_response(self, resource: Mapping[str, Any]) -> None:
         """Answers to the project Questionnaire (fhir_mapping.questionnaire); other forms are not read."""
@@ -355,8 +403,11 @@ class _Builder:
         if values:
             self.seen(day)
 
-    def texts(self, resource: Mapping[str, Any], day: date, visit_day: date, linked: bool, stamp: str) -> None:
-        """Read the note text of a resource (fhir_mapping.notes) into text values and dated seizures."""
+    def texts(self, resource: Mapping[str, Any], day: date, visit_day: date, linked: bool, stamp: str, *, evidence: bool = False) -> None:
+        """Read the note text of a resource (fhir_mapping.notes) into text values and dated seizures.
+
+        ``evidence``: the resource is not a visit's report (an emergency encounter's, a Condition's
+        own note): its values never make a visit day and become dated seizures (see ``assemble``)."""
         found, unread = notes.resource_texts(resource, self.binaries)
         for path, why in unread:
             self.problem(ProblemKind.UNREADABLE_TEXT, why, resource, path)
@@ -376,9 +427,9 @@ class _Builder:
         label = resource_label(resource)
         for key, value in items.items():
             if key == "seizure_months_ago":
-                self.events.append(_Event(visit_day - timedelta(days=round(value * DAYS_PER_MONTH)), "text", label))
+                self.events.append(_Event(visit_day - timedelta(days=round(value * DAYS_PER_MONTH)), "text", label, exact=False))
             elif key in VISIT_REPORT_KEYS:
-                self.values.append(_Value(key, day, visit_day, value, stamp, linked, "text", label))
+                self.values.append(_Value(key, day, visit_day, value, stamp, linked, "text", label, evidence=evidence))
         if items:
             self.seen(day)
 
@@ -396,7 +447,8 @@ class _Builder:
             if "note" in resource:
                 encounter = reference_id(resource.get("encounter"), "Encounter")
                 linked = encounter is not None and encounter in encounters
-                self.texts(resource, day, encounters[encounter] if linked and encounter else day, linked, stamp)
+                evidence = not linked and encounter is not None and encounter in self.evidence_encounters
+                self.texts(resource, day, encounters[encounter] if linked and encounter else day, linked, stamp, evidence=evidence)
             return
         stamp, day = _effective(resource)
         if day is None:
@@ -412,12 +464,13 @@ class _Builder:
             return
         encounter = reference_id(resource.get("encounter"), "Encounter")
         linked = encounter is not None and encounter in encounters
+        evidence = not linked and encounter is not None and encounter in self.evidence_encounters
         visit_day = encounters[encounter] if linked and encounter is not None else day
         key = "egfr_reported" if concept.key == "egfr" else concept.key
-        self.values.append(_Value(key, day, visit_day, value, stamp, linked, "code", resource_label(resource)))
+        self.values.append(_Value(key, day, visit_day, value, stamp, linked, "code", resource_label(resource), evidence=evidence))
         self.seen(day)
         if "note" in resource:
-            self.texts(resource, day, visit_day, linked, stamp)
+            self.texts(resource, day, visit_day, linked, stamp, evidence=evidence)
 
     def _value(self, concept: codes.Concept, resource: Mapping[str, Any]) -> Any:
         key = concept.key
@@ -516,13 +569,37 @@ class _Builder:
         return lev, others
 
     def visit_days(self) -> list[date]:
+        """The decision visits: the clinic Encounters' days (and coded reports linked to none); with no
+        clinic Encounter, the days with a visit's report.
+
+        Evidence never makes a visit day while a later visit holds it (an emergency or inpatient
+        encounter, a seizure Condition, a note between visits): it is placed in the interval it falls
+        in. A seizure after the last visit (up to ``as_of``) has no later visit to hold it, and the
+        decision must not miss it: the latest such day is a visit, the decision point."""
         days = set(self.encounter_days.values())
+        own = [v for v in self.values if not v.evidence and (self.as_of is None or v.visit_day <= self.as_of)]
         if days:
-            days.update(v.visit_day for v in self.values if v.key in VISIT_REPORT_KEYS and not v.linked)
+            # A follow-up's coded reports recorded without an Encounter keep their day (as EHRs that
+            # do not link Observations send them); notes between visits are evidence.
+            days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS and not v.linked and v.source in ("code", "questionnaire"))
         else:
-            days.update(v.visit_day for v in self.values)
+            # No clinic encounter in the input: the follow-ups are the days with a visit's report. A
+            # day with measurements only (a weight, a lab) is not a follow-up at which seizures were
+            # asked about, so it does not split the interval a later report counts over; after the
+            # last report it stays a visit (the decision point is the latest day with data), and with
+            # no reports at all every day with a mapped value is a visit.
+            days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS)
+            last_report = max(days, default=None)
+            days.update(v.visit_day for v in own if last_report is None or v.visit_day > last_report)
         if self.as_of is not None:
             days = {day for day in days if day <= self.as_of}
+        last = max(days, default=None)
+        seizure_days = [e.day for e in self.events] + [
+            v.day for v in self.values
+            if (v.evidence or v.visit_day not in days) and _states_seizure(v)]
+        trailing = [day for day in seizure_days if (last is None or day > last) and not self.after_as_of(day)]
+        if trailing:
+            days.add(max(trailing))
         return sorted(days)
 
     def assemble(self) -> None:
@@ -530,11 +607,25 @@ class _Builder:
         days = self.visit_days()
         series: dict[str, list[_Value]] = {key: [] for key in CARRIED_KEYS}
         reports: dict[date, dict[str, list[_Value]]] = {}
+        visit_set = set(days)
+        unused: list[_Value] = []
         for value in sorted(self.values, key=lambda v: (v.day, v.stamp)):
             if value.key in series:
                 series[value.key].append(value)
+            elif value.evidence or value.visit_day not in visit_set:
+                if not self._as_evidence(value):
+                    unused.append(value)
             else:
                 reports.setdefault(value.visit_day, {}).setdefault(value.key, []).append(value)
+        placed_from = {event.resource for event in self.events}
+        for value in unused:
+            # A report between visits that states no seizure (or only a detail of one placed from the
+            # same resource) has no visit to belong to: said, not silently dropped.
+            if not value.evidence and value.resource not in placed_from:
+                self.problems.append(Problem(
+                    ProblemKind.AMBIGUOUS,
+                    f"{value.key.replace('_', ' ')} reported on {value.day.isoformat()}, not a clinic visit's day: not used",
+                    value.resource, ""))
         events = sorted(self.events, key=lambda e: e.day)
         event_days = [e.day for e in events]
         series_days = {key: [v.day for v in values] for key, values in series.items()}
@@ -570,6 +661,16 @@ class _Builder:
             previous = day
             self.timeline.visits.append(visit)
 
+    def _as_evidence(self, value: _Value) -> bool:
+        """A report that is not a decision visit's: a seizure it states is dated on its day and placed
+        in the interval it falls in (never dropped). False when the value is not used."""
+        seizure = _states_seizure(value)
+        if seizure:
+            # An evidence resource dates its own seizure (an emergency visit, a Condition's onset); a
+            # report between visits says only that one happened on or before its day.
+            self.events.append(_Event(value.day, value.source, value.resource, dated=value.evidence))
+        return seizure
+
     def _egfr(self, visit: Visit, latest: Mapping[str, _Value]) -> float | None:
         creatinine = visit.labs.get("creatinine")
         if creatinine is not None and visit.height is not None:
@@ -597,7 +698,7 @@ class _Builder:
             for key, after in (("seizure_since_last_visit", start), ("seizure_last_3_months", day - timedelta(days=THREE_MONTHS_DAYS)), ("seizure_last_6_months", day - timedelta(days=SIX_MONTHS_DAYS))):
                 inside = event.day > after if key == "seizure_since_last_visit" else earliest_possible > after
                 if inside:
-                    placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource, event=True))
+                    placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource, event=True, dated=event.dated and event.exact))
         return placed
 
     def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
@@ -622,6 +723,17 @@ class _Builder:
             best = self._choose(visit, key, candidates.get(key, []))
             if best is not None:
                 chosen[key] = best
+        count = chosen.get("seizure_count_since_last_visit")
+        if count is not None and isinstance(count.value, int) and count.value > 0:
+            # The count and the dated seizures of the interval describe the same seizures: the count
+            # stands; more seizures on distinct dates than it counts is a conflict, not an addition.
+            dated = sorted({v.day for v in candidates.get("seizure_since_last_visit", []) if v.event and v.dated})
+            if len(dated) > count.value:
+                self.problems.append(Problem(
+                    ProblemKind.CONFLICT,
+                    f"seizure count since last visit on {visit.date.isoformat()}: {count.source} {count.resource} gives {count.value}, "
+                    f"but seizures are dated on {len(dated)} days in the interval ({', '.join(d.isoformat() for d in dated)}); the count is used",
+                    count.resource, ""))
         if since is not None and since.value is False:
             # No seizure since the last visit: the count is 0 and the longest duration "none".
             for key in ("seizure_count_since_last_visit", "seizure_duration_class"):
@@ -711,6 +823,25 @@ class _reverse(str):
 def _items(value: object) -> list[Any]:
     """A repeating element as a list (corrupt input may hold a scalar instead)."""
     return value if isinstance(value, list) else []
+
+
+def _states_seizure(value: _Value) -> bool:
+    """A report that a seizure happened (since the last visit, or a count above 0)."""
+    return (value.key == "seizure_since_last_visit" and value.value is True) or (
+        value.key == "seizure_count_since_last_visit" and isinstance(value.value, int) and not isinstance(value.value, bool) and value.value > 0)
+
+
+def _encounter_class(resource: Mapping[str, Any]) -> str | None:
+    """The v3 ActCode of Encounter.class (an R4 Coding; a list of codings or concepts is read too)."""
+    found = resource.get("class")
+    candidates = found if isinstance(found, list) else [found]
+    for candidate in candidates:
+        codings = _items(candidate.get("coding")) if isinstance(candidate, dict) and "coding" in candidate else [candidate]
+        for coding in codings:
+            code = _text(coding.get("code")) if isinstance(coding, dict) else None
+            if code:
+                return code.upper()
+    return None
 
 
 def _text(value: object) -> str | None:

@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Final
 
 import numpy as np
@@ -232,6 +233,36 @@ def state_row(timeline: PatientTimeline, visit_index: int) -> tuple[npt.NDArray[
     return values, ~np.isnan(values)
 
 
+@dataclass(frozen=True, slots=True)
+class SeizureCourse:
+    """The seizures reported over a run of visits, read one way for the state and the rails."""
+
+    total: int  # seizures reported so far: the visits' counts (a seizure without a count counts one)
+    last_seizure: date  # the last visit that reported one, or the first visit when none did
+
+
+def seizure_course(visits: Sequence[Visit]) -> SeizureCourse | None:
+    """Seizures reported over ``visits`` (up to and including the current one); None when no visit
+    reported on seizures at all.
+
+    Each visit's interval is counted once: its count when known, else one for a reported seizure.
+    Dated seizures (Conditions, emergency encounters, notes) are already placed in the interval they
+    fall in by :mod:`fhir_mapping.build`, so nothing here counts them again.
+    """
+    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None]
+    if not reported:
+        return None
+    total = 0
+    last_seizure = visits[0].date
+    for visit in reported:
+        count = visit.seizure_count_since_last_visit
+        had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
+        total += count if count is not None else int(had)
+        if had:
+            last_seizure = visit.date
+    return SeizureCourse(total, last_seizure)
+
+
 def put_history(values: npt.NDArray[np.float64], visits: Sequence[Visit]) -> None:
     """The course features of the last of ``visits`` (the visits up to and including the current one).
 
@@ -240,18 +271,10 @@ def put_history(values: npt.NDArray[np.float64], visits: Sequence[Visit]) -> Non
     from the first visit when none did; both are missing when no visit reported on seizures at all.
     """
     current = visits[-1]
-    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None]
-    if reported:
-        total = 0
-        last_seizure = visits[0].date
-        for visit in reported:
-            count = visit.seizure_count_since_last_visit
-            had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
-            total += count if count is not None else int(had)
-            if had:
-                last_seizure = visit.date
-        values[_INDEX["seizures_reported_so_far"]] = float(total)
-        values[_INDEX["years_since_last_seizure"]] = (current.date - last_seizure).days / DAYS_PER_YEAR
+    course = seizure_course(visits)
+    if course is not None:
+        values[_INDEX["seizures_reported_so_far"]] = float(course.total)
+        values[_INDEX["years_since_last_seizure"]] = (current.date - course.last_seizure).days / DAYS_PER_YEAR
     ever = any(lev_dose_before(v) for v in visits)
     unknown = any(lev_dose_before(v) is None for v in visits)
     if ever or not unknown:

@@ -39,6 +39,7 @@ from fhir_mapping.dosing import (
     DoseBounds,
     dose_class_of,
 )
+from fhir_mapping.features import seizure_course
 from fhir_mapping.timeline import PatientTimeline, Visit
 
 # --- Clinical thresholds (each sourced) -----------------------------------------------------
@@ -207,18 +208,11 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
 
 
 def _history(visits: list[Visit]) -> tuple[float | None, int | None]:
-    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None]
-    if not reported:
+    """Months since the last reported seizure and the lifetime count, read as the state reads them."""
+    course = seizure_course(visits)
+    if course is None:
         return None, None
-    total = 0
-    last_seizure = visits[0].date
-    for visit in reported:
-        count = visit.seizure_count_since_last_visit
-        had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
-        total += count if count is not None else int(had)
-        if had:
-            last_seizure = visit.date
-    return (visits[-1].date - last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, total
+    return (visits[-1].date - course.last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, course.total
 
 
 def _recent_seizure(reported: bool | None, since_last_visit: bool | None, days_since_previous: float | None) -> bool | None:

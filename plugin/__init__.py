@@ -17,8 +17,11 @@ __all__ = ["Settings", "create_app"]
 
 def create_app(settings: Settings | None = None, *, registry: Any = None,
                loader: Callable[[Path], Any] | None = None, jwks_fetch: Callable[[str], dict[str, Any]] | None = None,
-               fetcher: Any = None) -> Flask:
-    """Build the service. ``registry``, ``loader``, ``jwks_fetch`` and ``fetcher`` replace the defaults in tests."""
+               fetcher: Any = None, announce: bool = True) -> Flask:
+    """Build the service. ``registry``, ``loader``, ``jwks_fetch`` and ``fetcher`` replace the defaults in tests.
+
+    ``announce=False``: the caller logs the start-up notices (security.startup_notices) itself, once.
+    """
     from flask import Flask
 
     from hooks import service_definitions
@@ -49,7 +52,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     authenticator = None
     if settings.auth:
         authenticator = security.Authenticator(settings, security.JwksCache(jwks_fetch), store.first_jti_use)
-    security.init_app(app, authenticator, runtime.metrics)
+    security.init_app(app, authenticator, runtime.metrics, announce=announce)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(report.bp)

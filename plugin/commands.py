@@ -24,8 +24,20 @@ def register(group: click.Group) -> None:
     group.add_command(settings_reference)
 
 
-def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
-    """Build the embedded default model into the registry when none is promoted yet; return the current version."""
+def _build_default_model_entry(staging: str, progress: bool) -> None:
+    """The default model build, as the body of a process of its own (see ensure_default_model)."""
+    from training.default_model import build_default_model
+
+    build_default_model(staging, progress=progress)
+
+
+def ensure_default_model(settings: Any, *, progress: bool = True, isolate: bool = True) -> str | None:
+    """Build the embedded default model into the registry when none is promoted yet; return the current version.
+
+    With ``isolate`` the build runs in a spawned process: training starts torch's thread pools, and
+    gunicorn workers forked from a process holding them hang at exit until killed (a 10 s stop), and
+    would each inherit the training's memory.
+    """
     from training.model_check import check_model_folder
     from training.registry import ModelRegistry
 
@@ -41,11 +53,24 @@ def ensure_default_model(settings: Any, *, progress: bool = True) -> str | None:
     staging = settings.data_dir / ".default-model-build"
     shutil.rmtree(staging, ignore_errors=True)
     click.echo("No model is registered yet: building the embedded default model (once) ...", err=True)
-    built = build_default_model(staging, progress=progress)
-    folder = built if isinstance(built, (str, Path)) and Path(built).is_dir() else staging
+    if isolate:
+        import multiprocessing
+
+        builder = multiprocessing.get_context("spawn").Process(
+            target=_build_default_model_entry, args=(str(staging), progress), name="epidose-default-model")
+        builder.start()
+        builder.join()
+        if builder.exitcode != 0:
+            raise click.ClickException(f"building the default model failed (exit status {builder.exitcode}); "
+                                       "the messages above say where")
+        folder = staging
+    else:
+        built = build_default_model(staging, progress=progress)
+        folder = built if isinstance(built, (str, Path)) and Path(built).is_dir() else staging
     version = registry.add(Path(folder), {"source": "embedded default model (synthetic cohort)"})
     registry.promote(version)
     shutil.rmtree(staging, ignore_errors=True)
+    click.echo(f"default model registered as {version} under {settings.models_root}", err=True)
     return version
 
 
@@ -67,11 +92,14 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
         settings = Settings.from_env(None, **overrides)
     except SettingsError as error:
         raise click.ClickException(str(error)) from None
-    if not settings.auth:
-        click.secho("WARNING: EPIDOSE_AUTH=off — JWT authentication is DISABLED; any caller can request cards.",
-                    fg="red", bold=True, err=True)
+    from plugin.security import startup_notices
     from plugin.store import load_hash_key
 
+    for level, line in startup_notices(settings):  # here once, not once per worker
+        warning = level >= logging.WARNING
+        click.secho(f"{'warning' if warning else 'info'}: {line}", fg="red" if warning else None, bold=warning, err=True)
+
+    refuse_busy_port(settings.host, settings.port)  # before minutes of a first start, not after
     load_hash_key(settings)  # create the patient-hash key once, before the workers start
     version = ensure_default_model(settings)
     if version is None:
@@ -101,11 +129,28 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
         def load(self) -> Any:
             from plugin import create_app
 
-            return create_app(settings)
+            return create_app(settings, announce=False)
 
     click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} {settings.worker_class} "
                "worker(s)", err=True)
     Application().run()
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Stop with a plain message when the address is taken, instead of gunicorn's retries and raw errors."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is not busy
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"{host}:{port} is already in use (another epidose?): use --port to choose "
+                                           "another (or EPIDOSE_PORT)") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 @click.command("settings")

@@ -24,6 +24,7 @@ bp = Blueprint("models", __name__)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}\.png$")
 _SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 _IMG_SRC = re.compile(r'<img src="([^"]+)"')
+SUMMARY_HEADING = "## In brief, for clinicians"  # written by training.evaluation.clinician
 REPORT_CANDIDATES = ("REPORT/report.md", "report/report.md", "REPORT.md", "report.md")
 LIMITS = [
     "Trained on a simulated cohort of children with BECT, calibrated to published figures; it has not been "
@@ -91,6 +92,18 @@ def _metadata(folder: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _split_after_summary(markdown: str) -> tuple[str, str]:
+    """The report up to the end of its clinicians' summary, and the rest: the known limits go between.
+
+    A report without that summary (older models) gets the limits before it, as the page's opening.
+    """
+    start = markdown.find(f"\n{SUMMARY_HEADING}\n")
+    if start < 0:
+        return "", markdown
+    end = markdown.find("\n## ", start + len(SUMMARY_HEADING) + 2)
+    return (markdown, "") if end < 0 else (markdown[:end + 1], markdown[end + 1:])
+
+
 @bp.get("/models/<version>")
 def model_page(version: str) -> Response:
     """The evaluation report of a model version (``current`` = the one in service) as HTML."""
@@ -107,11 +120,12 @@ def model_page(version: str) -> Response:
              if k in meta]
     if facts:
         parts.append("<p class='meta'>" + " · ".join(facts) + "</p>")
-    parts.append("<div class='limits'><h2>Known limits</h2><ul>" +
-                 "".join(f"<li>{html.escape(text)}</li>" for text in LIMITS) + "</ul></div>")
+    limits = ("<div class='limits'><h2>Known limits</h2><ul>" +
+              "".join(f"<li>{html.escape(text)}</li>" for text in LIMITS) + "</ul></div>")
     referenced: set[str] = set()
     if report is not None:
-        rendered = _markdown().render(report.read_text(encoding="utf-8"))
+        opening, rest = _split_after_summary(report.read_text(encoding="utf-8"))
+        rendered = _markdown().render(opening) + limits + _markdown().render(rest)
 
         def relink(match: re.Match[str]) -> str:
             source = html.unescape(match.group(1))
@@ -123,6 +137,7 @@ def model_page(version: str) -> Response:
 
         parts.append(_IMG_SRC.sub(relink, rendered))
     else:
+        parts.append(limits)
         parts.append("<p>This model folder has no evaluation report (REPORT/report.md).</p>")
     others = [p for p in plots if p.name not in referenced]
     if others:

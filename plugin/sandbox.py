@@ -9,6 +9,7 @@ and prints the cards for a person to read (``--json`` for the raw response).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -227,13 +228,15 @@ def embedded_app(sandbox_dir: Path) -> tuple[Any, ec.EllipticCurvePrivateKey]:
         settings = Settings.from_env(None, jwks={**settings.jwks, SANDBOX_ISSUER: str(jwks_file)},
                                      public_base_url="http://localhost")
     ensure_default_model(settings)
-    return create_app(settings), private
+    # The service's own log lines (whom it trusts, which model it serves) would interleave with the cards.
+    return create_app(dataclasses.replace(settings, log_level="WARNING"), announce=False), private
 
 
 @click.command()
 @click.option("--fhir-server", required=True, help="Base URL of a FHIR R4 server holding the patient.")
 @click.option("--patient", "patient_id", required=True, help="Patient logical id on that server.")
-@click.option("--hook", type=click.Choice(HOOKS), default="patient-view", show_default=True)
+@click.option("--hook", type=click.Choice(HOOKS), default="patient-view", show_default=True,
+              help="CDS hook to call: patient-view (chart opened), order-select or order-sign (a draft order).")
 @click.option("--service", "service_url", default=None,
               help="Base URL of a running epidose (default: the service in this process).")
 @click.option("--draft-order", "draft_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -312,25 +312,37 @@ def expected_audience(settings: Settings) -> str:
     return request.base_url
 
 
-def init_app(app: Flask, authenticator: Authenticator | None, metrics: Any = None) -> None:
-    """Install JWT checking (unless disabled), CORS and the body cap; say at start whom the service trusts."""
+def startup_notices(settings: Settings) -> list[tuple[int, str]]:
+    """What an operator must read at start, as (logging level, line): whom the service trusts, what is off."""
+    notices: list[tuple[int, str]] = []
+    if settings.auth:
+        notices += [(logging.INFO, line) for line in trust_summary(settings)]
+        if not settings.jwks:
+            notices.append((logging.WARNING,
+                            "EPIDOSE_AUTH is on but EPIDOSE_JWKS trusts no issuer: every CDS call will be refused with "
+                            "401. Set EPIDOSE_JWKS to map each EHR's issuer to its key set (see docs/ehr-integration.md)."))
+        if not settings.public_base_url:
+            notices.append((logging.WARNING,
+                            "EPIDOSE_PUBLIC_BASE_URL is not set (allowed on a loopback bind only): the JWT audience is "
+                            "checked against the URL built from the request's Host header."))
+    else:
+        notices.append((logging.WARNING,
+                        "!!! EPIDOSE_AUTH=off: JWT AUTHENTICATION IS DISABLED. Any caller can request cards. "
+                        "Use this only for local development and benchmarks. !!!"))
+    return notices
+
+
+def init_app(app: Flask, authenticator: Authenticator | None, metrics: Any = None, *, announce: bool = True) -> None:
+    """Install JWT checking (unless disabled), CORS and the body cap; say at start whom the service trusts.
+
+    ``announce=False`` leaves the start-up notices to the caller (``epidose serve`` says them once, not
+    once per worker).
+    """
     settings: Settings = app.config["EPIDOSE_SETTINGS"]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    if settings.auth:
-        for line in trust_summary(settings):
-            app.logger.info("%s", line)
-        if not settings.jwks:
-            app.logger.warning(
-                "EPIDOSE_AUTH is on but EPIDOSE_JWKS trusts no issuer: every CDS call will be refused with 401. "
-                "Set EPIDOSE_JWKS to map each EHR's issuer to its key set (see docs/ehr-integration.md).")
-        if not settings.public_base_url:
-            app.logger.warning(
-                "EPIDOSE_PUBLIC_BASE_URL is not set (allowed on a loopback bind only): the JWT audience is checked "
-                "against the URL built from the request's Host header.")
-    if not settings.auth:
-        app.logger.warning(
-            "!!! EPIDOSE_AUTH=off: JWT AUTHENTICATION IS DISABLED. Any caller can request cards. "
-            "Use this only for local development and benchmarks. !!!")
+    if announce:
+        for level, line in startup_notices(settings):
+            app.logger.log(level, "%s", line)
 
     @app.before_request
     def _authenticate() -> Response | None:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
+from training.default_model import DEFAULT_CONFIG
+
 CONFIG_NAMES = ("paper", "double", "conservative", "bc", "forest")
+CONFIG_HELP = ("Policy to train. conservative (default, what the service builds and serves): DQN with a CQL "
+               "penalty that stays near the physicians' doses where data are thin; paper: the published DQN as "
+               "described (its loss can diverge: read the report); double: double DQN; bc: behaviour cloning of the "
+               "physicians; forest: a random-forest classifier baseline.")
 
 
 def register(group: click.Group) -> None:
@@ -19,10 +25,11 @@ def register(group: click.Group) -> None:
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, path_type=Path),
               help="Cohort folder (DIR/ndjson) or any FHIR NDJSON/JSON export.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Model folder to write.")
-@click.option("--config", "config_name", type=click.Choice(CONFIG_NAMES), default="paper", show_default=True)
+@click.option("--config", "config_name", type=click.Choice(CONFIG_NAMES), default=DEFAULT_CONFIG, show_default=True,
+              help=CONFIG_HELP)
 @click.option("--steps", type=int, default=None, help="Gradient steps (default: the configuration's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the patient split and the training.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on standard error.")
 def train(data_dir: Path, out_dir: Path, config_name: str, steps: int | None, seed: int, progress: bool) -> None:
     """Train a dose policy on the training split of DATA and write the model folder OUT."""
     from training.pipeline import train_model
@@ -36,8 +43,10 @@ def train(data_dir: Path, out_dir: Path, config_name: str, steps: int | None, se
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Model folder to evaluate (written by epidose train, or a registry version's folder).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Cohort folder (DIR/ndjson) or FHIR NDJSON/JSON export; a simulated cohort also gives true outcomes.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Report folder to write.")
 @click.option("--split", type=click.Choice(("test", "all")), default="test", show_default=True,
               help="Score the model's held-out test patients, or every patient (data it never saw).")

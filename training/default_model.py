@@ -26,36 +26,59 @@ DEFAULT_DIALECT: Final = "mixed"
 
 def build_default_model(out_dir: str | Path, *, patients: int = DEFAULT_PATIENTS, steps: int = DEFAULT_STEPS,
                         seed: int = 0, progress: bool = True, dialect: str = DEFAULT_DIALECT) -> Path:
-    """Simulate a cohort (temporary folder), train the conservative policy, evaluate it, write the model folder."""
-    from training.artifact import write_json
-    from training.evaluation.dialects import dialect_report
-    from training.evaluation.report import evaluate_model, published_metrics
-    from training.evaluation.simulated import true_values_for_models
-    from training.inference import load_inference_model
-    from training.pipeline import prepare, train_model
-    from training.policies import named_config
-    from training.simulator.cohort import write_cohort
+    """Simulate a cohort (temporary folder), train the conservative policy, evaluate it, write the model folder.
 
+    With ``progress`` each of the five phases is announced on standard error, training shows a bar,
+    and the other phases say every few seconds that they are still running.
+    """
+    from training.progress import Phases
+
+    phases = Phases(5, enabled=progress)
     out = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="epidose-cohort-") as temporary:
         cohort = Path(temporary) / "cohort"
-        write_cohort(cohort, patients, seed, dialect=dialect)
-        prepared = prepare(cohort, seed)
+        with phases.phase(f"simulate a cohort of {patients} children ({dialect} charts)"):
+            from training.simulator.cohort import write_cohort
+
+            write_cohort(cohort, patients, seed, dialect=dialect)
+        with phases.phase("load the cohort through the FHIR mapping"):
+            from training.pipeline import prepare, train_model
+            from training.policies import named_config
+
+            prepared = prepare(cohort, seed)
+            import torch  # noqa: F401  # imported here, where a heartbeat covers its seconds, not under the bar
         loaded, table, dataset = prepared
-        config = dataclasses.replace(named_config(DEFAULT_CONFIG, seed=seed), steps=steps)
-        folder, _, _ = train_model(cohort, out, config, split_seed=seed, progress=progress, prepared=prepared)
-        model = load_inference_model(folder)
-        gamma = float(model.config.get("gamma", 0.9))
-        true_values = true_values_for_models(cohort, {"model": model}, dataset.splits["test"], gamma=gamma, dialect=dialect,
-                                             without_rails=True, lifted_rails=("R-NO-START-AFTER-SINGLE-SEIZURE",))
-        metrics = evaluate_model(folder, loaded, folder / "report", table=table, true_values=true_values,
-                                 bootstrap_samples=200)
-        by_dialect = dialect_report(cohort, model, dataset.splits["test"], gamma=gamma)
-    metadata_path = folder / "metadata.json"
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    metadata["training_data"] = f"simulated cohort ({patients} children, seed {seed}, FHIR dialect {dialect}): not real patients"
-    metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    write_json(folder / "metrics.json", published_metrics(metrics))
-    if by_dialect is not None:
-        write_json(folder / "report" / "dialects.json", by_dialect)
+        with phases.phase(f"train the {DEFAULT_CONFIG} model ({steps} steps)", has_bar=True):
+            config = dataclasses.replace(named_config(DEFAULT_CONFIG, seed=seed), steps=steps)
+            folder, _, _ = train_model(cohort, out, config, split_seed=seed, progress=progress, prepared=prepared)
+        with phases.phase("evaluate it on held-out simulated children"):
+            from training.evaluation.dialects import dialect_report
+            from training.evaluation.report import evaluate_model
+            from training.evaluation.simulated import true_values_for_models
+            from training.inference import load_inference_model
+
+            model = load_inference_model(folder)
+            gamma = float(model.config.get("gamma", 0.9))
+            phases.step("true outcomes: the held-out children replayed in the simulator under the model")
+            true_values = true_values_for_models(cohort, {"model": model}, dataset.splits["test"], gamma=gamma,
+                                                 dialect=dialect, without_rails=True,
+                                                 lifted_rails=("R-NO-START-AFTER-SINGLE-SEIZURE",))
+            phases.step("agreement with physicians, off-policy value estimates, plots")
+            metrics = evaluate_model(folder, loaded, folder / "report", table=table, true_values=true_values,
+                                     bootstrap_samples=200)
+            phases.step("the same children as each chart dialect records them")
+            by_dialect = dialect_report(cohort, model, dataset.splits["test"], gamma=gamma)
+    with phases.phase("save the model folder and its report"):
+        from training.artifact import write_json
+        from training.evaluation.report import published_metrics
+
+        metadata_path = folder / "metadata.json"
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+        metadata["training_data"] = (f"simulated cohort ({patients} children, seed {seed}, FHIR dialect {dialect}): "
+                                     "not real patients")
+        metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(folder / "metrics.json", published_metrics(metrics))
+        if by_dialect is not None:
+            write_json(folder / "report" / "dialects.json", by_dialect)
+    phases.finish("default model built")
     return folder

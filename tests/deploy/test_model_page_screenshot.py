@@ -45,6 +45,13 @@ def test_model_page_has_the_table_and_plots(model_page: str) -> None:
     html = page.text
     assert "<table" in html and "accuracy" in html.lower()
     assert "not been validated on real patients" in html
+    # It opens with the clinicians' summary, then the limits, the published figures beside ours, the terms.
+    order = [html.index(text) for text in ("In brief, for clinicians", "Known limits", "Table 1: published beside",
+                                           "How to read the value estimates", "Honest agreement")]
+    assert order == sorted(order), order
+    assert "89.7%" in html and "0.3413" in html and "reproduced" in html
+    for term in ("WIS", "WDR", "FQE", "ESS", "Q(s₀)"):
+        assert f"<strong>{term}</strong>:" in html
     sources = re.findall(r"<img src=['\"]([^'\"]+)['\"]", html)
     assert len(sources) >= 3
     for source in sources:

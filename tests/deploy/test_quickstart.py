@@ -23,15 +23,15 @@ EPIDOSE = Path(sys.executable).with_name("epidose")
 
 @contextmanager
 def serving(data_dir: Path, *, auth: bool, port: int | None = None,
-            env: Mapping[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
-    """`epidose serve` (one worker) on a loopback port, healthy; yields its base URL, then stops it.
+            env: Mapping[str, str] | None = None, log: Path | None = None, workers: int = 1) -> Iterator[str]:
+    """`epidose serve` (one worker unless ``workers``) on a loopback port, healthy; yields its base URL, then stops it.
 
     ``env`` adds EPIDOSE_* variables; ``port`` is free_port() when not given; ``log`` receives the output.
     """
     port = port or free_port()
     env = {**os.environ, "EPIDOSE_DATA_DIR": str(data_dir), "EPIDOSE_BUILD_DEFAULT_MODEL": "off",
            "EPIDOSE_AUTH": "on" if auth else "off", **(env or {})}
-    command = [str(EPIDOSE) if EPIDOSE.exists() else "epidose", "serve", "--port", str(port), "--workers", "1"]
+    command = [str(EPIDOSE) if EPIDOSE.exists() else "epidose", "serve", "--port", str(port), "--workers", str(workers)]
     sink = log.open("wb") if log is not None else subprocess.PIPE
     process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -99,3 +99,18 @@ def test_patient_with_no_data_gets_the_missing_data_card(loaded_server: tuple[st
     assert code == 0, output
     assert "birthDate" in output and "weight" in output
     assert "suggestion:" not in output
+
+
+def test_output_holds_no_service_log_line(loaded_server: tuple[str, list[str], str]) -> None:
+    """Run as a person runs it (its own process, a real terminal's streams): cards only, no server log lines."""
+    import os
+    import subprocess
+    import sys
+
+    base, treated, _ = loaded_server
+    result = subprocess.run([sys.executable, "-m", "plugin.cli", "sandbox", "--fhir-server", base, "--patient", treated[0]],
+                            capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    assert "epidose-patient-view: 1 card(s)" in result.stdout
+    mixed = result.stdout + result.stderr
+    assert "INFO in" not in mixed and "WARNING in" not in mixed and "trusting issuer" not in mixed, mixed

@@ -28,7 +28,7 @@ def test_default_model_is_built_once_and_promoted(tmp_path: Path, trained_model:
     monkeypatch.setitem(sys.modules, "training.default_model",
                         types.SimpleNamespace(build_default_model=build_default_model))
     settings = Settings.from_env({}, data_dir=tmp_path / "data")
-    version = ensure_default_model(settings)
+    version = ensure_default_model(settings, isolate=False)  # in this process, where the stand-in builder is
     registry = ModelRegistry(settings.models_root)
     assert version is not None and registry.current_version() == version
     assert (registry.current_path() / "model.npz").exists()  # type: ignore[operator]

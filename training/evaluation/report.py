@@ -19,6 +19,7 @@ from fhir_mapping.dosing import DOSE_CLASSES_G
 from training.artifact import write_json
 from training.dataset import LoadedData, Transitions, VisitTable, split_patients, to_transitions, visit_table
 from training.evaluation import agreement, ope, plots
+from training.evaluation.clinician import clinician_sections, training_divergence
 from training.inference import InferenceModel, load_inference_model, masked_argmax
 from training.policies.physician import PhysicianPolicy
 
@@ -162,6 +163,7 @@ def evaluate_model(
     metrics["true_value"] = {name: detail["value"] for name, detail in details.items()}
     metrics["true_value_detail"] = details
     history = model.metadata.get("history", {})
+    metrics["training_divergence"] = training_divergence(history, gamma)
     metrics["train_seconds"] = float(history.get("seconds", 0.0))
     metrics["steps"] = int(history.get("total_steps", 0))
     metrics["model"] = {"version": model.version, "config_name": model.config_name, "kind": model.kind,
@@ -216,7 +218,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def render_report(metrics: dict[str, Any]) -> str:
-    """The Markdown report: published Table 1, honest agreement, off-policy and true values, safety."""
+    """The Markdown report: the clinicians' opening (clinician.py), honest agreement, off-policy and true values, safety."""
     model = metrics["model"]
     lines = [
         f"# Evaluation of {model['config_name']} ({model['version']})",
@@ -225,23 +227,7 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{metrics['split']['patients']} patients, {metrics['split']['visits']} visits. "
         f"Trained {metrics['steps']} steps in {metrics['train_seconds']:.1f} s.",
         "",
-        "## Table 1 as published",
-        "",
-        "Per dose class: one-vs-rest accuracy (TP+TN)/N over all visits, and the mean |recommended − prescribed|",
-        "in grams over the visits prescribed that class.",
-        "",
-        "| dose (g/day) | visits prescribed | accuracy | error (g) |",
-        "|---:|---:|---:|---:|",
-    ]
-    for row in metrics["paper_table"]:
-        lines.append(f"| {row['dose_g']:g} | {row['n']} | {100 * row['accuracy']:.1f}% | {_fmt(row['error_g'], 4)} |")
-    lines += [
-        "",
-        f"Mean accuracy (unweighted over the 12 classes, as published): **{100 * metrics['mean_class_accuracy']:.1f}%**. "
-        f"Mean error (visit-weighted, as published): **{metrics['weighted_mae_g']:.4f} g**.",
-        "The unweighted mean is inflated by rare classes, where answering \"not this class\" is almost always right;",
-        "the honest measures follow.",
-        "",
+        *clinician_sections(metrics),
         "## Honest agreement",
         "",
         "| measure | model |",

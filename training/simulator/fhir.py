@@ -47,6 +47,7 @@ from fhir_mapping.dosing import DOSE_CLASSES_MG
 from fhir_mapping.emit import medication_request
 from fhir_mapping.questionnaire import QUESTIONNAIRE_URL
 from fhir_mapping.units import CREATININE_UMOL_L_PER_MG_DL, KG_PER_LB
+from training.simulator.names import synthetic_name
 from training.simulator.notes import VisitFacts, note_text, visit_sentences
 from training.simulator.patients import Child, resource_uuid
 from training.simulator.simulate import ChildRun, VisitTruth
@@ -110,7 +111,8 @@ def child_resources(run: ChildRun, *, pending_last: bool = False, dialect: str =
     pid = child.patient_id
     subject = {"reference": f"Patient/{pid}"}
     out: list[dict[str, Any]] = [
-        {"resourceType": "Patient", "id": pid, "gender": child.sex, "birthDate": child.birth_date.isoformat()},
+        {"resourceType": "Patient", "id": pid, "name": synthetic_name(pid, child.sex), "gender": child.sex,
+         "birthDate": child.birth_date.isoformat()},
         {
             "resourceType": "Condition",
             "id": resource_uuid(child, 0),
@@ -259,7 +261,8 @@ def _ehr_resources(run: ChildRun, *, pending_last: bool) -> list[dict[str, Any]]
     language = "zh" if rng.random() < EHR_RATES["chinese"] else "en"
     diagnosis = _DIAGNOSES[int(rng.integers(len(_DIAGNOSES)))]
     out: list[dict[str, Any]] = [
-        {"resourceType": "Patient", "id": pid, "gender": child.sex, "birthDate": child.birth_date.isoformat()},
+        {"resourceType": "Patient", "id": pid, "name": synthetic_name(pid, child.sex), "gender": child.sex,
+         "birthDate": child.birth_date.isoformat()},
         {"resourceType": "Condition", "id": resource_uuid(child, 0),
          "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
          "code": {"coding": [diagnosis], "text": diagnosis["display"]}, "subject": subject,
