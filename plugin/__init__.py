@@ -31,15 +31,15 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     from plugin.metrics import Metrics
     from plugin.model import ModelHolder, default_loader, default_registry
     from plugin.runtime import Runtime
-    from plugin.store import Store, load_hash_key
+    from plugin.store import open_store
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["EPIDOSE_SETTINGS"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.logger.setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
-    store = Store(settings.database_path, load_hash_key(settings))
-    holder = ModelHolder(registry if registry is not None else default_registry(settings.models_root),
+    store = open_store(settings)
+    holder = ModelHolder(registry if registry is not None else default_registry(settings, store.database),
                          loader or default_loader, settings.model_check_seconds)
     holder.refresh()  # load at worker start
     services = {d["id"]: d for d in service_definitions()}

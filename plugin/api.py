@@ -19,6 +19,7 @@ from plugin.cards import constant_card
 from plugin.decide import decide
 from plugin.errors import BadRequest, NotFound, ServiceError
 from plugin.jsonbody import JsonBodyError, encode_json, parse_json
+from plugin.note_binaries import fetch_note_binaries
 from plugin.runtime import Runtime, runtime
 from plugin.schemas import FeedbackRequest, HookRequest, describe
 from plugin.store import AuditRecord
@@ -26,6 +27,7 @@ from plugin.store import AuditRecord
 bp = Blueprint("cds", __name__)
 BENCH_SERVICE_ID = "bench-constant"
 Model = TypeVar("Model", bound=BaseModel)
+QUESTIONNAIRE_PATH = "/fhir/Questionnaire/bect-follow-up"
 
 
 def _json_body() -> dict[str, Any]:
@@ -100,7 +102,8 @@ def _hook_call(rt: Runtime, service_id: str, definition: dict[str, Any]) -> Resp
         rt.metrics.model_version = str(getattr(model, "version", ""))
     today = datetime.now(UTC).date()
     key = None
-    if rt.cache.enabled and prefetch is not None and all(k in prefetch for k in templates):
+    # Cached only when nothing is read from the FHIR server (every key prefetched, or no server to ask).
+    if rt.cache.enabled and prefetch is not None and (not fhir_server or all(k in prefetch for k in templates)):
         token = (authorization or {}).get("access_token") or ""
         key = ResponseCache.key(request.get_data(cache=True), [hook_instance, token], service_id, today.isoformat(),
                                 str(rt.models.registry_version))
@@ -109,8 +112,11 @@ def _hook_call(rt: Runtime, service_id: str, definition: dict[str, Any]) -> Resp
             text, audits = fill(cached)
             _record(rt, service_id, hook_instance, patient_id, audits, list(cached.indicators))
             return Response(text, mimetype="application/json")
+    deadline = time.monotonic() + rt.fetcher.budget
     gathered = rt.fetcher.gather(templates, prefetch, context, fhir_server, authorization)
-    outcome = decide(hook, context, gathered, model, rt.report_url(), today=today)
+    fetch_note_binaries(rt.fetcher, gathered, fhir_server, authorization, deadline)
+    outcome = decide(hook, context, gathered, model, rt.report_url(), today=today,
+                     questionnaire_url=rt.base_url() + QUESTIONNAIRE_PATH)
     if outcome.out_of_scope is not None:
         rt.metrics.observe_out_of_scope(service_id, outcome.out_of_scope)
         key = None  # answered without a card: counted on every call, not served from the cache
@@ -141,17 +147,19 @@ def _record(rt: Runtime, service_id: str, hook_instance: str, patient_id: str, a
     """One audit record per card served (patient as a keyed hash) and the card metrics."""
     served_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patient_hash = rt.store.patient_hash(patient_id)
-    for audit, indicator in zip(audits, indicators, strict=True):
-        rt.store.add_audit(AuditRecord(
-            card_uuid=audit["card_uuid"], served_at=served_at, service=service_id, hook_instance=hook_instance,
-            patient_hash=patient_hash, model_version=audit["model_version"], input_fingerprint=audit["input_fingerprint"],
-            indicator=audit["indicator"], recommended_mg_per_day=audit["recommended_mg_per_day"],
-            compared_mg_per_day=audit["compared_mg_per_day"], raw_model_mg_per_day=audit["raw_model_mg_per_day"],
-            safety_adjustments=tuple(audit["safety_adjustments"])))
+    # All the response's records in one transaction: a card whose audit cannot be written is not served
+    # (the database's failure answers 503), and no response is left half-audited.
+    rt.store.add_audits([AuditRecord(
+        card_uuid=audit["card_uuid"], served_at=served_at, service=service_id, hook_instance=hook_instance,
+        patient_hash=patient_hash, model_version=audit["model_version"], input_fingerprint=audit["input_fingerprint"],
+        indicator=audit["indicator"], recommended_mg_per_day=audit["recommended_mg_per_day"],
+        compared_mg_per_day=audit["compared_mg_per_day"], raw_model_mg_per_day=audit["raw_model_mg_per_day"],
+        safety_adjustments=tuple(audit["safety_adjustments"])) for audit in audits])
+    for indicator in indicators:
         rt.metrics.observe_card(service_id, indicator)
 
 
-@bp.get("/fhir/Questionnaire/bect-follow-up")
+@bp.get(QUESTIONNAIRE_PATH)
 def bect_questionnaire() -> Response:
     """The project's BECT follow-up Questionnaire (FHIR R4), at its stable URL, for any form filler."""
     from fhir_mapping.questionnaire import questionnaire

@@ -139,6 +139,9 @@ class Decision:
     model_version: str = "none"
     coverage: float | None = None
     encounter_id: str | None = None
+    seizure_history: str = ""  # where the latest visit's seizure history came from, in words
+    seizure_history_known: bool = True
+    questionnaire_url: str | None = None  # the BECT follow-up Questionnaire, to record a missing history
 
     @property
     def blocked(self) -> bool:
@@ -457,6 +460,10 @@ def detail_of(decision: Decision) -> str:
         lines.append("")
     if decision.atypical_age:
         lines.extend([f"**Age:** {decision.atypical_age}", ""])
+    if decision.seizure_history:
+        record = (f"; record it with the [BECT follow-up questionnaire]({decision.questionnaire_url})"
+                  if not decision.seizure_history_known and decision.questionnaire_url else "")
+        lines.extend([f"**Seizure history:** {decision.seizure_history}{record}.", ""])
     if decision.facts:
         lines.append("**Course:**")
         lines.extend(f"- {fact}" for fact in decision.facts)
@@ -600,6 +607,9 @@ def dose_card(decision: Decision, report_url: str) -> dict[str, Any]:
         "links": [{"label": "Model evaluation report", "url": report_url, "type": "absolute"}],
         "extension": decision_extension(decision),
     }
+    if not decision.seizure_history_known and decision.questionnaire_url:
+        card["links"].append({"label": "Record the seizure history (BECT follow-up questionnaire)",
+                              "url": decision.questionnaire_url, "type": "absolute"})
     suggestion = suggestion_of(decision)
     if suggestion is not None:
         card["suggestions"] = [suggestion]

@@ -39,9 +39,9 @@ def ensure_default_model(settings: Any, *, progress: bool = True, isolate: bool 
     would each inherit the training's memory.
     """
     from training.model_check import check_model_folder
-    from training.registry import ModelRegistry
+    from training.registry import open_registry
 
-    registry = ModelRegistry(settings.models_root, check=check_model_folder)
+    registry = open_registry(settings.models_root, database_url=settings.database_url, check=check_model_folder)
     current = registry.current_version()
     if current is not None or not settings.build_default_model:
         return current
@@ -101,7 +101,14 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
 
     refuse_busy_port(settings.host, settings.port)  # before minutes of a first start, not after
     load_hash_key(settings)  # create the patient-hash key once, before the workers start
-    version = ensure_default_model(settings)
+    from plugin.database import DatabaseUnavailable
+
+    try:
+        version = ensure_default_model(settings)
+    except DatabaseUnavailable as error:
+        click.echo(f"error: {error.message}: the service starts, refuses cards with 503 and recovers when it "
+                   "answers", err=True)
+        version = "unknown"
     if version is None:
         click.echo("warning: no model is registered; cards will fail with 503 until one is promoted", err=True)
     count = settings.workers or os.cpu_count() or 1
@@ -172,10 +179,10 @@ def feedback() -> None:
 def export(out_path: Path | None) -> None:
     """Write feedback joined to the audit record of its card as CSV (patients as keyed hashes only)."""
     from plugin.settings import Settings
-    from plugin.store import Store, load_hash_key
+    from plugin.store import open_store
 
     settings = Settings.from_env()
-    store = Store(settings.database_path, load_hash_key(settings))
+    store = open_store(settings)
     if out_path is None:
         count = store.export_feedback_csv(sys.stdout)
     else:

@@ -58,7 +58,16 @@ MEASURED_ITEMS: Final[dict[str, str]] = {"weight": "body weight", "height": "bod
 ITEM_OF_PREFETCH: Final[dict[str, str]] = {
     "patient": "the Patient (age and sex)", "weight": "body weight", "height": "body height",
     "seizures": "the seizure reports", "labs": "the laboratory results", "conditions": "the diagnoses",
-    "medications": "the medication orders"}
+    "medications": "the medication orders", "encounters": "the encounters", "notes": "the clinical notes",
+    "questionnaires": "the questionnaire answers"}
+# The seizure items of a visit (the published state's seizure history, and R1-R3), and what each kind of
+# source of fhir_mapping.timeline.Provenance is called on a card.
+SEIZURE_ITEMS: Final = ("seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
+                        "seizure_last_3_months", "seizure_last_6_months")
+SOURCE_WORDS: Final[dict[str, str]] = {"code": "coded observations", "observation": "coded observations",
+                                       "questionnaire": "questionnaire", "condition": "conditions",
+                                       "encounter": "encounters", "text": "note text"}
+MAX_SOURCES_SHOWN: Final = 3  # resources named per kind of source on the card
 
 
 @dataclass
@@ -71,7 +80,7 @@ class Outcome:
 
 
 def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: InferenceModel | None,
-           report_url: str, today: date | None = None) -> Outcome:
+           report_url: str, today: date | None = None, questionnaire_url: str | None = None) -> Outcome:
     """Cards for one hook call (see the module docstring)."""
     today = today or datetime.now(UTC).date()
     patient_id = context["patientId"]
@@ -113,6 +122,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     problems.extend(data_problems(timeline, resources, visit, today))
     problems.extend(DataProblem("missing", p.resource or "prefetch", p.message, blocking=False)
                     for p in collect_problems if p.kind == ProblemKind.MISSING)
+    problems.extend(DataProblem("unreadable", item, detail, blocking=False) for item, detail in gathered.problems)
     stale_weight = _stale_weight(visit, today)
     if stale_weight is not None:
         weight = None  # never dose on an outdated weight (dosing.MAX_WEIGHT_AGE_DAYS)
@@ -139,6 +149,8 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
         current_mg_per_day=current, active_order=active_order, draft=draft, draft_mg_per_day=draft_mg,
         draft_unreadable=draft_unreadable, problems=problems, notes=notes, atypical_age=scope.atypical_age,
         encounter_id=_string(context.get("encounterId")))
+    decision.seizure_history, decision.seizure_history_known = seizure_history_of(visit)
+    decision.questionnaire_url = questionnaire_url
     assessment = level_assessment(timeline, today)
     if assessment is not None:
         problems.extend(DataProblem(p["kind"], p["item"], p["detail"], blocking=False)
@@ -198,6 +210,28 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
                          if decision.raw_mg_per_day is not None and decision.raw_mg_per_day != decision.model_mg_per_day else []))
     return Outcome([card], [_audit(card, decision.model_version, fingerprint_input, decision.recommended_mg_per_day,
                                    draft_mg if draft is not None else current, decision.raw_mg_per_day, adjustments)])
+
+
+def seizure_history_of(visit: Visit | None) -> tuple[str, bool]:
+    """Where the latest visit's seizure history came from, in words, and whether any of it is known."""
+    if visit is None:
+        return "not recorded (no visit)", False
+    by_kind: dict[str, list[str]] = {}
+    for key in SEIZURE_ITEMS:
+        found = visit.provenance.get(key)
+        if found is None:
+            continue
+        resources = by_kind.setdefault(SOURCE_WORDS.get(found.kind, found.kind), [])
+        if found.resource and found.resource not in resources:
+            resources.append(found.resource)
+    if not by_kind:
+        return f"not recorded at the visit of {visit.date.isoformat()}", False
+    parts = []
+    for words, resources in by_kind.items():
+        shown = ", ".join(resources[:MAX_SOURCES_SHOWN]) + (f" +{len(resources) - MAX_SOURCES_SHOWN}"
+                                                             if len(resources) > MAX_SOURCES_SHOWN else "")
+        parts.append(f"{words} ({shown})" if shown else words)
+    return f"visit of {visit.date.isoformat()}, from " + "; ".join(parts), True
 
 
 # --- whose data ------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class Gathered:
     values: dict[str, Any] = field(default_factory=dict)
     unobtainable: dict[str, str] = field(default_factory=dict)  # key -> reason (no identifiers)
     fetched: tuple[str, ...] = ()
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (item, detail) of data read but not usable
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> str | None:

@@ -36,10 +36,13 @@ class Registry(Protocol):
     def current_path(self) -> Path | None: ...
 
 
-def default_registry(root: Path) -> Registry:
-    from training.registry import ModelRegistry
+def default_registry(settings: Any, database: Any = None) -> Registry:
+    """The registry at EPIDOSE_MODEL_DIR; its pointer in the shared database when that is PostgreSQL."""
+    from plugin.database import PostgresDatabase
+    from training.registry import DatabasePointer, ModelRegistry
 
-    registry: Registry = ModelRegistry(root)
+    pointer = DatabasePointer(database) if isinstance(database, PostgresDatabase) else None
+    registry: Registry = ModelRegistry(settings.models_root, pointer=pointer)
     return registry
 
 

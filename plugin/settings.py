@@ -64,6 +64,8 @@ class Settings:
     """EPIDOSE_MODEL_DIR: model registry root (default ``<data dir>/models``)."""
     database: Path | None = None
     """EPIDOSE_DATABASE: SQLite file for feedback and audit (default ``<data dir>/epidose.sqlite3``)."""
+    database_url: str = field(default="", repr=False)
+    """EPIDOSE_DATABASE_URL: ``postgresql://user:password@host:port/db`` to share audit, feedback, the JWT replay cache, the model pointer and retraining runs across hosts (empty = the SQLite file; never logged)."""
     hash_key: str = ""
     """EPIDOSE_HASH_KEY: secret for keyed patient-id hashes (default: generated into ``<data dir>/hash.key``)."""
     max_body_bytes: int = 2 * 1024 * 1024
@@ -149,6 +151,8 @@ class Settings:
             raise SettingsError(f"EPIDOSE_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
         if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
             raise SettingsError("EPIDOSE_PUBLIC_BASE_URL must be an absolute http(s) URL")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError("EPIDOSE_DATABASE_URL must be a postgresql:// URL (unset for the SQLite file)")
 
     def _check_exposure(self) -> None:
         """Beyond loopback, authentication must be on and the JWT audience must not come from the Host header."""

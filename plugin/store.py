@@ -1,8 +1,8 @@
-"""SQLite store for card audit records, feedback and the shared JWT replay cache.
+"""Card audit records, feedback and the JWT replay cache shared by every worker (and host).
 
 Patients appear only as keyed hashes (HMAC-SHA256 with a secret from settings or a generated key
-file), so the store can be exported without re-identifying anyone. One connection per thread; WAL
-mode lets several gunicorn workers write.
+file), so the store can be exported without re-identifying anyone. The records live in the database
+of :mod:`plugin.database`: an SQLite file by default, PostgreSQL when several hosts share them.
 """
 
 from __future__ import annotations
@@ -11,51 +11,27 @@ import csv
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
-import sqlite3
 import tempfile
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from plugin.private_files import private_dir, private_file
+from plugin.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
+from plugin.private_files import private_dir
 from plugin.settings import Settings
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    card_uuid TEXT PRIMARY KEY,
-    served_at TEXT NOT NULL,
-    service TEXT NOT NULL,
-    hook_instance TEXT NOT NULL,
-    patient_hash TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    input_fingerprint TEXT NOT NULL,
-    indicator TEXT NOT NULL,
-    recommended_mg_per_day REAL,
-    compared_mg_per_day REAL,
-    raw_model_mg_per_day REAL,
-    safety_adjustments TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    card_uuid TEXT NOT NULL,
-    service TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    outcome_timestamp TEXT,
-    accepted_suggestions TEXT NOT NULL,
-    override_reason_system TEXT,
-    override_reason_code TEXT,
-    override_comment TEXT
-);
-CREATE INDEX IF NOT EXISTS feedback_card ON feedback(card_uuid);
-CREATE TABLE IF NOT EXISTS jti_seen (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
-"""
+log = logging.getLogger(__name__)
 
+_AUDIT_INSERT = ("INSERT INTO audit (card_uuid, served_at, service, hook_instance, patient_hash, model_version, "
+                 "input_fingerprint, indicator, recommended_mg_per_day, compared_mg_per_day, raw_model_mg_per_day, "
+                 "safety_adjustments) VALUES ")
+_AUDIT_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+_AUDIT_CONFLICT = " ON CONFLICT (card_uuid) DO NOTHING"
 
 @dataclass(frozen=True)
 class AuditRecord:
@@ -101,53 +77,52 @@ def load_hash_key(settings: Settings) -> bytes:
 
 
 class Store:
-    """Audit and feedback records in one SQLite file."""
+    """Audit and feedback records in the shared-state database."""
 
-    def __init__(self, path: Path, hash_key: bytes) -> None:
-        self.path = path
+    def __init__(self, database: Database | Path, hash_key: bytes) -> None:
+        self.database = database if isinstance(database, Database) else SqliteDatabase(Path(database))
         self._hash_key = hash_key
-        self._local = threading.local()
-        private_dir(path.parent)
-        # SQLite gives its -wal and -shm files the database file's mode, so 0600 here covers all three.
-        private_file(path)
-        with self._connect() as connection:
-            connection.executescript(SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
-        return connection
+        try:
+            self.database.migrate()
+        except DatabaseUnavailable:
+            # Start anyway so the process can answer /healthz and recover by itself; every call that
+            # would serve or store a record answers 503 until the database is back (see /readyz).
+            log.error("database %s is unavailable at start: cards and feedback are refused (503) until it answers",
+                      self.database.describe())
 
     def patient_hash(self, patient_id: str) -> str:
         """Keyed hash of a patient id (HMAC-SHA256, hex)."""
         return hmac.new(self._hash_key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def add_audit(self, record: AuditRecord) -> None:
-        self._connect().execute(
-            "INSERT OR REPLACE INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (record.card_uuid, record.served_at, record.service, record.hook_instance, record.patient_hash,
-             record.model_version, record.input_fingerprint, record.indicator, record.recommended_mg_per_day,
-             record.compared_mg_per_day, record.raw_model_mg_per_day, json.dumps(list(record.safety_adjustments))),
-        )
+        self.add_audits([record])
+
+    def add_audits(self, records: Sequence[AuditRecord]) -> None:
+        """The audit records of one response in one statement, so all are written or none (a card is
+        served only once they are); one round trip to the database per response."""
+        if not records:
+            return
+        rows = [(r.card_uuid, r.served_at, r.service, r.hook_instance, r.patient_hash, r.model_version,
+                 r.input_fingerprint, r.indicator, r.recommended_mg_per_day, r.compared_mg_per_day,
+                 r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments))) for r in records]
+        # Only placeholders are joined into the statement; every value is a bound parameter.
+        statement = _AUDIT_INSERT + ", ".join([_AUDIT_ROW] * len(rows)) + _AUDIT_CONFLICT
+        self.database.execute(statement, [value for row in rows for value in row])
 
     def audit(self, card_uuid: str) -> dict[str, Any] | None:
-        cursor = self._connect().execute("SELECT * FROM audit WHERE card_uuid = ?", (card_uuid,))
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c[0] for c in cursor.description], row, strict=True))
+        return self.database.query("SELECT * FROM audit WHERE card_uuid = ?", (card_uuid,)).first()
+
+    def audit_count(self) -> int:
+        row = self.database.query("SELECT COUNT(*) AS n FROM audit").first()
+        return int(row["n"]) if row else 0
 
     def known_card(self, card_uuid: str, service: str | None = None) -> bool:
         """Whether this store served the card (through ``service``, when given)."""
         if service is None:
-            row = self._connect().execute("SELECT 1 FROM audit WHERE card_uuid = ?", (card_uuid,)).fetchone()
+            row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ?", (card_uuid,)).first()
         else:
-            row = self._connect().execute("SELECT 1 FROM audit WHERE card_uuid = ? AND service = ?",
-                                          (card_uuid, service)).fetchone()
+            row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ? AND service = ?",
+                                      (card_uuid, service)).first()
         return row is not None
 
     def add_feedback(self, service: str, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,13 +134,14 @@ class Store:
         """
         received = _now()
         stored = []
-        connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")  # one writer at a time across workers: no duplicate slips in
-        try:
+        with self.database.transaction() as tx:
             for item in items:
+                # A no-op update locks the card's audit row (PostgreSQL; SQLite's transaction already
+                # holds the write lock), so hosts reporting the same card at once store it once.
+                tx.execute("UPDATE audit SET card_uuid = card_uuid WHERE card_uuid = ?", (item["card"],))
                 reason = item.get("overrideReason") or {}
                 coding = reason.get("reason") or {}
-                cursor = connection.execute(
+                changed = tx.execute(
                     "INSERT INTO feedback (card_uuid, service, received_at, outcome, outcome_timestamp, "
                     "accepted_suggestions, override_reason_system, override_reason_code, override_comment) "
                     "SELECT ?,?,?,?,?,?,?,?,? WHERE NOT EXISTS "
@@ -173,25 +149,19 @@ class Store:
                     (item["card"], service, received, item["outcome"], item.get("outcomeTimestamp"),
                      json.dumps([s.get("id") for s in item.get("acceptedSuggestions") or []]),
                      coding.get("system"), coding.get("code"), reason.get("userComment"),
-                     item["card"], service, item["outcome"]))
-                if cursor.rowcount == 1:
+                     item["card"], service, item["outcome"])).rowcount
+                if changed == 1:
                     stored.append(item)
-            connection.execute("COMMIT")
-        except Exception:
-            connection.execute("ROLLBACK")
-            raise
         return stored
 
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Feedback joined to the audit record of its card."""
-        cursor = self._connect().execute(
+        return self.database.query(
             "SELECT f.card_uuid, f.service, f.received_at, f.outcome, f.outcome_timestamp, f.accepted_suggestions, "
             "f.override_reason_system, f.override_reason_code, f.override_comment, a.served_at, a.hook_instance, "
             "a.patient_hash, a.model_version, a.input_fingerprint, a.indicator, a.recommended_mg_per_day, "
             "a.compared_mg_per_day, a.raw_model_mg_per_day, a.safety_adjustments "
-            "FROM feedback f LEFT JOIN audit a ON a.card_uuid = f.card_uuid ORDER BY f.id")
-        names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            "FROM feedback f LEFT JOIN audit a ON a.card_uuid = f.card_uuid ORDER BY f.id").rows
 
     def export_feedback_csv(self, out: IO[str]) -> int:
         rows = self.feedback_rows()
@@ -205,25 +175,28 @@ class Store:
         return len(rows)
 
     def first_jti_use(self, key: str, expires_at: float) -> bool:
-        """Record a token id across workers; False when it was already used and has not expired."""
-        connection = self._connect()
+        """Record a token id across workers and hosts; False when it was already used and has not expired.
+
+        One statement decides: the insert succeeds for a new id, or replaces an expired one; a live id
+        changes no row. Two hosts racing on one id cannot both succeed (the key is unique).
+        """
         now = time.time()
-        connection.execute("DELETE FROM jti_seen WHERE key = ? AND expires_at < ?", (key, now))
-        try:
-            connection.execute("INSERT INTO jti_seen VALUES (?, ?)", (key, expires_at))
-        except sqlite3.IntegrityError:
-            return False
-        if secrets.randbelow(200) == 0:
-            connection.execute("DELETE FROM jti_seen WHERE expires_at < ?", (now,))
-        return True
+        # Stored as a digest: fixed length, and PostgreSQL text cannot hold the NUL that separates issuer and id.
+        key = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        changed = self.database.execute(
+            "INSERT INTO jti_seen (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET expires_at = excluded.expires_at WHERE jti_seen.expires_at < ?", (key, expires_at, now)).rowcount
+        if changed == 1 and secrets.randbelow(200) == 0:
+            self.database.execute("DELETE FROM jti_seen WHERE expires_at < ?", (now,))
+        return changed == 1
 
     def writable(self) -> bool:
-        try:
-            self._connect().execute("CREATE TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
-            self._connect().execute("DELETE FROM readiness_probe")
-            return True
-        except sqlite3.Error:
-            return False
+        return self.database.available()
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name: PostgreSQL at EPIDOSE_DATABASE_URL, else the SQLite file."""
+    return Store(open_database(settings.database_url, settings.database_path), load_hash_key(settings))
 
 
 def _now() -> str:

@@ -34,6 +34,12 @@ case "${1:-}" in
     else
       echo "npm is missing: the reference sandbox browser test will be skipped (outside CI)" >&2
     fi
+    # Debian's PostgreSQL server, for the tests of the shared database (tests/support/postgres.py starts it).
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null \
+        && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+        || echo "postgresql did not install: the shared-database tests will be skipped" >&2
+    fi
     # Debian's Chromium, for the model-page screenshot and reference sandbox tests (skipped, saying why, without it).
     if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \

@@ -27,10 +27,10 @@ def _settings(**overrides: Any) -> Any:
 def _registry() -> Any:
     """The registry, refusing any folder the service could not serve (load, schema, forward pass)."""
     from training.model_check import check_model_folder
-    from training.registry import ModelRegistry
+    from training.registry import open_registry
 
     settings = _settings()
-    return ModelRegistry(settings.registry_dir, keep=settings.keep, check=check_model_folder)
+    return open_registry(settings.registry_dir, settings.keep, settings.database_url, check=check_model_folder)
 
 
 def register(group: click.Group) -> None:
@@ -49,9 +49,10 @@ def register(group: click.Group) -> None:
         if fhir_server and source:
             raise click.UsageError("--fhir-server and --source are alternatives")
         if history:
-            from training.retrain import read_records
+            from training.retrain import read_records, shared_database
 
-            for line in read_records(_settings().runs_file):
+            settings = _settings()
+            for line in read_records(settings.runs_file, shared_database(settings)):
                 click.echo(json.dumps(line, sort_keys=True))
             return
         from training.retrain import retrain_once, strict_json

@@ -7,6 +7,10 @@ Layout under ``root``::
     promotions.jsonl         every promote / rollback, in order (the rollback history)
     .lock                    fcntl lock serialising writers (the CLI, the scheduler)
 
+With PostgreSQL (``EPIDOSE_DATABASE_URL``) the pointer, the promotion log and the writers' lock move to
+the database (:class:`DatabasePointer`), so every host sharing the model folder promotes and rolls back
+together; the folders stay on the shared model storage.
+
 Nothing partial is ever visible: a new version is copied into a hidden temporary folder inside
 ``root`` and renamed into ``versions/`` in one step; the pointer is written to a temporary file and
 ``os.replace``-d over ``current``. Readers (the service) need no lock: they read ``current`` and open
@@ -26,7 +30,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from plugin.database import Database
 
 from plugin.private_files import make_tree_private, open_private, private_dir
 
@@ -75,32 +82,124 @@ def _fsync_dir(path: Path) -> None:
         os.close(descriptor)
 
 
+class PointerStore(Protocol):
+    """Where the current pointer and the promotion log live, and the lock writers hold."""
+
+    def current(self) -> str | None: ...
+
+    def history(self) -> list[dict[str, Any]]: ...
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        """Point at ``event["version"]`` and log the event, as one step."""
+
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+class FilePointer:
+    """The pointer as a file swapped with ``os.replace``, the log as JSON lines, the lock an fcntl lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / "current"
+        self.log = root / "promotions.jsonl"
+
+    def current(self) -> str | None:
+        try:
+            name = self.path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def history(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        self._write_pointer(str(event["version"]))
+        self._append_log(event)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        with open_private(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write_pointer(self, version: str) -> None:
+        descriptor, temporary = tempfile.mkstemp(prefix=".current-", dir=self.root)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(version + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+            _fsync_dir(self.root)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+
+    def _append_log(self, event: Mapping[str, Any]) -> None:
+        with open_private(self.log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(dict(event), sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class DatabasePointer:
+    """The pointer and the log as rows of the shared database, moved in one transaction; an advisory lock."""
+
+    NAME = "current"
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def current(self) -> str | None:
+        row = self.database.query("SELECT version FROM model_pointer WHERE name = ?", (self.NAME,)).first()
+        return None if row is None else str(row["version"])
+
+    def history(self) -> list[dict[str, Any]]:
+        rows = self.database.query("SELECT action, version, previous, at FROM promotions ORDER BY id").rows
+        return [dict(row) for row in rows]
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        with self.database.transaction() as tx:
+            tx.execute("INSERT INTO model_pointer (name, version, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) "
+                       "DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+                       (self.NAME, event["version"], event["at"]))
+            tx.execute("INSERT INTO promotions (action, version, previous, at) VALUES (?, ?, ?, ?)",
+                       (event["action"], event["version"], event.get("previous"), event["at"]))
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        return self.database.lock("model-registry")
+
+
 class ModelRegistry:
     """Model versions on disk, a current pointer, a promotion log and pruning to the last ``keep``."""
 
-    def __init__(self, root: Path, keep: int = 5, check: Callable[[Path], Any] | None = None) -> None:
+    def __init__(self, root: Path, keep: int = 5, check: Callable[[Path], Any] | None = None, *,
+                 pointer: PointerStore | None = None) -> None:
         """``check`` (e.g. :func:`training.model_check.check_model_folder`) must pass on a folder before
-        it is added and before the pointer moves to it; it raises to refuse."""
+        it is added and before the pointer moves to it; it raises to refuse. ``pointer`` defaults to the
+        file beside the versions (one host); see :class:`DatabasePointer`."""
         if keep < 2:
             raise ValueError("keep must be at least 2 (the current and the previous version)")
         self.root = Path(root)
         self.keep = keep
         self.check = check
         self.versions_dir = self.root / "versions"
-        self.pointer = self.root / "current"
-        self.log = self.root / "promotions.jsonl"
         private_dir(self.root)
         private_dir(self.versions_dir)
+        self.pointer_store: PointerStore = pointer if pointer is not None else FilePointer(self.root)
 
     # -- readers (no lock: every file they read is replaced atomically) --------------------------
 
     def current_version(self) -> str | None:
         """The promoted version's name, or None before the first promotion."""
-        try:
-            name = self.pointer.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return name or None
+        return self.pointer_store.current()
 
     def current_path(self) -> Path | None:
         """The promoted version's artifact folder, or None before the first promotion."""
@@ -142,13 +241,7 @@ class ModelRegistry:
 
     def history(self) -> list[dict[str, Any]]:
         """The promotion log (promote and rollback events), oldest first."""
-        if not self.log.exists():
-            return []
-        events = []
-        for line in self.log.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                events.append(json.loads(line))
-        return events
+        return self.pointer_store.history()
 
     def promotion_stack(self) -> list[str]:
         """Promoted versions in order, with rolled-back ones removed; the last is the current one."""
@@ -165,16 +258,10 @@ class ModelRegistry:
         stack = self.promotion_stack()
         return stack[-2] if len(stack) >= 2 else None
 
-    # -- writers (serialised by an fcntl lock on root/.lock) -------------------------------------
+    # -- writers (serialised by the pointer store's lock) ----------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with open_private(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return self.pointer_store.locked()
 
     def add(self, artifact_dir: Path, metadata: Mapping[str, Any] | None = None) -> str:
         """Store a copy of ``artifact_dir`` as a new version and return its name (not promoted)."""
@@ -204,8 +291,7 @@ class ModelRegistry:
         with self._locked():
             self._check(self.path_of(version), version)
             previous = self.current_version()
-            self._write_pointer(version)
-            self._append_log({"action": "promote", "version": version, "previous": previous, "at": _now()})
+            self.pointer_store.record({"action": "promote", "version": version, "previous": previous, "at": _now()})
             self._prune()
 
     def rollback(self) -> str:
@@ -216,8 +302,7 @@ class ModelRegistry:
                 raise RegistryError("no previous promoted version to roll back to")
             target = stack[-2]
             self._check(self.path_of(target), target)
-            self._write_pointer(target)
-            self._append_log({"action": "rollback", "version": target, "previous": stack[-1], "at": _now()})
+            self.pointer_store.record({"action": "rollback", "version": target, "previous": stack[-1], "at": _now()})
         return target
 
     # -- internals --------------------------------------------------------------------------------
@@ -238,26 +323,6 @@ class ModelRegistry:
             if number is not None:
                 numbers.append(number)
         return f"v{max(numbers, default=0) + 1:04d}"
-
-    def _write_pointer(self, version: str) -> None:
-        descriptor, temporary = tempfile.mkstemp(prefix=".current-", dir=self.root)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(version + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.pointer)
-            _fsync_dir(self.root)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
-
-    def _append_log(self, event: Mapping[str, Any]) -> None:
-        with open_private(self.log, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(dict(event), sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
 
     def _prune(self) -> None:
         stack = self.promotion_stack()
@@ -280,3 +345,12 @@ class ModelRegistry:
             os.replace(version.path, doomed)
             shutil.rmtree(doomed, ignore_errors=True)
             excess -= 1
+
+
+def open_registry(root: Path, keep: int = 5, database_url: str | None = None,
+                  check: Callable[[Path], Any] | None = None) -> ModelRegistry:
+    """The registry at ``root``, its pointer in PostgreSQL when ``database_url`` names one."""
+    from plugin.database import is_postgres_url, shared_database
+
+    pointer = DatabasePointer(shared_database(str(database_url))) if is_postgres_url(database_url) else None
+    return ModelRegistry(root, keep, check, pointer=pointer)

@@ -20,7 +20,6 @@ Each model reads the held-out raw features through its own imputation statistics
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -32,7 +31,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,8 +39,9 @@ from typing import Any, Final
 
 import numpy as np
 
+from plugin.database import file_try_lock
 from training.model_check import check_model_folder
-from training.registry import ModelRegistry
+from training.registry import ModelRegistry, open_registry
 from training.retrain_settings import RetrainSettings
 
 log = logging.getLogger(__name__)
@@ -341,22 +341,37 @@ def strict_json(value: Any) -> Any:
     return value
 
 
-def append_record(path: Path, record: RunRecord) -> None:
-    """Append one run record (one JSON line, fsync'd)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def shared_database(settings: RetrainSettings) -> Any:
+    """The PostgreSQL database shared by every host (EPIDOSE_DATABASE_URL), or None for one host's files."""
+    from plugin.database import is_postgres_url
+    from plugin.database import shared_database as database_at
+
+    return database_at(settings.database_url) if is_postgres_url(settings.database_url) else None
+
+
+def append_record(path: Path, record: RunRecord, database: Any = None) -> None:
+    """Append one run record: a row of the shared database, else one JSON line (fsync'd)."""
     line = json.dumps(strict_json(record.as_dict()), sort_keys=True, default=str, allow_nan=False)
+    if database is not None:
+        database.execute("INSERT INTO retrain_runs (run_id, record) VALUES (?, ?)", (record.run_id, line))
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path, database: Any = None) -> list[dict[str, Any]]:
     """Every run record, oldest first (unreadable lines skipped)."""
-    if not path.exists():
+    if database is not None:
+        lines = [row["record"] for row in database.query("SELECT record FROM retrain_runs ORDER BY id").rows]
+    elif path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines()
+    else:
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         with contextlib.suppress(json.JSONDecodeError):
             if line.strip():
                 records.append(json.loads(line))
@@ -393,32 +408,20 @@ def retrain_once(
     ``truth_dir`` override them (tests).
     """
     record = RunRecord(run_id=uuid.uuid4().hex[:12], started=_now())
-    registry = ModelRegistry(settings.registry_dir, keep=settings.keep, check=check_model_folder)
-    with _run_lock(settings.data_dir / "run.lock") as acquired:
+    database = shared_database(settings)
+    registry = open_registry(settings.registry_dir, settings.keep, settings.database_url, check=check_model_folder)
+    # Across hosts sharing PostgreSQL an advisory lock admits one run; on one host, a lock file.
+    lock = database.try_lock("retrain-run") if database is not None else file_try_lock(settings.data_dir / "run.lock")
+    with lock as acquired:
         if not acquired:
             # The CLI and the scheduler may overlap; a second run would pull into the same store.
             record.reason = "another retraining run is in progress"
             record.model_version = registry.current_version()
             record.finished = _now()
-            append_record(settings.runs_file, record)
+            append_record(settings.runs_file, record, database)
             return record
-        return _run(settings, record, registry, trainer=trainer, true_value=true_value, truth_dir=truth_dir)
-
-
-@contextlib.contextmanager
-def _run_lock(path: Path) -> Iterator[bool]:
-    """A non-blocking fcntl lock: yields False when another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return _run(settings, record, registry, trainer=trainer, true_value=true_value, truth_dir=truth_dir,
+                    database=database)
 
 
 def _run(
@@ -429,6 +432,7 @@ def _run(
     trainer: CandidateTrainer,
     true_value: TrueValue | None,
     truth_dir: Path | None,
+    database: Any = None,
 ) -> RunRecord:
     from training.store import ResourceStore
 
@@ -506,7 +510,7 @@ def _run(
         shutil.rmtree(work, ignore_errors=True)
         record.model_version = registry.current_version()
         record.finished = _now()
-        append_record(settings.runs_file, record)
+        append_record(settings.runs_file, record, database)
     return record
 
 

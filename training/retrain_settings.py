@@ -31,6 +31,9 @@ class RetrainSettings:
     registry_dir: Path = Path("models")
     """EPIDOSE_MODEL_DIR: the model registry the service follows, shared with the service's setting of
     the same name (default ``<EPIDOSE_DATA_DIR>/models``)."""
+    database_url: str = field(default="", repr=False)
+    """EPIDOSE_DATABASE_URL: the service's PostgreSQL database (shared with it); when set, run records,
+    the registry's pointer and the one-run lock live there, so hosts retrain and promote together."""
     fhir_server_url: str | None = None
     """EPIDOSE_FHIR_SERVER_URL: FHIR R4 base URL to pull from; unset means the local source folder."""
     source_dir: Path | None = None
@@ -174,6 +177,7 @@ class RetrainSettings:
         settings = cls(
             data_dir=path("EPIDOSE_RETRAIN_DIR") or service_data_dir(env) / "retrain",
             registry_dir=path("EPIDOSE_MODEL_DIR") or service_data_dir(env) / "models",
+            database_url=text("EPIDOSE_DATABASE_URL") or "",
             fhir_server_url=url.rstrip("/") if url else None,
             source_dir=path("EPIDOSE_RETRAIN_SOURCE"),
             simulator_dir=path("EPIDOSE_RETRAIN_SIMULATOR_DIR"),

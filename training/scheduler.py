@@ -49,6 +49,22 @@ def scheduler_lock(path: Path) -> Iterator[IO[str]]:
         handle.close()  # closing releases the lock
 
 
+@contextlib.contextmanager
+def _one_scheduler(settings: RetrainSettings) -> Iterator[None]:
+    """One scheduler per deployment: an advisory lock when hosts share PostgreSQL, else the lock file."""
+    from training.retrain import shared_database
+
+    database = shared_database(settings)
+    if database is None:
+        with scheduler_lock(settings.lock_file):
+            yield
+        return
+    with database.try_lock("scheduler") as acquired:
+        if not acquired:
+            raise SchedulerAlreadyRunning(f"a scheduler is already running against {database.describe()}")
+        yield
+
+
 def make_trigger(settings: RetrainSettings) -> Any:
     """An IntervalTrigger for schedules like ``6h``, else a CronTrigger from the five-field expression."""
     from apscheduler.triggers.cron import CronTrigger
@@ -89,7 +105,7 @@ def run_scheduler(settings: RetrainSettings, job: Callable[[RetrainSettings], An
         from training.retrain import retrain_once
 
         job = retrain_once
-    with scheduler_lock(settings.lock_file):
+    with _one_scheduler(settings):
         lower_priority(settings.nice)
         scheduler = build_scheduler(settings, job)
         log.info("retraining scheduled: %s", settings.schedule)

@@ -59,6 +59,7 @@ def test_patient_view_card(loaded_server: tuple[str, list[str], str]) -> None:
     assert "epidose-patient-view: 1 card(s)" in output
     assert "levetiracetam" in output.lower() and "mg/day" in output
     assert "Rails:" in output and "suggestion:" in output
+    assert "Seizure history:** visit of" in output and "coded observations (Observation/" in output
 
 
 def test_order_sign_with_a_dose_from_flags(loaded_server: tuple[str, list[str], str]) -> None:

@@ -48,7 +48,8 @@ def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
 def patient_resources(patient: str = "p1", *, weight_kg: float = 25.0, age_years: float = 8.0,
                       lev_mg_per_dose: float | None = 250, creatinine: float | None = 0.5,
                       n_extra_observations: int = 0, n_extra_orders: int = 0, birth_date: bool = True) -> dict[str, Any]:
-    """Prefetch values for one child (weight, height, seizures, labs, conditions, medications)."""
+    """Prefetch values for one child (weight, height, seizures, labs, conditions, medications; no
+    encounters, notes or questionnaire answers)."""
     today = date.today()
     born = today - timedelta(days=int(age_years * 365.25))
     patient_resource: dict[str, Any] = {"resourceType": "Patient", "id": patient, "gender": "male"}
@@ -79,7 +80,7 @@ def patient_resources(patient: str = "p1", *, weight_kg: float = 25.0, age_years
                  "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]}}
     return {"patient": patient_resource, "weight": bundle([weight]), "height": bundle([height]),
             "seizures": bundle(seizures), "labs": bundle(labs), "conditions": bundle([condition]),
-            "medications": bundle(meds)}
+            "medications": bundle(meds), "encounters": bundle([]), "notes": bundle([]), "questionnaires": bundle([])}
 
 
 def hook_request(hook: str, prefetch: dict[str, Any] | None, patient: str = "p1", **extra: Any) -> dict[str, Any]:
@@ -236,4 +237,4 @@ def child_chart(patient: str = "c1", *, age_years: float = 8.0, weight_kg: float
             "weight": bundle([observation(f"{patient}-w", patient, "29463-7", LOINC, latest, _quantity(weight_kg, "kg"))]),
             "height": bundle([observation(f"{patient}-h", patient, "8302-2", LOINC, latest, _quantity(height_cm, "cm"))]),
             "seizures": bundle(seizures), "labs": bundle(labs), "conditions": bundle(conditions),
-            "medications": bundle(meds)}
+            "medications": bundle(meds), "encounters": bundle([]), "notes": bundle([]), "questionnaires": bundle([])}

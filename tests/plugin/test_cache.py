@@ -60,3 +60,20 @@ def test_key_refuses_ambiguous_volatile_values() -> None:
     assert ResponseCache.key(one, ["0123456789abcdef"]) == ResponseCache.key(two, ["fedcba9876543210"])
     assert ResponseCache.key(two, ["fedcba9876543210"]) != ResponseCache.key(three, ["fedcba9876543210"])
     assert ResponseCache.key(one, ["0123456789abcdef"], "day-1") != ResponseCache.key(one, ["0123456789abcdef"], "day-2")
+
+
+def test_absent_optional_keys_without_a_fhir_server_are_cached(make_app: Callable[..., Flask]) -> None:
+    """Keys left out with no fhirServer to ask give the same answer each time, so it is reused; with a
+    fhirServer the absent keys are read from it on every call."""
+    app = make_app()
+    client = app.test_client()
+    runtime: Runtime = app.extensions["epidose"]
+    prefetch = {k: v for k, v in patient_resources().items() if k not in ("encounters", "notes", "questionnaires")}
+    first = check_response(client.post(PV, json=hook_request("patient-view", prefetch)).get_json())
+    second = check_response(client.post(PV, json=hook_request("patient-view", prefetch)).get_json())
+    assert runtime.cache.hits == 1 and first[0]["detail"] == second[0]["detail"]
+    assert "notes (not prefetched and no fhirServer given)" in first[0]["detail"]
+    unreachable = {"fhirServer": "http://127.0.0.1:9/fhir"}
+    for _ in range(2):
+        client.post(PV, json=hook_request("patient-view", prefetch, **unreachable))
+    assert runtime.cache.hits == 1

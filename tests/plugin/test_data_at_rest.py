@@ -78,7 +78,7 @@ def test_override_comments_are_dropped_and_counted_by_default(make_app: Callable
     runtime: Runtime = app.extensions["epidose"]
     rows = runtime.store.feedback_rows()
     assert rows[0]["override_comment"] is None and rows[0]["override_reason_code"] == "other"
-    assert "Anna" not in runtime.store.path.read_bytes().decode("latin-1")
+    assert "Anna" not in runtime.store.database.path.read_bytes().decode("latin-1")
     assert 'epidose_override_comments_dropped_total{service="epidose-patient-view"' in client.get("/metrics").text
 
 
