@@ -1,14 +1,24 @@
-"""Benchmark of the CDS Hooks service under gunicorn: full pipeline vs a constant card on the same server.
+"""Benchmark of the CDS Hooks service under gunicorn: full pipeline vs a constant card, and a peer.
 
-Starts ``epidose serve`` with 2 workers (``--worker-class``, gevent by default) on 127.0.0.1 (authentication off, the benchmark-only
-constant-card endpoint on), sends a patient-view request with a full prefetch (1 Patient,
-100 Observations, 20 MedicationRequests) with wrk (or a Python client when wrk is absent), and prints
-req/s, p50, p99 and resident memory per worker for both endpoints in the same run.
+Starts ``epidose serve`` with 2 workers (``--worker-class``, gevent by default) on 127.0.0.1
+(authentication off, the benchmark-only constant-card endpoint on) and, when its environment is
+there (``.venv-healthchain``), a minimal HealthChain constant-card service under uvicorn with 2
+workers (``bench/healthchain_peer.py``). Loads, interleaved round by round, with wrk:
 
-    python bench/serve.py [--seconds 10] [--connections 8]
+* epidose constant card, the bodies of the distinct load (parsing and a constant answer);
+* patient-view, repeated: one full prefetch (1 Patient, 100 Observations, 20 MedicationRequests),
+  answered from the per-worker response cache after the first call;
+* patient-view, distinct children: prefetches built from a simulated cohort and the clinical charts
+  (``bench/bodies.py``, every body different, checked), each request also with its own
+  hookInstance, so no two requests are the same and every one runs the whole pipeline;
+* HealthChain constant card, the same bodies as the distinct load.
 
-Targets (issue #5): full pipeline ≥ 70% of the constant endpoint's throughput, p99 < 25 ms at
-8 connections, < 100 MB resident per worker.
+Prints req/s, p50, p99 and resident memory per worker for each.
+
+    python bench/serve.py [--seconds 10] [--connections 8] [--children 300]
+
+Targets: distinct ≥ 70% of epidose's constant card and ≥ 100% of HealthChain's constant card,
+p99 < 25 ms at 8 connections, < 100 MB resident per worker.
 """
 
 from __future__ import annotations
@@ -24,8 +34,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from datetime import date, timedelta
@@ -142,119 +152,173 @@ def run_wrk(url: str, body_file: Path, seconds: int, connections: int, unique: b
             "errors": errors, "requests": requests_done}
 
 
-def run_python(url: str, body_file: Path, seconds: int, connections: int, unique: bool = False) -> dict[str, float]:
-    import http.client
-    from urllib.parse import urlsplit
+HOOK_MARK = "BENCHHOOK"  # replaced per request in the "distinct children" load
 
-    parts = urlsplit(url)
-    payload = body_file.read_bytes()
-    counter = iter(range(10**9))
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
 
-    def client() -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            body = payload.replace(USER_MARK.encode(), f"u{next(counter)}".encode()) if unique else payload
-            connection.request("POST", parts.path, body=body, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            with lock:
-                latencies.append(time.perf_counter() - started)
-                errors += response.status != 200
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
-    latencies.sort()
-    return {"rps": len(latencies) / elapsed, "p50_ms": statistics.median(latencies) * 1000,
-            "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000, "errors": errors, "requests": len(latencies)}
+def write_children(path: Path, n_children: int) -> int:
+    """One distinct body per line (charts and simulated children), each hookInstance a placeholder."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bodies import benchmark_requests, distinct_bodies
+
+    requests = [r for r in benchmark_requests(n_children) if r["hook"] == "patient-view"]
+    for index, request in enumerate(requests):
+        request["hookInstance"] = f"{HOOK_MARK}-{index}"
+    bodies = distinct_bodies(requests)  # raises on a repeat
+    path.write_bytes(b"\n".join(bodies) + b"\n")
+    return len(bodies)
+
+
+def run_wrk_children(url: str, bodies_file: Path, seconds: int, connections: int) -> dict[str, float]:
+    """wrk cycling through the bodies of ``bodies_file``, each request's hookInstance made unique."""
+    script = bodies_file.with_suffix(".lua")
+    script.write_text(
+        'local bodies = {}\n'
+        f'for line in io.lines("{bodies_file}") do if #line > 0 then bodies[#bodies + 1] = line end end\n'
+        'local threads = 0\nfunction setup(thread) threads = threads + 1; thread:set("tid", threads) end\n'
+        'local counter = 0\n'
+        'function request()\n  counter = counter + 1\n'
+        '  local body = bodies[(counter + (tid or 0) * 7919) % #bodies + 1]\n'
+        f'  body = body:gsub("{HOOK_MARK}", "t" .. (tid or 0) .. "-" .. counter, 1)\n'
+        '  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)\nend\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\n'
+        "end\n")
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+                         check=True, capture_output=True, text=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("RESULT"))
+    requests_done, errors, duration_us, p50_us, p99_us = (float(x) for x in line.split()[1:])
+    return {"rps": requests_done / (duration_us / 1e6), "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000,
+            "errors": errors, "requests": requests_done}
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 600  # a first start may build the default model
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback)
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not become ready:\n" + (process.stderr.read().decode() if process.stderr else ""))
+        time.sleep(0.3)
+
+
+def post_all(url: str, bodies_file: Path, limit: int | None = None) -> int:
+    """POST each body (hookInstance filled); raises unless every answer is 200 with a cards list. Returns the count."""
+    lines = [line for line in bodies_file.read_bytes().splitlines() if line][:limit]
+    for index, body in enumerate(lines):
+        body = body.replace(HOOK_MARK.encode(), f"check-{index}".encode(), 1)
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            if answer.status != 200 or not isinstance(json.loads(answer.read()).get("cards"), list):
+                raise SystemExit(f"{url}: body {index} answered {answer.status}")
+    return len(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="per load, split over the rounds")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
+    parser.add_argument("--children", type=int, default=300, help="simulated children of the distinct load")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     parser.add_argument("--worker-class", default="gevent", choices=("gevent", "gthread", "sync"),
                         help="gunicorn worker type of epidose serve")
+    parser.add_argument("--healthchain", type=Path, default=ROOT / ".venv-healthchain",
+                        help="HealthChain's virtual environment (the peer is skipped when it is absent)")
     args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (Debian: apt-get install -y wrk)")
     data_dir = Path(tempfile.mkdtemp(prefix="epidose-bench-"))
-    port = free_port()
+    port, peer_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EPIDOSE_")}
     env.update({"EPIDOSE_AUTH": "off", "EPIDOSE_BENCH_CONSTANT_CARD": "on", "EPIDOSE_DATA_DIR": str(data_dir),
                 "EPIDOSE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)})
     prepare_model(data_dir, env)
     body_file = data_dir / "body.json"
     body_file.write_text(json.dumps(request_body()))
+    children_file = data_dir / "children.ndjson"
+    n_bodies = write_children(children_file, args.children)
+    processes: list[subprocess.Popen[bytes]] = []
     server = subprocess.Popen([sys.executable, "-m", "plugin.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                                "--workers", "2", "--worker-class", args.worker_class], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    processes.append(server)
+    peer_python = args.healthchain / "bin" / "python"
+    peer = None
+    if peer_python.exists():
+        peer_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        peer = subprocess.Popen([str(peer_python), str(ROOT / "bench" / "healthchain_peer.py"), "--port", str(peer_port),
+                                 "--workers", "2"], env=peer_env, cwd=ROOT / "bench",
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        processes.append(peer)
     base = f"http://127.0.0.1:{port}"
+    peer_url = f"http://127.0.0.1:{peer_port}/cds/cds-services/bench-constant"
     try:
-        deadline = time.monotonic() + 600  # a first start may build the default model
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as answer:  # noqa: S310 (loopback)
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the service did not become ready:\n" + (server.stderr.read().decode() if server.stderr else ""))
-            time.sleep(0.3)
+        wait_ready(base + "/readyz", server, "epidose serve")
         check = urllib.request.Request(base + "/cds-services/epidose-patient-view", data=body_file.read_bytes(),  # noqa: S310
                                        headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(check, timeout=5) as answer:  # noqa: S310
             card = json.loads(answer.read())["cards"][0]
         print(f"card: {card['summary']} [{card['indicator']}]")
-        runner = run_wrk if shutil.which("wrk") else run_python
-        tool = "wrk" if runner is run_wrk else "python client"
-        runner(base + "/cds-services/bench-constant", body_file, 2, args.connections)  # warm-up
-        runner(base + "/cds-services/epidose-patient-view", body_file, 2, args.connections)
-        # Interleaved rounds: other jobs on a shared machine then load all three alike; medians per load.
-        loads = {"constant card": ("/cds-services/bench-constant", False),
-                 "patient-view repeated": ("/cds-services/epidose-patient-view", False),
-                 "patient-view distinct": ("/cds-services/epidose-patient-view", True)}
+        answered = post_all(base + "/cds-services/epidose-patient-view", children_file)
+        print(f"distinct load: {n_bodies} different patient-view bodies (all answered 200 with cards: {answered})")
+        loads: dict[str, tuple[str, str]] = {
+            "epidose constant card": (base + "/cds-services/bench-constant", "children"),
+            "epidose patient-view repeated": (base + "/cds-services/epidose-patient-view", "repeated"),
+            "epidose patient-view distinct children": (base + "/cds-services/epidose-patient-view", "children"),
+        }
+        if peer is not None:
+            wait_ready(peer_url.rsplit("/cds/", 1)[0] + "/health", peer, "the HealthChain peer")
+            post_all(peer_url, children_file, limit=20)
+            loads["HealthChain constant card"] = (peer_url, "children")
+
+        def run(url: str, kind: str, seconds: int) -> dict[str, float]:
+            if kind == "children":
+                return run_wrk_children(url, children_file, seconds, args.connections)
+            return run_wrk(url, body_file, seconds, args.connections)
+
+        for url, kind in loads.values():  # warm-up
+            run(url, kind, 2)
+        # Interleaved rounds: other jobs on a shared machine then load every service alike; medians per load.
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in loads}
         per_round = max(1, args.seconds // args.rounds)
         for _ in range(args.rounds):
-            for name, (path, unique) in loads.items():
-                rounds[name].append(runner(base + path, body_file, per_round, args.connections, unique))
+            for name, (url, kind) in loads.items():
+                rounds[name].append(run(url, kind, per_round))
         summary = {name: {key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")}
                    | {"errors": sum(r["errors"] for r in results)} for name, results in rounds.items()}
-        constant, full, distinct = (summary[name] for name in loads)
-        rss = worker_rss_mb(server.pid)
-        print(f"load generator: {tool}, {args.connections} connections, {args.rounds} interleaved rounds of {per_round} s "
-              f"per load (medians), 2 {args.worker_class} workers, "
-              f"{os.cpu_count()} CPU(s); request body {body_file.stat().st_size / 1024:.0f} KiB")
-        print(f"{'endpoint':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-        rows = (("constant card", constant), ("patient-view repeated", full), ("patient-view distinct", distinct))
-        for name, result in rows:
-            print(f"{name:<24}{result['rps']:>10.0f}{result['p50_ms']:>10.2f}{result['p99_ms']:>10.2f}{result['errors']:>8.0f}")
-        print("(repeated: the same content each time, answered from the per-worker response cache after the first;"
-              " distinct: a different userId per request, so every request runs the whole pipeline)")
-        ratio = full["rps"] / constant["rps"]
-        print(f"throughput ratio distinct/constant: {distinct['rps'] / constant['rps']:.0%}; "
-              f"p99 distinct: {distinct['p99_ms']:.1f} ms")
-        print(f"RSS per worker (MB): {', '.join(f'{x:.0f}' for x in rss)}")
-        print(f"throughput ratio repeated/constant: {ratio:.0%} (target ≥ 70%): {'PASS' if ratio >= 0.7 else 'FAIL'}")
-        print(f"p99 repeated: {full['p99_ms']:.1f} ms (target < 25 ms): {'PASS' if full['p99_ms'] < 25 else 'FAIL'}")
-        print(f"RSS: max {max(rss, default=0):.0f} MB (target < 100 MB): {'PASS' if rss and max(rss) < 100 else 'FAIL'}")
+        rss = {"epidose": worker_rss_mb(server.pid), "HealthChain": worker_rss_mb(peer.pid) if peer else []}
+        print(f"load generator: wrk, {args.connections} connections, {args.rounds} interleaved rounds of {per_round} s "
+              f"per load (medians), 2 workers each (epidose: {args.worker_class}), {os.cpu_count()} CPU(s); "
+              f"repeated body {body_file.stat().st_size / 1024:.0f} KiB, distinct bodies "
+              f"{children_file.stat().st_size / 1024 / n_bodies:.0f} KiB on average")
+        print("| load | req/s | p50 ms | p99 ms | errors | worker RSS MB |")
+        print("|---|---:|---:|---:|---:|---|")
+        for name, result in summary.items():
+            sizes = rss["HealthChain" if name.startswith("HealthChain") else "epidose"]
+            print(f"| {name} | {result['rps']:.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | "
+                  f"{result['errors']:.0f} | {', '.join(f'{x:.0f}' for x in sizes)} |")
+        distinct = summary["epidose patient-view distinct children"]
+        ratio = distinct["rps"] / summary["epidose constant card"]["rps"]
+        print(f"distinct / epidose constant: {ratio:.2f} (target ≥ 0.70): {'PASS' if ratio >= 0.7 else 'FAIL'}")
+        if "HealthChain constant card" in summary:
+            peer_ratio = distinct["rps"] / summary["HealthChain constant card"]["rps"]
+            print(f"distinct / HealthChain constant: {peer_ratio:.2f} (target ≥ 1.0): {'PASS' if peer_ratio >= 1.0 else 'FAIL'}")
+        print(f"p99 distinct: {distinct['p99_ms']:.1f} ms (target < 25 ms): {'PASS' if distinct['p99_ms'] < 25 else 'FAIL'}")
+        largest = max(rss["epidose"], default=0)
+        print(f"epidose RSS: max {largest:.0f} MB (target < 100 MB): {'PASS' if rss['epidose'] and largest < 100 else 'FAIL'}")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
         if not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
     return 0

@@ -22,11 +22,14 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from fhir_mapping.problems import Problem, ProblemKind
 
@@ -48,8 +51,11 @@ class _Collector:
         self.resources: list[Resource] = []
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, str]] = set()
+        self.under_key: list[Resource] | None = None  # when set, every resource found (repeats too)
 
     def add(self, resource: Resource) -> None:
+        if self.under_key is not None:
+            self.under_key.append(resource)
         ident = resource.get("id")
         if isinstance(ident, str) and ident:
             key = (resource["resourceType"], ident)
@@ -156,6 +162,25 @@ def collect_resources(*sources: object) -> tuple[list[Resource], list[Problem]]:
     return collector.resources, collector.problems
 
 
+def collect_prefetch(prefetch: object) -> tuple[list[Resource], list[Problem], dict[str, list[Resource]] | None]:
+    """:func:`collect_resources` of a prefetch object, and for each key every resource found under it.
+
+    The per-key lists hold repeats that the flat list keeps once (a resource under two keys is in
+    both). They are None when ``prefetch`` is not a readable prefetch object (then read each key alone).
+    """
+    if not (isinstance(prefetch, dict) and prefetch and "resourceType" not in prefetch and "hook" not in prefetch
+            and all(item is None or isinstance(item, (dict, list)) for item in prefetch.values())):
+        resources, problems = collect_resources(prefetch)
+        return resources, problems, None
+    collector = _Collector()
+    by_key: dict[str, list[Resource]] = {}
+    for key, item in prefetch.items():
+        collector.under_key = by_key.setdefault(str(key), [])
+        collector.value(item, f"prefetch.{key}", prefetch_key=str(key))
+    collector.under_key = None
+    return collector.resources, collector.problems, by_key
+
+
 def draft_orders(context: object) -> tuple[list[Resource], list[Problem]]:
     """The resources of a CDS Hooks ``context.draftOrders`` (a Bundle, often without ``type``).
 
@@ -187,18 +212,29 @@ def _read_file(path: Path, collector: _Collector) -> None:
     if path.suffix.lower() == ".ndjson":
         for number, line in _numbered_lines(text):
             try:
-                value = json.loads(line)
+                value = _loads(line)
             except json.JSONDecodeError as error:
                 collector.problems.append(Problem(ProblemKind.MALFORMED, f"not JSON: {error.msg}", f"{path}:{number}", ""))
                 continue
             collector.value(value, f"{path}:{number}")
         return
     try:
-        value = json.loads(text)
+        value = _loads(text)
     except json.JSONDecodeError as error:
         collector.problems.append(Problem(ProblemKind.MALFORMED, f"not JSON: {error.msg} at line {error.lineno}", str(path), ""))
         return
     collector.value(value, str(path))
+
+
+def _loads(text: str) -> Any:
+    """orjson for speed; what it refuses and the standard parser accepts (NaN, integers beyond 64
+    bits written with an exponent-free literal that overflow a double, lone surrogates) is read by the
+    standard parser. orjson reads integers beyond 64 bits as floats: every number read here is bounded
+    far below that, so the mapping is the same."""
+    try:
+        return orjson.loads(text)
+    except (orjson.JSONDecodeError, UnicodeEncodeError):
+        return json.loads(text)
 
 
 def _numbered_lines(text: str) -> Iterable[tuple[int, str]]:
@@ -217,6 +253,19 @@ def parse_date(value: object) -> date | None:
     """
     if not isinstance(value, str) or len(value) < 4:
         return None
+    if len(value) > _MEMO_MAX_CHARS:
+        return _parse_date_text.__wrapped__(value)
+    return _parse_date_text(value)
+
+
+# A chart repeats the same stamps and references many times (every Observation names its Patient, a
+# visit's results share a date): each text is parsed once. Bounded; the results are immutable.
+_MEMO_SIZE: Final = 4096
+_MEMO_MAX_CHARS: Final = 200  # longer texts (odd input) are parsed each time, never kept
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _parse_date_text(value: str) -> date | None:
     try:
         year = int(value[0:4])
         month = int(value[5:7]) if len(value) >= 7 else 1
@@ -237,7 +286,16 @@ def reference_id(reference: object, kind: str | None = None) -> str | None:
     if not isinstance(reference, dict):
         return None
     text = reference.get("reference")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        return None
+    if len(text) > _MEMO_MAX_CHARS:
+        return _reference_target.__wrapped__(text, kind)
+    return _reference_target(text, kind)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _reference_target(text: str, kind: str | None) -> str | None:
+    if not text.strip():
         return None
     text = text.strip()
     if text.startswith("urn:uuid:") or text.startswith("urn:oid:"):
@@ -250,3 +308,9 @@ def reference_id(reference: object, kind: str | None = None) -> str | None:
             return None
         return parts[-1] or None
     return None if kind is not None else parts[-1]
+
+
+def clear_parse_memos() -> None:
+    """Forget the parsed stamps and references (benchmarks measure a first sight of each text)."""
+    _parse_date_text.cache_clear()
+    _reference_target.cache_clear()

@@ -18,7 +18,7 @@ from plugin.cache import ResponseCache, fill, make_template
 from plugin.cards import constant_card
 from plugin.decide import decide
 from plugin.errors import BadRequest, NotFound, ServiceError
-from plugin.jsonbody import JsonBodyError, parse_json
+from plugin.jsonbody import JsonBodyError, encode_json, parse_json
 from plugin.note_binaries import fetch_note_binaries
 from plugin.runtime import Runtime, runtime
 from plugin.schemas import FeedbackRequest, HookRequest, describe
@@ -120,13 +120,13 @@ def _hook_call(rt: Runtime, service_id: str, definition: dict[str, Any]) -> Resp
     if outcome.out_of_scope is not None:
         rt.metrics.observe_out_of_scope(service_id, outcome.out_of_scope)
         key = None  # answered without a card: counted on every call, not served from the cache
-    text = json.dumps({"cards": outcome.cards}, separators=(",", ":"), ensure_ascii=False)
+    answer = encode_json({"cards": outcome.cards})
     indicators = [card["indicator"] for card in outcome.cards]
     _record(rt, service_id, hook_instance, patient_id, outcome.audit, indicators)
     if key is not None and not gathered.fetched:
-        rt.cache.put(key, make_template(text, _generated_uuids(outcome.cards), outcome.audit, indicators,
+        rt.cache.put(key, make_template(answer.decode("utf-8"), _generated_uuids(outcome.cards), outcome.audit, indicators,
                                         [card["uuid"] for card in outcome.cards]))
-    return Response(text, mimetype="application/json")
+    return Response(answer, mimetype="application/json")
 
 
 def _generated_uuids(cards: list[dict[str, Any]]) -> list[str]:

@@ -34,7 +34,7 @@ import numpy as np
 
 from fhir_mapping import dosing, rails
 from fhir_mapping.build import PLAUSIBLE_RANGES, build_timeline
-from fhir_mapping.inputs import collect_resources, draft_orders, parse_date, reference_id
+from fhir_mapping.inputs import collect_prefetch, collect_resources, draft_orders, parse_date, reference_id
 from fhir_mapping.medication import is_levetiracetam, normalise_medication_request
 from fhir_mapping.problems import ProblemKind
 from fhir_mapping.scope import judge_scope
@@ -105,8 +105,8 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
             draft_unreadable = "; ".join(p.message for p in read)
         else:
             draft_mg = read.mg_per_day
-    resources, collect_problems = collect_resources(gathered.values)
-    others = other_patient_problems(gathered.values, patient_id)
+    resources, collect_problems, by_key = collect_prefetch(gathered.values)
+    others = other_patient_problems(gathered.values, patient_id, by_key)
     scope = judge_scope(resources, patient_id, today, drafts=[draft] if draft is not None else [])
     if hook == "patient-view" and not scope.in_scope and not (
             others and any(judge_scope(resources, other, today).in_scope for other in _patients_in(resources))):
@@ -252,17 +252,20 @@ def _patients_in(resources: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(p for r in resources if (p := _patient_of(r)) is not None))
 
 
-def other_patient_problems(values: Mapping[str, Any], patient_id: str) -> list[DataProblem]:
+def other_patient_problems(values: Mapping[str, Any], patient_id: str,
+                           by_key: Mapping[str, list[dict[str, Any]]] | None = None) -> list[DataProblem]:
     """One problem per prefetch key whose data is about another patient than ``context.patientId``.
 
     An EHR client that sends one patient's id in context and another's data in prefetch (seen with
-    test clients that make up a patientId) must not get a card about either of them.
+    test clients that make up a patientId) must not get a card about either of them. ``by_key``: the
+    resources of each key as :func:`~fhir_mapping.inputs.collect_prefetch` found them (else each key
+    is read again here).
     """
     found = []
     for key, value in values.items():
         if value is None:
             continue
-        items, _ = collect_resources({key: value})
+        items = by_key[str(key)] if by_key is not None else collect_resources({key: value})[0]
         owners = {p for r in items if (p := _patient_of(r)) is not None}
         strangers = owners - {patient_id}
         if strangers:

@@ -1,6 +1,6 @@
 """Bounded JSON parsing for everything that arrives from outside: request bodies and FHIR server answers.
 
-``json.loads`` accepts documents the rest of the service cannot survive: nesting deep enough to exhaust
+A plain JSON parser accepts documents the rest of the service cannot survive: nesting deep enough to exhaust
 the interpreter's recursion limit in any recursive reader, numbers that become ``inf`` (``1e309``) or
 integers too large to convert to a float, lone UTF-16 surrogates (``"\\ud800"``) that cannot be encoded
 again, and single strings large enough to make every regular expression over them slow. Each is refused
@@ -9,46 +9,23 @@ here with :class:`JsonBodyError`, whose message describes the rule broken and ne
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from typing import Any, Final
 
 import numpy as np
+import orjson
 
 MAX_DEPTH: Final = 64  # FHIR resources nest about 10 deep; a Bundle of them about 15
 MAX_ABS_NUMBER: Final = 1e15  # far beyond any clinical value, and exactly representable as a float
 MAX_STRING_CHARS: Final = 100_000  # one string; notes are paragraphs, and attachments are not read
-_MAX_INT_DIGITS: Final = 16  # a 16-digit integer is already above MAX_ABS_NUMBER
 
 # A JSON string literal (unrolled-loop form: linear time, no backtracking).
 _STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class JsonBodyError(ValueError):
     """The document is not JSON this service accepts; the message is safe to show (no input echoed)."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise JsonBodyError("NaN and Infinity are not JSON numbers")
-
-
-def _bounded_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER:
-        raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
-    value = int(text)
-    if abs(value) > MAX_ABS_NUMBER:
-        raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
-    return value
 
 
 def nesting_depth(text: str) -> int:
@@ -61,53 +38,75 @@ def nesting_depth(text: str) -> int:
     return int(np.cumsum(steps).max())
 
 
-def _check_strings(value: Any) -> None:
-    """Every string (keys included) is encodable and within the size bound; iterative, any depth."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if len(item) > MAX_STRING_CHARS:
-                raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise JsonBodyError("the document holds a lone UTF-16 surrogate (invalid Unicode)") from None
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse a JSON document within the bounds above; :class:`JsonBodyError` when it breaks one."""
-    if isinstance(data, bytes):
-        try:
-            # Strict UTF-8 refuses encoded surrogates (ED A0 80) and any other invalid byte sequence.
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise JsonBodyError("the document is not valid UTF-8") from None
-    else:
-        text = data
-    text = text.removeprefix("\ufeff")
-    if nesting_depth(text) > max_depth:
-        raise JsonBodyError(f"the document nests deeper than {max_depth} levels")
+    """Parse a JSON document within the bounds above; :class:`JsonBodyError` when it breaks one.
+
+    orjson refuses by itself invalid UTF-8 (encoded surrogates included), lone surrogate escapes,
+    NaN/Infinity and numbers that overflow a double (``1e309``); the depth, the number range and the
+    string size are checked in one iterative walk over the parsed value.
+    """
+    if isinstance(data, str):
+        if _has_surrogate(data):
+            raise JsonBodyError("the document holds a lone UTF-16 surrogate (invalid Unicode)")
+        data = data.encode("utf-8")
+    data = data.removeprefix(_BOM)
     try:
-        value = json.loads(text, parse_float=_bounded_float, parse_int=_bounded_int,
-                           parse_constant=_reject_constant)
-    except JsonBodyError:
-        raise
-    except RecursionError:
-        raise JsonBodyError(f"the document nests deeper than {max_depth} levels") from None
-    except ValueError:
-        raise JsonBodyError("the document is not valid JSON") from None
-    # Only texts that could break a rule pay for the walk: one long enough to hold an over-long
-    # string, or one with a surrogate escape (valid pairs pass; lone ones are refused).
-    if (len(text) > MAX_STRING_CHARS or _SURROGATE_ESCAPE.search(text) is not None
-            or (isinstance(data, str) and _has_surrogate(text))):
-        _check_strings(value)
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise JsonBodyError(_decode_error_message(str(error))) from None
+    _check_value(value, max_depth, check_strings=len(data) > MAX_STRING_CHARS)
     return value
+
+
+_BOM: Final = "\ufeff".encode()
+
+
+def _decode_error_message(detail: str) -> str:
+    """Our message for an orjson refusal (its own text quotes positions, never the input)."""
+    if "UTF-8" in detail:  # encoded surrogates (ED A0 80) included
+        return "the document is not valid UTF-8"
+    if "surrogate" in detail:
+        return "the document holds a lone UTF-16 surrogate (invalid Unicode)"
+    if "infinity" in detail:
+        return f"a number is outside ±{MAX_ABS_NUMBER:.0e}"
+    if "recursion" in detail:
+        return f"the document nests deeper than {MAX_DEPTH} levels"
+    return "the document is not valid JSON"
+
+
+def _number_in_range(value: int | float) -> bool:
+    return -MAX_ABS_NUMBER <= value <= MAX_ABS_NUMBER  # NaN compares False: refused too
+
+
+def _check_value(value: Any, max_depth: int, *, check_strings: bool) -> None:
+    """Depth, number range and (when the text is long enough to hold one too long) string size; iterative."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        if (kind is int or kind is float) and not _number_in_range(value):
+            raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
+        if kind is str and check_strings and len(value) > MAX_STRING_CHARS:
+            raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > max_depth:
+            raise JsonBodyError(f"the document nests deeper than {max_depth} levels")
+        if type(container) is dict:
+            if check_strings and any(len(key) > MAX_STRING_CHARS for key in container):
+                raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
+            items = container.values()
+        else:
+            items = container
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if check_strings and len(item) > MAX_STRING_CHARS:
+                    raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
+            elif kind is dict or kind is list:
+                stack.append((item, depth + 1))
+            elif (kind is int or kind is float) and not _number_in_range(item):
+                raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
 
 
 def _has_surrogate(text: str) -> bool:
@@ -117,3 +116,17 @@ def _has_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as the Python numbers and lists the standard JSON encoder would write."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON (the service's responses): orjson, numpy scalars and non-string keys allowed."""
+    return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS)

@@ -25,6 +25,7 @@ invent outcomes nobody saw.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -389,8 +390,17 @@ def load_data(path: str | Any) -> LoadedData:
     if not folder.exists():
         raise FileNotFoundError(f"no data at {folder}")
     source = folder / "ndjson" if (folder / "ndjson").is_dir() else folder
-    resources, problems = collect_resources(source)
-    timelines = build_timelines(resources)
+    # Millions of small dicts and no reference cycles: the cyclic collector would rescan them all
+    # again and again while they are made (most of the load's time on a 10,000-child cohort).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        resources, problems = collect_resources(source)
+        timelines = build_timelines(resources)
+        del resources
+    finally:
+        if collecting:
+            gc.enable()
     behaviour: dict[tuple[str, str], list[float]] | None = None
     truth_file = folder / TRUTH_VISITS_FILE if folder.is_dir() else None
     if truth_file is not None and truth_file.exists():
