@@ -22,6 +22,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from fhir_mapping.inputs import reference_id
 from plugin.jsonbody import JsonBodyError, parse_json
 
 MAX_PAGES = 10  # per prefetch key; each page is one request inside the budget
@@ -110,7 +111,7 @@ class FhirFetcher:
                 except FutureTimeout:
                     value, reason = None, "the FHIR server did not answer within the time budget"
                 if reason is None:
-                    result.values[key] = value
+                    result.values[key] = _own_patient_only(key, value, context.get("patientId"), result.problems)
                 else:
                     result.unobtainable[key] = reason
         finally:
@@ -226,6 +227,43 @@ class _Call:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def _own_patient_only(key: str, value: Any, patient_id: Any, problems: list[tuple[str, str]]) -> Any:
+    """A fetched search Bundle without the entries about another patient than the one in context.
+
+    The service asked for this patient's data only; a server that ignores a search parameter it does
+    not support (the FHIR search rules allow that: the self link then omits it) answers with every
+    patient's resources. Those are dropped and named, never read as this child's history.
+    """
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle" or not isinstance(patient_id, str):
+        return value
+    kept, others = [], 0
+    for entry in value.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        owner = _owner(resource)
+        if owner is not None and owner != patient_id:
+            others += 1
+        else:
+            kept.append(entry)
+    if not others:
+        return value
+    problems.append((key, f"the FHIR server's answer held {others} resource(s) of other patients (it may not "
+                          "support the patient search parameter for them); they were not used"))
+    return {**value, "entry": kept}
+
+
+def _owner(resource: Any) -> str | None:
+    """The patient a resource is about (its subject or patient reference), None when it names none."""
+    if not isinstance(resource, dict):
+        return None
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id") if isinstance(resource.get("id"), str) else None
+    for field_name in ("subject", "patient"):
+        owner = reference_id(resource.get(field_name), "Patient")
+        if owner is not None:
+            return owner
+    return None
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -238,3 +238,15 @@ def child_chart(patient: str = "c1", *, age_years: float = 8.0, weight_kg: float
             "height": bundle([observation(f"{patient}-h", patient, "8302-2", LOINC, latest, _quantity(height_cm, "cm"))]),
             "seizures": bundle(seizures), "labs": bundle(labs), "conditions": bundle(conditions),
             "medications": bundle(meds), "encounters": bundle([]), "notes": bundle([]), "questionnaires": bundle([])}
+
+
+def container_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every non-empty dict or list inside a JSON value (where a property test may mutate)."""
+    found = [path] if isinstance(value, (dict, list)) and value else []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += container_paths(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += container_paths(child, (*path, index))
+    return found

@@ -122,3 +122,22 @@ def test_unknown_patient_on_the_server_gets_the_missing_data_card(make_app: Call
     cards = check_response(client.post(PV, json=body).get_json())
     assert "body weight missing" in cards[0]["summary"]
     assert {"kind": "missing", "item": "body weight"}.items() <= cards[0]["extension"]["org.epidose.decision"]["problems"][0].items()
+
+
+def test_other_patients_in_a_fetched_search_are_dropped_and_named(fresh_fhir_server: str) -> None:
+    """A server that ignores a search parameter answers with every patient's resources (SEKMET does so
+    for QuestionnaireResponse?patient=): only the patient in context's are kept, the rest are named."""
+
+    for pid in ("qr-a", "qr-b"):
+        _load(fresh_fhir_server, {"patient": {"resourceType": "Patient", "id": pid}, "answers": {
+            "resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+                "resourceType": "QuestionnaireResponse", "id": f"{pid}-1", "status": "completed",
+                "subject": {"reference": f"Patient/{pid}"}, "authored": "2026-11-01"}}]}})
+    fetcher = FhirFetcher(timeout_seconds=5.0, budget_seconds=5.0)
+    gathered = fetcher.gather({"questionnaires": "QuestionnaireResponse?patient={{context.patientId}}"}, {},
+                              {"patientId": "qr-a"}, fresh_fhir_server, None)
+    kept = [e["resource"] for e in gathered.values["questionnaires"]["entry"]
+            if e["resource"]["resourceType"] == "QuestionnaireResponse"]
+    assert [r["id"] for r in kept] == ["qr-a-1"]
+    assert [item for item, _ in gathered.problems] == ["questionnaires"]
+    assert "other patients" in gathered.problems[0][1]

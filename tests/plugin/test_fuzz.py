@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.plugin.faulty_fhir import Answer, faulty_fhir_server
-from tests.plugin.fixtures import draft_bundle, hook_request, lev_order, patient_resources
+from tests.plugin.fixtures import container_paths, draft_bundle, hook_request, lev_order, patient_resources
 
 EXAMPLES = int(os.environ.get("EPIDOSE_FUZZ_EXAMPLES", "10000"))
 HOOKS = {"patient-view": "/cds-services/epidose-patient-view",
@@ -74,23 +74,12 @@ def _valid_hook(hook: str) -> dict[str, Any]:
     return body
 
 
-def _containers(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path] if isinstance(value, (dict, list)) and value else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _containers(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _containers(child, (*path, index))
-    return found
-
-
 def _mutate(data: st.DataObject, body: Any, rounds: int) -> tuple[Any, int]:
     """Replace or delete a few elements anywhere; one may become deep nesting (its depth is returned)."""
     body = copy.deepcopy(body)
     depth = 0
     for _ in range(rounds):
-        containers = _containers(body)
+        containers = container_paths(body)
         if not containers:
             break
         target: Any = body

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.plugin.fixtures import draft_bundle, hook_request, lev_order, patient_resources
+from tests.plugin.fixtures import container_paths, draft_bundle, hook_request, lev_order, patient_resources
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -30,17 +30,6 @@ def _valid(hook: str) -> dict[str, Any]:
     return body
 
 
-def _containers(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path] if isinstance(value, (dict, list)) and value else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _containers(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _containers(child, (*path, index))
-    return found
-
-
 @CHECK
 @given(body=json_values, path=st.sampled_from(PATHS))
 def test_arbitrary_json_never_gives_500(client: FlaskClient, body: Any, path: str) -> None:
@@ -55,7 +44,7 @@ def test_mutated_valid_requests_never_give_500(client: FlaskClient, data: st.Dat
     """A valid request with one element replaced or deleted anywhere gets a non-5xx answer."""
     body = _valid(hook)
     for _ in range(data.draw(st.integers(1, 3))):
-        containers = _containers(body)
+        containers = container_paths(body)
         target_path = data.draw(st.sampled_from(containers))
         target: Any = body
         for step in target_path:

@@ -180,26 +180,8 @@ def child_resources(run: ChildRun, *, pending_last: bool = False, dialect: str =
         # The order decided at this visit supersedes (or stops) the previous one.
         if pending_last and index == last:
             break
-        if previous_order is not None:
-            bounds = previous_order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
-            bounds["end"] = day
-            previous_order["status"] = "completed" if visit.dose_class > 0 else "stopped"
-            previous_order = None
-        if visit.dose_class > 0 and visit.order_id is not None:
-            order = medication_request(
-                pid,
-                DOSE_CLASSES_MG[visit.dose_class],
-                weight_kg=weight,
-                age_years=child.age_years(visit.date),
-                authored_on=visit.date,
-                status="active",
-                intent="order",
-                resource_id=visit.order_id,
-                encounter_id=visit.encounter_id,
-            )
-            order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": day}
-            out.append(order)
-            previous_order = order
+        added, previous_order = _order(run, visit, previous_order, weight)
+        out.extend(added)
     return out
 
 
