@@ -14,7 +14,12 @@ For each: the true value (discounted mean reward, −100..100, ± SE), label and
 violations (by rule), and for the served policy the share of clear / narrow / abstain. The calibration
 of "clear" is measured on a smaller written cohort (every allowed dose replayed at sampled visits).
 
+Every policy is replayed under each PD profile of ``--profiles`` on the same children, with its paired
+difference from the physician (mean per-child difference of true values and its 95% interval); the
+oracle bounds and the calibration of "clear" are measured in the first profile.
+
 Usage: python bench/rails.py [--children 10000] [--seed 1] [--model DIR] [--calibration-children 400]
+       [--profiles sourced,fitted]
 """
 
 from __future__ import annotations
@@ -40,20 +45,21 @@ def main() -> None:
     parser.add_argument("--oracle-children", type=int, default=1000,
                         help="children for the oracle bounds (direct state: the oracle reads only the mask)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    parser.add_argument("--profiles", default="sourced", help="comma-separated PD profiles (sourced, fitted)")
     args = parser.parse_args()
 
     from training.evaluation.confidence import calibration_table, decision_points
     from training.evaluation.simulated import (
         ModelPolicy,
         RailLedger,
-        RecordingPhysician,
         ServedPolicy,
+        paired_difference,
         summarise_runs,
     )
     from training.inference import load_inference_model
     from training.pipeline import prepare
     from training.simulator.cohort import write_cohort
-    from training.simulator.config import DEFAULT_CONFIG
+    from training.simulator.config import DEFAULT_CONFIG, with_pd_profile
     from training.simulator.environment import Environment
 
     figures: dict[str, Any] = {"children": args.children, "seed": args.seed}
@@ -70,53 +76,72 @@ def main() -> None:
         figures["model"] = model.version
         figures["thresholds"] = model.confidence_thresholds.to_json()
 
-        config = DEFAULT_CONFIG
-        environment = Environment(args.children, args.seed, config, state="fhir")
-        served = ServedPolicy(model, RailLedger())
-        policies: dict[str, ModelPolicy | ServedPolicy] = {
-            "model with rails": ModelPolicy(model, ledger=RailLedger()),
-            "served (clear model, else guidance)": served,
-            "model without clinical rails": ModelPolicy(model, rails=False, ledger=RailLedger()),
-            "model with rails but watchful waiting": ModelPolicy(model, skip=frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"}),
-                                                                  ledger=RailLedger()),
-        }
-        results: dict[str, Any] = {}
-        for name, policy in policies.items():
+        profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+        figures["by_profile"] = {}
+        for profile in profiles:
+            config = with_pd_profile(DEFAULT_CONFIG, profile)
+            environment = Environment(args.children, args.seed, config, state="fhir")
+            served = ServedPolicy(model, RailLedger())
+            policies: dict[str, ModelPolicy | ServedPolicy] = {
+                "model with rails": ModelPolicy(model, ledger=RailLedger()),
+                "served (clear model, else guidance)": served,
+                "model without clinical rails": ModelPolicy(model, rails=False, ledger=RailLedger()),
+                "model with rails but watchful waiting": ModelPolicy(model, skip=frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"}),
+                                                                      ledger=RailLedger()),
+            }
+            results: dict[str, Any] = {}
+            ledger = RailLedger()
             t = time.perf_counter()
-            runs = environment.run(policy)
-            summary = summarise_runs(runs, config, policy.ledger)
-            summary.pop("returns_by_patient", None)
-            summary["seconds"] = round(time.perf_counter() - t, 1)
-            results[name] = summary
-            print(f"{name}: {summary['value']:.2f} ± {summary['value_se']:.2f}, label {summary['label_violations']}, "
-                  f"rails {summary['rail_violations']} ({summary['seconds']} s)", flush=True)
-        ledger = RailLedger()
-        t = time.perf_counter()
-        runs = environment.run(per_child=lambda child: RecordingPhysician(child.physician, config, ledger))
-        physician = summarise_runs(runs, config, ledger)
-        physician.pop("returns_by_patient", None)
-        physician["seconds"] = round(time.perf_counter() - t, 1)
-        results["physician"] = physician
-        print(f"physician: {physician['value']:.2f} ± {physician['value_se']:.2f}, rails {physician['rail_violations']}", flush=True)
-        total = sum(served.levels.values())
-        figures["served_levels"] = {level: n / total for level, n in served.levels.items()} if total else {}
-        figures["policies"] = results
+            runs = environment.run(per_child=physician_of(config, ledger))
+            physician = summarise_runs(runs, config, ledger)
+            physician["seconds"] = round(time.perf_counter() - t, 1)
+            print(f"[{profile}] physician: {physician['value']:.2f} ± {physician['value_se']:.2f}, rails {physician['rail_violations']}", flush=True)
+            for name, policy in policies.items():
+                t = time.perf_counter()
+                runs = environment.run(policy)
+                summary = summarise_runs(runs, config, policy.ledger)
+                summary["paired_vs_physician"] = paired_difference(summary, physician)
+                summary["seconds"] = round(time.perf_counter() - t, 1)
+                results[name] = summary
+                paired = summary["paired_vs_physician"]
+                print(f"[{profile}] {name}: {summary['value']:.2f} ± {summary['value_se']:.2f}, vs physician "
+                      f"{paired['mean']:+.2f} [{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}], label {summary['label_violations']}, "
+                      f"rails {summary['rail_violations']} ({summary['seconds']} s)", flush=True)
+            results["physician"] = physician
+            for row in results.values():
+                row.pop("returns_by_patient", None)
+                row.pop("values_by_patient", None)
+            total = sum(served.levels.values())
+            figures["by_profile"][profile] = {
+                "policies": results,
+                "served_levels": {level: n / total for level, n in served.levels.items()} if total else {},
+            }
+        first = figures["by_profile"][profiles[0]]
+        figures["policies"], figures["served_levels"] = first["policies"], first["served_levels"]
 
         t = time.perf_counter()
         figures["oracle"] = oracle_bounds(args.oracle_children, args.seed)
         figures["oracle_seconds"] = round(time.perf_counter() - t, 1)
 
-        t = time.perf_counter()
-        cohort = Path(temporary) / "calibration"
-        write_cohort(cohort, args.calibration_children, args.seed + 1000)
-        _, table, _ = prepare(cohort, 0)
-        points = decision_points(cohort, model, table, table.patient_ids, max_points=args.calibration_points, seed=args.seed)
-        figures["calibration"] = calibration_table(points, model, model.confidence_thresholds)
-        figures["calibration_seconds"] = round(time.perf_counter() - t, 1)
+        if args.calibration_children > 0:
+            t = time.perf_counter()
+            cohort = Path(temporary) / "calibration"
+            write_cohort(cohort, args.calibration_children, args.seed + 1000)
+            _, table, _ = prepare(cohort, 0)
+            points = decision_points(cohort, model, table, table.patient_ids, max_points=args.calibration_points, seed=args.seed)
+            figures["calibration"] = calibration_table(points, model, model.confidence_thresholds)
+            figures["calibration_seconds"] = round(time.perf_counter() - t, 1)
         figures["seconds"] = round(time.perf_counter() - started, 1)
     print(render(figures))
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2, default=float) + "\n", encoding="utf-8")
+
+
+def physician_of(config: Any, ledger: Any) -> Any:
+    """Each child's own simulated physician, recording the rails at every state it saw."""
+    from training.evaluation.simulated import RecordingPhysician
+
+    return lambda child: RecordingPhysician(child.physician, config, ledger)
 
 
 def oracle_rails_policy(child: Any, config: Any, skip: frozenset[str]) -> Any:
@@ -173,18 +198,24 @@ def _pct(value: float | None) -> str:
 
 def render(figures: dict[str, Any]) -> str:
     lines = [f"{figures['children']} fresh simulated children (cohort seed {figures['seed']}), model {figures['model']}.", "",
-             "| policy | true value ± SE | seizure-free visits | decisions | label violations | rail violations | rails broken |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for name, r in figures["policies"].items():
-        rules = ", ".join(f"{k} {v}" for k, v in r.get("rail_violations_by_rule", {}).items())
-        lines.append(f"| {name} | {r['value']:.2f} ± {r['value_se']:.2f} | {_pct(r['seizure_free_share'])} | {r['decisions']} | "
-                     f"{r['label_violations']} | {r['rail_violations']} | {rules} |")
+             "| policy | PD profile | true value ± SE | vs physician, paired [95% CI] | seizure-free visits | decisions | "
+             "label violations | rail violations | rails broken |",
+             "|---|---|---:|---|---:|---:|---:|---:|---|"]
+    for profile, block in figures.get("by_profile", {"sourced": {"policies": figures["policies"]}}).items():
+        for name, r in block["policies"].items():
+            rules = ", ".join(f"{k} {v}" for k, v in r.get("rail_violations_by_rule", {}).items())
+            paired = r.get("paired_vs_physician")
+            versus = "—" if paired is None else f"{paired['mean']:+.2f} [{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}]"
+            lines.append(f"| {name} | {profile} | {r['value']:.2f} ± {r['value_se']:.2f} | {versus} | {_pct(r['seizure_free_share'])} | "
+                         f"{r['decisions']} | {r['label_violations']} | {r['rail_violations']} | {rules} |")
     oracle = figures.get("oracle") or {}
     if oracle:
         lines += ["", f"Bounds on {oracle['children']} other children (direct state): "
                   + "; ".join(f"{k} {v['value']:.2f} ± {v['value_se']:.2f}" for k, v in oracle.items() if isinstance(v, dict)) + "."]
-    levels = figures.get("served_levels") or {}
-    lines += ["", "Served policy's confidence over its decisions: " + ", ".join(f"{k} {_pct(v)}" for k, v in levels.items()), ""]
+    for profile, block in figures.get("by_profile", {"sourced": {"served_levels": figures.get("served_levels") or {}}}).items():
+        levels = block.get("served_levels") or {}
+        lines += ["", f"Served policy's confidence over its decisions ({profile}): " + ", ".join(f"{k} {_pct(v)}" for k, v in levels.items())]
+    lines.append("")
     calibration = figures.get("calibration")
     if calibration:
         lines += [f"Calibration of \"clear\" ({calibration['points']} decision points of {calibration['children']} other children; best "

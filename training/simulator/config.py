@@ -206,8 +206,24 @@ class SimulatorConfig:
     """Share of creatinine results written in umol/L."""
 
     # --- Physician (data-generating policy; label from domain.md §2) --------------------------
-    treat_after_single_seizure: float = _p(0.6, "BECT practice: often no treatment after one seizure", assumption=True)
-    """Probability of starting levetiracetam at a visit with one seizure so far."""
+    treat_after_single_seizure: float = _p(
+        0.1,
+        "domain.md §6: \"no treatment after a single seizure or a few brief nocturnal ones; treat for frequent, "
+        "prolonged or daytime seizures or at the family's request\"; the share is not published",
+        assumption=True,
+    )
+    """Probability of starting levetiracetam after a single lifetime seizure that was not prolonged: the
+    family's request (ASSUMPTION, mean across physicians; practice per domain.md §6 waits otherwise).
+    Daytime seizures are not simulated apart from nocturnal ones, so a daytime single seizure is part of
+    this share."""
+    treat_single_sd: float = _p(0.05, "physician-to-physician variability", assumption=True)
+    """SD of the single-seizure (family request) start probability across physicians."""
+    treat_after_prolonged_single_seizure: float = _p(
+        0.9, "domain.md §6: treat for prolonged seizures (as likely as after recurrence, below)", assumption=True)
+    """Probability of starting after a single lifetime seizure that was prolonged (ASSUMPTION)."""
+    prolonged_seizure_duration_class: int = _p(
+        3, "over 5 minutes: the ILAE 2015 time point t1 after which a seizure is prolonged (outside convention; §6 does not define prolonged)", assumption=True)
+    """Longest-seizure class (1 under 1 min, 2 1–5 min, 3 over 5 min) from which a seizure counts as prolonged."""
     treat_after_recurrence: float = _p(0.9, "BECT practice: treat recurrent seizures", assumption=True)
     """Probability of starting when seizures have recurred."""
     start_mg_per_kg_day: float = _p(20.0, "domain.md §2: start 10 mg/kg BID")

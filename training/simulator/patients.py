@@ -32,7 +32,7 @@ class PhysicianTraits:
     physician_index: int
     spread: float
     taper_after_years: float
-    treat_single: float
+    treat_single: float  # start after a single brief seizure (the family's request, domain.md §6)
     treat_recurrence: float
     maintenance_target: float
 
@@ -145,7 +145,7 @@ def draw_physicians(config: SimulatorConfig, rng: np.random.Generator, count: in
                 physician_index=index,
                 spread=float(rng.uniform(*config.spread_range)),
                 taper_after_years=float(max(1.0, rng.normal(config.taper_after_years_mean, config.taper_after_years_sd))),
-                treat_single=float(np.clip(config.treat_after_single_seizure + rng.normal(0, 0.1), 0.0, 1.0)),
+                treat_single=float(np.clip(config.treat_after_single_seizure + rng.normal(0, config.treat_single_sd), 0.0, 1.0)),
                 treat_recurrence=float(np.clip(config.treat_after_recurrence + rng.normal(0, 0.05), 0.0, 1.0)),
                 maintenance_target=float(max(15.0, rng.normal(config.maintenance_target_mg_per_kg_day, config.maintenance_target_sd))),
             )

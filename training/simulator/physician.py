@@ -3,7 +3,9 @@
 It reads only what the mapping sees (a :class:`PatientTimeline` up to the current visit, whose
 ``lev`` is not yet decided) plus its own habits (:class:`PhysicianTraits`). Rules (domain.md §2, §4):
 
-- not yet treated: start after recurrent seizures (or, less often, after one) at 10 mg/kg BID;
+- not yet treated: start after recurrent seizures at 10 mg/kg BID; after a single lifetime seizure wait
+  (domain.md §6: "no treatment after a single seizure"), unless it was prolonged (over 5 minutes) or
+  the family asks (a small share per physician, ``treat_single``);
 - seizures since the last visit on treatment: up one dose class (sometimes two);
 - behavioural adverse effect: sometimes down one class;
 - seizure-free for about two years (a physician trait), or a year from 15.5 y: taper, two classes per visit;
@@ -101,6 +103,8 @@ class PhysicianPolicy:
                     p_start = 0.0
                 elif seizures_so_far >= 2:
                     p_start = traits.treat_recurrence
+                elif (visit.seizure_duration_class or 0) >= config.prolonged_seizure_duration_class:
+                    p_start = config.treat_after_prolonged_single_seizure
                 else:
                     p_start = traits.treat_single
             return p_start * self._around(start, allowed, weight) + (1.0 - p_start) * self._point(0)
