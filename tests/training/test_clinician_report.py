@@ -38,6 +38,9 @@ def test_a_rising_loss_or_an_impossible_q_value_is_divergence() -> None:
     rising = {"loss": [30 - i for i in range(10)] + [20 + 3 * i for i in range(30)], "mean_q": [50.0] * 40}
     exploding = {"loss": falling["loss"], "mean_q": [50.0 * 1.3 ** i for i in range(40)]}
     assert training_divergence(falling, 0.9) is None
+    # The loss of a healthy DQN rises while values propagate from their zero start, then levels off.
+    levelled = {"loss": [0.28 + 0.34 * min(i, 15) / 15 for i in range(40)], "mean_q": [50.0] * 40}
+    assert training_divergence(levelled, 0.9) is None
     assert "loss rose" in (training_divergence(rising, 0.9) or "")
     assert "beyond the ±1000" in (training_divergence(exploding, 0.9) or "")
 

@@ -28,8 +28,12 @@ ACCURACY_TOLERANCE_POINTS: Final = 5.0
 ERROR_TOLERANCE_G: Final = 0.125
 # Rewards are bounded by ±100 per visit (domain.md §1), so no Q-value can exceed 100/(1−γ) in size.
 REWARD_BOUND: Final = 100.0
-# Training is called diverged when the loss over its last quarter is this many times its lowest stretch.
+# Training is called diverged when the loss over its last quarter is this many times its lowest stretch
+# and is still rising at the end (its last eighth this much above the eighth before). A TD loss that
+# rises from its first steps while the values propagate from their zero start and then levels off is
+# how a healthy DQN trains; one that keeps rising is not.
 DIVERGENCE_LOSS_RATIO: Final = 1.5
+STILL_RISING_RATIO: Final = 1.05
 
 ESTIMATORS: Final = (
     ("WIS", "weighted importance sampling: the physicians' recorded outcomes, re-weighted by how likely the "
@@ -53,7 +57,8 @@ def training_divergence(history: dict[str, Any], gamma: float) -> str | None:
         window = max(len(loss) // 8, 1)
         stretches = np.convolve(loss, np.ones(window) / window, mode="valid")
         lowest, late = float(stretches.min()), float(loss[-max(len(loss) // 4, 1):].mean())
-        if lowest > 0 and late > DIVERGENCE_LOSS_RATIO * lowest:
+        last, before = float(loss[-window:].mean()), float(loss[-2 * window:-window].mean())
+        if lowest > 0 and late > DIVERGENCE_LOSS_RATIO * lowest and last > STILL_RISING_RATIO * before:
             reasons.append(f"the training loss rose from {lowest:.3g} at its lowest to {late:.3g} at the end")
     q_bound = REWARD_BOUND / (1.0 - gamma) if gamma < 1 else float("inf")
     mean_q = np.asarray(history.get("mean_q") or [], dtype=float)
