@@ -10,6 +10,7 @@ sent only to the ``fhirServer`` origin, never to a ``next`` link elsewhere, and 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ import requests
 from fhir_mapping.inputs import reference_id
 from plugin.jsonbody import JsonBodyError, parse_json
 
+LOG = logging.getLogger("epidose.fhir")
 MAX_PAGES = 10  # per prefetch key; each page is one request inside the budget
 MAX_REDIRECTS = 3  # followed only within the FHIR server's origin
 MAX_FETCH_THREADS = 16  # per worker process, shared by all calls (greenlets under gevent)
@@ -111,7 +113,7 @@ class FhirFetcher:
                 except FutureTimeout:
                     value, reason = None, "the FHIR server did not answer within the time budget"
                 if reason is None:
-                    result.values[key] = _own_patient_only(key, value, context.get("patientId"), result.problems)
+                    result.values[key] = _own_patient_only(key, value, context.get("patientId"))
                 else:
                     result.unobtainable[key] = reason
         finally:
@@ -229,12 +231,13 @@ class _Call:
         return self.deadline - time.monotonic()
 
 
-def _own_patient_only(key: str, value: Any, patient_id: Any, problems: list[tuple[str, str]]) -> Any:
+def _own_patient_only(key: str, value: Any, patient_id: Any) -> Any:
     """A fetched search Bundle without the entries about another patient than the one in context.
 
     The service asked for this patient's data only; a server that ignores a search parameter it does
     not support (the FHIR search rules allow that: the self link then omits it) answers with every
-    patient's resources. Those are dropped and named, never read as this child's history.
+    patient's resources. Those are dropped, as the mapping ignores other patients' prefetched
+    resources, and logged for the integrator (the key and the count, no identifiers).
     """
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle" or not isinstance(patient_id, str):
         return value
@@ -248,8 +251,8 @@ def _own_patient_only(key: str, value: Any, patient_id: Any, problems: list[tupl
             kept.append(entry)
     if not others:
         return value
-    problems.append((key, f"the FHIR server's answer held {others} resource(s) of other patients (it may not "
-                          "support the patient search parameter for them); they were not used"))
+    LOG.warning("FHIR search for prefetch key %r answered %d resource(s) of other patients (the server may not "
+                "support its patient search parameter); they were dropped", key, others)
     return {**value, "entry": kept}
 
 

@@ -124,20 +124,21 @@ def test_unknown_patient_on_the_server_gets_the_missing_data_card(make_app: Call
     assert {"kind": "missing", "item": "body weight"}.items() <= cards[0]["extension"]["org.epidose.decision"]["problems"][0].items()
 
 
-def test_other_patients_in_a_fetched_search_are_dropped_and_named(fresh_fhir_server: str) -> None:
+def test_other_patients_in_a_fetched_search_are_dropped(fresh_fhir_server: str, caplog: pytest.LogCaptureFixture) -> None:
     """A server that ignores a search parameter answers with every patient's resources (SEKMET does so
-    for QuestionnaireResponse?patient=): only the patient in context's are kept, the rest are named."""
-
+    for QuestionnaireResponse?patient=): only the patient in context's are kept, and the drop is logged
+    with the key and the count, never an identifier."""
     for pid in ("qr-a", "qr-b"):
         _load(fresh_fhir_server, {"patient": {"resourceType": "Patient", "id": pid}, "answers": {
             "resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
                 "resourceType": "QuestionnaireResponse", "id": f"{pid}-1", "status": "completed",
                 "subject": {"reference": f"Patient/{pid}"}, "authored": "2026-11-01"}}]}})
     fetcher = FhirFetcher(timeout_seconds=5.0, budget_seconds=5.0)
-    gathered = fetcher.gather({"questionnaires": "QuestionnaireResponse?patient={{context.patientId}}"}, {},
-                              {"patientId": "qr-a"}, fresh_fhir_server, None)
+    with caplog.at_level("WARNING", logger="epidose.fhir"):
+        gathered = fetcher.gather({"questionnaires": "QuestionnaireResponse?patient={{context.patientId}}"}, {},
+                                  {"patientId": "qr-a"}, fresh_fhir_server, None)
     kept = [e["resource"] for e in gathered.values["questionnaires"]["entry"]
             if e["resource"]["resourceType"] == "QuestionnaireResponse"]
     assert [r["id"] for r in kept] == ["qr-a-1"]
-    assert [item for item, _ in gathered.problems] == ["questionnaires"]
-    assert "other patients" in gathered.problems[0][1]
+    assert "'questionnaires' answered 1 resource(s) of other patients" in caplog.text
+    assert "qr-b" not in caplog.text
