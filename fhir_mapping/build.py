@@ -22,6 +22,20 @@ Rules (each is a decision the service and training share):
   laboratory eGFR equations do not apply to children.
 - **Levetiracetam and other anti-seizure medicines:** :mod:`fhir_mapping.medication`, from
   MedicationRequest only; an active levetiracetam MedicationStatement is reported, not read.
+- **Seizure evidence, from every place a chart keeps it.** Per visit item, the candidates are: the
+  project Observations ("code"), QuestionnaireResponse answers ("questionnaire"), seizures dated by a
+  Condition of :data:`fhir_mapping.codes.SEIZURE_EVENT_KEYS` (onset, else recordedDate, else the day of
+  the Encounter that lists it), an Encounter reasonCode or an Observation coded as a seizure finding
+  ("condition", "encounter", "observation"), and note text
+  (:mod:`fhir_mapping.notes`: DocumentReference with inline data or a url to a Binary given in the
+  input, ``note`` of Condition and Observation, an Encounter's narrative). A dated seizure counts in the interval its date falls in (after the previous visit, up
+  to the visit day; the first visit's interval starts at onset), for seizure since the last visit and
+  the 3- and 6-month flags; dated seizures never give a count. A stated seizure-free period denies
+  seizures over the intervals and windows it covers. The strongest source wins (code, questionnaire,
+  condition or encounter, then text); a disagreement with a weaker source is a ``conflict`` problem.
+  A diagnosis (epilepsy, seizure disorder, BECT, ICD-10-CM G40) is not a seizure: it gives the onset
+  and ``conditions`` only, whatever its clinicalStatus or abatement. Refuted, entered-in-error and
+  unconfirmed Conditions are ignored. No evidence leaves an item missing ("not recorded"), never false.
 - **Problems, never exceptions**: no birthDate, a quantity in a unit the UCUM table cannot convert,
   a value outside :data:`PLAUSIBLE_RANGES`, an unreadable dose of an order in effect, etc.
 """
@@ -32,10 +46,10 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Final
 
-from fhir_mapping import codes
+from fhir_mapping import codes, notes, questionnaire
 from fhir_mapping.dosing import schwartz_egfr
 from fhir_mapping.inputs import parse_date, reference_id, resource_label
 from fhir_mapping.medication import (
@@ -50,7 +64,7 @@ from fhir_mapping.medication import (
     place_order,
 )
 from fhir_mapping.problems import MappingError, Problem, ProblemKind
-from fhir_mapping.timeline import DoseSpan, DrugLevel, Measurement, PatientTimeline, Visit
+from fhir_mapping.timeline import DoseSpan, DrugLevel, Measurement, PatientTimeline, Provenance, Visit
 from fhir_mapping.units import CANONICAL_UNIT, convert
 
 # Physiologically possible ranges in canonical units (project plausibility limits, not clinical
@@ -75,7 +89,22 @@ CARRIED_KEYS: Final = ("weight", "height", *LAB_KEYS, "egfr_reported", "eeg")
 VISIT_REPORT_KEYS: Final = frozenset({
     "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months",
     "seizure_duration_class", "physical_exam_class", "physician_assessment", "behaviour_adverse_effect",
+    "seizure_since_last_visit", "seizure_free_months",
 })
+# The items of a visit that several sources can state, in the order they are resolved.
+REPORT_ITEMS: Final = (
+    "seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
+    "seizure_last_3_months", "seizure_last_6_months", "physical_exam_class", "physician_assessment",
+    "behaviour_adverse_effect",
+)
+# Strongest first: structured evidence wins over text.
+SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3}
+# The windows of the 3- and 6-month flags, in days (as the simulator counts them, training/simulator/simulate.py).
+THREE_MONTHS_DAYS: Final = 91
+SIX_MONTHS_DAYS: Final = 182
+DAYS_PER_MONTH: Final = 30.44
+IGNORED_DOCUMENT_STATUSES: Final = frozenset({"entered-in-error"})
+UNCONFIRMED_CONDITION_VERIFICATION: Final = frozenset({"unconfirmed", "provisional", "differential"})
 IGNORED_ENCOUNTER_STATUSES: Final = frozenset({"cancelled", "entered-in-error", "planned"})
 IGNORED_OBSERVATION_STATUSES: Final = frozenset({"cancelled", "entered-in-error", "registered"})
 IGNORED_CONDITION_VERIFICATION: Final = frozenset({"entered-in-error", "refuted"})
@@ -95,6 +124,22 @@ class _Value:
     value: Any
     stamp: str  # effective[x] as written, to order same-day values
     linked: bool  # linked to a known Encounter
+    source: str = "code"  # a key of SOURCE_RANK
+    resource: str = ""  # Type/id
+    event: bool = False  # derived from a dated seizure (then ``day`` is the seizure's day)
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A seizure dated by its onset (a Condition, an Encounter reason, a dated statement in a note)."""
+
+    day: date
+    source: str
+    resource: str
+    # True when ``day`` is the seizure's own date (an onset, a dated statement); False when it is only
+    # the day the seizure was recorded (recordedDate, an Encounter): then it happened on or before that
+    # day and after the visit before it.
+    dated: bool = True
 
 
 def build_timelines(resources: Iterable[Mapping[str, Any]], *, as_of: date | None = None) -> list[PatientTimeline]:
@@ -149,12 +194,14 @@ def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mappi
         if not isinstance(resource, Mapping):
             continue
         kind = resource.get("resourceType")
-        if kind == "Medication":
+        if kind in ("Medication", "Binary"):
+            # Referenced, not patient-owned: kept by reference for every patient (a Binary holds a
+            # note's text when a DocumentReference points at it by url).
             ident = resource.get("id")
             if isinstance(ident, str):
-                medications[f"Medication/{ident}"] = resource
+                medications[f"{kind}/{ident}"] = resource
             continue
-        if kind not in ("Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "MedicationStatement"):
+        if kind not in ("Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "MedicationStatement", "DocumentReference", "QuestionnaireResponse"):
             continue
         pid = _patient_of(resource)
         if pid is None:
@@ -174,6 +221,10 @@ class _Builder:
         self.values: list[_Value] = []
         self.orders: list[tuple[int, Mapping[str, Any], str]] = []  # (position, resource, asm key)
         self.latest_day: date | None = None
+        self.events: list[_Event] = []
+        self.condition_days: dict[str, date] = {}  # Condition id -> day of an Encounter listing it
+        self.denied_events: set[tuple[str, date]] = set()  # dated seizures a stronger source denies
+        self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
         return self.as_of is not None and day is not None and day > self.as_of
@@ -198,24 +249,40 @@ class _Builder:
         self.timeline.sex = gender if isinstance(gender, str) and gender in ("male", "female", "other", "unknown") else None
 
     def condition(self, resource: Mapping[str, Any]) -> None:
-        concept = codes.concept_for(resource.get("code"), codes.CONDITION_BY_CODING)
-        if concept is None:
-            return
         verification = resource.get("verificationStatus")
-        if isinstance(verification, dict):
-            for coding in _items(verification.get("coding")):
-                if isinstance(coding, dict) and _text(coding.get("code")) in IGNORED_CONDITION_VERIFICATION:
-                    return
-        # Onset as recorded; else when the condition was recorded (the first date it is known).
-        period = resource.get("onsetPeriod")
-        onset = (parse_date(resource.get("onsetDateTime"))
-                 or (parse_date(period.get("start")) if isinstance(period, dict) else None)
-                 or parse_date(resource.get("recordedDate")))
-        if self.after_as_of(onset):
+        statuses = {_text(c.get("code")) for c in _items(verification.get("coding")) if isinstance(c, dict)} if isinstance(verification, dict) else set()
+        if statuses & IGNORED_CONDITION_VERIFICATION:
             return
-        self.timeline.conditions = self.timeline.conditions | {concept.key}
-        if onset is not None and (self.timeline.onset is None or onset < self.timeline.onset):
-            self.timeline.onset = onset
+        key = codes.condition_key(resource.get("code"))
+        period = resource.get("onsetPeriod")
+        onset = parse_date(resource.get("onsetDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+        recorded = parse_date(resource.get("recordedDate"))
+        ident = resource.get("id")
+        encounter = reference_id(resource.get("encounter"), "Encounter")
+        listed_on = self.encounter_days.get(encounter) if encounter else None
+        listed_on = listed_on or (self.condition_days.get(ident) if isinstance(ident, str) else None)
+        text_day = listed_on or recorded
+        if text_day is not None and not self.after_as_of(text_day):
+            self.texts(resource, text_day, text_day, listed_on is not None, text_day.isoformat())
+        if key is None:
+            return
+        # Onset as recorded; else when the condition was recorded (the first date it is known).
+        first_known = onset or recorded
+        if self.after_as_of(first_known):
+            return
+        self.timeline.conditions = self.timeline.conditions | {key}
+        if key in codes.SEIZURE_EVENT_KEYS:
+            if statuses & UNCONFIRMED_CONDITION_VERIFICATION:
+                self.problem(ProblemKind.AMBIGUOUS, "seizure Condition is not confirmed (verificationStatus): not counted", resource, "verificationStatus")
+                return
+            day = onset or recorded or listed_on
+            if day is None:
+                self.problem(ProblemKind.MISSING, "seizure Condition without onset, recordedDate or an Encounter: it cannot be placed in time", resource, "onsetDateTime")
+            elif not self.after_as_of(day):
+                self.events.append(_Event(day, "condition", resource_label(resource), dated=onset is not None))
+            return
+        if first_known is not None and (self.timeline.onset is None or first_known < self.timeline.onset):
+            self.timeline.onset = first_known
 
     def encounter(self, resource: Mapping[str, Any]) -> None:
         if _text(resource.get("status")) in IGNORED_ENCOUNTER_STATUSES:
@@ -232,10 +299,104 @@ class _Builder:
         ident = resource.get("id")
         self.encounter_days[ident if isinstance(ident, str) else f"#{len(self.encounter_days)}"] = day
         self.seen(day)
+        for reason in _items(resource.get("reasonCode")):
+            key = codes.condition_key(reason)
+            if key is None:
+                continue
+            self.timeline.conditions = self.timeline.conditions | {key}
+            if key in codes.SEIZURE_EVENT_KEYS:
+                self.events.append(_Event(day, "encounter", resource_label(resource), dated=False))
+        references = list(_items(resource.get("reasonReference")))
+        references += [d.get("condition") for d in _items(resource.get("diagnosis")) if isinstance(d, dict)]
+        for reference in references:
+            condition = reference_id(reference, "Condition")
+            if condition is not None:
+                self.condition_days.setdefault(condition, day)
+        self.texts(resource, day, day, True, day.isoformat())
+
+    def document(self, resource: Mapping[str, Any]) -> None:
+        if _text(resource.get("status")) in IGNORED_DOCUMENT_STATUSES or _text(resource.get("docStatus")) == "entered-in-error":
+            return
+        raw_context = resource.get("context")
+        context: Mapping[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+        raw_period = context.get("period")
+        period: Mapping[str, Any] = raw_period if isinstance(raw_period, dict) else {}
+        stamp = _text(resource.get("date")) or _text(period.get("start")) or _text(period.get("end")) or ""
+        day = parse_date(stamp)
+        encounters = [reference_id(r, "Encounter") for r in _items(context.get("encounter"))]
+        linked_day = next((self.encounter_days[e] for e in encounters if e is not None and e in self.encounter_days), None)
+        day = day or linked_day
+        if day is None:
+            self.problem(ProblemKind.MISSING, "DocumentReference without a date or a known Encounter: its text cannot be placed in time", resource, "date")
+            return
+        if self.after_as_of(day):
+            return
+        self.texts(resource, day, linked_day or day, linked_day is not None, stamp)
+
+    def questionnaire_response(self, resource: Mapping[str, Any]) -> None:
+        """Answers to the project Questionnaire (fhir_mapping.questionnaire); other forms are not read."""
+        if not questionnaire.answers_this(resource) or _text(resource.get("status")) not in questionnaire.READ_STATUSES:
+            return
+        stamp = _text(resource.get("authored")) or ""
+        encounter = reference_id(resource.get("encounter"), "Encounter")
+        linked_day = self.encounter_days.get(encounter) if encounter else None
+        day = parse_date(stamp) or linked_day
+        if day is None:
+            self.problem(ProblemKind.MISSING, "QuestionnaireResponse without authored or a known Encounter: its answers cannot be placed in time", resource, "authored")
+            return
+        if self.after_as_of(day):
+            return
+        values, unread = questionnaire.read_response(resource)
+        for path, why in unread:
+            self.problem(ProblemKind.INVALID_VALUE, why, resource, path)
+        label = resource_label(resource)
+        for key, value in values.items():
+            self.values.append(_Value(key, day, linked_day or day, value, stamp, linked_day is not None, "questionnaire", label))
+        if values:
+            self.seen(day)
+
+    def texts(self, resource: Mapping[str, Any], day: date, visit_day: date, linked: bool, stamp: str) -> None:
+        """Read the note text of a resource (fhir_mapping.notes) into text values and dated seizures."""
+        found, unread = notes.resource_texts(resource, self.binaries)
+        for path, why in unread:
+            self.problem(ProblemKind.UNREADABLE_TEXT, why, resource, path)
+        if not found:
+            return
+        values: dict[str, list[Any]] = {}
+        for path, text in found:
+            reading = notes.read_text(text)
+            for message in reading.problems:
+                kind = ProblemKind.AMBIGUOUS if message.startswith("note states") else ProblemKind.UNREADABLE_TEXT
+                self.problem(kind, message, resource, path)
+            for key, value in reading.items.items():
+                values.setdefault(key, []).append(value)
+        items, disagreements = notes.merge_items(values)
+        for message in disagreements:
+            self.problem(ProblemKind.AMBIGUOUS, message, resource, "")
+        label = resource_label(resource)
+        for key, value in items.items():
+            if key == "seizure_months_ago":
+                self.events.append(_Event(visit_day - timedelta(days=round(value * DAYS_PER_MONTH)), "text", label))
+            elif key in VISIT_REPORT_KEYS:
+                self.values.append(_Value(key, day, visit_day, value, stamp, linked, "text", label))
+        if items:
+            self.seen(day)
 
     def observation(self, resource: Mapping[str, Any], encounters: Mapping[str, date]) -> None:
+        if _text(resource.get("status")) in IGNORED_OBSERVATION_STATUSES:
+            return
         concept = codes.concept_for(resource.get("code"), codes.OBSERVATION_BY_CODING)
-        if concept is None or _text(resource.get("status")) in IGNORED_OBSERVATION_STATUSES:
+        if concept is None:
+            stamp, day = _effective(resource)
+            if day is None or self.after_as_of(day):
+                return
+            if codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS and resource.get("valueBoolean") is not False:
+                # A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that day.
+                self.events.append(_Event(day, "observation", resource_label(resource)))
+            if "note" in resource:
+                encounter = reference_id(resource.get("encounter"), "Encounter")
+                linked = encounter is not None and encounter in encounters
+                self.texts(resource, day, encounters[encounter] if linked and encounter else day, linked, stamp)
             return
         stamp, day = _effective(resource)
         if day is None:
@@ -253,8 +414,10 @@ class _Builder:
         linked = encounter is not None and encounter in encounters
         visit_day = encounters[encounter] if linked and encounter is not None else day
         key = "egfr_reported" if concept.key == "egfr" else concept.key
-        self.values.append(_Value(key, day, visit_day, value, stamp, linked))
+        self.values.append(_Value(key, day, visit_day, value, stamp, linked, "code", resource_label(resource)))
         self.seen(day)
+        if "note" in resource:
+            self.texts(resource, day, visit_day, linked, stamp)
 
     def _value(self, concept: codes.Concept, resource: Mapping[str, Any]) -> Any:
         key = concept.key
@@ -366,12 +529,14 @@ class _Builder:
         lev_orders, other_orders = self.place_orders()
         days = self.visit_days()
         series: dict[str, list[_Value]] = {key: [] for key in CARRIED_KEYS}
-        reports: dict[date, dict[str, _Value]] = {}
+        reports: dict[date, dict[str, list[_Value]]] = {}
         for value in sorted(self.values, key=lambda v: (v.day, v.stamp)):
             if value.key in series:
                 series[value.key].append(value)
             else:
-                reports.setdefault(value.visit_day, {})[value.key] = value  # the latest of the day wins
+                reports.setdefault(value.visit_day, {}).setdefault(value.key, []).append(value)
+        events = sorted(self.events, key=lambda e: e.day)
+        event_days = [e.day for e in events]
         series_days = {key: [v.day for v in values] for key, values in series.items()}
         first_encounter: dict[date, str] = {}
         for ident, day in self.encounter_days.items():
@@ -398,9 +563,10 @@ class _Builder:
             visit.eeg_result = latest["eeg"].value if "eeg" in latest else None
             visit.egfr = self._egfr(visit, latest)
             visit.carried_forward = tuple(carried)
-            self._reports(visit, reports.get(day, {}))
-            self._orders(visit, lev_orders, other_orders)
             visit.days_since_previous_visit = (day - previous).days if previous else None
+            interval_start = previous if previous is not None else (self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min)
+            self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
+            self._orders(visit, lev_orders, other_orders)
             previous = day
             self.timeline.visits.append(visit)
 
@@ -411,21 +577,100 @@ class _Builder:
         reported = latest.get("egfr_reported")
         return float(reported.value) if reported is not None else None
 
-    @staticmethod
-    def _reports(visit: Visit, reports: Mapping[str, _Value]) -> None:
-        def get(key: str) -> Any:
-            value = reports.get(key)
-            return value.value if value is not None else None
+    def _placed(self, events: list[_Event], event_days: list[date], start: date, day: date, visit_days: list[date]) -> dict[str, list[_Value]]:
+        """The seizure items dated seizures give a visit: since the last visit (after ``start``), 3 and 6 months.
 
-        count = get("seizure_count_since_last_visit")
-        visit.seizure_count_since_last_visit = count
-        visit.seizure_since_last_visit = None if count is None else count > 0
-        visit.seizure_last_3_months = get("seizure_last_3_months")
-        visit.seizure_last_6_months = get("seizure_last_6_months")
-        visit.seizure_duration_class = get("seizure_duration_class")
-        visit.exam_class = get("physical_exam_class")
-        visit.physician_assessment = get("physician_assessment")
-        visit.behaviour_adverse_effect = get("behaviour_adverse_effect")
+        A seizure known only by the day it was recorded happened after the visit before that day: it
+        is within a window only when that whole stretch is.
+        """
+        placed: dict[str, list[_Value]] = {}
+        earliest = min(start, day - timedelta(days=SIX_MONTHS_DAYS))
+        for event in events[bisect.bisect_right(event_days, earliest): bisect.bisect_right(event_days, day)]:
+            if (event.resource, event.day) in self.denied_events:
+                continue
+            if event.dated:
+                earliest_possible = event.day
+            else:
+                before = bisect.bisect_left(visit_days, event.day)
+                onset = self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min
+                earliest_possible = visit_days[before - 1] + timedelta(days=1) if before else onset
+            for key, after in (("seizure_since_last_visit", start), ("seizure_last_3_months", day - timedelta(days=THREE_MONTHS_DAYS)), ("seizure_last_6_months", day - timedelta(days=SIX_MONTHS_DAYS))):
+                inside = event.day > after if key == "seizure_since_last_visit" else earliest_possible > after
+                if inside:
+                    placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource, event=True))
+        return placed
+
+    def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
+        candidates: dict[str, list[_Value]] = {key: list(values) for key, values in reports.items()}
+        for key, values in placed.items():
+            candidates.setdefault(key, []).extend(values)
+        for reported in candidates.get("seizure_count_since_last_visit", []):
+            if reported.source != "text":  # text states since-the-last-visit itself
+                candidates.setdefault("seizure_since_last_visit", []).append(_Value("seizure_since_last_visit", reported.day, reported.visit_day, reported.value > 0, reported.stamp, reported.linked, reported.source, reported.resource))
+        for free in candidates.get("seizure_free_months", []):
+            # A seizure-free period covering the whole interval denies seizures since the last visit.
+            interval = visit.days_since_previous_visit
+            if interval is not None and free.value * DAYS_PER_MONTH >= interval:
+                for key, denied in (("seizure_since_last_visit", False), ("seizure_count_since_last_visit", 0), ("seizure_duration_class", 0)):
+                    candidates.setdefault(key, []).append(_Value(key, free.day, free.visit_day, denied, free.stamp, free.linked, free.source, free.resource))
+        chosen: dict[str, _Value] = {}
+        since = self._choose(visit, "seizure_since_last_visit", candidates.get("seizure_since_last_visit", []))
+        if since is not None:
+            chosen["seizure_since_last_visit"] = since
+            self._drop_contradicting(visit, since, candidates)
+        for key in REPORT_ITEMS[1:]:
+            best = self._choose(visit, key, candidates.get(key, []))
+            if best is not None:
+                chosen[key] = best
+        if since is not None and since.value is False:
+            # No seizure since the last visit: the count is 0 and the longest duration "none".
+            for key in ("seizure_count_since_last_visit", "seizure_duration_class"):
+                if key not in chosen:
+                    chosen[key] = _Value(key, since.day, since.visit_day, 0, since.stamp, since.linked, since.source, since.resource)
+        for key, value in chosen.items():
+            setattr(visit, _VISIT_FIELDS.get(key, key), value.value)
+            visit.provenance[key] = Provenance(value.source, value.resource)
+
+    def _choose(self, visit: Visit, key: str, options: list[_Value]) -> _Value | None:
+        """The strongest candidate (latest first; a report of a seizure before a denial of the same
+        kind of source); every disagreeing candidate of another kind of source is a conflict."""
+        if not options:
+            return None
+        best = min(options, key=lambda v: (SOURCE_RANK[v.source], -_positive(v), _reverse(v.stamp)))
+        for other in options:
+            if other.source != best.source and other.value != best.value:
+                self._conflict(visit, key, other, f"{best.source} {best.resource} gives {best.value!r}", f"the {best.source} value is used")
+        return best
+
+    def _drop_contradicting(self, visit: Visit, since: _Value, candidates: dict[str, list[_Value]]) -> None:
+        """Remove weaker candidates that contradict the chosen answer on seizures since the last visit:
+        a count or a duration saying otherwise, and (when none happened) seizures dated in the interval."""
+        rank = SOURCE_RANK[since.source]
+        start = visit.date - timedelta(days=visit.days_since_previous_visit) if visit.days_since_previous_visit else date.min
+        if since.value is False:
+            # Seizures dated in this interval by a weaker source are denied here and at later visits.
+            self.denied_events.update((v.resource, v.day) for v in candidates.get("seizure_since_last_visit", [])
+                                      if v.event and SOURCE_RANK[v.source] > rank)
+        for key in ("seizure_count_since_last_visit", "seizure_duration_class", "seizure_last_3_months", "seizure_last_6_months"):
+            kept = []
+            for value in candidates.get(key, []):
+                if key in ("seizure_count_since_last_visit", "seizure_duration_class"):
+                    contradicts = (value.value > 0) != since.value
+                else:
+                    contradicts = since.value is False and value.event and start < value.day <= visit.date
+                if contradicts and SOURCE_RANK[value.source] > rank:
+                    said = "no seizure" if since.value is False else "a seizure"
+                    self._conflict(visit, key, value, f"{since.source} {since.resource} reports {said} since the last visit", "not used")
+                else:
+                    kept.append(value)
+            candidates[key] = kept
+
+    def _conflict(self, visit: Visit, key: str, other: _Value, stronger: str, outcome: str) -> None:
+        self.problems.append(Problem(
+            ProblemKind.CONFLICT,
+            f"{key.replace('_', ' ')} on {visit.date.isoformat()}: {stronger}, {other.source} {other.resource} gives {other.value!r}; {outcome}",
+            other.resource, "",
+        ))
 
     @staticmethod
     def _orders(visit: Visit, lev_orders: list[PlacedOrder], other_orders: Mapping[str, list[PlacedOrder]]) -> None:
@@ -444,6 +689,23 @@ class _Builder:
                 taking_after.add(key)
         visit.anti_seizure_medicines_before = frozenset(taking_before)
         visit.anti_seizure_medicines = frozenset(taking_after)
+
+
+_VISIT_FIELDS: Final = {"physical_exam_class": "exam_class"}
+
+
+def _positive(value: _Value) -> int:
+    """1 for a report of a seizure or an effect (it outweighs a denial from the same kind of source)."""
+    return int(value.value is True or (isinstance(value.value, int) and not isinstance(value.value, bool) and value.value > 0))
+
+
+class _reverse(str):
+    """A string that sorts in reverse (the latest stamp first)."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: str) -> bool:
+        return str.__gt__(self, other)
 
 
 def _items(value: object) -> list[Any]:
@@ -496,16 +758,21 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
         builder.patient(patients[0])
     else:
         builder.problems.append(Problem(ProblemKind.MISSING, "no Patient resource: birthDate and sex are unknown", f"Patient/{patient_id}", ""))
+    # Encounters first: a Condition may be dated by the Encounter that lists it, wherever it comes.
     for resource in items:
-        kind = resource.get("resourceType")
-        if kind == "Encounter":
+        if resource.get("resourceType") == "Encounter":
             builder.encounter(resource)
-        elif kind == "Condition":
+    for resource in items:
+        if resource.get("resourceType") == "Condition":
             builder.condition(resource)
     for position, resource in enumerate(items):
         kind = resource.get("resourceType")
         if kind == "Observation":
             builder.observation(resource, builder.encounter_days)
+        elif kind == "DocumentReference":
+            builder.document(resource)
+        elif kind == "QuestionnaireResponse":
+            builder.questionnaire_response(resource)
         elif kind == "MedicationRequest":
             builder.medication_request(resource, position)
         elif kind == "MedicationStatement" and asm_key(resource, medications) == "levetiracetam" and _text(resource.get("status")) in ("active", "on-hold"):

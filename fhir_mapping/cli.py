@@ -100,7 +100,9 @@ def register(group: click.Group) -> None:
         """Print the patient timelines and state vectors (JSON) for FHIR R4 FILES.
 
         FILES are .json (a resource, a Bundle, a CDS Hooks prefetch object or a whole hook request,
-        whose levetiracetam draftOrders are read too), .ndjson, or Bulk Data folders. Exit status: 0 all input used; 1 some input could not be used (each problem is
+        whose levetiracetam draftOrders are read too), .ndjson, or Bulk Data folders. Each visit's
+        ``provenance`` says where each seizure, examination and assessment item came from (code,
+        questionnaire, condition, encounter or text, with the resource). Exit status: 0 all input used; 1 some input could not be used (each problem is
         printed on stderr with its resource and path); 2 the input is unusable.
         """
         day = as_of.date() if as_of is not None else None

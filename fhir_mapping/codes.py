@@ -97,7 +97,17 @@ CONDITIONS: Final[tuple[Concept, ...]] = (
     Concept("bect", ICD10CM, "G40.019", "Localization-related (focal) (partial) idiopathic epilepsy and epileptic syndromes with seizures of localized onset, intractable, without status epilepticus"),
     Concept("bect", ICD10CM, "G40.011", "Localization-related (focal) (partial) idiopathic epilepsy and epileptic syndromes with seizures of localized onset, intractable, with status epilepticus"),
     Concept("abnormal_eeg", ICD10CM, "R94.02", "Abnormal electroencephalogram [EEG]"),
+    # Where real charts keep seizures (domain.md §5): Synthea's epilepsy module and EHR encounter
+    # diagnoses. 703151001 is taken from Synthea's records, not checked against a SNOMED release.
+    Concept("history_of_single_seizure", SNOMED, "703151001", "History of single seizure", verify=True),
+    Concept("seizure", ICD10CM, "R56.9", "Unspecified convulsions"),
 )
+# Condition keys that record a seizure (an event dated by its onset), not a diagnosis of epilepsy.
+SEIZURE_EVENT_KEYS: Final = frozenset({"seizure", "history_of_single_seizure"})
+# ICD-10-CM is hierarchical: every code of category G40 "Epilepsy and recurrent seizures" is an
+# epilepsy diagnosis (domain.md §5 "G40.*"). The one place a code is matched by its category, and
+# only after the exact codes above (so G40.009 stays "bect").
+CONDITION_CATEGORIES: Final[tuple[tuple[str, str, str], ...]] = ((ICD10CM, "G40.", "epilepsy"), (ICD10CM, "G40", "epilepsy"))
 
 # --- Medications ---------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -177,6 +187,21 @@ def concept_for(codeable: object, table: dict[tuple[str, str], Concept]) -> Conc
             concept = table.get((system.strip(), code.strip()))
             if concept is not None:
                 return concept
+    return None
+
+
+def condition_key(codeable: object) -> str | None:
+    """The condition key of a CodeableConcept: an exact code of :data:`CONDITIONS`, else an ICD-10-CM G40 code."""
+    concept = concept_for(codeable, CONDITION_BY_CODING)
+    if concept is not None:
+        return concept.key
+    codings = codeable.get("coding") if isinstance(codeable, dict) else None
+    for item in codings if isinstance(codings, list) else []:
+        system, code = (item.get("system"), item.get("code")) if isinstance(item, dict) else (None, None)
+        if isinstance(system, str) and isinstance(code, str):
+            for category_system, prefix, key in CONDITION_CATEGORIES:
+                if system.strip() == category_system and (code.strip().startswith(prefix) if prefix.endswith(".") else code.strip() == prefix):
+                    return key
     return None
 
 

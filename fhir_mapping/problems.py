@@ -22,6 +22,8 @@ class ProblemKind(StrEnum):
     UNREADABLE_DOSE = "unreadable-dose"  # a dose whose amount or frequency cannot be read
     AMBIGUOUS = "ambiguous"  # several incompatible readings; none chosen
     INVALID_VALUE = "invalid-value"  # a value outside what is physically possible
+    CONFLICT = "conflict"  # sources disagree on an item; the stronger one is used (named in the message)
+    UNREADABLE_TEXT = "unreadable-text"  # note text not read: language, encoding, binary or size
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,18 @@ class DoseSpan:
     times_of_day: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a visit item came from: ``kind`` is "code" (an Observation in a code table),
+    "questionnaire" (a QuestionnaireResponse answer), "condition", "encounter" or "observation" (a
+    seizure dated in the interval by a Condition, an Encounter's reason or diagnosis, or an Observation
+    coded as a seizure finding) or "text" (note text read by
+    :mod:`fhir_mapping.notes`); ``resource`` is "Type/id"."""
+
+    kind: str
+    resource: str
+
+
 @dataclass
 class Visit:
     """One visit (an Encounter, or a dated cluster of observations when Encounters are absent).
@@ -110,6 +122,7 @@ class Visit:
     lev_before_unreadable: str | None = None
     lev_unreadable: str | None = None
     carried_forward: tuple[str, ...] = ()  # names of values taken from earlier dates (for explanations)
+    provenance: dict[str, Provenance] = field(default_factory=dict)  # report item -> where it came from
 
     @property
     def weight_kg(self) -> float | None:

@@ -148,6 +148,14 @@ def _record(rt: Runtime, service_id: str, hook_instance: str, patient_id: str, a
         rt.metrics.observe_card(service_id, indicator)
 
 
+@bp.get("/fhir/Questionnaire/bect-follow-up")
+def bect_questionnaire() -> Response:
+    """The project's BECT follow-up Questionnaire (FHIR R4), at its stable URL, for any form filler."""
+    from fhir_mapping.questionnaire import questionnaire
+
+    return Response(json.dumps(questionnaire(), ensure_ascii=False), mimetype="application/fhir+json")
+
+
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
     """Store accepted/overridden outcomes for cards this service served (joined by card uuid)."""

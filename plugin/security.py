@@ -42,8 +42,9 @@ JWKS_MIN_REFRESH_SECONDS = 30.0  # unknown kids must not make us hammer the issu
 MAX_TOKEN_CHARS: Final = 16_384  # far above any client JWT; bounds the work done on garbage
 MAX_LOGGED_CHARS: Final = 120  # issuer, aud and kid come from an unverified token: logged shortened
 # Paths that must stay reachable without a JWT: health for orchestrators, metrics (aggregate counts
-# only), the model page (opened by clinicians in a browser from the card's link; aggregate facts).
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/models/")
+# only), the model page (opened by clinicians in a browser from the card's link; aggregate facts), the
+# follow-up Questionnaire (a form definition, no patient data).
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/models/", "/fhir/Questionnaire/")
 
 # Why a token was refused: the metric's label values and the log line's first words.
 REFUSAL_REASONS: Final = {

@@ -2,8 +2,8 @@
 
 From a FHIR server (paged search, the default):
   1. Encounters with ``_lastUpdated`` after the stored watermark, sorted by ``_lastUpdated``, every page.
-  2. For the patients those encounters belong to: Patient, Encounter, Observation, Condition and
-     MedicationRequest. A patient seen before is asked, per type, only for what changed after the
+  2. For the patients those encounters belong to: Patient, Encounter, Observation, Condition,
+     MedicationRequest, DocumentReference and QuestionnaireResponse. A patient seen before is asked, per type, only for what changed after the
      newest resource of that type already stored for them (``_lastUpdated=gt``), so known data is
      not downloaded again; a new patient is pulled whole.
   3. Only when every request has succeeded: append to the store, then move the watermark to the
@@ -31,8 +31,9 @@ from training.fhir_client import FhirClient, FhirMalformedResponse
 from training.store import ResourceStore, last_updated, later, patient_of, version_key
 
 # What the mapping reads (fhir_mapping.inputs / build): everything else on the server is left there.
-PULLED_TYPES = ("Patient", "Encounter", "Observation", "Condition", "MedicationRequest")
-PATIENT_TYPES = ("Encounter", "Observation", "Condition", "MedicationRequest")
+# DocumentReference and QuestionnaireResponse: where EHR charts keep the seizure history (notes, forms).
+PULLED_TYPES = ("Patient", "Encounter", "Observation", "Condition", "MedicationRequest", "DocumentReference", "QuestionnaireResponse")
+PATIENT_TYPES = ("Encounter", "Observation", "Condition", "MedicationRequest", "DocumentReference", "QuestionnaireResponse")
 # Patients per search when several are asked for at once (comma = OR in FHIR search).
 PATIENTS_PER_QUERY = 20
 

@@ -114,3 +114,34 @@ def history(pid: str = "p1", visits: int = 4, start: date = date(2020, 1, 6), do
                 resources.append(previous_order)
             previous_dose = dose
     return resources
+
+
+# --- EHR-shaped records: Conditions, encounter reasons, notes -------------------------------
+def coded_condition(cid: str, system: str, code: str, *, onset: date | None = None, recorded: date | None = None,
+                    verification: str | None = None, pid: str = "p1", note: str | None = None) -> dict[str, Any]:
+    resource: dict[str, Any] = {"resourceType": "Condition", "id": cid, "code": {"coding": [{"system": system, "code": code}]}, "subject": {"reference": f"Patient/{pid}"}}
+    if onset is not None:
+        resource["onsetDateTime"] = onset.isoformat()
+    if recorded is not None:
+        resource["recordedDate"] = recorded.isoformat()
+    if verification is not None:
+        resource["verificationStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]}
+    if note is not None:
+        resource["note"] = [{"text": note}]
+    return resource
+
+
+def document(did: str, day: date, text: str | bytes, *, content_type: str = "text/plain", pid: str = "p1", eid: str | None = None) -> dict[str, Any]:
+    """A progress note as a DocumentReference with inline base64 data."""
+    import base64
+
+    payload = text if isinstance(text, bytes) else text.encode("utf-8")
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference", "id": did, "status": "current",
+        "type": {"coding": [{"system": codes.LOINC, "code": "11506-3", "display": "Progress note"}]},
+        "subject": {"reference": f"Patient/{pid}"}, "date": f"{day.isoformat()}T10:00:00Z",
+        "content": [{"attachment": {"contentType": content_type, "data": base64.b64encode(payload).decode("ascii")}}],
+    }
+    if eid is not None:
+        resource["context"] = {"encounter": [{"reference": f"Encounter/{eid}"}]}
+    return resource

@@ -45,6 +45,8 @@ CONDITIONS = {
     ("bect", ICD, "G40.019", "Localization-related (focal) (partial) idiopathic epilepsy and epileptic syndromes with seizures of localized onset, intractable, without status epilepticus"),
     ("bect", ICD, "G40.011", "Localization-related (focal) (partial) idiopathic epilepsy and epileptic syndromes with seizures of localized onset, intractable, with status epilepticus"),
     ("abnormal_eeg", ICD, "R94.02", "Abnormal electroencephalogram [EEG]"),
+    ("history_of_single_seizure", S, "703151001", "History of single seizure"),
+    ("seizure", ICD, "R56.9", "Unspecified convulsions"),
 }
 
 # (RxNorm code, display, form, mg per unit, unit)

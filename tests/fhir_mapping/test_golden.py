@@ -47,5 +47,5 @@ def test_golden_case(name: str) -> None:
 
 
 def test_golden_cases_exist() -> None:
-    """The official-example, sandbox and simulator cases are all present."""
-    assert {"hl7_body_weight_lbs", "hl7_contained_medication", "sandbox_order_sign", "simulator_history"} <= set(CASES)
+    """The official-example, sandbox, simulator and EHR-chart cases are all present."""
+    assert {"hl7_body_weight_lbs", "hl7_contained_medication", "sandbox_order_sign", "simulator_history", "ehr_chart"} <= set(CASES)

@@ -148,3 +148,28 @@ def test_any_json_in_an_observation_gives_values_or_problems(key: str, value: An
     timeline = build_timeline([f.patient(), f.encounter("e0", date(2021, 1, 4)), observation], as_of=date(2021, 2, 1))
     assert all(isinstance(p, Problem) for p in timeline.problems)
     state_matrix(timeline)
+
+
+NOTE_ALPHABET = st.sampled_from([*"abcdefghijklmnopqrstuvwxyz0123456789 .,;:!?-<>/\n", "seizure", "no ", "发作", "无", "近3个月", "次", "持续", "分钟", "months ago ", "free for "])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.lists(NOTE_ALPHABET, max_size=80).map("".join), raw=st.binary(max_size=200),
+       content_type=st.sampled_from(["text/plain", "text/html", "text/markdown", "application/pdf", "text/plain; charset=latin-1", "text/plain; charset=bogus", ""]))
+def test_any_note_text_or_bytes_maps_without_raising(text: str, raw: bytes, content_type: str) -> None:
+    """Whatever a note holds (text, bytes, a content type), the mapping gives a timeline: items only of
+    the kinds the visit holds, or a problem; never an exception."""
+    from fhir_mapping.notes import ITEMS, read_text
+
+    reading = read_text(text)
+    assert set(reading.items) <= set(ITEMS)
+    for payload in (text.encode("utf-8"), raw):
+        resources = [f.patient(), f.encounter("e0", date(2021, 1, 4)), f.document("d", date(2021, 1, 4), payload, content_type=content_type or "text/plain", eid="e0")]
+        if not content_type:
+            del resources[2]["content"][0]["attachment"]["contentType"]
+        timeline = build_timeline(resources)
+        visit = timeline.visits[0]
+        assert visit.seizure_since_last_visit in (None, True, False)
+        assert visit.seizure_count_since_last_visit is None or visit.seizure_count_since_last_visit >= 0
+        assert visit.seizure_duration_class in (None, 0, 1, 2, 3)
+        state_matrix(timeline)

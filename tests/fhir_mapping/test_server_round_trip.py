@@ -41,3 +41,34 @@ def test_timeline_from_server_searchsets_equals_direct_mapping(fhir_server: str)
     expected_values, expected_observed = state_matrix(direct)
     assert (observed == expected_observed).all()
     assert ((values == expected_values) | ~observed).all()
+
+
+def test_ehr_shaped_child_through_the_server_maps_the_same(fhir_server: str) -> None:
+    """An ehr-dialect child (notes as DocumentReference with base64 data, seizure Conditions listed as
+    encounter diagnoses, the project form as QuestionnaireResponse) stored on and searched from a real
+    FHIR server gives the same timeline, provenance included, as the resources mapped directly."""
+    from training.simulator.cohort import simulate_cohort
+    from training.simulator.fhir import child_resources
+
+    run = next(r for r in simulate_cohort(12, seed=8) if len(r.visits) >= 5)
+    resources = child_resources(run, dialect="ehr")
+    kinds = {r["resourceType"] for r in resources}
+    assert {"DocumentReference", "Condition", "Encounter"} <= kinds
+    transaction = {
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources],
+    }
+    response = requests.post(fhir_server, json=transaction, headers={"Content-Type": "application/fhir+json"}, timeout=60)
+    assert response.ok, response.text[:500]
+    pid = run.child.patient_id
+    prefetch = {"patient": requests.get(f"{fhir_server}/Patient/{pid}", timeout=30).json()}
+    for kind in sorted(kinds - {"Patient"}):
+        reply = requests.get(f"{fhir_server}/{kind}", params={"patient": pid, "_count": "500"}, timeout=30)
+        assert reply.ok, reply.text[:500]
+        prefetch[kind] = reply.json()
+    from_server, problems = collect_resources(prefetch)
+    assert problems == []
+    direct = build_timeline(resources, pid)
+    served = build_timeline(from_server, pid)
+    assert served.to_json() == direct.to_json()
+    assert any(v.provenance.get("seizure_since_last_visit") and v.provenance["seizure_since_last_visit"].kind == "text" for v in served.visits)

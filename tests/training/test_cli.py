@@ -65,3 +65,9 @@ def test_default_model_is_built_evaluated_and_servable(tmp_path):
     assert model.config_name == "conservative"
     assert json.loads((folder / "metrics.json").read_text())["safety_violations"] == 0
     assert (folder / "report" / "report.md").exists()
+    by_dialect = json.loads((folder / "report" / "dialects.json").read_text())
+    assert set(by_dialect["dialects"]) == {"epidose", "ehr", "mixed"} and by_dialect["physician_true_value"] is not None
+    known = {d: f["seizure_since_last_visit_known"] for d, f in by_dialect["dialects"].items()}
+    assert known["epidose"] == 1.0 and known["ehr"] < known["mixed"] < 1.0  # EHR-shaped children leave gaps
+    assert all(0.0 <= f["agreement"] <= 1.0 and "true_value" in f for f in by_dialect["dialects"].values())
+    assert "dialect mixed" in json.loads((folder / "metadata.json").read_text())["training_data"]

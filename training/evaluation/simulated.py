@@ -219,12 +219,14 @@ def true_values_for_models(
     without_rails: bool = False,
     lifted_rails: Sequence[str] = (),
     state: str = "fhir",
+    dialect: str = "epidose",
 ) -> dict[str, dict[str, Any]] | None:
     """{policy name: true outcomes} for the models, the physician and the oracle on the given children, or None.
 
     Uses the simulator's counterfactual :class:`training.simulator.environment.Environment` with the
     state built by ``fhir_mapping.build`` from the FHIR emitted so far (``state="fhir"``), the same
-    path the training data took, so the models see at replay exactly what they were trained on. Each
+    path the training data took, so the models see at replay exactly what they were trained on;
+    ``dialect`` is the simulator's FHIR dialect that state is read from (training.simulator.fhir). Each
     policy's label and clinical-rail violations are counted on the states it saw; ``without_rails``
     adds each model restricted by the label bounds only ("NAME without clinical rails"), and each id in
     ``lifted_rails`` the model with every rail but that one ("NAME without RULE-ID"), to show its cost.
@@ -239,7 +241,7 @@ def true_values_for_models(
     seed, n_patients, config = setup
     if abs(config.gamma - gamma) > 1e-12:
         config = dataclasses.replace(config, gamma=gamma)
-    environment = Environment(n_patients, seed, config, state=state)
+    environment = Environment(n_patients, seed, config, state=state, dialect=dialect)
     wanted = set(patient_ids)
     environment.children = [child for child in environment.children if child.patient_id in wanted]
     if not environment.children:

@@ -2,7 +2,7 @@
 
 Layout of ``out``::
 
-    ndjson/<Type>.ndjson        one resource per line (FHIR Bulk Data export layout)
+    ndjson/<Type>.ndjson        one resource per line (FHIR Bulk Data export layout), per type written
     bundles/<patient id>.json   a transaction Bundle per child: PUT Type/id, fullUrl urn:uuid:<id>
     truth/patients.jsonl        each child's true PK/PD and natural-history parameters
     truth/visits.jsonl          per visit (patient id, date): the physician's action probabilities,
@@ -30,8 +30,6 @@ from training.simulator.patients import draw_cohort
 from training.simulator.physician import PhysicianPolicy
 from training.simulator.simulate import ChildRun, run_child, truth_json, visit_truth_json
 
-RESOURCE_TYPES = ("Patient", "Condition", "Encounter", "Observation", "MedicationRequest")
-
 
 @dataclass
 class CohortSummary:
@@ -50,8 +48,9 @@ def simulate_cohort(n_patients: int, seed: int, config: SimulatorConfig = DEFAUL
     return [run_child(child, config, PhysicianPolicy(child.physician, config)) for child in children]
 
 
-def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG) -> CohortSummary:
-    """Simulate and write a cohort to ``out`` (see the module docstring)."""
+def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG, *, dialect: str = "epidose") -> CohortSummary:
+    """Simulate and write a cohort to ``out`` (see the module docstring) in a FHIR dialect of
+    :data:`training.simulator.fhir.DIALECTS`; the truth files do not depend on the dialect."""
     started = time.perf_counter()
     children = draw_cohort(n_patients, seed, config)
     runs = [run_child(child, config, PhysicianPolicy(child.physician, config)) for child in children]
@@ -60,14 +59,16 @@ def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig 
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     n_resources = 0
     with ExitStack() as stack:
-        ndjson = {kind: stack.enter_context((out / "ndjson" / f"{kind}.ndjson").open("w", encoding="utf-8")) for kind in RESOURCE_TYPES}
+        ndjson: dict[str, Any] = {}  # a file per resource type written (the dialects write different types)
         patients_file = stack.enter_context((out / "truth" / "patients.jsonl").open("w", encoding="utf-8"))
         visits_file = stack.enter_context((out / "truth" / "visits.jsonl").open("w", encoding="utf-8"))
         for run in runs:
             entries = []
-            for resource in child_resources(run):
+            for resource in child_resources(run, dialect=dialect):
                 text = dumps(resource)
                 kind, rid = resource["resourceType"], resource["id"]
+                if kind not in ndjson:
+                    ndjson[kind] = stack.enter_context((out / "ndjson" / f"{kind}.ndjson").open("w", encoding="utf-8"))
                 ndjson[kind].write(text + "\n")
                 entries.append(f'{{"fullUrl":"urn:uuid:{rid}","resource":{text},"request":{{"method":"PUT","url":"{kind}/{rid}"}}}}')
             n_resources += len(entries)

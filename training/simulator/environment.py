@@ -37,6 +37,7 @@ a target while the epilepsy is active, and nothing once it has remitted.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
@@ -135,9 +136,10 @@ def value_of_timelines(timelines: Sequence[PatientTimeline], config: SimulatorCo
     return _mean_and_se(discounted_mean_rewards(rewards, config.gamma))
 
 
-def fhir_state_view(run: ChildRun) -> PatientTimeline:
-    """The timeline fhir_mapping.build reads from the FHIR emitted so far; the current visit undecided."""
-    timeline = build_timeline(child_resources(run, pending_last=True), run.child.patient_id)
+def fhir_state_view(run: ChildRun, dialect: str = "epidose") -> PatientTimeline:
+    """The timeline fhir_mapping.build reads from the FHIR emitted so far (in a simulator dialect,
+    training.simulator.fhir.DIALECTS); the current visit undecided."""
+    timeline = build_timeline(child_resources(run, pending_last=True, dialect=dialect), run.child.patient_id)
     current = timeline.visits[-1]
     if current.date != run.visits[-1].date:
         raise RuntimeError("the mapping did not find the current visit in the emitted FHIR")
@@ -173,13 +175,15 @@ def oracle_policy(child: Child, config: SimulatorConfig, target_effect: float = 
 class Environment:
     """A fixed set of simulated children on which policies are evaluated with common random numbers."""
 
-    def __init__(self, n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG, *, state: str = "fhir") -> None:
+    def __init__(self, n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG, *, state: str = "fhir", dialect: str = "epidose") -> None:
         if state not in ("fhir", "direct"):
             raise ValueError("state must be 'fhir' (timelines built by fhir_mapping.build) or 'direct'")
         self.config = config
         self.seed = seed
         self.children = draw_cohort(n_patients, seed, config)
-        self.state_view: Callable[[ChildRun], PatientTimeline] | None = fhir_state_view if state == "fhir" else None
+        self.state_view: Callable[[ChildRun], PatientTimeline] | None = None
+        if state == "fhir":
+            self.state_view = fhir_state_view if dialect == "epidose" else functools.partial(fhir_state_view, dialect=dialect)
         self._steps: Generator[Decision, int, ChildRun] | None = None
 
     def run(self, policy: Policy | None = None, *, per_child: Callable[[Child], Policy | PhysicianPolicy] | None = None) -> list[ChildRun]:
