@@ -41,6 +41,18 @@ class LevOrder:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where a visit item came from: ``kind`` is "code" (an Observation in a code table),
+    "questionnaire" (a QuestionnaireResponse answer), "condition", "encounter" or "observation" (a
+    seizure dated in the interval by a Condition, an Encounter's reason or diagnosis, or an Observation
+    coded as a seizure finding) or "text" (note text read by
+    :mod:`fhir_mapping.notes`); ``resource`` is "Type/id"."""
+
+    kind: str
+    resource: str
+
+
+@dataclass(frozen=True)
 class DrugLevel:
     """A measured levetiracetam level as recorded, with what the record says about its timing.
 
@@ -71,18 +83,6 @@ class DoseSpan:
     mg_per_day: float | None
     doses_per_day: float | None = None
     times_of_day: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where a visit item came from: ``kind`` is "code" (an Observation in a code table),
-    "questionnaire" (a QuestionnaireResponse answer), "condition", "encounter" or "observation" (a
-    seizure dated in the interval by a Condition, an Encounter's reason or diagnosis, or an Observation
-    coded as a seizure finding) or "text" (note text read by
-    :mod:`fhir_mapping.notes`); ``resource`` is "Type/id"."""
-
-    kind: str
-    resource: str
 
 
 @dataclass

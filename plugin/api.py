@@ -111,6 +111,9 @@ def _hook_call(rt: Runtime, service_id: str, definition: dict[str, Any]) -> Resp
             return Response(text, mimetype="application/json")
     gathered = rt.fetcher.gather(templates, prefetch, context, fhir_server, authorization)
     outcome = decide(hook, context, gathered, model, rt.report_url(), today=today)
+    if outcome.out_of_scope is not None:
+        rt.metrics.observe_out_of_scope(service_id, outcome.out_of_scope)
+        key = None  # answered without a card: counted on every call, not served from the cache
     text = json.dumps({"cards": outcome.cards}, separators=(",", ":"), ensure_ascii=False)
     indicators = [card["indicator"] for card in outcome.cards]
     _record(rt, service_id, hook_instance, patient_id, outcome.audit, indicators)

@@ -25,6 +25,7 @@ class Metrics:
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.cards: dict[tuple[str, str], int] = defaultdict(int)  # (service, indicator)
         self.feedback: dict[tuple[str, str], int] = defaultdict(int)  # (service, outcome)
+        self.out_of_scope: dict[tuple[str, str], int] = defaultdict(int)  # (service, reason)
         self.auth_refusals: dict[str, int] = defaultdict(int)  # reason (plugin.security.REFUSAL_REASONS)
         self.model_version: str | None = None
 
@@ -37,6 +38,11 @@ class Metrics:
     def observe_card(self, service: str, indicator: str) -> None:
         with self._lock:
             self.cards[(service, indicator)] += 1
+
+    def observe_out_of_scope(self, service: str, reason: str) -> None:
+        """A call answered with no card because the patient is not one the service is for."""
+        with self._lock:
+            self.out_of_scope[(service, reason)] += 1
 
     def observe_feedback(self, service: str, outcome: str) -> None:
         with self._lock:
@@ -67,6 +73,10 @@ class Metrics:
             out += ["# HELP epidose_cards_total Cards served by service and indicator.", "# TYPE epidose_cards_total counter"]
             for (service, indicator), count in sorted(self.cards.items()):
                 out.append(f'epidose_cards_total{{service="{service}",indicator="{indicator}",worker="{worker}"}} {count}')
+            out += ["# HELP epidose_out_of_scope_total Calls answered with no card: patient out of scope, by reason.",
+                    "# TYPE epidose_out_of_scope_total counter"]
+            for (service, reason), count in sorted(self.out_of_scope.items()):
+                out.append(f'epidose_out_of_scope_total{{service="{service}",reason="{reason}",worker="{worker}"}} {count}')
             out += ["# HELP epidose_feedback_total Feedback items by service and outcome.",
                     "# TYPE epidose_feedback_total counter"]
             for (service, outcome), count in sorted(self.feedback.items()):

@@ -83,9 +83,11 @@ def test_quick_start_curl_returns_a_dose_card(served: tuple[str, bool]) -> None:
     assert response.status_code == 200
     cards = response.json()["cards"]
     assert len(cards) == 1
-    assert cards[0]["summary"].startswith("Levetiracetam ") and "mg/day" in cards[0]["summary"]
+    # The summary opens with the action against the dose taken ("Raise levetiracetam to …").
+    assert "levetiracetam" in cards[0]["summary"].lower() and "mg/day" in cards[0]["summary"]
     assert "cannot recommend" not in cards[0]["summary"]  # the example's data is complete and current
-    for suggestion in cards[0].get("suggestions", []):  # none when the model keeps the current dose
+    assert cards[0]["extension"]["org.epidose.decision"]["action"] != "no-recommendation"
+    for suggestion in cards[0].get("suggestions", []):  # none when the dose taken is kept
         assert suggestion["actions"][0]["resource"]["resourceType"] == "MedicationRequest"
     discovery = requests.get(f"{base}/cds-services", timeout=5).json()
     assert {s["id"] for s in discovery["services"]} >= {"epidose-patient-view", "epidose-order-sign"}

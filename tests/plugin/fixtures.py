@@ -59,8 +59,9 @@ def patient_resources(patient: str = "p1", *, weight_kg: float = 25.0, age_years
                          {"valueQuantity": {"value": weight_kg, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}})
     height = observation(f"{patient}-h", patient, "8302-2", LOINC, last,
                          {"valueQuantity": {"value": 128, "unit": "cm", "system": "http://unitsofmeasure.org", "code": "cm"}})
+    # Breakthrough seizures at the latest visit (2 since the previous one): a dose change is indicated.
     seizures = [observation(f"{patient}-s{i}", patient, "seizure-count-since-last-visit", EPI, last - timedelta(days=90 * i),
-                            {"valueInteger": i % 2}) for i in range(3)]
+                            {"valueInteger": 2 if i == 0 else i % 2}) for i in range(3)]
     seizures += [observation(f"{patient}-x{i}", patient, "seizure-count-since-last-visit", EPI,
                              last - timedelta(days=300 + 30 * i), {"valueInteger": i % 3})
                  for i in range(n_extra_observations)]
@@ -102,12 +103,27 @@ def draft_bundle(order: dict[str, Any], *, sandbox: bool = False) -> dict[str, A
 
 
 class FakeModel:
-    """A model whose scores rise with the dose; ``adversarial`` ignores the mask (returns the raw argmax)."""
+    """A model whose scores rise with the dose; ``adversarial`` ignores the mask (returns the raw argmax).
 
-    def __init__(self, version: str, adversarial: bool = True, favour: int | None = None) -> None:
+    Scores rise by 1 per dose class (a narrow margin); ``favour`` gives one class 100 (a clear margin
+    when it is allowed). ``coverage_percent`` is the share of training children as far from the centre
+    (None: the model has no coverage statistics, so the service cannot call its choice clear).
+    """
+
+    def __init__(self, version: str, adversarial: bool = True, favour: int | None = None,
+                 coverage_percent: float | None = 50.0) -> None:
         self.version = version
         self.adversarial = adversarial
         self.favour = favour
+        self.coverage_percent = coverage_percent
+
+    def model_input(self, values: Any, observed: Any) -> Any:
+        return np.asarray(values, dtype=float)
+
+    def coverage(self, model_input: Any) -> np.ndarray:
+        if self.coverage_percent is None:
+            raise AttributeError("no coverage statistics")
+        return np.full(np.atleast_2d(model_input).shape[0], self.coverage_percent)
 
     def recommend(self, values: Any, observed: Any, allowed_mask: Any) -> tuple[int, np.ndarray, int]:
         scores = np.arange(N_DOSE_CLASSES, dtype=float)
@@ -167,3 +183,57 @@ class Signer:
                    "jti": jti or str(uuid.uuid4()), **claims}
         return jwt.encode(payload, key if key is not None else self.key, algorithm=algorithm or self.algorithm,
                           headers={"kid": kid, "typ": "JWT"})
+
+
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+
+
+def _quantity(value: float, unit: str) -> dict[str, Any]:
+    return {"valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}
+
+
+def solution_order(oid: str, patient: str, mg_per_day: float, authored: date, status: str = "active") -> dict[str, Any]:
+    """A levetiracetam 100 mg/mL oral solution order, twice daily, with the fields EHRs fill in."""
+    return {"resourceType": "MedicationRequest", "id": oid, "status": status, "intent": "order",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                                      "code": "outpatient"}]}],
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "403884"}]},
+            "subject": {"reference": f"Patient/{patient}"}, "authoredOn": authored.isoformat(),
+            "requester": {"reference": "Practitioner/dr"},
+            "note": [{"text": "give with food"}],
+            "dispenseRequest": {"expectedSupplyDuration": {"value": 30, "unit": "days", "system": UCUM, "code": "d"},
+                                "numberOfRepeatsAllowed": 2, "quantity": {"value": 300, "unit": "mL", "system": UCUM, "code": "mL"}},
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                                   "doseAndRate": [{"doseQuantity": {"value": mg_per_day / 200, "unit": "mL",
+                                                                     "system": UCUM, "code": "mL"}}]}]}
+
+
+def child_chart(patient: str = "c1", *, age_years: float = 8.0, weight_kg: float = 25.0, height_cm: float = 128.0,
+                visits: tuple[tuple[int, int], ...] = ((10, 0),), lev_mg_per_day: float | None = None,
+                lev_days_ago: int = 200, creatinine: float | None = None, level_mg_l: float | None = None,
+                adverse_effect: bool = False, condition: tuple[str, str] | None = (SNOMED, "44145005"),
+                birth_date: str | None = None, today: date | None = None) -> dict[str, Any]:
+    """Prefetch for a child: ``visits`` are (days ago, seizures since the previous visit); measurements at the latest."""
+    today = today or date.today()
+    born = birth_date or (today - timedelta(days=int(age_years * 365.25))).isoformat()
+    latest = today - timedelta(days=min(ago for ago, _ in visits))
+    seizures = [observation(f"{patient}-s{i}", patient, "seizure-count-since-last-visit", EPI, today - timedelta(days=ago),
+                            {"valueInteger": count}) for i, (ago, count) in enumerate(visits)]
+    if adverse_effect:
+        seizures.append(observation(f"{patient}-ae", patient, "behaviour-adverse-effect", EPI, latest, {"valueBoolean": True}))
+    labs = []
+    if creatinine is not None:
+        labs.append(observation(f"{patient}-cr", patient, "2160-0", LOINC, latest, _quantity(creatinine, "mg/dL")))
+    if level_mg_l is not None:
+        labs.append(observation(f"{patient}-lev", patient, "30471-7", LOINC, latest, _quantity(level_mg_l, "mg/L")))
+    meds = [] if lev_mg_per_day is None else [solution_order(f"{patient}-m", patient, lev_mg_per_day,
+                                                             today - timedelta(days=lev_days_ago))]
+    conditions = [] if condition is None else [{
+        "resourceType": "Condition", "id": f"{patient}-c", "subject": {"reference": f"Patient/{patient}"},
+        "code": {"coding": [{"system": condition[0], "code": condition[1]}]}}]
+    return {"patient": {"resourceType": "Patient", "id": patient, "birthDate": born, "gender": "female"},
+            "weight": bundle([observation(f"{patient}-w", patient, "29463-7", LOINC, latest, _quantity(weight_kg, "kg"))]),
+            "height": bundle([observation(f"{patient}-h", patient, "8302-2", LOINC, latest, _quantity(height_cm, "cm"))]),
+            "seizures": bundle(seizures), "labs": bundle(labs), "conditions": bundle(conditions),
+            "medications": bundle(meds)}

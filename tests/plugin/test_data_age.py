@@ -20,9 +20,9 @@ def _decide(prefetch: dict, today: date | None = None) -> dict:
 
 
 def test_current_weight_gives_a_dose_card() -> None:
-    """A weight of 90 days ago is current: the card recommends a dose."""
+    """A weight of 90 days ago is current: the card gives a dose (the summary now starts with the action)."""
     card = _decide(patient_resources())
-    assert card["summary"].startswith("Levetiracetam ") and "suggestions" in card
+    assert card["summary"].startswith("Raise levetiracetam to ") and "suggestions" in card
 
 
 def test_outdated_weight_is_asked_for_not_used() -> None:
@@ -54,4 +54,7 @@ def test_unreadable_current_order_blocks_the_recommendation() -> None:
     order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] = {"value": 1, "unit": "scoop"}
     card = _decide(prefetch)
     assert "suggestions" not in card
-    assert "readable dose" in card["detail"] and order["id"] in card["detail"]
+    # Named as unreadable (not "missing"), with the order and what could not be read.
+    problem = card["extension"]["org.epidose.decision"]["problems"][0]
+    assert problem["kind"] == "unreadable" and problem["item"] == "the levetiracetam order in effect"
+    assert order["id"] in problem["detail"] and "scoop" in problem["detail"]

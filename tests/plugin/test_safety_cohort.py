@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,7 +24,6 @@ from training.simulator.cohort import write_cohort
 from training.simulator.config import DEFAULT_CONFIG, ending_on
 
 PATIENTS = 25
-_SUMMARY_MG = re.compile(r"^Levetiracetam (\d+(?:\.\d+)?) mg/day")
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +49,13 @@ def _prefetch(resources: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
 def _card_doses(card: dict[str, Any]) -> list[float]:
     """Every daily dose a card recommends: its summary and its suggested MedicationRequest."""
     doses = []
-    match = _SUMMARY_MG.match(card["summary"])
-    if match:
-        doses.append(float(match.group(1)))
+    decision = (card.get("extension") or {}).get("org.epidose.decision") or {}
+    if decision.get("recommended_mg_per_day"):
+        doses.append(float(decision["recommended_mg_per_day"]))
     for suggestion in card.get("suggestions") or []:
         for action in suggestion["actions"]:
+            if action["type"] == "delete" or action["resource"].get("status") == "stopped":
+                continue  # discarding a draft or stopping the order replaced orders no dose
             read = normalise_medication_request(action["resource"])
             assert not isinstance(read, list), read
             doses.append(read.mg_per_day)

@@ -66,7 +66,9 @@ def test_serve_with_jwt_and_a_real_model(tmp_path: Path, trained_model: Path) ->
                                  headers={"Authorization": "Bearer " + signer.token(url)})
         assert response.status_code == 200, response.text
         cards = check_response(response.json())
-        assert cards[0]["summary"].startswith("Levetiracetam")
+        # The summary opens with the action against the dose taken ("Raise levetiracetam to …").
+        assert "levetiracetam" in cards[0]["summary"].lower()
+        assert cards[0]["extension"]["org.epidose.decision"]["action"] in ("start", "raise", "keep", "lower", "taper", "none")
         assert requests.get(base + "/readyz", timeout=5).status_code == 200
         page = requests.get(base + "/models/current", timeout=5)
         assert page.status_code == 200 and "Known limits" in page.text
