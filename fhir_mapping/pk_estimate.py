@@ -95,10 +95,13 @@ DEFAULT_DOSES_PER_DAY: Final = 2  # the label's twice-daily regimen when the ord
 # weigh a narrower band against (project choice).
 PERCENTILE_LOW, PERCENTILE_HIGH = 0.025, 0.975
 INTERVAL: Final = (0.05, 0.95)  # every interval shown is a 90% interval
-# Reference (trough), the lab guidance of domain.md §3 (the same constant the cards and rails use).
+# Reference (trough), the newer lab guidance of domain.md §3, 10–40 mg/L (or 20–40; older 12–46):
+# the upper bound equals the clinical rails' LEVEL_UPPER_REFERENCE_MG_L ("no increase above the
+# reference"; a test keeps them equal, and this module does not import the rails, which may import it).
 # Levetiracetam has no established therapeutic range and no established toxic level.
-REFERENCE_LOW_MG_L, REFERENCE_HIGH_MG_L = TROUGH_REFERENCE_MG_L
-NEWER_REFERENCE_TEXT: Final = "newer lab guidance 10–40 or 20–40 mg/L"
+REFERENCE_LOW_MG_L: Final = 10.0
+REFERENCE_HIGH_MG_L: Final = 40.0
+OLDER_REFERENCE_MG_L: Final = TROUGH_REFERENCE_MG_L
 
 # Grids (hours within the interval; factors on the log scale, in prior SDs).
 _UNKNOWN_TIME_POINTS = 12
@@ -685,8 +688,9 @@ def level_lines(assessment: LevelAssessment, current_mg: float | None, recommend
             continue
         lines.append(f"- Predicted for this child at the {label} {_fmt(mg)} mg/day: trough {_interval(trough)} mg/L, "
                      f"average {_interval(average)} mg/L.")
-    lines.append(f"- Laboratory reference (trough) {REFERENCE_LOW_MG_L:g}–{REFERENCE_HIGH_MG_L:g} mg/L ({NEWER_REFERENCE_TEXT}); "
-                 "levetiracetam has no established therapeutic range. Intervals are 90%.")
+    older_low, older_high = OLDER_REFERENCE_MG_L
+    lines.append(f"- Laboratory reference (trough) {REFERENCE_LOW_MG_L:g}–{REFERENCE_HIGH_MG_L:g} mg/L (older guidance "
+                 f"{older_low:g}–{older_high:g}); levetiracetam has no established therapeutic range. Intervals are 90%.")
     return lines
 
 

@@ -290,3 +290,9 @@ def test_the_latest_level_is_read_against_the_childs_earlier_levels(earlier: tup
     assert assessment is not None and assessment.own_percentile is not None
     assert any(note.startswith(reading) for note in assessment.interpretation), assessment.interpretation
     assert "this child's earlier levels" in " ".join(assessment.interpretation)
+
+
+def test_the_reading_and_the_rail_share_one_upper_reference() -> None:
+    from fhir_mapping import pk_estimate, rails
+
+    assert pk_estimate.REFERENCE_HIGH_MG_L == rails.LEVEL_UPPER_REFERENCE_MG_L
