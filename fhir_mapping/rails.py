@@ -288,6 +288,14 @@ def label_step_mg_per_day(age_years: float | None, weight_kg: float | None) -> f
     return per_kg * weight_kg
 
 
+def _step_words(age_years: float | None) -> str:
+    """The label step of :func:`label_step_mg_per_day` in the words of the label (per dose, twice daily)."""
+    if age_years is not None and age_years >= ADULT_AGE_YEARS:
+        return f"{ADULT_STEP_MG_PER_DAY / 2:g} mg twice daily"
+    per_kg = STEP_MG_PER_KG_DAY_BELOW_6_MONTHS if age_years is not None and age_years < SIX_MONTHS_YEARS else TITRATION_STEP_MG_PER_KG_DAY
+    return f"{per_kg / 2:g} mg/kg twice daily"
+
+
 def level_is_high(facts: RailFacts, *, include_prediction: bool = True) -> bool:
     """A measured level (or, when asked, the individual prediction) above the reference upper bound."""
     levels = [facts.measured_level_mg_l] + ([facts.predicted_level_mg_l] if include_prediction else [])
@@ -439,7 +447,8 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
             if raise_to is None:
                 return say("keep", "G-AT-MAXIMUM", "seizures at the label maximum: check adherence; consider another medicine with a specialist",
                            current_class if allowed[current_class] else None)
-            return say("raise", "G-RAISE-BREAKTHROUGH", "seizures in the last 3 months: raise by the label step (10 mg/kg twice daily)", raise_to)
+            return say("raise", "G-RAISE-BREAKTHROUGH",
+                       f"seizures in the last 3 months: raise by the label step ({_step_words(facts.age_years)})", raise_to)
         if withdrawal_indicated(facts):
             down = _step(current_class, step, allowed, up=False)
             return say("taper", "G-OFFER-TAPER", _withdrawal_reason(facts) + " (at most −10 mg/kg twice daily every 2 weeks)", down)

@@ -335,3 +335,15 @@ def test_every_rule_but_the_label_and_the_wording_rule_can_shape_an_outcome() ->
         seen |= set(clinical_rails(f, label_bounds(weight, age, None)).rule_ids)
     seen |= set(clinical_rails(facts(weight_kg=None), label_bounds(None, 9.0, None)).rule_ids)
     assert seen == set(rails.RULE_BY_ID) - {"R-LABEL-BOUNDS", "R-TAPER-ONLY-ON-LEV"}
+
+
+def test_the_raise_guidance_names_the_step_of_the_childs_age_band() -> None:
+    """The label's step is 7 mg/kg BID below 6 months, 10 mg/kg BID to 16 years, 500 mg BID from 16 (domain.md §2)."""
+    cases = ((0.3, 6.0, 125.0, "7 mg/kg twice daily"), (9.0, 30.0, 250.0, "10 mg/kg twice daily"),
+             (17.0, 60.0, 1000.0, "500 mg twice daily"))
+    for age, weight, current, words in cases:
+        outcome = clinical_rails(facts(age_years=age, weight_kg=weight, current_mg_per_day=current,
+                                       seizure_last_3_months=True, months_seizure_free=0.0),
+                                 label_bounds(weight, age, None))
+        assert outcome.guidance is not None and outcome.guidance.action == "raise", (age, outcome.guidance)
+        assert words in outcome.guidance.text, outcome.guidance.text
