@@ -140,10 +140,20 @@ def run_wrk(url: str, body_file: Path, seconds: int, connections: int, unique: b
                 '  return wrk.format(nil, nil, nil, prefix .. "u" .. counter .. "-" .. math.random(1, 1000000000) .. suffix)\nend\n')
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n' + vary +
-        "done = function(summary, latency, requests)\n"
-        '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\n'
-        "end\n")
+        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n' + vary
+        + WRK_REPORT)
+    return _run_wrk(script, url, seconds, connections)
+
+
+# wrk's closing callback: one machine-readable line with requests, errors, duration and latency percentiles.
+WRK_REPORT = (
+    "done = function(summary, latency, requests)\n"
+    '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\n'
+    "end\n")
+
+
+def _run_wrk(script: Path, url: str, seconds: int, connections: int) -> dict[str, float]:
+    """Run wrk with a Lua script ending in :data:`WRK_REPORT`; requests/s, p50, p99, errors."""
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
                          check=True, capture_output=True, text=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT"))
@@ -180,15 +190,8 @@ def run_wrk_children(url: str, bodies_file: Path, seconds: int, connections: int
         '  local body = bodies[(counter + (tid or 0) * 7919) % #bodies + 1]\n'
         f'  body = body:gsub("{HOOK_MARK}", "t" .. (tid or 0) .. "-" .. counter, 1)\n'
         '  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)\nend\n'
-        "done = function(summary, latency, requests)\n"
-        '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\n'
-        "end\n")
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-                         check=True, capture_output=True, text=True).stdout
-    line = next(line for line in out.splitlines() if line.startswith("RESULT"))
-    requests_done, errors, duration_us, p50_us, p99_us = (float(x) for x in line.split()[1:])
-    return {"rps": requests_done / (duration_us / 1e6), "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000,
-            "errors": errors, "requests": requests_done}
+        + WRK_REPORT)
+    return _run_wrk(script, url, seconds, connections)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], what: str) -> None:
