@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +70,7 @@ def embedded_app(sandbox_dir: Path) -> tuple[Any, ec.EllipticCurvePrivateKey]:
                                      public_base_url="http://localhost")
     ensure_default_model(settings)
     # The service's own log lines (whom it trusts, which model it serves) would interleave with the cards.
-    return create_app(dataclasses.replace(settings, log_level="WARNING"), announce=False), private
+    return create_app(settings.model_copy(update={"log_level": "WARNING"}), announce=False), private
 
 
 @click.command()
