@@ -59,9 +59,6 @@ def register(group: click.Group) -> None:
     @group.command("scheduler")
     def scheduler() -> None:
         """Run scheduled retraining in this process (one per data folder; never in web workers)."""
-        from training.retrain.scheduler import SchedulerAlreadyRunning, run_scheduler
+        from training.retrain.scheduler import run_scheduler
 
-        try:
-            run_scheduler(retrain_settings())
-        except SchedulerAlreadyRunning as error:
-            raise click.ClickException(str(error)) from error
+        run_scheduler(retrain_settings())

@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fhir_mapping.errors import EpidoseError
+
 if TYPE_CHECKING:
     from training.database import Database
 
@@ -41,7 +43,7 @@ METADATA_FILE = "registry.json"
 _VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 
 
-class RegistryError(Exception):
+class RegistryError(EpidoseError):
     """A registry operation that cannot be carried out (unknown version, nothing to roll back to)."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from fhir_mapping.errors import EpidoseError
 from training.retrain.settings import RetrainSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ JOB_ID = "retrain"
 MISFIRE_GRACE_S = 3600
 
 
-class SchedulerAlreadyRunning(RuntimeError):
+class SchedulerAlreadyRunning(EpidoseError):
     """Another scheduler holds the lock for this data folder."""
 
 
