@@ -84,9 +84,10 @@ class RetrainSettings(EnvSettings):
     """Share of patients held out for the champion/candidate comparison."""
     split_seed: int = Field(0, validation_alias="EPIDOSE_RETRAIN_SPLIT_SEED", ge=0)
     """Seed of the patient-level split (same split for both models)."""
-    behaviour_steps: int = Field(300, validation_alias="EPIDOSE_RETRAIN_BEHAVIOUR_STEPS", ge=1)
-    """Behaviour-cloning steps estimating the physicians' policy for OPE
-    (used when the data carries no true behaviour probabilities)."""
+    behaviour_steps: int = Field(2000, validation_alias="EPIDOSE_RETRAIN_BEHAVIOUR_STEPS", ge=1)
+    """Behaviour-cloning steps estimating the physicians' policy for OPE when the data carries no true
+    behaviour probabilities; the default is the evaluation report's (training.evaluation.score), so the gate
+    and the report judge against the same estimate."""
     bootstrap_samples: int = Field(500, validation_alias="EPIDOSE_RETRAIN_BOOTSTRAP", ge=20)
     """Bootstrap resamples (over patients) behind each off-policy interval."""
     initial_config: ConfigName = Field("conservative_light", validation_alias="EPIDOSE_RETRAIN_INITIAL_CONFIG")
