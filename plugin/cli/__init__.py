@@ -1,6 +1,6 @@
 """The ``epidose`` command line: one group, one module per command family; the only place click is used.
 
-Subcommands import their heavy dependencies (torch, pandas) lazily so that ``epidose --help`` and
+Subcommands import their heavy dependencies (torch, scikit-learn) lazily so that ``epidose --help`` and
 the service start fast and serving needs no torch.
 """
 
