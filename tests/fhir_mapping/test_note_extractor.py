@@ -86,7 +86,10 @@ NOTHING: dict = {}
     ("Seizure diary reviewed.", NOTHING),
     ("No seizure since last visit, seizure diary reviewed.", INTERVAL_DENIAL),
     ("Counselled that levetiracetam can cause drowsiness and irritability.", NOTHING),
-    ("Sleepy post-ictally after the seizure.", NOTHING),
+    ("Sleepy post-ictally after his last seizure.", NOTHING),
+    ("Had a seizure last night, confused after the seizure.", {"seizure_months_ago": 0.03, "seizure_last_3_months": True, "seizure_last_6_months": True}),
+    ("未再发，已3个月。", {"seizure_free_months": 3.0, "seizure_last_3_months": False}),
+    ("无再发皮疹。", NOTHING),
     ("家族史：母亲幼时有抽搐。", NOTHING),
     ("？夜间抽搐，家长未见。", NOTHING),
     ("疑有发作一次。", NOTHING),
@@ -109,6 +112,7 @@ NOTHING: dict = {}
     ("发作控制良好，未再发作。", INTERVAL_DENIAL),
     # windows and dated seizures are not the interval; one dated seizure says nothing of the months after it
     ("Three seizures in the last fortnight.", {"seizure_last_3_months": True, "seizure_last_6_months": True}),
+    ("Seizures x2 in past 3/12.", {"seizure_last_3_months": True, "seizure_last_6_months": True}),
     ("Seizure 3/52 ago.", {"seizure_months_ago": 0.69, "seizure_last_3_months": True, "seizure_last_6_months": True}),
     ("上周抽搐1次。", {"seizure_months_ago": 0.23, "seizure_last_3_months": True, "seizure_last_6_months": True}),
     ("今天早上发作1次。", {"seizure_months_ago": 0.03, "seizure_last_3_months": True, "seizure_last_6_months": True}),
@@ -126,6 +130,7 @@ NOTHING: dict = {}
     ("5 seizures since last visit, mostly under 30 seconds.", {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 5}),
     # adverse effects as written, misspellings included
     ("Tired on Keppra.", {"somnolence": True, "behaviour_adverse_effect": True}),
+    ("Mum says he is tired of taking his medicine.", NOTHING),
     ("Drowsey in the mornings.", {"somnolence": True, "behaviour_adverse_effect": True}),
     ("Grumpier since starting LEV.", {"irritability": True, "behaviour_adverse_effect": True}),
     ("Irritible at school.", {"irritability": True, "behaviour_adverse_effect": True}),
