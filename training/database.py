@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from plugin.errors import ServiceError
-from plugin.private_files import open_private, private_dir, private_file
+from fhir_mapping.errors import EpidoseError
+from training.private_files import open_private, private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-class DatabaseUnavailable(ServiceError):
+class DatabaseUnavailable(EpidoseError):
     """The database cannot be reached or refused the statement; nothing of the call was written."""
 
     status = 503

@@ -1,11 +1,10 @@
-"""Service commands of the ``epidose`` CLI: ``serve`` and ``feedback export``."""
+"""``epidose serve``: the CDS Hooks service under gunicorn, after building the default model once."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,6 @@ log = logging.getLogger("epidose.serve")
 SERVE_WORKER_CONNECTIONS = 1000  # per gevent worker: open connections, slow or not
 SERVE_THREADS = 16  # per gthread worker
 SERVE_KEEPALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
-
-
-def register(group: click.Group) -> None:
-    """Attach the service's subcommands to the root group."""
-    group.add_command(serve)
-    group.add_command(feedback)
-    group.add_command(settings_reference)
 
 
 def _build_default_model_entry(staging: str, progress: bool) -> None:
@@ -38,8 +30,8 @@ def ensure_default_model(settings: Any, *, progress: bool = True, isolate: bool 
     gunicorn workers forked from a process holding them hang at exit until killed (a 10 s stop), and
     would each inherit the training's memory.
     """
-    from training.model_check import check_model_folder
-    from training.registry import open_registry
+    from training.artifact.check import check_model_folder
+    from training.artifact.registry import open_registry
 
     registry = open_registry(settings.models_root, database_url=settings.database_url, check=check_model_folder)
     current = registry.current_version()
@@ -101,7 +93,7 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
 
     refuse_busy_port(settings.host, settings.port)  # before minutes of a first start, not after
     load_hash_key(settings)  # create the patient-hash key once, before the workers start
-    from plugin.database import DatabaseUnavailable
+    from training.database import DatabaseUnavailable
 
     try:
         version = ensure_default_model(settings)
@@ -158,34 +150,3 @@ def refuse_busy_port(host: str, port: int) -> None:
                 raise click.ClickException(f"{host}:{port} is already in use (another epidose?): use --port to choose "
                                            "another (or EPIDOSE_PORT)") from None
             raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
-
-
-@click.command("settings")
-def settings_reference() -> None:
-    """Print the configuration reference (every EPIDOSE_* variable, service and retraining) as Markdown."""
-    from plugin.confdoc import reference_markdown
-
-    click.echo(reference_markdown(), nl=False)
-
-
-@click.group()
-def feedback() -> None:
-    """Feedback and audit records."""
-
-
-@feedback.command("export")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="CSV file to write (default: standard output).")
-def export(out_path: Path | None) -> None:
-    """Write feedback joined to the audit record of its card as CSV (patients as keyed hashes only)."""
-    from plugin.settings import Settings
-    from plugin.store import open_store
-
-    settings = Settings.from_env()
-    store = open_store(settings)
-    if out_path is None:
-        count = store.export_feedback_csv(sys.stdout)
-    else:
-        with out_path.open("w", newline="", encoding="utf-8") as handle:
-            count = store.export_feedback_csv(handle)
-    click.echo(f"{count} feedback record(s) exported", err=True)

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from plugin.private_files import open_private, private_dir
+from training.private_files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 

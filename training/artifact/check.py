@@ -73,9 +73,9 @@ def check_model_folder(path: Path, loader: Callable[[Path], Any] | None = None) 
     from training.inference import feature_schema_hash
 
     if loader is None:
-        from plugin.model import default_loader
+        from training.inference import load_inference_model
 
-        loader = default_loader
+        loader = load_inference_model
     try:
         model: Any = loader(Path(path))
     except Exception as error:  # whatever the loader raises, the folder cannot be served

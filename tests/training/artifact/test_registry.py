@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.registry import ModelRegistry, RegistryError
+from training.artifact.registry import ModelRegistry, RegistryError
 
 
 def _artifact(tmp_path: Path, name: str) -> Path:

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from plugin.database import Database
+    from training.database import Database
 
-from plugin.private_files import make_tree_private, open_private, private_dir
+from training.private_files import make_tree_private, open_private, private_dir
 
 METADATA_FILE = "registry.json"
 _VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
@@ -182,7 +182,7 @@ class ModelRegistry:
 
     def __init__(self, root: Path, keep: int = 5, check: Callable[[Path], Any] | None = None, *,
                  pointer: PointerStore | None = None) -> None:
-        """``check`` (e.g. :func:`training.model_check.check_model_folder`) must pass on a folder before
+        """``check`` (e.g. :func:`training.artifact.check.check_model_folder`) must pass on a folder before
         it is added and before the pointer moves to it; it raises to refuse. ``pointer`` defaults to the
         file beside the versions (one host); see :class:`DatabasePointer`."""
         if keep < 2:
@@ -350,7 +350,7 @@ class ModelRegistry:
 def open_registry(root: Path, keep: int = 5, database_url: str | None = None,
                   check: Callable[[Path], Any] | None = None) -> ModelRegistry:
     """The registry at ``root``, its pointer in PostgreSQL when ``database_url`` names one."""
-    from plugin.database import is_postgres_url, shared_database
+    from training.database import is_postgres_url, shared_database
 
     pointer = DatabasePointer(shared_database(str(database_url))) if is_postgres_url(database_url) else None
     return ModelRegistry(root, keep, check, pointer=pointer)

@@ -19,12 +19,13 @@ from plugin.cli import main as cli
 from plugin.settings import Settings
 from tests.plugin.fixtures import hook_request
 from tests.plugin.fixtures import patient_resources as prefetch_for
-from tests.retrain.data import load, split_cohort_bundles
-from training.registry import ModelRegistry
-from training.retrain import read_records, retrain_once
-from training.retrain_settings import RetrainSettings
+from tests.training.retrain.data import load, split_cohort_bundles
+from training.artifact.registry import ModelRegistry
+from training.retrain.job import retrain_once
+from training.retrain.records import read_records
+from training.retrain.resources import ResourceStore
+from training.retrain.settings import RetrainSettings
 from training.simulator.cohort import write_cohort
-from training.store import ResourceStore
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.slow]
 

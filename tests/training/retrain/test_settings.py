@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.retrain_settings import RetrainSettings, RetrainSettingsError
+from training.retrain.settings import RetrainSettings, RetrainSettingsError
 
 
 def test_defaults_from_empty_environment() -> None:

@@ -18,13 +18,13 @@ import pytest
 
 from plugin import create_app
 from plugin.settings import Settings
-from tests.retrain.data import load, split_by_date, synthetic_cohort, synthetic_true_value
-from tests.retrain.fault_proxy import Fault, fault_proxy
 from tests.support.fhir_server import running_fhir_server, sekmet_available
-from training.registry import ModelRegistry
-from training.retrain import retrain_once, train_candidate
-from training.retrain_settings import RetrainSettings
-from training.store import ResourceStore
+from tests.training.retrain.data import load, split_by_date, synthetic_cohort, synthetic_true_value
+from tests.training.retrain.fault_proxy import Fault, fault_proxy
+from training.artifact.registry import ModelRegistry
+from training.retrain.job import retrain_once, train_candidate
+from training.retrain.resources import ResourceStore
+from training.retrain.settings import RetrainSettings
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.slow]
 

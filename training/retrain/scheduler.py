@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from training.retrain_settings import RetrainSettings
+from training.retrain.settings import RetrainSettings
 
 log = logging.getLogger(__name__)
 JOB_ID = "retrain"
@@ -52,7 +52,7 @@ def scheduler_lock(path: Path) -> Iterator[IO[str]]:
 @contextlib.contextmanager
 def _one_scheduler(settings: RetrainSettings) -> Iterator[None]:
     """One scheduler per deployment: an advisory lock when hosts share PostgreSQL, else the lock file."""
-    from training.retrain import shared_database
+    from training.retrain.records import shared_database
 
     database = shared_database(settings)
     if database is None:
@@ -102,7 +102,7 @@ def lower_priority(niceness: int) -> None:
 def run_scheduler(settings: RetrainSettings, job: Callable[[RetrainSettings], Any] | None = None) -> None:
     """Take the lock, lower priority and run the scheduler until interrupted."""
     if job is None:
-        from training.retrain import retrain_once
+        from training.retrain.job import retrain_once
 
         job = retrain_once
     with _one_scheduler(settings):

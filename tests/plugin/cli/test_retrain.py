@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from plugin.cli import main as cli
-from training.registry import ModelRegistry
+from training.artifact.registry import ModelRegistry
 from training.simulator.cohort import write_cohort
 
 pytestmark = pytest.mark.slow

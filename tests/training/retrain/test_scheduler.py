@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from training.retrain_settings import RetrainSettings
-from training.scheduler import SchedulerAlreadyRunning, build_scheduler, make_trigger, scheduler_lock
+from training.retrain.scheduler import SchedulerAlreadyRunning, build_scheduler, make_trigger, scheduler_lock
+from training.retrain.settings import RetrainSettings
 
 
 def test_triggers_from_schedule() -> None:
@@ -52,7 +52,7 @@ def test_second_scheduler_refuses_to_start(tmp_path: Path) -> None:
     lock = tmp_path / "scheduler.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from training.scheduler import scheduler_lock\n"
+         "import sys, time; from pathlib import Path; from training.retrain.scheduler import scheduler_lock\n"
          f"with scheduler_lock(Path({str(lock)!r})):\n    print('locked', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -80,7 +80,8 @@ def test_overlapping_runs_do_not_share_the_store(tmp_path: Path) -> None:
     """While a run holds the run lock, another run is recorded as failed without touching anything."""
     import fcntl
 
-    from training.retrain import read_records, retrain_once
+    from training.retrain.job import retrain_once
+    from training.retrain.records import read_records
 
     settings = RetrainSettings(data_dir=tmp_path / "retrain", registry_dir=tmp_path / "models", source_dir=tmp_path)
     settings.data_dir.mkdir(parents=True)

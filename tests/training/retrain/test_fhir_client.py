@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.retrain.data import load, patient_resources
-from tests.retrain.fault_proxy import Fault, fault_proxy
 from tests.support.fhir_server import running_fhir_server, sekmet_available
-from training.fhir_client import (
+from tests.training.retrain.data import load, patient_resources
+from tests.training.retrain.fault_proxy import Fault, fault_proxy
+from training.retrain.client import (
     FhirClient,
     FhirMalformedResponse,
     FhirNotFound,
@@ -202,7 +202,7 @@ def test_client_from_settings_uses_smart_key_file(server: str, tmp_path: Path) -
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from training.retrain_settings import RetrainSettings
+    from training.retrain.settings import RetrainSettings
 
     key = ec.generate_private_key(ec.SECP384R1())
     pem = tmp_path / "client.pem"
@@ -221,7 +221,7 @@ def test_client_from_settings_uses_smart_key_file(server: str, tmp_path: Path) -
 
 def test_results_lost_between_pages_fail_the_search(server: str) -> None:
     """When the pages bring fewer results than the first page announced, FhirPagingError is raised."""
-    from training.fhir_client import FhirPagingError
+    from training.retrain.client import FhirPagingError
 
     with fault_proxy(server) as (base, state):
         state.faults.append(Fault("short_page", match="_offset=5"))

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from training.retrain import gate, held_out
+from training.retrain.gate import gate
+from training.retrain.job import held_out
 
 
 def _metrics(agreement: float = 0.6, violations: int = 0, wis_low: float = 10.0, wdr_low: float = 12.0,

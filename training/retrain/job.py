@@ -4,16 +4,7 @@
 tests all call it. It never raises for an expected failure (server down, bad page, training error):
 the run is recorded as ``failed`` and the model in service is left alone.
 
-The gate (every check must pass to promote):
-
-1. the candidate makes 0 recommendations outside the label bounds on the held-out visits;
-2. its top-1 agreement with the physicians drops by at most ``agreement_margin`` from the champion's;
-3. for the gated off-policy estimator(s), the candidate's 95% lower bound is not below the champion's;
-4. on simulated data (true values available), the candidate's true value is not below the champion's;
-5. on simulated data, when a champion exists, the candidate beats the physician under every PD profile
-   (sourced and fitted exposure–response worlds): the lower 95% bound of its paired difference in true
-   value with the physician on the held-out children is above 0 in each. A first model is promoted
-   without it (a service needs some model), with the verdict recorded.
+The gate is :mod:`training.retrain.gate`; the run records :mod:`training.retrain.records`.
 
 Both models are scored on the same patient-level held-out split: a patient is held out when a hash of
 its id (with the split seed) falls below ``holdout_fraction``, so a patient stays on the same side as
@@ -23,36 +14,31 @@ Each model reads the held-out raw features through its own imputation statistics
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
-import math
-import os
 import shutil
 import tempfile
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from plugin.database import file_try_lock
-from training.model_check import check_model_folder
-from training.registry import ModelRegistry, open_registry
-from training.retrain_settings import RetrainSettings
+from training.artifact.check import check_model_folder
+from training.artifact.registry import ModelRegistry, open_registry
+from training.database import file_try_lock
+from training.retrain.gate import GATED_ESTIMATORS, gate
+from training.retrain.records import RunRecord, append_record, shared_database, strict_json
+from training.retrain.settings import RetrainSettings
 
 log = logging.getLogger(__name__)
 
-# Off-policy estimators whose lower bound is gated when no single one is configured. FQE needs a
-# fitted Q per policy and is left to the full evaluation report.
-GATED_ESTIMATORS: Final = ("wis", "wdr")
 BEHAVIOUR_STEPS: Final = 300  # behaviour-cloning steps for the shared physician-policy estimate
 CHAMPION_CONFIG_FILE: Final = "config.json"
 
@@ -60,38 +46,6 @@ TrueValue = Callable[[Any, Any, np.ndarray], float | None]
 """(loaded model, held-out visit table, its recommendations) → the policy's true value on simulated data."""
 ProfileCheck = Callable[[Any, Any], dict[str, Any] | None]
 """(loaded model, held-out visit table) → {"passed", "ci_low_by_profile"}: beats the physician under every PD profile."""
-
-
-@dataclass
-class RunRecord:
-    """What one run did and why: one JSON object per line in ``runs.jsonl``."""
-
-    run_id: str
-    started: str
-    finished: str | None = None
-    decision: str = "failed"
-    """promoted, refused or failed."""
-    reason: str = ""
-    model_version: str | None = None
-    """The version in service when the run ended."""
-    champion_version: str | None = None
-    candidate_version: str | None = None
-    pulled_resources: int = 0
-    """Resources new to the store in this run."""
-    fetched_resources: int = 0
-    """Resources received from the source (new or already stored)."""
-    pull: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    """{"candidate": {...}, "champion": {...}} as compared by the gate."""
-    gate: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per stage: pull, data, train, evaluate."""
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -203,7 +157,7 @@ def train_candidate(
     made worse on purpose, used to show the gate refuses it.
     """
     from fhir_mapping import features
-    from training.artifact import save_model
+    from training.artifact.save import save_model
     from training.dataset import to_transitions
     from training.policies import config_from_json, make_policy
 
@@ -294,63 +248,6 @@ def evaluate_on_holdout(
 # -- the gate --------------------------------------------------------------------------------------
 
 
-def gate(
-    candidate: Mapping[str, Any],
-    champion: Mapping[str, Any] | None,
-    *,
-    agreement_margin: float,
-    estimator: str | None = None,
-) -> tuple[bool, str, dict[str, Any]]:
-    """(promote?, reason, every check with its figures). Pure: metrics dicts in, decision out."""
-    checks: dict[str, Any] = {}
-    failures: list[str] = []
-    violations = int(candidate.get("safety_violations", 1))
-    checks["safety"] = {"candidate": violations, "passed": violations == 0}
-    if violations:
-        failures.append(f"{violations} recommendation(s) outside the label bounds")
-    verdict = candidate.get("beats_physician_everywhere")
-    if verdict is not None:
-        checks["beats_physician_everywhere"] = {**verdict, "enforced": champion is not None}
-        if champion is not None and not verdict["passed"]:
-            bounds = ", ".join(f"{p} {b:+.2f}" for p, b in verdict["ci_low_by_profile"].items())
-            failures.append(f"does not beat the physician under every PD profile (lower bounds {bounds})")
-    if champion is None:
-        reason = "no model in service; first model promoted" if not failures else "; ".join(failures)
-        return not failures, reason, checks
-
-    drop = float(champion["top1_agreement"]) - float(candidate["top1_agreement"])
-    passed = drop <= agreement_margin + 1e-12
-    checks["agreement"] = {
-        "candidate": candidate["top1_agreement"], "champion": champion["top1_agreement"],
-        "drop": drop, "margin": agreement_margin, "passed": passed,
-    }
-    if not passed:
-        failures.append(f"top-1 agreement drops by {drop:.3f} (margin {agreement_margin:.3f})")
-
-    names = [estimator] if estimator else [n for n in GATED_ESTIMATORS if n in candidate.get("ope", {})]
-    for name in names:
-        mine, theirs = candidate.get("ope", {}).get(name), champion.get("ope", {}).get(name)
-        if mine is None or theirs is None:
-            checks[f"ope_{name}"] = {"passed": False, "missing": True}
-            failures.append(f"off-policy estimate {name} missing")
-            continue
-        passed = float(mine["ci_low"]) >= float(theirs["ci_low"]) - 1e-9
-        checks[f"ope_{name}"] = {"candidate_ci_low": mine["ci_low"], "champion_ci_low": theirs["ci_low"], "passed": passed}
-        if not passed:
-            failures.append(f"{name} lower bound {mine['ci_low']:.2f} below the champion's {theirs['ci_low']:.2f}")
-
-    mine_true, theirs_true = candidate.get("true_value"), champion.get("true_value")
-    if mine_true is not None and theirs_true is not None:
-        passed = float(mine_true) >= float(theirs_true)
-        checks["true_value"] = {"candidate": mine_true, "champion": theirs_true, "passed": passed}
-        if not passed:
-            failures.append(f"true value {mine_true:.2f} below the champion's {theirs_true:.2f}")
-
-    if failures:
-        return False, "; ".join(failures), checks
-    return True, "candidate at least as good and as safe as the champion", checks
-
-
 # -- the job ---------------------------------------------------------------------------------------
 
 
@@ -358,66 +255,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def strict_json(value: Any) -> Any:
-    """``value`` with NaN and infinities as null, so every record is standard JSON.
-
-    >>> strict_json({"a": [float("nan"), 1.5]})
-    {'a': [None, 1.5]}
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: strict_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(item) for item in value]
-    return value
-
-
-def shared_database(settings: RetrainSettings) -> Any:
-    """The PostgreSQL database shared by every host (EPIDOSE_DATABASE_URL), or None for one host's files."""
-    from plugin.database import is_postgres_url
-    from plugin.database import shared_database as database_at
-
-    return database_at(settings.database_url) if is_postgres_url(settings.database_url) else None
-
-
-def append_record(path: Path, record: RunRecord, database: Any = None) -> None:
-    """Append one run record: a row of the shared database, else one JSON line (fsync'd)."""
-    line = json.dumps(strict_json(record.as_dict()), sort_keys=True, default=str, allow_nan=False)
-    if database is not None:
-        database.execute("INSERT INTO retrain_runs (run_id, record) VALUES (?, ?)", (record.run_id, line))
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def read_records(path: Path, database: Any = None) -> list[dict[str, Any]]:
-    """Every run record, oldest first (unreadable lines skipped)."""
-    if database is not None:
-        lines = [row["record"] for row in database.query("SELECT record FROM retrain_runs ORDER BY id").rows]
-    elif path.exists():
-        lines = path.read_text(encoding="utf-8").splitlines()
-    else:
-        return []
-    records = []
-    for line in lines:
-        with contextlib.suppress(json.JSONDecodeError):
-            if line.strip():
-                records.append(json.loads(line))
-    return records
-
-
 def pull(settings: RetrainSettings) -> Any:
     """Run the configured pull (server search, server $export, or the local folder) into the store."""
-    from training.pull import pull_bulk, pull_from_folder, pull_from_server
-    from training.store import ResourceStore
+    from training.retrain.pull import pull_bulk, pull_from_folder, pull_from_server
+    from training.retrain.resources import ResourceStore
 
     store = ResourceStore(settings.store_dir)
     if settings.fhir_server_url:
-        from training.fhir_client import FhirClient
+        from training.retrain.client import FhirClient
 
         client = FhirClient.from_settings(settings)
         return pull_bulk(client, store) if settings.bulk_export else pull_from_server(client, store)
@@ -466,7 +311,7 @@ def _run(
     truth_dir: Path | None,
     database: Any = None,
 ) -> RunRecord:
-    from training.store import ResourceStore
+    from training.retrain.resources import ResourceStore
 
     record.champion_version = registry.current_version()
     record.model_version = record.champion_version

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.fhir_client import FhirClient, FhirMalformedResponse
-from training.store import ResourceStore, last_updated, later, patient_of, version_key
+from training.retrain.client import FhirClient, FhirMalformedResponse
+from training.retrain.resources import ResourceStore, last_updated, later, patient_of, version_key
 
 # What the mapping reads (fhir_mapping.inputs / build): everything else on the server is left there.
 # DocumentReference and QuestionnaireResponse: where EHR charts keep the seizure history (notes, forms).

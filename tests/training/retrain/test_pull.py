@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import requests
 
-from tests.retrain.data import load, patient_resources
-from tests.retrain.fault_proxy import Fault, fault_proxy
 from tests.support.fhir_server import free_port, running_fhir_server, sekmet_available
-from training.fhir_client import FhirClient, FhirError, FhirMalformedResponse, RetryPolicy
-from training.pull import pull_bulk, pull_from_folder, pull_from_server
-from training.store import ResourceStore
+from tests.training.retrain.data import load, patient_resources
+from tests.training.retrain.fault_proxy import Fault, fault_proxy
+from training.retrain.client import FhirClient, FhirError, FhirMalformedResponse, RetryPolicy
+from training.retrain.pull import pull_bulk, pull_from_folder, pull_from_server
+from training.retrain.resources import ResourceStore
 
 pytestmark = pytest.mark.fhir_server
 
@@ -139,8 +139,8 @@ def test_folder_source_is_deduplicated(tmp_path: Path) -> None:
 
 def test_settings_choose_the_pull(server: str, tmp_path: Path) -> None:
     """The job pulls by search, by $export or from a folder according to its settings."""
-    from training.retrain import pull
-    from training.retrain_settings import RetrainSettings
+    from training.retrain.job import pull
+    from training.retrain.settings import RetrainSettings
 
     search = pull(RetrainSettings(data_dir=tmp_path / "a", fhir_server_url=server))
     bulk = pull(RetrainSettings(data_dir=tmp_path / "b", fhir_server_url=server, bulk_export=True, backoff_max=1.0))

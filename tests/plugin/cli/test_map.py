@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from fhir_mapping.cli import register
 from fhir_mapping.features import FEATURE_SPEC
+from plugin.cli.map import register
 from tests.fhir_mapping import factory as f
 
 
