@@ -91,11 +91,23 @@ class _Language:
         self.negation_after = compile_(table["negation_after"])
         self.negation_undone = compile_(table["negation_undone"]) if "negation_undone" in table else None
         self.non_report = compile_(table["non_report"])
+        # Mentions of the word that are not about events ("seizure diary", "发作日记"): removed before reading.
+        self.term_exclusions = compile_(table["term_exclusions"]) if "term_exclusions" in table else None
+        # "counselled on possible side effects", "post-ictally sleepy": an effect named, none reported.
+        self.adverse_non_report = compile_(table["adverse_non_report"]) if "adverse_non_report" in table else None
+        # "most under a minute": a duration that is not the longest.
+        self.duration_not_longest = compile_(table["duration_not_longest"]) if "duration_not_longest" in table else None
+        # "drowsy post-ictally for 30 minutes": the time of the state after a seizure, not of the seizure.
+        self.duration_of_other_state = compile_(table["duration_of_other_state"]) if "duration_of_other_state" in table else None
+        # "last seizure 8 months ago" says none since; "a seizure 4 months ago" does not.
+        self.last_seizure = compile_(table["last_seizure"]) if "last_seizure" in table else None
         self.free_period = [compile_(p) for p in table["free_period"]]
         self.window = compile_(table["window"])
         self.ago = [compile_(p) for p in table["ago"]]
         self.count = [compile_(p) for p in table["count"]]
         self.count_words: dict[str, int] = table.get("count_words", {})
+        # "2 x focal seizures, 1 x GTC": itemised counts add up.
+        self.count_itemised = compile_(table["count_itemised"]) if "count_itemised" in table else None
         self.duration = compile_(table["duration"])
         self.duration_units: dict[str, float] = table["duration_units"]
         self.comparators: dict[str, int] = table["comparators"]
@@ -107,6 +119,8 @@ class _Language:
         # "since the last visit 3 months ago": the time dates the visit, not a seizure.
         self.ago_of_visit = compile_(table["ago_of_visit"])
         self.interval_scope = compile_(table["interval_scope"])
+        # "since the dose increase in March", "开学后": a window from a date the note does not give.
+        self.unanchored_window = compile_(table["unanchored_window"]) if "unanchored_window" in table else None
 
     # --- numbers and time --------------------------------------------------------------
     def number(self, text: str | None) -> float | None:
@@ -121,8 +135,9 @@ class _Language:
             return _zh_number(text)
         return self.numbers.get(text)
 
-    def months(self, number: str | None, unit: str | None) -> float | None:
-        """A stated period in months (30.44 days); a unit without a number is one of it."""
+    def months(self, number: str | None, unit: str | None, half: bool = False) -> float | None:
+        """A stated period in months (30.44 days); a unit without a number is one of it; ``half`` adds
+        half a unit ("1年半")."""
         if unit is None:
             return None
         kind = self.units.get(unit.strip())
@@ -131,7 +146,7 @@ class _Language:
         count = self.number(number) if number else 1.0
         if count is None:
             return None
-        return round(count * self.days_per_unit[kind] / self.days_per_unit["month"], 2)
+        return round((count + 0.5 * half) * self.days_per_unit[kind] / self.days_per_unit["month"], 2)
 
 
 @dataclass(frozen=True)
@@ -241,6 +256,10 @@ def _undone(lang: _Language, clause: str) -> bool:
 def _duration_class(lang: _Language, text: str, upper: tuple[float, float]) -> int | None:
     longest: float | None = None
     for match in lang.duration.finditer(text):
+        if lang.duration_not_longest is not None and lang.duration_not_longest.search(text[: match.start()]):
+            continue
+        if lang.duration_of_other_state is not None and lang.duration_of_other_state.search(text[: match.start()]):
+            continue
         groups = match.groupdict()
         number = lang.number(groups.get("n_high") or groups["n"])  # a range counts by its upper end
         scale = lang.duration_units.get(match.group("unit"))
@@ -259,6 +278,10 @@ def _duration_class(lang: _Language, text: str, upper: tuple[float, float]) -> i
 
 
 def _count(lang: _Language, clause: str) -> int | None:
+    if lang.count_itemised is not None:
+        items = [lang.number(m.group("n")) for m in lang.count_itemised.finditer(clause)]
+        if len(items) >= 2 and all(n is not None and n >= 1 and n == int(n) for n in items):
+            return int(sum(n for n in items if n is not None))
     for pattern in lang.count:
         match = pattern.search(clause)
         if match is None:
@@ -286,25 +309,39 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
     positive_text: list[str] = []
     interval_denied = False
     interval_reported = False
+    # A clause with no time of its own that follows a dated, windowed or historical one in the same
+    # sentence describes those seizures ("2周前发作3次，成串发作"), not the interval.
+    context_elsewhere = False
     for clause in clauses:
         _adverse(lang, clause, items)
-        if not lang.seizure_term.search(clause) or lang.non_report.search(clause):
+        if lang.term_exclusions is not None:
+            clause = lang.term_exclusions.sub(" ", clause)
+        if not lang.seizure_term.search(clause):
             continue
+        scoped = lang.interval_scope.search(clause) is not None
+        if lang.non_report.search(clause) or (not scoped and lang.unanchored_window is not None and lang.unanchored_window.search(clause)):
+            context_elsewhere = True
+            continue
+        negated = _seizure_negated(lang, clause)
+        if context_elsewhere and not negated and not scoped and not _has_time(lang, clause):
+            continue
+        context_elsewhere = True
         free = None if _undone(lang, clause) else next((m for p in lang.free_period if (m := p.search(clause))), None)
         if free is not None:
-            months = lang.months(free.groupdict().get("n"), free.group("unit"))
+            months = lang.months(free.groupdict().get("n"), free.group("unit"), bool(free.groupdict().get("half")))
             if months is not None:
                 _flags_free(items, months)
                 continue
-        negated = _seizure_negated(lang, clause)
         ago = None if lang.ago_of_visit.search(clause) else next((m for p in lang.ago if (m := p.search(clause))), None)
         if ago is not None and not negated:
             groups = ago.groupdict()
             months_ago = round(1 / table.days_per_month, 2) if groups.get("day") else lang.months(groups.get("n"), groups.get("unit"))
             if months_ago is not None:
                 items["seizure_months_ago"] = months_ago
+                last = lang.last_seizure is not None and lang.last_seizure.search(clause) is not None
                 for key, limit in WINDOW_FLAGS:
-                    items[key] = months_ago <= limit
+                    if months_ago <= limit or last:
+                        items[key] = months_ago <= limit
                 positive_text.append(clause)
                 continue
         window = lang.window.search(clause)
@@ -326,6 +363,7 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
                         if count is not None and "seizure_count_since_last_visit" not in items:
                             items["seizure_count_since_last_visit"] = count
                 continue
+        context_elsewhere = False
         if negated:
             interval_denied = True
             continue
@@ -342,10 +380,20 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
         duration = _duration_class(lang, " ".join(positive_text + [c for c in clauses if not lang.seizure_term.search(c)]), table.duration_upper_seconds)
         if duration is not None:
             items["seizure_duration_class"] = duration
+    if items.get("behaviour_adverse_effect") and not any(items.get(kind) for kind in ADVERSE_KINDS):
+        del items["behaviour_adverse_effect"]  # "服药后出现嗜睡，已减量，目前无嗜睡": the effect is no longer reported
     return items
 
 
+def _has_time(lang: _Language, clause: str) -> bool:
+    """Whether a clause states its own time: a window, a date back from today or a seizure-free period."""
+    return (lang.window.search(clause) is not None or any(p.search(clause) for p in lang.ago)
+            or any(p.search(clause) for p in lang.free_period))
+
+
 def _adverse(lang: _Language, clause: str, items: dict[str, Any]) -> None:
+    if lang.adverse_non_report is not None and lang.adverse_non_report.search(clause):
+        return
     if lang.adverse_general_denial.search(clause):
         for kind in ADVERSE_KINDS:
             items.setdefault(kind, False)
