@@ -8,7 +8,10 @@ it and a restrictive one cannot leave the owner without access.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -67,3 +70,23 @@ def make_tree_private(root: Path) -> None:
             os.chmod(os.path.join(folder, name), PRIVATE_DIR)
         for name in files:
             os.chmod(os.path.join(folder, name), PRIVATE_FILE)
+
+
+@contextlib.contextmanager
+def locked_file(path: Path, *, wait: bool = True) -> Iterator[IO[str] | None]:
+    """An exclusive fcntl lock on the 0600 file ``path`` for the block, released when it ends.
+
+    ``wait=False`` does not queue: the block gets None when another process holds the lock. The
+    handle (open for reading and appending) lets a holder leave a note, such as its pid.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open_private(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -20,7 +20,6 @@ the folder it names, which is never modified after it appears.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -37,7 +36,7 @@ from fhir_mapping.errors import EpidoseError
 if TYPE_CHECKING:
     from training.database import Database
 
-from training.private_files import make_tree_private, open_private, private_dir
+from training.private_files import locked_file, make_tree_private, open_private, private_dir
 
 METADATA_FILE = "registry.json"
 _VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
@@ -123,12 +122,8 @@ class FilePointer:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        with open_private(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked_file(self.root / ".lock"):
+            yield
 
     def _write_pointer(self, version: str) -> None:
         descriptor, temporary = tempfile.mkstemp(prefix=".current-", dir=self.root)
