@@ -388,7 +388,7 @@ def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutco
     model_mg = dosing.dose_mg_of(chosen)
     model_action = rails.action_of(facts, model_mg)
     level = confidence.level
-    if level == "clear" and guidance is not None and guidance.action not in ("no-recommendation", model_action):
+    if level == "clear" and guidance is not None and not rails.agrees_with_guidance(facts, guidance, model_mg):
         level = "abstain"
         reasons.append(f"the model's choice ({model_action}, {model_mg:g} mg/day) goes against the practice guidance "
                        f"for this situation ({guidance.action}, {guidance.rule_id})")
@@ -513,6 +513,8 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
         return "untreated, no seizure in the last 3 months" + (f" ({months:.0f} months seizure-free)" if months else "")
     if action == "start" and facts.lifetime_seizures == 1 and facts.prolonged_seizure:
         return "a single seizure lasting over 5 minutes, untreated"
+    if action == "start" and facts.lifetime_seizures == 1 and facts.family_requests_treatment:
+        return "a single seizure, untreated; the family asks for treatment"
     if action == "start" and recent:
         return f"{recent}, untreated" + (f", {reported_seizures} in all" if (reported_seizures or 0) > (seizures_3m or 0) else "")
     if recent:
