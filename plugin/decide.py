@@ -394,7 +394,7 @@ def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutco
                        f"for this situation ({guidance.action}, {guidance.rule_id})")
     decision.rules = [RuleShown(f.rule_id, f.message) for f in outcome.fired]
     if guidance is not None:
-        decision.rules.append(RuleShown(guidance.rule_id, ""))
+        decision.rules.append(RuleShown(guidance.rule_id, ALTERNATIVES.get(guidance.rule_id, "")))
         decision.guidance_text = guidance.text
     if guidance is not None and guidance.action == "no-recommendation":
         # Bounds unknown, specialist-only dosing, or a course nobody can judge: the model does not speak either.
@@ -475,6 +475,14 @@ def seizures_in_window(timeline: PatientTimeline, index: int, days: int = RECENT
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+# After a single seizure both courses are reasonable (domain.md §6): the card names the one it does not
+# recommend, whoever (model or guidance) chose.
+ALTERNATIVES: Final = {
+    "G-START-FAMILY-REQUEST": "at the family's request; watchful waiting remains reasonable",
+    "G-START-PROLONGED": "a seizure over 5 minutes; watchful waiting is the alternative",
+}
 
 
 def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
