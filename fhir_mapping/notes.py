@@ -12,7 +12,8 @@ Items read from a sentence (absent when the text does not state them):
   ``seizure_duration_class`` (0–3, :data:`fhir_mapping.codes.DURATION_CLASSES`);
 - ``seizure_last_3_months``, ``seizure_last_6_months`` (bool); ``seizure_free_months`` (a stated
   seizure-free period); ``seizure_months_ago`` (a seizure dated back from the note's day);
-- ``somnolence``, ``irritability``, ``aggression`` (bool) and ``behaviour_adverse_effect``.
+- ``somnolence``, ``irritability``, ``aggression`` (bool) and ``behaviour_adverse_effect``;
+- ``family_requests_treatment`` (bool): the family asks for daily treatment (true) or prefers to wait (false).
 
 A note is read sentence by sentence, then merged: a reported seizure outweighs a denial elsewhere in
 the same note (a missed seizure is the costlier error), and other disagreements drop the item with a
@@ -44,7 +45,7 @@ SEIZURE_ITEMS: Final = (
     "seizure_last_3_months", "seizure_last_6_months", "seizure_free_months", "seizure_months_ago",
 )
 ADVERSE_KINDS: Final = ("somnolence", "irritability", "aggression")
-ITEMS: Final = (*SEIZURE_ITEMS, *ADVERSE_KINDS, "behaviour_adverse_effect")
+ITEMS: Final = (*SEIZURE_ITEMS, *ADVERSE_KINDS, "behaviour_adverse_effect", "family_requests_treatment")
 _CJK: Final = re.compile(r"[\u4e00-\u9fff]")
 _LETTER: Final = re.compile(r"[^\W\d_]")
 # Negation cues are looked for this far before a mention, and this many mentions of a clause are
@@ -119,6 +120,9 @@ class _Language:
         # "since the last visit 3 months ago": the time dates the visit, not a seizure.
         self.ago_of_visit = compile_(table["ago_of_visit"])
         self.interval_scope = compile_(table["interval_scope"])
+        # "Parents would like to start medication", "家长要求用药" (and "prefer to wait", "暂不用药").
+        self.family_request = compile_(table["family_request"]) if "family_request" in table else None
+        self.family_declines = compile_(table["family_declines"]) if "family_declines" in table else None
         # "since the dose increase in March", "开学后": a window from a date the note does not give.
         self.unanchored_window = compile_(table["unanchored_window"]) if "unanchored_window" in table else None
 
@@ -312,6 +316,7 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
     # A clause with no time of its own that follows a dated, windowed or historical one in the same
     # sentence describes those seizures ("2周前发作3次，成串发作"), not the interval.
     context_elsewhere = False
+    _family(lang, sentence, items)
     for clause in clauses:
         _adverse(lang, clause, items)
         if lang.term_exclusions is not None:
@@ -408,6 +413,14 @@ def _adverse(lang: _Language, clause: str, items: dict[str, Any]) -> None:
             items["behaviour_adverse_effect"] = True
 
 
+def _family(lang: _Language, sentence: str, items: dict[str, Any]) -> None:
+    """A family's stated wish about treatment; a declining wording is read first ("do not want medication")."""
+    if lang.family_declines is not None and lang.family_declines.search(sentence):
+        items["family_requests_treatment"] = False
+    elif lang.family_request is not None and lang.family_request.search(sentence):
+        items["family_requests_treatment"] = True
+
+
 # --- whole notes --------------------------------------------------------------------------
 def read_text(text: str) -> NoteReading:
     """Read one note's text: items merged over its sentences, with problems."""
@@ -445,7 +458,8 @@ def merge_items(found: Mapping[str, list[Any]]) -> tuple[dict[str, Any], list[st
     reported = any(found.get("seizure_since_last_visit", []))
     for key, values in found.items():
         distinct = list(dict.fromkeys(values))
-        if key in ("seizure_since_last_visit", "seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", *ADVERSE_KINDS):
+        if key in ("seizure_since_last_visit", "seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", *ADVERSE_KINDS,
+                   "family_requests_treatment"):
             merged[key] = any(distinct)  # a reported seizure or effect outweighs a denial elsewhere
             continue
         if key in ("seizure_count_since_last_visit", "seizure_duration_class") and reported:

@@ -50,7 +50,28 @@ def test_handwritten_sentences_meet_the_floor_per_item() -> None:
         if s.true_positive + s.false_negative >= MIN_LABELLED:
             checked += 1
             assert s.precision >= HANDWRITTEN_FLOOR and s.recall >= HANDWRITTEN_FLOOR, (item, errors)
-    assert checked == len(ITEMS)
+    # The family's request is not a published state item and the batches do not label it: its own
+    # sentences are below; here it must simply never fire on a batch sentence.
+    assert checked == len(ITEMS) - 1
+    assert scores["family_requests_treatment"].false_positive == 0, errors
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Parents are keen to start medication.", True),
+    ("Mum would like him to start treatment after this seizure.", True),
+    ("Started levetiracetam at the parents' request.", True),
+    ("Grandmother is asking for a medicine to stop the seizures.", True),
+    ("Parents do not want medication for now.", False),
+    ("Family prefer to wait and see.", False),
+    ("Parents asked about the side effects of treatment.", None),
+    ("家长要求开始药物治疗。", True),
+    ("父母希望用药。", True),
+    ("家长暂不考虑用药，选择观察。", False),
+    ("家长担心药物副作用。", None),
+])
+def test_the_familys_wish_about_treatment(text: str, expected: bool | None) -> None:
+    """domain.md §6: treatment after a single seizure at the family's request; a decline reads as false."""
+    assert read_sentence(text).get("family_requests_treatment") == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [
