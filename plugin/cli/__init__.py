@@ -38,7 +38,7 @@ CLI_ERRORS: Final = (
     ("plugin.load:LoadError", 1, "load"),
     ("plugin.sandbox:SandboxError", 1, "sandbox"),
     ("fhir_mapping.errors:EpidoseError", 1, ""),
-    ("builtins:OSError", 1, "file"),  # a path that cannot be read or written: bad input, not a bug
+    ("builtins:OSError", 1, ""),  # a path that cannot be read or written, a port refused: not a bug
 )
 
 
@@ -66,7 +66,7 @@ def cli_error(error: BaseException) -> CommandError | None:
 def _os_message(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.strerror:
         return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
-    return None
+    return None  # an OSError raised with a message of its own (FileNotFoundError("no data at …")) shows it
 
 
 class FullHelpGroup(click.Group):
