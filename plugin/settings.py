@@ -70,7 +70,7 @@ class Settings(EnvSettings):
     """SQLite file for feedback and audit (default ``<data dir>/epidose.sqlite3``)."""
     database_url: str = Field("", repr=False)
     """``postgresql://user:password@host:port/db`` to share audit, feedback, the JWT replay cache, the model pointer and retraining runs across hosts (empty = the SQLite file; never logged)."""
-    hash_key: str = ""
+    hash_key: str = Field("", repr=False)
     """Secret for keyed patient-id hashes (default: generated into ``<data dir>/hash.key``)."""
     max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
     """Larger request bodies are refused with 413."""
