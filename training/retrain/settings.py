@@ -143,8 +143,18 @@ class RetrainSettings(EnvSettings):
     @field_validator("schedule")
     @classmethod
     def _cron_or_interval(cls, value: str) -> str:
-        if _interval_seconds(value) is None and len(value.split()) != 5:
+        if _interval_seconds(value) is not None:
+            return value
+        if len(value.split()) != 5:
             raise ValueError("must be a 5-field cron or an interval like 6h")
+        try:  # the scheduler's own parser, where it is installed (the train extra), so a bad field stops the start
+            from apscheduler.triggers.cron import CronTrigger
+        except ImportError:
+            return value
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as error:
+            raise ValueError(f"is not a valid cron expression ({error})") from None
         return value
 
     @classmethod
