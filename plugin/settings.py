@@ -137,7 +137,10 @@ class Settings(EnvSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        level = value.upper()
+        return "WARNING" if level == "WARN" else level  # logging's own alias, accepted as before
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
