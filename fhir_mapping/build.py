@@ -198,7 +198,15 @@ def build_timeline(resources: Iterable[Mapping[str, Any]], patient_id: str | Non
     return _build(patient_id, items, medications, as_of)
 
 
-def _patient_of(resource: Mapping[str, Any]) -> str | None:
+# Resources referenced by patient-owned ones and shared by every patient (a Binary holds a note's
+# text when a DocumentReference points at it by url), and the kinds a timeline is built from.
+SHARED_KINDS: Final = frozenset({"Medication", "Binary"})
+PATIENT_KINDS: Final = frozenset({"Patient", "Observation", "Encounter", "Condition", "MedicationRequest",
+                                  "MedicationStatement", "DocumentReference", "QuestionnaireResponse"})
+
+
+def patient_of(resource: Mapping[str, Any]) -> str | None:
+    """The logical id of the Patient a resource belongs to (itself, its ``subject`` or ``patient``)."""
     if resource.get("resourceType") == "Patient":
         ident = resource.get("id")
         return ident if isinstance(ident, str) and ident else None
@@ -217,16 +225,14 @@ def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mappi
         if not isinstance(resource, Mapping):
             continue
         kind = resource.get("resourceType")
-        if kind in ("Medication", "Binary"):
-            # Referenced, not patient-owned: kept by reference for every patient (a Binary holds a
-            # note's text when a DocumentReference points at it by url).
+        if kind in SHARED_KINDS:
             ident = resource.get("id")
             if isinstance(ident, str):
                 medications[f"{kind}/{ident}"] = resource
             continue
-        if kind not in ("Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "MedicationStatement", "DocumentReference", "QuestionnaireResponse"):
+        if kind not in PATIENT_KINDS:
             continue
-        pid = _patient_of(resource)
+        pid = patient_of(resource)
         if pid is None:
             orphans.append(resource)
         else:
@@ -880,6 +886,13 @@ def _measurement(value: _Value | None, day: date) -> Measurement | None:
     if value is None:
         return None
     return Measurement(round(float(value.value), 6), value.day, (day - value.day).days)
+
+
+def build_patient_timeline(patient_id: str, items: Iterable[Mapping[str, Any]], shared: Mapping[str, Mapping[str, Any]],
+                           *, as_of: date | None = None) -> PatientTimeline:
+    """The timeline of one patient from its own resources (grouped by :func:`patient_of`, in input order) and
+    the shared ones by ``Type/id`` (:data:`SHARED_KINDS`): what :func:`build_timelines` does per patient."""
+    return _build(patient_id, list(items), shared, as_of)
 
 
 def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping[str, Mapping[str, Any]], as_of: date | None) -> PatientTimeline:
