@@ -58,9 +58,8 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from fhir_mapping import codes, notes, questionnaire
 from fhir_mapping.dosing import schwartz_egfr
@@ -134,8 +133,8 @@ ANSWERS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Value:
+# Tuples, not frozen dataclasses: a chart makes hundreds of them per call and a tuple is built in one step.
+class _Value(NamedTuple):
     key: str
     day: date  # the day measured
     visit_day: date  # the visit it belongs to (the Encounter's day when linked)
@@ -149,8 +148,7 @@ class _Value:
     dated: bool = False  # an event on the seizure's own, exact date (distinct days are distinct seizures)
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
+class _Event(NamedTuple):
     """A seizure dated by its onset (a Condition, an Encounter reason, a dated statement in a note)."""
 
     day: date
@@ -634,7 +632,8 @@ class _Builder:
                     value.resource, ""))
         events = sorted(self.events, key=lambda e: e.day)
         event_days = [e.day for e in events]
-        series_days = {key: [v.day for v in values] for key, values in series.items()}
+        # Only the items this chart has (most charts hold a few of the carried items).
+        filled = [(key, values, [v.day for v in values]) for key, values in series.items() if values]
         first_encounter: dict[date, str] = {}
         for ident, day in self.encounter_days.items():
             first_encounter.setdefault(day, ident)
@@ -648,8 +647,8 @@ class _Builder:
             visit.age_years = age
             carried: list[str] = []
             latest: dict[str, _Value] = {}
-            for key, values in series.items():
-                index = bisect.bisect_right(series_days[key], day)
+            for key, values, value_days in filled:
+                index = bisect.bisect_right(value_days, day)
                 if index:
                     latest[key] = values[index - 1]
                     if values[index - 1].day < day:
@@ -897,20 +896,20 @@ def build_patient_timeline(patient_id: str, items: Iterable[Mapping[str, Any]], 
 
 def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping[str, Mapping[str, Any]], as_of: date | None) -> PatientTimeline:
     builder = _Builder(patient_id, medications, as_of)
-    patients = [r for r in items if r.get("resourceType") == "Patient"]
-    if patients:
-        builder.patient(patients[0])
+    kinds = [r.get("resourceType") for r in items]  # read once for the passes below
+    patient = next((r for r, kind in zip(items, kinds, strict=True) if kind == "Patient"), None)
+    if patient is not None:
+        builder.patient(patient)
     else:
         builder.problems.append(Problem(ProblemKind.MISSING, "no Patient resource: birthDate and sex are unknown", f"Patient/{patient_id}", ""))
     # Encounters first: a Condition may be dated by the Encounter that lists it, wherever it comes.
-    for resource in items:
-        if resource.get("resourceType") == "Encounter":
+    for resource, kind in zip(items, kinds, strict=True):
+        if kind == "Encounter":
             builder.encounter(resource)
-    for resource in items:
-        if resource.get("resourceType") == "Condition":
+    for resource, kind in zip(items, kinds, strict=True):
+        if kind == "Condition":
             builder.condition(resource)
-    for position, resource in enumerate(items):
-        kind = resource.get("resourceType")
+    for position, (resource, kind) in enumerate(zip(items, kinds, strict=True)):
         if kind == "Observation":
             builder.observation(resource, builder.encounter_days)
         elif kind == "DocumentReference":

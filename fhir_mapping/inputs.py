@@ -110,12 +110,13 @@ class _Collector:
         entries = bundle.get("entry")
         if entries is None:
             return
+        label = resource_label(bundle) or where
         if not isinstance(entries, list):
-            self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle.entry is not a list", resource_label(bundle) or where, "entry"))
+            self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle.entry is not a list", label, "entry"))
             return
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict):
-                self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle entry is not an object", resource_label(bundle) or where, f"entry[{index}]"))
+                self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle entry is not an object", label, f"entry[{index}]"))
                 continue
             resource = entry.get("resource")
             if resource is None:
@@ -128,9 +129,9 @@ class _Collector:
                     resource = {**resource, "id": ident}
             search = entry.get("search")
             if isinstance(search, dict) and search.get("mode") == "outcome":
-                self._outcome(resource, f"{resource_label(bundle) or where} entry[{index}]", None, warning=True)
+                self._outcome(resource, f"{label} entry[{index}]", None, warning=True)
                 continue
-            self.value(resource, f"{resource_label(bundle) or where} entry[{index}]")
+            self.value(resource, f"{label} entry[{index}]")
 
     def _outcome(self, outcome: object, where: str, prefetch_key: str | None, *, warning: bool = False) -> None:
         details = []
