@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +31,8 @@ from fhir_mapping.build import PATIENT_KINDS, SHARED_KINDS, build_patient_timeli
 from fhir_mapping.inputs import Resource, _Collector, _loads, _read_file, _read_path
 from fhir_mapping.problems import Problem, ProblemKind
 from fhir_mapping.timeline import PatientTimeline
+
+log = logging.getLogger(__name__)
 
 _BOM: Final = codecs.BOM_UTF8
 _SCAN_CHUNK: Final = 1 << 20
@@ -51,6 +54,7 @@ class PatientIndex:
     shared: dict[str, Resource]  # "Type/id" -> Medication or Binary
     orphans: list[Entry]  # resources without a patient: the only patient's when there is exactly one
     problems: list[Problem] = field(default_factory=list)
+    loads: Callable[[str], Any] = _loads  # how a located line is parsed again (as it was parsed first)
 
     def patient_ids(self) -> list[str]:
         return list(self.groups)
@@ -80,15 +84,20 @@ class PatientIndex:
             handles[number] = handle
         return handles
 
-    @staticmethod
-    def _read(entry: Entry, handles: Mapping[int, int]) -> Resource:
+    def _read(self, entry: Entry, handles: Mapping[int, int]) -> Resource:
         if not isinstance(entry, int):
             return entry
-        number = entry & (_MAX_FILES - 1)
-        offset = (entry >> _FILE_BITS) & (_MAX_OFFSET - 1)
-        length = entry >> (_FILE_BITS + _OFFSET_BITS)
-        value: Resource = _loads(os.pread(handles[number], length, offset).decode("utf-8"))
+        number, offset, length = _unpack(entry)
+        value: Resource = self.loads(os.pread(handles[number], length, offset).decode("utf-8"))
         return value
+
+
+def _pack(number: int, offset: int, length: int) -> int:
+    return (length << (_FILE_BITS + _OFFSET_BITS)) | (offset << _FILE_BITS) | number
+
+
+def _unpack(entry: int) -> tuple[int, int, int]:
+    return entry & (_MAX_FILES - 1), (entry >> _FILE_BITS) & (_MAX_OFFSET - 1), entry >> (_FILE_BITS + _OFFSET_BITS)
 
 
 class _Locator(_Collector):
@@ -112,12 +121,21 @@ class _Locator(_Collector):
             return
         if kind not in PATIENT_KINDS:
             return
-        entry: Entry = self.line_entry if resource is self.line_value else resource
-        pid = patient_of(resource)
+        self.place(self.line_entry if resource is self.line_value else resource, patient_of(resource))
+
+    def place(self, entry: Entry, pid: str | None) -> None:
         if pid is None:
             self.orphans.append(entry)
         else:
             self.groups.setdefault(pid, []).append(entry)
+
+    def first_sight(self, kind: str, ident: str) -> bool:
+        """Whether (kind, id) is seen for the first time (the collector's rule), remembering it."""
+        seen = self._seen.setdefault(kind, set())
+        if ident in seen:
+            return False
+        seen.add(ident)
+        return True
 
     def read_file(self, path: Path, collector: Any) -> None:
         if path.suffix.lower() != ".ndjson" or len(self.files) >= _MAX_FILES or not _lines_by_offset(path):
@@ -148,7 +166,7 @@ class _Locator(_Collector):
                     self.line_value = None  # beyond what an entry can address: held as a dict
                 else:
                     self.line_value = value
-                    self.line_entry = (len(raw) << (_FILE_BITS + _OFFSET_BITS)) | (start << _FILE_BITS) | number
+                    self.line_entry = _pack(number, start, len(raw))
                 self.value(value, where)
                 self.line_value = None
 
@@ -172,3 +190,69 @@ def index_patients(*paths: str | Path) -> PatientIndex:
     for path in paths:
         _read_path(Path(path), locator, locator.read_file)
     return PatientIndex(locator.files, locator.groups, locator.shared, locator.orphans, locator.problems)
+
+
+def _store_loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def index_newest_versions(files: Sequence[Path], version: Callable[[Mapping[str, Any]], Any]) -> PatientIndex:
+    """The newest version of every resource in append-only NDJSON files of versions, by patient.
+
+    What ``collect_resources(newest)`` + ``build_timelines`` read when ``newest`` holds, in order of first
+    appearance, the version of each (type, id) with the greatest ``version(resource)`` (the later line of
+    equal ones), the files read in text mode with the standard parser and lines that do not parse skipped
+    (the layout and rules of :class:`training.store.ResourceStore`). Only the newest version's place is kept
+    while the files are read.
+    """
+    # (type, id) -> (version, where its line is or the resource, its type and patient when plain)
+    newest: dict[tuple[str, str], tuple[Any, Entry, tuple[str, str, str | None] | None]] = {}
+    located: list[Path] = []
+    for path in files:
+        if len(located) >= _MAX_FILES:
+            raise ValueError(f"more than {_MAX_FILES} files")
+        number = len(located)
+        located.append(path)
+        with path.open("rb") as handle:
+            offset = 0
+            for line_number, raw in enumerate(handle, start=1):
+                start = offset
+                offset += len(raw)
+                text = raw.decode("utf-8")
+                # Text mode ends lines at "\r" too: such pieces are kept as parsed, not found again by offset.
+                pieces = [text] if "\r" not in text else text.replace("\r\n", "\n").replace("\r", "\n").splitlines(keepends=True)
+                for piece in pieces:
+                    if not piece.strip():
+                        continue
+                    try:
+                        resource = json.loads(piece)
+                    except json.JSONDecodeError:
+                        log.warning("skipping unreadable line %d of %s", line_number, path.name)
+                        continue
+                    if not isinstance(resource, dict):
+                        continue
+                    key = (str(resource.get("resourceType")), str(resource.get("id")))
+                    rank = version(resource)
+                    held = newest.get(key)
+                    if held is not None and not rank >= held[0]:
+                        continue
+                    kind, ident = resource.get("resourceType"), resource.get("id")
+                    # A resource the collector keeps as it is (no Bundle to unwrap, an id to tell repeats by):
+                    # its type, id and patient are all that is needed until its timeline is built.
+                    plain = (isinstance(kind, str) and kind not in ("", "Bundle", "OperationOutcome")
+                             and kind not in SHARED_KINDS and isinstance(ident, str) and bool(ident))
+                    if plain and len(pieces) == 1 and start < _MAX_OFFSET:
+                        newest[key] = (rank, _pack(number, start, len(raw.rstrip(b"\n"))),
+                                       (str(kind), str(ident), patient_of(resource)))
+                    else:
+                        newest[key] = (rank, resource, None)
+    locator = _Locator()
+    locator.files = located
+    for index, (_, entry, plain_facts) in enumerate(newest.values()):
+        if plain_facts is None:
+            locator.value(entry, f"[{index}]")
+            continue
+        kind, ident, pid = plain_facts
+        if locator.first_sight(kind, ident) and kind in PATIENT_KINDS:
+            locator.place(entry, pid)
+    return PatientIndex(located, locator.groups, locator.shared, locator.orphans, locator.problems, loads=_store_loads)
