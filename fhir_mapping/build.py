@@ -205,7 +205,11 @@ PATIENT_KINDS: Final = frozenset({"Patient", "Observation", "Encounter", "Condit
 
 def patient_of(resource: Mapping[str, Any]) -> str | None:
     """The logical id of the Patient a resource belongs to (itself, its ``subject`` or ``patient``)."""
-    if resource.get("resourceType") == "Patient":
+    return _patient_of_kind(resource, resource.get("resourceType"))
+
+
+def _patient_of_kind(resource: Mapping[str, Any], kind: object) -> str | None:
+    if kind == "Patient":
         ident = resource.get("id")
         return ident if isinstance(ident, str) and ident else None
     for field in ("subject", "patient"):
@@ -230,7 +234,7 @@ def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mappi
             continue
         if kind not in PATIENT_KINDS:
             continue
-        pid = patient_of(resource)
+        pid = _patient_of_kind(resource, kind)
         if pid is None:
             orphans.append(resource)
         else:
