@@ -202,7 +202,7 @@ def index_newest_versions(files: Sequence[Path], version: Callable[[Mapping[str,
     What ``collect_resources(newest)`` + ``build_timelines`` read when ``newest`` holds, in order of first
     appearance, the version of each (type, id) with the greatest ``version(resource)`` (the later line of
     equal ones), the files read in text mode with the standard parser and lines that do not parse skipped
-    (the layout and rules of :class:`training.store.ResourceStore`). Only the newest version's place is kept
+    (the layout and rules of :class:`training.retrain.resources.ResourceStore`). Only the newest version's place is kept
     while the files are read.
     """
     # (type, id) -> (version, where its line is or the resource, its type and patient when plain)
