@@ -149,6 +149,19 @@ def test_a_single_prolonged_seizure_allows_a_start_at_the_label_dose() -> None:
         assert outcome.guidance is not None and outcome.guidance.rule_id == "G-WATCHFUL-WAITING"
 
 
+def test_the_familys_request_allows_a_start_after_a_single_seizure() -> None:
+    """domain.md §6: treatment at the family's request; waiting stays allowed and the guidance says so."""
+    asked = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1, seizure_last_3_months=True,
+                                 seizure_duration_class=1, family_requests_treatment=True), BOUNDS_30KG)
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(asked)
+    assert 0.0 in allowed_mg(asked) and min(mg for mg in allowed_mg(asked) if mg > 0) == 750.0
+    assert asked.guidance is not None and (asked.guidance.rule_id, asked.guidance.action) == ("G-START-FAMILY-REQUEST", "start")
+    for answer in (None, False):
+        waiting = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1, seizure_last_3_months=True,
+                                       family_requests_treatment=answer), BOUNDS_30KG)
+        assert allowed_mg(waiting) == [0.0], answer
+
+
 def test_no_increase_above_the_reference_level_measured_or_predicted() -> None:
     for level in ({"measured_level_mg_l": 45.0}, {"predicted_level_mg_l": 45.0}):
         outcome = clinical_rails(facts(seizure_last_3_months=True, **level), BOUNDS_30KG)
@@ -351,7 +364,7 @@ def test_every_rule_but_the_label_and_the_wording_rule_can_shape_an_outcome() ->
                       weight_kg=weight, age_years=age, seizure_last_3_months=[True, False, None][int(rng.integers(3))],
                       months_seizure_free=float(rng.uniform(0, 40)), lifetime_seizures=int(rng.integers(0, 6)),
                       adverse_effect=bool(rng.random() < 0.3), measured_level_mg_l=float(rng.uniform(5, 70)) if rng.random() < 0.3 else None,
-                      seizure_duration_class=int(rng.integers(0, 4)))
+                      seizure_duration_class=int(rng.integers(0, 4)), family_requests_treatment=bool(rng.random() < 0.2))
         seen |= set(clinical_rails(f, label_bounds(weight, age, None)).rule_ids)
     seen |= set(clinical_rails(facts(weight_kg=None), label_bounds(None, 9.0, None)).rule_ids)
     assert seen == set(rails.RULE_BY_ID) - {"R-LABEL-BOUNDS", "R-TAPER-ONLY-ON-LEV"}
