@@ -718,6 +718,8 @@ class _Builder:
         return placed
 
     def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
+        if not reports and not placed:
+            return  # nothing reported or dated for this visit: every item stays unknown
         candidates: dict[str, list[_Value]] = {key: list(values) for key, values in reports.items()}
         for key, values in placed.items():
             candidates.setdefault(key, []).extend(values)
