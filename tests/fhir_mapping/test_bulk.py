@@ -126,3 +126,25 @@ def test_resources_without_a_subject_join_the_only_patient(tmp_path: Path) -> No
         patient("solo"), {**weight("w", "x", "2021-01-01", 30.0), "subject": None}, encounter("e", "solo", "2021-01-01"))))
     assert streamed(data) == whole(data)
     assert "30.0" in streamed(data)[0][0]
+
+
+def test_each_patient_is_read_only_when_its_timeline_is_built(mixed_cohort: Path) -> None:
+    """The lines of a patient are parsed again only when that patient's timeline is made: nothing of the
+    other patients is held while one is mapped (what keeps a large cohort's memory to one patient)."""
+    index = index_patients(mixed_cohort)
+    parsed: list[str] = []
+    reading = index.loads
+
+    def counting(text: str) -> dict:
+        resource = reading(text)
+        parsed.append(resource["resourceType"])
+        return resource
+
+    index.loads = counting
+    sizes = {pid: len(entries) for pid, entries in index.groups.items()}
+    timelines = index.timelines()
+    first = next(timelines)
+    assert len(parsed) == sizes[first.patient_id]
+    second = next(timelines)
+    assert len(parsed) == sizes[first.patient_id] + sizes[second.patient_id]
+    assert sum(1 for _ in timelines) == len(sizes) - 2 and len(parsed) == sum(sizes.values())
