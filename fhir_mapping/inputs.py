@@ -46,6 +46,9 @@ def resource_label(resource: object) -> str:
     return f"{kind}/{ident}" if isinstance(ident, str) and ident else kind
 
 
+_UNWRAPPED_KINDS: Final = frozenset({"Bundle", "OperationOutcome"})  # read by _Collector.value, not kept as they are
+
+
 class _Collector:
     def __init__(self) -> None:
         self.resources: list[Resource] = []
@@ -130,6 +133,10 @@ class _Collector:
             search = entry.get("search")
             if isinstance(search, dict) and search.get("mode") == "outcome":
                 self._outcome(resource, f"{label} entry[{index}]", None, warning=True)
+                continue
+            kind = resource.get("resourceType") if isinstance(resource, dict) else None
+            if isinstance(kind, str) and kind and kind not in _UNWRAPPED_KINDS:
+                self.add(resource)  # a plain resource (most entries): what value() does with it, without naming the place
                 continue
             self.value(resource, f"{label} entry[{index}]")
 
