@@ -232,11 +232,15 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
 
 
 def _history(visits: list[Visit]) -> tuple[float | None, int | None]:
-    """Months since the last reported seizure and the lifetime count, read as the state reads them."""
+    """Months since the last reported seizure and the lifetime count, read as the state reads them.
+
+    A count of one that is only a lower bound (a seizure reported without its number) is unknown: the
+    rails never take "seizures, number not recorded" for a single seizure."""
     course = seizure_course(visits)
     if course is None:
         return None, None
-    return (visits[-1].date - course.last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, course.total
+    lifetime = course.total if course.exact or course.total >= 2 else None
+    return (visits[-1].date - course.last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, lifetime
 
 
 def _recent_seizure(reported: bool | None, since_last_visit: bool | None, days_since_previous: float | None) -> bool | None:
@@ -489,6 +493,9 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
         return say("keep", "G-KEEP", "seizure-free on levetiracetam: keep the dose", current_class if allowed[current_class] else None)
     # Not on levetiracetam: never "taper" (R-TAPER-ONLY-ON-LEV).
     if facts.lifetime_seizures is None:
+        if facts.seizure_last_3_months:
+            return say("no-recommendation", "G-CANNOT-SAY", "seizures reported, their number not recorded: ask how many "
+                       "(a single seizure: watchful waiting; recurrent seizures: start at the label's starting dose)")
         return say("no-recommendation", "G-CANNOT-SAY", "no seizure report: whether to treat cannot be judged")
     def start_at_label_dose(rule_id: str, text: str) -> Guidance:
         start = starting_dose_mg_per_day(facts.age_years, facts.weight_kg, bounds.renal_fraction)

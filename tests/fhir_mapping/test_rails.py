@@ -382,3 +382,21 @@ def test_the_raise_guidance_names_the_step_of_the_childs_age_band() -> None:
                                  label_bounds(weight, age, None))
         assert outcome.guidance is not None and outcome.guidance.action == "raise", (age, outcome.guidance)
         assert words in outcome.guidance.text, outcome.guidance.text
+
+
+def test_seizures_without_their_number_are_not_taken_for_a_single_seizure() -> None:
+    """"Seizures" reported without a count (a note, a visit's seizure diagnosis) give a lower bound of one:
+    the rails read the lifetime count as unknown, so no watchful waiting is imposed on a child who may
+    have had several, and the guidance says to ask."""
+    day = date(2026, 11, 2)
+    uncounted = Visit(date=day, weight=Measurement(30.0, day, 0), age_years=9.0, seizure_since_last_visit=True,
+                      seizure_last_3_months=True, seizures_uncounted=True)
+    timeline = PatientTimeline(patient_id="p", birth_date=date(2017, 11, 1), visits=[uncounted])
+    facts = facts_at(timeline, 0)
+    assert facts.lifetime_seizures is None
+    outcome = clinical_rails(facts, BOUNDS_30KG)
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(outcome)
+    assert outcome.guidance is not None and outcome.guidance.action == "no-recommendation"
+    assert "number not recorded" in outcome.guidance.text
+    counted = dataclasses.replace(uncounted, seizure_count_since_last_visit=1, seizures_uncounted=False)
+    assert facts_at(dataclasses.replace(timeline, visits=[counted]), 0).lifetime_seizures == 1
