@@ -265,11 +265,10 @@ class ParquetResourceStore(ResourceStore):
         fresh = self._not_stored(list(candidates))
         if not fresh:
             return {}
-        rows = [candidates[key] for key in fresh]
         manifest = self.manifest()
         number = int(manifest.get("next", 1))
         name = f"part-{number:08d}.parquet"
-        added = self._write_part(name, rows)
+        added = self._write_part(name, [(key, candidates[key]) for key in fresh])
         manifest["parts"] = [*manifest["parts"], {"file": name, "rows": added.num_rows}]
         manifest["next"] = number + 1
         self._write_manifest(manifest)
@@ -297,7 +296,7 @@ class ParquetResourceStore(ResourceStore):
         positions = sorted(batch.column("position").to_pylist())
         return [keys[p] for p in positions]
 
-    def _write_part(self, name: str, resources: list[Mapping[str, Any]]) -> pa.Table:
+    def _write_part(self, name: str, resources: list[tuple[tuple[str, str, str], Mapping[str, Any]]]) -> pa.Table:
         """Write a part under a temporary name, fsync, rename; returns its key and patient columns."""
         parts = private_dir(self.root / PARTS_DIR)
         temporary = parts / f".{name}.tmp"
@@ -374,13 +373,14 @@ class ParquetResourceStore(ResourceStore):
             path.unlink()
 
 
-def _rows(resources: list[Mapping[str, Any]]) -> pa.Table:
-    """Resources as a table of the store's schema."""
+def _rows(keyed: list[tuple[tuple[str, str, str], Mapping[str, Any]]]) -> pa.Table:
+    """Resources with their keys (type, id, version key) as a table of the store's schema."""
+    resources = [resource for _, resource in keyed]
     stamps = [last_updated(r) for r in resources]
     return pa.table({
-        "resource_type": pa.array([str(r["resourceType"]) for r in resources], pa.string()),
-        "id": pa.array([str(r["id"]) for r in resources], pa.string()),
-        "version_key": pa.array([version_key(r) for r in resources], pa.string()),
+        "resource_type": pa.array([key[0] for key, _ in keyed], pa.string()),
+        "id": pa.array([key[1] for key, _ in keyed], pa.string()),
+        "version_key": pa.array([key[2] for key, _ in keyed], pa.string()),
         "version_number": pa.array([_version_number(r) for r in resources], pa.int64()),
         "last_updated": pa.array(stamps, pa.string()),
         "last_updated_us": pa.array([instant_microseconds(s) for s in stamps], pa.int64()),

@@ -232,19 +232,42 @@ def test_pulls_through_the_folder_source(tmp_path: Path) -> None:
     assert store.counts_by_type() == {"Encounter": 2, "Observation": 2, "Patient": 1}
 
 
+def _same_content(ndjson: ResourceStore, parquet: ParquetResourceStore) -> None:
+    assert (ndjson.count(), ndjson.counts_by_type(), ndjson.watermark()) == (
+        parquet.count(), parquet.counts_by_type(), parquet.watermark())
+    assert sorted(map(_canonical, ndjson.latest())) == sorted(map(_canonical, parquet.latest()))
+
+
 @pytest.mark.fhir_server
-def test_incremental_pulls_from_a_real_server(fresh_fhir_server: str, tmp_path: Path) -> None:
-    """First pull takes all, the next only what is new (per-patient marks read from the Parquet columns)."""
+def test_pulls_from_a_real_server_match_the_ndjson_store(fresh_fhir_server: str, tmp_path: Path) -> None:
+    """Pulled side by side from a real server, through new visits, a replaced resource and a deleted one,
+    both stores hold the same versions, the same newest ones and the same watermark: the Parquet store's
+    per-patient marks ask for exactly what the NDJSON store's do, and a delete leaves what was pulled."""
+    import requests
+
     from training.fhir_client import FhirClient, RetryPolicy
 
+    def pull_both() -> tuple[int, int]:
+        results = [pull_from_server(FhirClient(fresh_fhir_server, page_size=4, retry=RetryPolicy(retries=0),
+                                               sleep=lambda _: None), store(tmp_path / kind))
+                   for kind, store in (("ndjson", ResourceStore), ("parquet", ParquetResourceStore))]
+        assert results[0].fetched == results[1].fetched and results[0].new == results[1].new
+        _same_content(ResourceStore(tmp_path / "ndjson"), ParquetResourceStore(tmp_path / "parquet"))
+        return results[1].fetched, results[1].new
+
     load(fresh_fhir_server, [r for n in range(4) for r in patient_resources(f"p{n}", ["2020-01-10", "2020-04-10"])])
-    client = FhirClient(fresh_fhir_server, page_size=4, retry=RetryPolicy(retries=0), sleep=lambda _: None)
-    first = pull_from_server(client, ParquetResourceStore(tmp_path / "store"))
-    assert first.new == 20 and ParquetResourceStore(tmp_path / "store").watermark() == first.watermark_after
-    load(fresh_fhir_server, patient_resources("p1", ["2020-01-10", "2020-04-10", "2020-07-10"])[-2:])
-    second = pull_from_server(client, ParquetResourceStore(tmp_path / "store"))
-    assert (second.fetched, second.new) == (2, 2)
-    assert ParquetResourceStore(tmp_path / "store").count() == 22
+    assert pull_both() == (20, 20)
+    p1 = patient_resources("p1", ["2020-01-10", "2020-04-10", "2020-07-10"])
+    replaced = {**p1[2], "valueQuantity": {**p1[2]["valueQuantity"], "value": 31}}  # a corrected weight
+    load(fresh_fhir_server, [*p1[-2:], replaced])
+    assert pull_both() == (3, 3)
+    weights = [r for r in ParquetResourceStore(tmp_path / "parquet").latest() if r["id"] == replaced["id"]]
+    assert [w["valueQuantity"]["value"] for w in weights] == [31]
+    deleted = patient_resources("p2", ["2020-01-10"])[2]
+    assert requests.delete(f"{fresh_fhir_server}/Observation/{deleted['id']}", timeout=30).status_code < 300
+    load(fresh_fhir_server, patient_resources("p2", ["2020-01-10", "2020-04-10", "2020-08-01"])[-2:])
+    assert pull_both() == (2, 2)
+    assert any(r["id"] == deleted["id"] for r in ParquetResourceStore(tmp_path / "parquet").latest())
 
 
 def test_an_existing_store_keeps_its_format(tmp_path: Path) -> None:
