@@ -96,7 +96,7 @@ def write_pulls(out: Path, first_size: int, seed: int) -> tuple[int, int]:
 
 def read_pull(path: Path) -> list[dict[str, Any]]:
     """A pull written by :func:`write_pulls`, as the list the store is handed."""
-    from training.parquet_store import paused_gc
+    from training.retrain.parquet_store import paused_gc
 
     with path.open("rb") as handle, paused_gc():
         return [orjson.loads(line) for line in handle]

@@ -47,8 +47,8 @@ import orjson  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from bench.pull_data import read_pull, write_pulls  # noqa: E402
-from training.parquet_store import KEY_COLUMNS, ParquetResourceStore, paused_gc  # noqa: E402
-from training.store import ResourceStore  # noqa: E402
+from training.retrain.parquet_store import KEY_COLUMNS, ParquetResourceStore, paused_gc  # noqa: E402
+from training.retrain.resources import ResourceStore  # noqa: E402
 
 
 class NdjsonPausedGcStore(ResourceStore):
@@ -203,7 +203,7 @@ def phase(kind: str, name: str, store_dir: Path, pulls: Path) -> dict[str, Any]:
         figures["seconds"] = time.perf_counter() - started
         figures["resources"] = len(resources)
     elif name in ("training", "training-paused-gc"):
-        from training.retrain import load_visit_table
+        from training.retrain.job import load_visit_table
 
         started = time.perf_counter()
         store = store_class(store_dir)

@@ -603,6 +603,13 @@ class _Builder:
         return sorted(days)
 
     def assemble(self) -> None:
+        if self.timeline.onset is None:
+            # No diagnosis dates the onset (a first-seizure chart: "History of single seizure", an
+            # emergency visit for a seizure): the onset is the first seizure on record, as a diagnosis'
+            # onset is the first seizure's date (domain.md §5; the simulator's onset means the same).
+            dated = [e.day for e in self.events if not self.after_as_of(e.day)]
+            if dated:
+                self.timeline.onset = min(dated)
         lev_orders, other_orders = self.place_orders()
         days = self.visit_days()
         series: dict[str, list[_Value]] = {key: [] for key in CARRIED_KEYS}
