@@ -340,7 +340,10 @@ def _run(
         cohort = settings.simulator_dir or settings.source_dir
         truth_dir = truth_dir or cohort
         store = open_resource_store(settings)
-        table = load_visit_table(store.latest(), truth_dir)
+        from training.retrain.parquet_store import paused_gc
+
+        with paused_gc():  # a million live resources made each full collection walk them all: 36% of the CPU
+            table = load_visit_table(store.latest(), truth_dir)
         train_table, holdout_table = split_table(table, settings.holdout_fraction, settings.split_seed)
         record.data = {
             "patients": len(table.patient_ids), "visits": len(table),
