@@ -102,13 +102,13 @@ CARRIED_KEYS: Final = ("weight", "height", *LAB_KEYS, "egfr_reported", "eeg")
 VISIT_REPORT_KEYS: Final = frozenset({
     "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months",
     "seizure_duration_class", "physical_exam_class", "physician_assessment", "behaviour_adverse_effect",
-    "seizure_since_last_visit", "seizure_free_months",
+    "seizure_since_last_visit", "seizure_free_months", "family_requests_treatment",
 })
 # The items of a visit that several sources can state, in the order they are resolved.
 REPORT_ITEMS: Final = (
     "seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
     "seizure_last_3_months", "seizure_last_6_months", "physical_exam_class", "physician_assessment",
-    "behaviour_adverse_effect",
+    "behaviour_adverse_effect", "family_requests_treatment",
 )
 # Strongest first: structured evidence wins over text.
 SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3}
@@ -508,7 +508,7 @@ class _Builder:
                 self.problem(ProblemKind.INVALID_VALUE, f"seizure count must be a whole number from 0 to {MAX_SEIZURE_COUNT}", resource, "valueInteger")
                 return None
             return number
-        if key in ("seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect"):
+        if key in ("seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", "family_requests_treatment"):
             flag = resource.get("valueBoolean")
             if not isinstance(flag, bool):
                 self.problem(ProblemKind.MISSING, f"{key} observation without valueBoolean", resource, "valueBoolean")

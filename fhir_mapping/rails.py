@@ -100,12 +100,13 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("R-NO-DECREASE-WHILE-SEIZING",
          "No decrease while seizures occurred in the last 3 months, unless an adverse effect or a measured level above the reference explains it.",
          "domain.md §6 (breakthrough seizures on a low dose: titrate up within the label; reduce for adverse effects with a high level)"),
-    Rule("R-START-AT-LABEL-DOSE", "A start from 0 is at least the label's starting dose for the age (a dose class at most 5% below it).",
+    Rule("R-START-AT-LABEL-DOSE", "A start from 0 is the label's starting dose for the age (the smallest dose class at most 5% below it); higher doses are reached by titration at review.",
          "FDA Keppra label / EU SmPC, domain.md §2 (7 mg/kg BID below 6 months, 10 mg/kg BID from 6 months, 500 mg BID from 16 years)"),
     Rule("R-NO-START-AFTER-SINGLE-SEIZURE",
-         "No start recommended after a single lifetime seizure (watchful waiting; treatment is the alternative), unless the seizure reported at this visit lasted over 5 minutes.",
-         "domain.md §4 (about 10% have a single seizure) and §6 (no treatment after a single seizure; treat for prolonged seizures); "
-         "over 5 minutes: ILAE time point t1 (Trinka et al. 2015)"),
+         "No start recommended after a single lifetime seizure (watchful waiting; treatment is the alternative), unless the seizure reported "
+         "at this visit lasted over 5 minutes or the family asks for treatment.",
+         "domain.md §4 (about 10% have a single seizure) and §6 (no treatment after a single seizure; treat for prolonged seizures or at the "
+         "family's request); over 5 minutes: ILAE time point t1 (Trinka et al. 2015)"),
     Rule("R-NO-INCREASE-HIGH-LEVEL",
          "No increase when the measured level (or the individual predicted trough) is above the reference upper bound of 40 mg/L.",
          "domain.md §3 (reference trough 10–40 / 20–40 mg/L, newer lab guidance)"),
@@ -128,6 +129,8 @@ RULES: Final[tuple[Rule, ...]] = (
          "domain.md §4 and §6", "guidance"),
     Rule("G-START-PROLONGED", "A single lifetime seizure lasting over 5 minutes, not treated: treatment is reasonable; if chosen, start at the label's starting dose (watchful waiting is the alternative).",
          "domain.md §2 (start) and §6 (treat for prolonged seizures); ILAE time point t1 (Trinka et al. 2015)", "guidance"),
+    Rule("G-START-FAMILY-REQUEST", "A single lifetime seizure, not treated, and the family asks for treatment: start at the label's starting dose (watchful waiting remains reasonable).",
+         "domain.md §2 (start) and §6 (treat at the family's request)", "guidance"),
     Rule("G-START-RECURRENT", "Recurrent seizures, not treated, seizures in the last 3 months: start at the label's starting dose if treatment is chosen.",
          "domain.md §2 (start) and §6 (treat for frequent, prolonged or daytime seizures)", "guidance"),
     Rule("G-NO-TREATMENT-SEIZURE-FREE", "Not treated and no seizure in the last 3 months: no levetiracetam needed now.",
@@ -153,6 +156,7 @@ class RailFacts:
     measured_level_mg_l: float | None  # latest measured LEV level
     predicted_level_mg_l: float | None = None  # individual predicted trough at the current dose
     seizure_duration_class: int | None = None  # of the seizures reported at this visit (codes.DURATION_CLASSES)
+    family_requests_treatment: bool | None = None  # recorded at this visit (not in the state: rails only)
 
     @property
     def prolonged_seizure(self) -> bool:
@@ -223,6 +227,7 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
         adverse_effect=visit.behaviour_adverse_effect,
         measured_level_mg_l=level.value if level is not None else None,
         seizure_duration_class=visit.seizure_duration_class,
+        family_requests_treatment=visit.family_requests_treatment,
     )
 
 
@@ -388,15 +393,18 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str]
         if withdrawal_indicated(facts) and "R-WITHDRAWAL-OFFERED" not in skip:
             fired.append(FiredRule("R-WITHDRAWAL-OFFERED", _withdrawal_reason(facts), ()))
     elif not facts.on_levetiracetam:
-        if facts.lifetime_seizures is not None and facts.lifetime_seizures <= 1 and not facts.prolonged_seizure:
+        if facts.lifetime_seizures is not None and facts.lifetime_seizures <= 1 and not facts.prolonged_seizure \
+                and not facts.family_requests_treatment:
             remove("R-NO-START-AFTER-SINGLE-SEIZURE",
                    f"{'a single seizure' if facts.lifetime_seizures == 1 else 'no seizure'} reported: watchful waiting, no start",
                    list(range(1, N_DOSE_CLASSES)))
         start = starting_dose_mg_per_day(facts.age_years, facts.weight_kg, bounds.renal_fraction)
         if start is not None:
             start_class = starting_class(start)
-            remove("R-START-AT-LABEL-DOSE", f"a start is at least the label's starting dose, {start:.0f} mg/day",
-                   list(range(1, start_class)))
+            # The label starts low and titrates every 2 weeks (domain.md §2): a start above the starting
+            # dose would skip the steps that let a child's tolerance show (somnolence, behaviour: §4).
+            remove("R-START-AT-LABEL-DOSE", f"a start is the label's starting dose, {start:.0f} mg/day",
+                   [i for i in range(1, N_DOSE_CLASSES) if i != start_class])
     fired = [f for f in fired if f.removed_classes or f.rule_id == "R-WITHDRAWAL-OFFERED"]
     if not any(allowed):  # unreachable: 0 g is kept by every rail but no-decrease, which stops at the label
         allowed = label
@@ -482,23 +490,24 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
     # Not on levetiracetam: never "taper" (R-TAPER-ONLY-ON-LEV).
     if facts.lifetime_seizures is None:
         return say("no-recommendation", "G-CANNOT-SAY", "no seizure report: whether to treat cannot be judged")
-    if facts.lifetime_seizures == 1 and facts.prolonged_seizure:
+    def start_at_label_dose(rule_id: str, text: str) -> Guidance:
         start = starting_dose_mg_per_day(facts.age_years, facts.weight_kg, bounds.renal_fraction)
         start_class = _nearest_allowed(DOSE_CLASSES_MG[starting_class(start)], allowed, above=0) if start is not None else None
         if start_class is None:
             return say("no-recommendation", "G-CANNOT-SAY", "the label's starting dose is not within the bounds for this child")
-        return say("start", "G-START-PROLONGED",
-                   "a single seizure lasting over 5 minutes: treatment is reasonable; if chosen, start at the label's starting dose "
-                   "(watchful waiting is the alternative)", start_class)
+        return say("start", rule_id, text, start_class)
+
+    if facts.lifetime_seizures == 1 and facts.prolonged_seizure:
+        return start_at_label_dose("G-START-PROLONGED", "a single seizure lasting over 5 minutes: treatment is reasonable; if chosen, "
+                                   "start at the label's starting dose (watchful waiting is the alternative)")
+    if facts.lifetime_seizures == 1 and facts.family_requests_treatment:
+        return start_at_label_dose("G-START-FAMILY-REQUEST", "a single seizure and the family asks for treatment: start at the label's "
+                                   "starting dose (watchful waiting remains reasonable)")
     if facts.lifetime_seizures <= 1:
         return say("none", "G-WATCHFUL-WAITING",
                    "a single seizure: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request")
     if facts.seizure_last_3_months:
-        start = starting_dose_mg_per_day(facts.age_years, facts.weight_kg, bounds.renal_fraction)
-        start_class = _nearest_allowed(DOSE_CLASSES_MG[starting_class(start)], allowed, above=0) if start is not None else None
-        if start_class is None:
-            return say("no-recommendation", "G-CANNOT-SAY", "the label's starting dose is not within the bounds for this child")
-        return say("start", "G-START-RECURRENT", "recurrent seizures: if treatment is chosen, start at the label's starting dose (10 mg/kg twice daily)", start_class)
+        return start_at_label_dose("G-START-RECURRENT", "recurrent seizures: if treatment is chosen, start at the label's starting dose (10 mg/kg twice daily)")
     return say("none", "G-NO-TREATMENT-SEIZURE-FREE", "not treated and no seizure in the last 3 months: no levetiracetam needed now")
 
 
@@ -520,6 +529,17 @@ def action_of(facts: RailFacts, recommended_mg_per_day: float | None) -> str:
     if then > now:
         return "raise"
     return "taper" if then == 0 or withdrawal_indicated(facts) else "lower"
+
+
+def agrees_with_guidance(facts: RailFacts, guidance: Guidance | None, recommended_mg_per_day: float) -> bool:
+    """The model's choice points the way the practice guidance does (same action word), or there is no guidance.
+
+    A model choice is offered as recommended only when it agrees: the model may choose the dose, never
+    the direction against the label and practice guidance (the service and its evaluation both apply it).
+    """
+    if guidance is None or guidance.action == "no-recommendation":
+        return True
+    return guidance.action == action_of(facts, recommended_mg_per_day)
 
 
 def rails_at(timeline: PatientTimeline, visit_index: int, bounds: DoseBounds) -> RailOutcome:

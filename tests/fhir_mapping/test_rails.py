@@ -103,12 +103,12 @@ def test_unknown_bounds_leave_only_zero_whatever_the_rails() -> None:
 
 @pytest.mark.parametrize(("age", "weight", "smallest_start"), [(9.0, 30.0, 750.0), (9.0, 25.0, 500.0), (9.0, 26.0, 500.0),
                                                                  (2.0, 12.0, 250.0), (0.3, 6.0, 125.0), (17.0, 60.0, 1000.0)])
-def test_a_start_is_at_least_the_label_starting_dose(age: float, weight: float, smallest_start: float) -> None:
+def test_a_start_is_the_label_starting_dose(age: float, weight: float, smallest_start: float) -> None:
     bounds = label_bounds(weight, age, None)
     outcome = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, age_years=age, weight_kg=weight,
                                    seizure_last_3_months=True, lifetime_seizures=3), bounds)
     positive = [mg for mg in allowed_mg(outcome) if mg > 0]
-    assert min(positive) == smallest_start and 0.0 in allowed_mg(outcome)
+    assert positive == [smallest_start] and 0.0 in allowed_mg(outcome)
     assert "R-START-AT-LABEL-DOSE" in fired_ids(outcome) or smallest_start == DOSE_CLASSES_MG[1]
     assert outcome.guidance is not None and outcome.guidance.action == "start" and outcome.guidance.mg_per_day == smallest_start
 
@@ -116,7 +116,7 @@ def test_a_start_is_at_least_the_label_starting_dose(age: float, weight: float, 
 def test_a_start_under_renal_impairment_is_the_reduced_starting_dose() -> None:
     bounds = label_bounds(30.0, 9.0, 40.0)  # 50%: max 900 mg/day, start 300 mg/day
     outcome = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, seizure_last_3_months=True), bounds)
-    assert [mg for mg in allowed_mg(outcome) if mg > 0] == [375.0, 500.0, 750.0]
+    assert [mg for mg in allowed_mg(outcome) if mg > 0] == [375.0]
 
 
 def test_no_start_after_a_single_seizure() -> None:
@@ -147,6 +147,19 @@ def test_a_single_prolonged_seizure_allows_a_start_at_the_label_dose() -> None:
         outcome = single(brief)
         assert allowed_mg(outcome) == [0.0], brief
         assert outcome.guidance is not None and outcome.guidance.rule_id == "G-WATCHFUL-WAITING"
+
+
+def test_the_familys_request_allows_a_start_after_a_single_seizure() -> None:
+    """domain.md §6: treatment at the family's request; waiting stays allowed and the guidance says so."""
+    asked = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1, seizure_last_3_months=True,
+                                 seizure_duration_class=1, family_requests_treatment=True), BOUNDS_30KG)
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(asked)
+    assert 0.0 in allowed_mg(asked) and min(mg for mg in allowed_mg(asked) if mg > 0) == 750.0
+    assert asked.guidance is not None and (asked.guidance.rule_id, asked.guidance.action) == ("G-START-FAMILY-REQUEST", "start")
+    for answer in (None, False):
+        waiting = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1, seizure_last_3_months=True,
+                                       family_requests_treatment=answer), BOUNDS_30KG)
+        assert allowed_mg(waiting) == [0.0], answer
 
 
 def test_no_increase_above_the_reference_level_measured_or_predicted() -> None:
@@ -244,6 +257,8 @@ def test_every_guidance_dose_is_allowed_and_every_rule_id_is_known() -> None:
 
 def assert_same(a: RailFacts, b: RailFacts) -> None:
     for field in dataclasses.fields(RailFacts):
+        if field.name == "family_requests_treatment":
+            continue  # read from the chart for the rails only; no state feature carries it
         x, y = getattr(a, field.name), getattr(b, field.name)
         if isinstance(x, float) and isinstance(y, float):
             assert x == pytest.approx(y, abs=1e-9), field.name
@@ -351,7 +366,7 @@ def test_every_rule_but_the_label_and_the_wording_rule_can_shape_an_outcome() ->
                       weight_kg=weight, age_years=age, seizure_last_3_months=[True, False, None][int(rng.integers(3))],
                       months_seizure_free=float(rng.uniform(0, 40)), lifetime_seizures=int(rng.integers(0, 6)),
                       adverse_effect=bool(rng.random() < 0.3), measured_level_mg_l=float(rng.uniform(5, 70)) if rng.random() < 0.3 else None,
-                      seizure_duration_class=int(rng.integers(0, 4)))
+                      seizure_duration_class=int(rng.integers(0, 4)), family_requests_treatment=bool(rng.random() < 0.2))
         seen |= set(clinical_rails(f, label_bounds(weight, age, None)).rule_ids)
     seen |= set(clinical_rails(facts(weight_kg=None), label_bounds(None, 9.0, None)).rule_ids)
     assert seen == set(rails.RULE_BY_ID) - {"R-LABEL-BOUNDS", "R-TAPER-ONLY-ON-LEV"}
