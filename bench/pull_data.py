@@ -9,8 +9,8 @@ Writes two pulls as NDJSON (one resource per line, what ``training.pull`` hands 
   new versions of stored resources (30%: ``versionId`` 2, a later ``lastUpdated``, amended status) and
   resources never seen (30%: the following children).
 
-It simulates children one at a time and streams them to disk, so memory stays small; about 40 s per
-million resources on one core. Run: ``python bench/pull_data.py OUT [--resources 1000000] [--seed 0]``.
+It simulates children one at a time and streams them to disk, so memory stays small; about a minute per
+million resources on one core (46–77 s here). Run: ``python bench/pull_data.py OUT [--resources 1000000] [--seed 0]``.
 """
 
 from __future__ import annotations
