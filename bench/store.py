@@ -202,6 +202,12 @@ def phase(kind: str, name: str, store_dir: Path, pulls: Path) -> dict[str, Any]:
         resources = store_class(store_dir).latest()
         figures["seconds"] = time.perf_counter() - started
         figures["resources"] = len(resources)
+    elif name == "job":
+        from training.retrain.job import store_visit_table
+
+        started = time.perf_counter()
+        table = store_visit_table(store_class(store_dir))
+        figures["latest_seconds"] = 0.0
     elif name in ("training", "training-paused-gc"):
         from training.retrain.job import load_visit_table
 
@@ -218,7 +224,7 @@ def phase(kind: str, name: str, store_dir: Path, pulls: Path) -> dict[str, Any]:
     # The digests are computed after the figures: what they allocate is not the store's.
     if name == "latest":
         figures["digest"] = newest_digest(resources)
-    elif name.startswith("training"):
+    elif name.startswith("training") or name == "job":
         figures["digest"] = table_digest(table)
     return figures
 
@@ -245,6 +251,8 @@ def main() -> None:
     parser.add_argument("--training", default="ndjson,pyarrow", help="stores whose visit table is rebuilt (once)")
     parser.add_argument("--paused-gc-training", default="pyarrow",
                         help="store whose visit table is also rebuilt with the collector paused during the mapping")
+    parser.add_argument("--job", default="", help="stores whose visit table is also built as the job builds it "
+                        "(training.retrain.job.store_visit_table: by patient)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="folder for the data (deleted at the end)")
     parser.add_argument("--phase", nargs=4, metavar=("STORE", "PHASE", "DIR", "PULLS"), help=argparse.SUPPRESS)
@@ -277,6 +285,11 @@ def main() -> None:
             if kind in stores:
                 training[kind] = run_phase(kind, "training", work / f"store-{kind}", work / "pulls")
                 print(f"{kind:8s} training {json.dumps(training[kind])}", flush=True)
+        for kind in args.job.split(",") if args.job else []:
+            if kind in stores:
+                training[f"{kind}, the job's rebuild (store_visit_table)"] = figures = run_phase(
+                    kind, "job", work / f"store-{kind}", work / "pulls")
+                print(f"{kind:8s} job rebuild {json.dumps(figures)}", flush=True)
         if args.paused_gc_training in stores:
             kind = args.paused_gc_training
             training[f"{kind}, collector paused while mapping"] = figures = run_phase(

@@ -137,6 +137,9 @@ def _spec() -> FeatureSpec:
 
 FEATURE_SPEC: Final = _spec()
 _INDEX: Final = {name: i for i, name in enumerate(FEATURE_SPEC.names)}
+# The spec is fixed at import: its columns computed once, not at every transform of a served row.
+_DIMENSION: Final = FEATURE_SPEC.dimension
+_MEAN_IMPUTED: Final = np.array(FEATURE_SPEC.mean_imputed, dtype=np.intp)
 
 
 def seizure_count_class(count: int) -> int:
@@ -179,7 +182,7 @@ def phase_of(timeline: PatientTimeline, visit_index: int) -> str | None:
 
 def state_row(timeline: PatientTimeline, visit_index: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """The state at one visit: values (NaN when missing) and the observed mask."""
-    values = np.full(FEATURE_SPEC.dimension, np.nan)
+    values = np.full(_DIMENSION, np.nan)
     visit = timeline.visits[visit_index]
 
     def put(name: str, value: float | bool | None) -> None:
@@ -334,11 +337,11 @@ class Imputation:
         """Model input (float32): imputed, standardised, with missing indicators appended. 1-D or 2-D."""
         x = np.asarray(values, dtype=np.float64)
         single = x.ndim == 1
-        x = x.reshape(-1, FEATURE_SPEC.dimension)
+        x = x.reshape(-1, _DIMENSION)
         mask = np.asarray(observed, dtype=bool).reshape(x.shape) & ~np.isnan(x)
         filled = np.where(mask, x, self.means)
         scaled = (filled - self.means) / self.stds
-        indicators = (~mask[:, list(FEATURE_SPEC.mean_imputed)]).astype(np.float64)
+        indicators = (~mask[:, _MEAN_IMPUTED]).astype(np.float64)
         out = np.concatenate([scaled, indicators], axis=1).astype(np.float32)
         return out[0] if single else out
 

@@ -300,7 +300,7 @@ def data_problems(timeline: PatientTimeline, resources: list[dict[str, Any]], vi
     such a value is a data problem, unless a later readable value of the same item superseded it. A bad
     weight, creatinine or eGFR stops the decision; a bad height does when a creatinine needs it.
     """
-    dates = _resource_dates(resources)
+    dates: dict[str, date | None] | None = None  # read only when a measurement has a problem
     used: dict[str, date | None] = {}
     if visit is not None:
         used = {"weight": visit.weight.measured_on if visit.weight else None,
@@ -312,6 +312,8 @@ def data_problems(timeline: PatientTimeline, resources: list[dict[str, Any]], vi
         key = next((k for k in MEASURED_ITEMS if problem.message.startswith(f"{k} ")), None)
         if key is None:
             continue
+        if dates is None:
+            dates = _resource_dates(resources)
         when = dates.get(problem.resource)
         later = used.get("egfr" if key == "egfr" else key)
         if later is not None and when is not None and later > when:

@@ -180,6 +180,17 @@ class ParquetResourceStore(ResourceStore):
         resources.sort(key=lambda resource: str(resource.get("resourceType")))  # stable: commit order kept
         return resources
 
+    def patient_index(self) -> Any:
+        """What :meth:`latest` holds, grouped by patient (:class:`fhir_mapping.bulk.PatientIndex`), from which
+        the job builds the visit table. The newest versions are held as dicts here: unlike the NDJSON
+        store's index, this one does not yet read one patient's resources at a time."""
+        from fhir_mapping.bulk import PatientIndex, _Locator
+
+        locator = _Locator()  # the collector's rules: first of a (type, id), shared kinds, orphans
+        for number, resource in enumerate(self.latest()):
+            locator.value(resource, f"newest[{number}]")
+        return PatientIndex(locator.files, locator.groups, locator.shared, locator.orphans, locator.problems)
+
     def newest_rows(self) -> pa.Array:
         """Row numbers (in commit order) of the newest version of every (type, id)."""
         table = self._columns(["resource_type", "id", "version_number", "last_updated_us"])

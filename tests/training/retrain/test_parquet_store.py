@@ -108,6 +108,30 @@ def test_same_newest_versions_as_the_ndjson_store(tmp_path: Path) -> None:
             assert ndjson.patient_mark(kind, patient) == parquet.patient_mark(kind, patient)
 
 
+def test_the_jobs_visit_table_is_the_ndjson_stores(tmp_path: Path) -> None:
+    """The visit table the job builds from each store (by patient) is the one built from the newest
+    versions read whole, and the same for both stores."""
+    import numpy as np
+
+    from training.retrain.job import load_visit_table, store_visit_table
+
+    first = [_version(r, "1", "2024-01-01T00:00:00Z")
+             for r in patient_resources("p1", ["2021-01-05", "2021-04-05", "2021-07-05"])
+             + patient_resources("p2", ["2021-02-01", "2021-05-01"])]
+    weight = next(r for r in first if r["id"] == "p1-e1-wt")
+    second = [_version(weight, "2", "2024-02-01T00:00:00Z", valueQuantity={**weight["valueQuantity"], "value": 31.5})]
+    ndjson, parquet = ResourceStore(tmp_path / "ndjson"), ParquetResourceStore(tmp_path / "parquet")
+    for store in (ndjson, parquet):
+        store.add_all(first)
+        store.add_all(second)
+    tables = [store_visit_table(parquet), load_visit_table(parquet.latest()), store_visit_table(ndjson)]
+    assert all(table.patient_ids == ["p1", "p2"] for table in tables)
+    for name in ("patient", "step", "values", "observed", "actions", "masks", "rewards", "next_index", "dones"):
+        for table in tables[1:]:
+            np.testing.assert_array_equal(getattr(tables[0], name), getattr(table, name), err_msg=name)
+    assert 31.5 in tables[0].values
+
+
 def test_watermark_and_patient_marks(tmp_path: Path) -> None:
     """The watermark is what was last written; a patient's mark is its newest lastUpdated, as written."""
     store = ParquetResourceStore(tmp_path / "store")
