@@ -167,29 +167,51 @@ class ParquetResourceStore(ResourceStore):
     def latest(self) -> list[dict[str, Any]]:
         """The newest stored version of every resource (highest versionId, then latest ``lastUpdated``,
         then the one stored last), grouped by type in type order: what training reads."""
-        chosen = np.zeros(self.count(), dtype=bool)
-        chosen[self.newest_rows().to_numpy()] = True
+        texts = self.newest_texts()
         resources: list[dict[str, Any]] = []
-        offset = 0
         with paused_gc():
-            for path in self.files():
-                for batch in pq.ParquetFile(path).iter_batches(columns=["resource"]):
-                    mask = pa.array(chosen[offset : offset + batch.num_rows])
-                    resources.extend(orjson.loads(text) for text in pc.filter(batch.column(0), mask).to_pylist())
-                    offset += batch.num_rows
-        resources.sort(key=lambda resource: str(resource.get("resourceType")))  # stable: commit order kept
+            for start in range(0, len(texts), BATCH_ROWS):
+                resources.extend(orjson.loads(text) for text in texts.slice(start, BATCH_ROWS).to_pylist())
         return resources
 
-    def patient_index(self) -> Any:
-        """What :meth:`latest` holds, grouped by patient (:class:`fhir_mapping.bulk.PatientIndex`), from which
-        the job builds the visit table. The newest versions are held as dicts here: unlike the NDJSON
-        store's index, this one does not yet read one patient's resources at a time."""
-        from fhir_mapping.bulk import PatientIndex, _Locator
+    def newest_texts(self) -> pa.Array:
+        """The JSON text of :meth:`latest`'s resources, in its order, still in Arrow (not parsed)."""
+        chosen = np.zeros(self.count(), dtype=bool)
+        chosen[self.newest_rows().to_numpy()] = True
+        kinds: list[pa.Array] = []
+        texts: list[pa.Array] = []
+        offset = 0
+        for path in self.files():
+            for batch in pq.ParquetFile(path).iter_batches(columns=["resource_type", "resource"]):
+                mask = pa.array(chosen[offset : offset + batch.num_rows])
+                kinds.append(pc.filter(batch.column(0), mask))
+                texts.append(pc.filter(batch.column(1), mask))
+                offset += batch.num_rows
+        if not texts:
+            return pa.array([], pa.large_string())
+        order = pc.sort_indices(pa.chunked_array(kinds, pa.string()))  # stable: commit order kept within a type
+        return pc.take(pa.chunked_array(texts, pa.large_string()), order).combine_chunks()
 
-        locator = _Locator()  # the collector's rules: first of a (type, id), shared kinds, orphans
-        for number, resource in enumerate(self.latest()):
-            locator.value(resource, f"newest[{number}]")
-        return PatientIndex(locator.files, locator.groups, locator.shared, locator.orphans, locator.problems)
+    def patient_index(self) -> ParquetPatientIndex:
+        """What :meth:`latest` holds, grouped by patient as the mapping groups it, from which the job builds
+        the visit table with one patient's resources parsed at a time (the rest stay JSON text in Arrow)."""
+        from fhir_mapping.build import PATIENT_KINDS, SHARED_KINDS, patient_of
+
+        texts = self.newest_texts()
+        groups: dict[str, list[int]] = {}
+        shared: dict[str, dict[str, Any]] = {}
+        orphans: list[int] = []
+        for start in range(0, len(texts), BATCH_ROWS):
+            for position, text in enumerate(texts.slice(start, BATCH_ROWS).to_pylist(), start=start):
+                resource = orjson.loads(text)
+                kind = resource.get("resourceType")
+                if kind in SHARED_KINDS:
+                    if isinstance(resource.get("id"), str):
+                        shared[f"{kind}/{resource['id']}"] = resource
+                elif kind in PATIENT_KINDS:
+                    patient = patient_of(resource)
+                    (orphans if patient is None else groups.setdefault(patient, [])).append(position)
+        return ParquetPatientIndex(texts, groups, shared, orphans)
 
     def newest_rows(self) -> pa.Array:
         """Row numbers (in commit order) of the newest version of every (type, id)."""
@@ -382,6 +404,33 @@ class ParquetResourceStore(ResourceStore):
         self._write_manifest({**manifest, "parts": [{"file": name, "rows": rows}], "next": number + 1})
         for path in old:
             path.unlink()
+
+
+class ParquetPatientIndex:
+    """The newest versions by patient, in the order and with the rules of ``collect_resources`` +
+    ``build_timelines`` (as :class:`fhir_mapping.bulk.PatientIndex` for the NDJSON store): patients in
+    order of first appearance, resources without a patient given to the only patient when there is one."""
+
+    def __init__(self, texts: pa.Array, groups: dict[str, list[int]], shared: dict[str, dict[str, Any]],
+                 orphans: list[int]) -> None:
+        self.texts, self.groups, self.shared, self.orphans = texts, groups, shared, orphans
+
+    def patient_ids(self) -> list[str]:
+        return list(self.groups)
+
+    def resources(self, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's newest versions, parsed from their text."""
+        positions = self.groups[patient_id]
+        if len(self.groups) == 1 and self.orphans:
+            positions = positions + self.orphans
+        return [orjson.loads(text) for text in pc.take(self.texts, pa.array(positions, pa.int64())).to_pylist()]
+
+    def timelines(self, *, as_of: Any = None) -> Iterator[Any]:
+        """One timeline per patient, each patient's resources dropped once mapped."""
+        from fhir_mapping.build import build_patient_timeline
+
+        for patient_id in self.groups:
+            yield build_patient_timeline(patient_id, self.resources(patient_id), self.shared, as_of=as_of)
 
 
 def _rows(keyed: list[tuple[tuple[str, str, str], Mapping[str, Any]]]) -> pa.Table:
