@@ -167,17 +167,26 @@ class ParquetResourceStore(ResourceStore):
     def latest(self) -> list[dict[str, Any]]:
         """The newest stored version of every resource (highest versionId, then latest ``lastUpdated``,
         then the one stored last), grouped by type in type order: what training reads."""
-        texts = self.newest_texts()
+        chosen = self._chosen()
         resources: list[dict[str, Any]] = []
+        offset = 0
         with paused_gc():
-            for start in range(0, len(texts), BATCH_ROWS):
-                resources.extend(orjson.loads(text) for text in texts.slice(start, BATCH_ROWS).to_pylist())
+            for path in self.files():
+                for batch in pq.ParquetFile(path).iter_batches(columns=["resource"]):
+                    mask = pa.array(chosen[offset : offset + batch.num_rows])
+                    resources.extend(orjson.loads(text) for text in pc.filter(batch.column(0), mask).to_pylist())
+                    offset += batch.num_rows
+        resources.sort(key=lambda resource: str(resource.get("resourceType")))  # stable: commit order kept
         return resources
+
+    def _chosen(self) -> np.ndarray:
+        chosen = np.zeros(self.count(), dtype=bool)
+        chosen[self.newest_rows().to_numpy()] = True
+        return chosen
 
     def newest_texts(self) -> pa.Array:
         """The JSON text of :meth:`latest`'s resources, in its order, still in Arrow (not parsed)."""
-        chosen = np.zeros(self.count(), dtype=bool)
-        chosen[self.newest_rows().to_numpy()] = True
+        chosen = self._chosen()
         kinds: list[pa.Array] = []
         texts: list[pa.Array] = []
         offset = 0
@@ -190,7 +199,10 @@ class ParquetResourceStore(ResourceStore):
         if not texts:
             return pa.array([], pa.large_string())
         order = pc.sort_indices(pa.chunked_array(kinds, pa.string()))  # stable: commit order kept within a type
-        return pc.take(pa.chunked_array(texts, pa.large_string()), order).combine_chunks()
+        ordered = pc.take(pa.chunked_array(texts, pa.large_string()), order).combine_chunks()
+        del kinds, texts
+        pa.default_memory_pool().release_unused()  # the unordered copy: give it back now, not at exit
+        return ordered
 
     def patient_index(self) -> ParquetPatientIndex:
         """What :meth:`latest` holds, grouped by patient as the mapping groups it, from which the job builds
