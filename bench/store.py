@@ -208,6 +208,7 @@ def phase(kind: str, name: str, store_dir: Path, pulls: Path) -> dict[str, Any]:
         started = time.perf_counter()
         table = store_visit_table(store_class(store_dir))
         figures["seconds"], figures["latest_seconds"] = time.perf_counter() - started, 0.0
+        figures["visits"], figures["patients"] = len(table), len(table.patient_ids)
     elif name in ("training", "training-paused-gc"):
         from training.retrain.job import load_visit_table
 
