@@ -462,7 +462,7 @@ def _rows(keyed: list[tuple[tuple[str, str, str], Mapping[str, Any]]]) -> pa.Tab
     }, schema=SCHEMA)
 
 
-def open_store(root: Path, kind: str = "parquet") -> ResourceStore:
+def open_store(root: Path, kind: str = "ndjson") -> ResourceStore:
     """The store in ``root``: the kind already there (an NDJSON store stays NDJSON), else ``kind``."""
     root = Path(root)
     if (root / MANIFEST_FILE).exists():

@@ -93,9 +93,11 @@ class RetrainSettings:
     """EPIDOSE_REGISTRY_KEEP: model versions kept in the registry (the current and previous always are)."""
     nice: int = 10
     """EPIDOSE_SCHEDULER_NICE: niceness added to the scheduler process so the service keeps priority."""
-    store_format: Literal["parquet", "ndjson"] = "parquet"
-    """EPIDOSE_RETRAIN_STORE_FORMAT: format of a new raw resource store: parquet (columnar, the default) or
-    ndjson (one file per resource type); a folder already holding a store keeps the format it has."""
+    store_format: Literal["parquet", "ndjson"] = "ndjson"
+    """EPIDOSE_RETRAIN_STORE_FORMAT: format of a new raw resource store: ndjson (one file per resource type,
+    the default) or parquet (columnar: half the CPU of a first pull, a quarter of an incremental one, a
+    twentieth of the disk, ~10% more peak memory; bench/RESULTS.md); a folder already holding a store
+    keeps the format it has."""
 
     @property
     def store_dir(self) -> Path:

@@ -22,8 +22,8 @@ from tests.plugin.fixtures import patient_resources as prefetch_for
 from tests.training.retrain.data import load, split_cohort_bundles
 from training.artifact.registry import ModelRegistry
 from training.retrain.job import retrain_once
-from training.retrain.parquet_store import ParquetResourceStore
 from training.retrain.records import read_records
+from training.retrain.resources import ResourceStore
 from training.retrain.settings import RetrainSettings
 from training.simulator.cohort import write_cohort
 
@@ -70,7 +70,7 @@ def test_retrain_once_after_new_visits(fresh_fhir_server: str, tmp_path: Path) -
     assert card.status_code == 200 and f"Model version {first_served}" in json.dumps(card.get_json())
 
     load(fresh_fhir_server, second)
-    watermark = ParquetResourceStore(settings.store_dir).watermark()
+    watermark = ResourceStore(settings.store_dir).watermark()
     run2 = retrain_once(settings)
     # Only what is new: exactly the second half's resources, nothing of the first half again.
     assert run2.fetched_resources == run2.pulled_resources == len(second)

@@ -23,7 +23,7 @@ from tests.training.retrain.data import load, split_by_date, synthetic_cohort, s
 from tests.training.retrain.fault_proxy import Fault, fault_proxy
 from training.artifact.registry import ModelRegistry
 from training.retrain.job import retrain_once, train_candidate
-from training.retrain.parquet_store import ParquetResourceStore
+from training.retrain.resources import ResourceStore
 from training.retrain.settings import RetrainSettings
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.slow]
@@ -77,8 +77,8 @@ def _served_version(registry_root: Path, tmp_path: Path) -> str | None:
 
 def _snapshot(settings: RetrainSettings) -> tuple[Any, ...]:
     registry = ModelRegistry(settings.registry_dir)
-    store = ParquetResourceStore(settings.store_dir)
-    assert store.count() > 0, "the runs' store is not in the default format, Parquet"
+    store = ResourceStore(settings.store_dir)
+    assert store.count() > 0, "the runs' store is not in the default format, NDJSON"
     hidden = sorted(p.name for p in registry.root.iterdir() if p.name.startswith("."))
     return (store.watermark(), store.count(), registry.current_version(),
             [v.version for v in registry.versions()], hidden)
@@ -114,7 +114,7 @@ def test_failed_pull_changes_nothing_and_next_run_succeeds(stage: Stage, workdir
         retry = retrain_once(settings, true_value=synthetic_true_value)
     assert retry.decision in {"promoted", "refused"}, retry.reason
     assert retry.pulled_resources == stage.second_half
-    assert ParquetResourceStore(settings.store_dir).watermark() > before[0]
+    assert ResourceStore(settings.store_dir).watermark() > before[0]
 
 
 def test_rate_limit_is_retried_within_the_run(stage: Stage, workdir: Path) -> None:
