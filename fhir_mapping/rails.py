@@ -159,6 +159,13 @@ class RailFacts:
     seizure_duration_class: int | None = None  # of the seizures reported at this visit (codes.DURATION_CLASSES)
     family_requests_treatment: bool | None = None  # recorded at this visit (not in the state: rails only)
     seizure_last_6_months: bool | None = None  # a seizure within 6 months (reported, or implied by the interval)
+    seizure_since_last_visit: bool | None = None
+
+    @property
+    def breakthrough(self) -> bool:
+        """Seizures on the current course: in the last 3 months, or since the last visit when the chart does
+        not say whether within 3 months (a note's "seizures since the last review" on a 4-month interval)."""
+        return bool(self.seizure_last_3_months) or (self.seizure_last_3_months is None and bool(self.seizure_since_last_visit))
 
     @property
     def prolonged_seizure(self) -> bool:
@@ -231,6 +238,7 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
         seizure_duration_class=visit.seizure_duration_class,
         family_requests_treatment=visit.family_requests_treatment,
         seizure_last_6_months=_within(visit.seizure_last_6_months, visit.seizure_since_last_visit, visit.days_since_previous_visit, SIX_MONTHS_DAYS),
+        seizure_since_last_visit=visit.seizure_since_last_visit,
     )
 
 
@@ -291,6 +299,7 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
         measured_level_mg_l=get("lab_lev_level"),
         seizure_duration_class=None if duration is None else round(duration),
         seizure_last_6_months=_within(flag("seizure_last_6_months"), flag("seizure_since_last_visit"), get("days_since_previous_visit"), SIX_MONTHS_DAYS),
+        seizure_since_last_visit=flag("seizure_since_last_visit"),
     )
 
 
@@ -478,7 +487,7 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
                            f"adverse effect with a level of {facts.measured_level_mg_l:g} mg/L: lower by the label step", lower)
             return say("taper", "G-LOWER-ADVERSE-HIGH-LEVEL",
                        f"adverse effect with a level of {facts.measured_level_mg_l:g} mg/L: reduce gradually", lower)
-        if facts.seizure_last_3_months:
+        if facts.breakthrough:
             if facts.adverse_effect:
                 return say("keep", "G-REVIEW-ADVERSE", "seizures and an adverse effect: keep the dose and weigh a change with the family",
                            current_class if allowed[current_class] else None)
@@ -504,7 +513,7 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
         return say("keep", "G-KEEP", "seizure-free on levetiracetam: keep the dose", current_class if allowed[current_class] else None)
     # Not on levetiracetam: never "taper" (R-TAPER-ONLY-ON-LEV).
     if facts.lifetime_seizures is None:
-        if facts.seizure_last_3_months:
+        if facts.seizure_last_3_months or facts.seizure_since_last_visit:
             return say("no-recommendation", "G-CANNOT-SAY", "seizures reported, their number not recorded: ask how many "
                        "(a single seizure: watchful waiting; recurrent seizures: start at the label's starting dose)")
         return say("no-recommendation", "G-CANNOT-SAY", "no seizure report: whether to treat cannot be judged")
