@@ -1,0 +1,55 @@
+"""How many held-out decisions a Q model scores beyond what the reward can reach.
+
+The published reward is bounded by ±100 per visit, so a Q-value (a discounted sum of rewards) lies
+within ±100/(1 − γ) (±1000 at γ = 0.9, ``training.inference.score_bound``); the service abstains on a
+decision whose allowed doses score beyond it. For every Q model folder of a study this prints, on the
+study's held-out test visits (the same split as ``bench/policies.py``), the share of decisions with an
+allowed score beyond the bound, the largest and smallest allowed scores, and the share of decisions
+whose chosen dose scores beyond it.
+
+    python bench/q_bound.py --study DIR/study --cohort DIR/cohort [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from training.inference import load_inference_model, masked_argmax, score_bound  # noqa: E402
+from training.pipeline import prepare  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", type=Path, required=True)
+    parser.add_argument("--cohort", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    _, _, dataset = prepare(args.cohort, args.seed)
+    test = dataset.test
+    print(f"{len(test)} held-out test visits of {len(dataset.splits['test'])} children")
+    print("| model | allowed score beyond the bound | chosen dose's score beyond it | allowed scores min … max | mean chosen Q |")
+    print("|---|---:|---:|---:|---:|")
+    for folder in sorted(p for p in args.study.iterdir() if (p / "metadata.json").exists()):
+        model = load_inference_model(folder)
+        if model.score_kind != "q":
+            continue
+        bound = score_bound(model.gamma)
+        scores = model.scores(test.states)
+        masks = np.asarray(test.masks, dtype=bool)
+        allowed = np.where(masks, np.abs(scores), 0.0)
+        chosen = masked_argmax(scores, masks)
+        chosen_scores = scores[np.arange(len(scores)), chosen]
+        print(f"| {folder.name} | {100 * np.mean(allowed.max(axis=1) > bound):.1f}% | "
+              f"{100 * np.mean(np.abs(chosen_scores) > bound):.1f}% | "
+              f"{scores[masks].min():.0f} … {scores[masks].max():.0f} | {chosen_scores.mean():.0f} |")
+
+
+if __name__ == "__main__":
+    main()
