@@ -4,8 +4,10 @@ The published reward is bounded by ±100 per visit, so a Q-value (a discounted s
 within ±100/(1 − γ) (±1000 at γ = 0.9, ``training.inference.score_bound``); the service abstains on a
 decision whose allowed doses score beyond it. For every Q model folder of a study this prints, on the
 study's held-out test visits (the same split as ``bench/policies.py``), the share of decisions with an
-allowed score beyond the bound, the largest and smallest allowed scores, and the share of decisions
-whose chosen dose scores beyond it.
+allowed score beyond the bound, the largest and smallest allowed scores, the share of decisions
+whose chosen dose scores beyond it and, from the study's summary.json when present, what the model
+believes its policy is worth at first visits (mean Q(s₀, π(s₀))) against the true discounted return of
+the same children replayed in the simulator under it.
 
     python bench/q_bound.py --study DIR/study --cohort DIR/cohort [--seed 0]
 """
@@ -13,6 +15,7 @@ whose chosen dose scores beyond it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,8 +37,11 @@ def main() -> None:
     _, _, dataset = prepare(args.cohort, args.seed)
     test = dataset.test
     print(f"{len(test)} held-out test visits of {len(dataset.splits['test'])} children")
-    print("| model | allowed score beyond the bound | chosen dose's score beyond it | allowed scores min … max | mean chosen Q |")
-    print("|---|---:|---:|---:|---:|")
+    summary_path = args.study / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    print("| model | allowed score beyond the bound | chosen dose's score beyond it | allowed scores min … max | mean chosen Q "
+          "| predicted Q(s₀, π(s₀)) | true discounted return |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for folder in sorted(p for p in args.study.iterdir() if (p / "metadata.json").exists()):
         model = load_inference_model(folder)
         if model.score_kind != "q":
@@ -46,9 +52,12 @@ def main() -> None:
         allowed = np.where(masks, np.abs(scores), 0.0)
         chosen = masked_argmax(scores, masks)
         chosen_scores = scores[np.arange(len(scores)), chosen]
+        predicted = summary.get("policies", {}).get(folder.name, {}).get("mean_predicted_q")
+        truth = (summary.get("true_value") or {}).get(folder.name, {}).get("discounted_return")
         print(f"| {folder.name} | {100 * np.mean(allowed.max(axis=1) > bound):.1f}% | "
               f"{100 * np.mean(np.abs(chosen_scores) > bound):.1f}% | "
-              f"{scores[masks].min():.0f} … {scores[masks].max():.0f} | {chosen_scores.mean():.0f} |")
+              f"{scores[masks].min():.0f} … {scores[masks].max():.0f} | {chosen_scores.mean():.0f} | "
+              f"{'n/a' if predicted is None else f'{predicted:.0f}'} | {'n/a' if truth is None else f'{truth:.0f}'} |")
 
 
 if __name__ == "__main__":

@@ -224,7 +224,16 @@ CONFIGS: Final[dict[str, PolicyConfig]] = {
     # are left out of the bootstrap.
     "light_bcq": DQNConfig(name="light_bcq", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                            bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3),
+    # BCQ-filtered targets over three logged visits.
+    "light_bcq_nstep": DQNConfig(name="light_bcq_nstep", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                                 bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3, n_step=3),
+    # Everything that helped alone: BCQ-filtered, three-visit targets from the lowest of five heads.
+    "light_combined": DQNConfig(name="light_combined", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                                bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3, n_step=3,
+                                ensemble=5),
     "iql": IQLConfig(),
+    # IQL nearer the best logged dose (expectile 0.9) with sharper advantage weights (β 10).
+    "iql_sharp": IQLConfig(name="iql_sharp", expectile=0.9, beta=10.0),
 }
 
 
