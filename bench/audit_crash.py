@@ -52,7 +52,7 @@ def _ready(url: str, deadline: float) -> None:
 def main() -> int:
     from bodies import benchmark_requests, distinct_bodies
 
-    from training.registry import ModelRegistry
+    from training.artifact.registry import ModelRegistry
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)

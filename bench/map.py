@@ -93,7 +93,7 @@ def main() -> None:
         cli()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cli_cpu_ms = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000.0
-        bare = [sys.executable, "-c", "import sys, click; from fhir_mapping.cli import register; g = click.Group(); register(g); g(sys.argv[1:])", "map", str(path), "--indent", "0"]
+        bare = [sys.executable, "-c", "import sys, click; from plugin.cli.map import register; g = click.Group(); register(g); g(sys.argv[1:])", "map", str(path), "--indent", "0"]
         bare_ms = median_ms(lambda: subprocess.run(bare, check=True, capture_output=True, cwd=ROOT), 5)
         imports_ms = median_ms(lambda: subprocess.run([sys.executable, "-c", "import plugin.cli"], check=True, capture_output=True, cwd=ROOT), 5)
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -1,8 +1,8 @@
 """Benchmark: the note extractor's precision and recall per item, and mapping speed against the base.
 
 Prints, per labelled set (tests/fhir_mapping/notes/): template sentences (the stored set and a fresh
-seed), and the hand-written held-out batches; then the extractor's speed in sentences per second;
-then the in-process mapping path of bench/map.py (json.loads + collect_resources + build_timelines +
+seed), and the hand-written held-out batches (the two fresh ones also per language); then the extractor's
+speed in sentences per second; then the in-process mapping path of bench/map.py (json.loads + collect_resources + build_timelines +
 state_matrix on the 1,000-resource simulator-shaped Bundle) for this tree and for the commit this
 branch started from (``git merge-base HEAD main``, extracted with ``git archive``), in the same run,
 with their ratio; and the same path on an EHR-shaped Bundle (Conditions, encounter reasons, notes).
@@ -111,6 +111,12 @@ def main() -> None:
         "hand-written held-out 3 (40)": load("handwritten_heldout3.jsonl"),
         "hand-written, all (180)": load("handwritten_heldout.jsonl") + load("handwritten_heldout2.jsonl") + load("handwritten_heldout3.jsonl"),
     }
+    for label, file in (("hand-written fresh", "handwritten_fresh.jsonl"), ("hand-written fresh 2", "handwritten_fresh2.jsonl")):
+        fresh = load(file)
+        sets[f"{label} ({len(fresh)})"] = fresh
+        for language, name in (("en", "English"), ("zh", "Chinese")):
+            rows = [row for row in fresh if row["language"] == language]
+            sets[f"{label}, {name} ({len(rows)})"] = rows
     for name, rows in sets.items():
         scores, errors = score(rows)
         print(f"== {name}: {len(errors)} item errors")

@@ -133,7 +133,7 @@ def main() -> int:
     with running_postgres(fsync=True) as server:
         url = server.create_database()
         shared_models = work / "shared-models"
-        code = ("import sys; from pathlib import Path; from training.registry import open_registry; "
+        code = ("import sys; from pathlib import Path; from training.artifact.registry import open_registry; "
                 "r = open_registry(Path(sys.argv[1]), database_url=sys.argv[3]); r.promote(r.add(Path(sys.argv[2])))")
         subprocess.run([sys.executable, "-c", code, str(shared_models), str(work / "sqlite" / "model-build"), url],
                        check=True, env=base_env)

@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.retrain.data import load, synthetic_cohort  # noqa: E402
 from tests.support.fhir_server import running_fhir_server, sekmet_available  # noqa: E402
-from training.fhir_client import FhirClient, RetryPolicy  # noqa: E402
-from training.pull import pull_bulk, pull_from_server  # noqa: E402
-from training.store import ResourceStore  # noqa: E402
+from tests.training.retrain.data import load, synthetic_cohort  # noqa: E402
+from training.retrain.client import FhirClient, RetryPolicy  # noqa: E402
+from training.retrain.pull import pull_bulk, pull_from_server  # noqa: E402
+from training.retrain.resources import ResourceStore  # noqa: E402
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ def measure(model: Path, children: int, repeat: int, profile: bool, cards_out: P
 
     from plugin import create_app
     from plugin.settings import Settings
-    from training.registry import ModelRegistry
+    from training.artifact.registry import ModelRegistry
 
     requests = benchmark_requests(children)
     bodies = distinct_bodies(requests)

@@ -112,7 +112,7 @@ def prepare_model(data_dir: Path, env: dict[str, str]) -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, "-m", "plugin.cli", "train", "--data", str(cohort), "--out", str(model),
                     "--config", "conservative", "--steps", "300", "--no-progress"], check=True, env=env, stdout=subprocess.DEVNULL)
-    code = ("import sys; from pathlib import Path; from training.registry import ModelRegistry; "
+    code = ("import sys; from pathlib import Path; from training.artifact.registry import ModelRegistry; "
             "r = ModelRegistry(Path(sys.argv[1])); r.promote(r.add(Path(sys.argv[2])))")
     subprocess.run([sys.executable, "-c", code, str(data_dir / "models"), str(model)], check=True, env=env)
 

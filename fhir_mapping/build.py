@@ -102,13 +102,13 @@ CARRIED_KEYS: Final = ("weight", "height", *LAB_KEYS, "egfr_reported", "eeg")
 VISIT_REPORT_KEYS: Final = frozenset({
     "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months",
     "seizure_duration_class", "physical_exam_class", "physician_assessment", "behaviour_adverse_effect",
-    "seizure_since_last_visit", "seizure_free_months",
+    "seizure_since_last_visit", "seizure_free_months", "family_requests_treatment",
 })
 # The items of a visit that several sources can state, in the order they are resolved.
 REPORT_ITEMS: Final = (
     "seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
     "seizure_last_3_months", "seizure_last_6_months", "physical_exam_class", "physician_assessment",
-    "behaviour_adverse_effect",
+    "behaviour_adverse_effect", "family_requests_treatment",
 )
 # Strongest first: structured evidence wins over text.
 SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3}
@@ -508,7 +508,7 @@ class _Builder:
                 self.problem(ProblemKind.INVALID_VALUE, f"seizure count must be a whole number from 0 to {MAX_SEIZURE_COUNT}", resource, "valueInteger")
                 return None
             return number
-        if key in ("seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect"):
+        if key in ("seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", "family_requests_treatment"):
             flag = resource.get("valueBoolean")
             if not isinstance(flag, bool):
                 self.problem(ProblemKind.MISSING, f"{key} observation without valueBoolean", resource, "valueBoolean")
@@ -603,6 +603,13 @@ class _Builder:
         return sorted(days)
 
     def assemble(self) -> None:
+        if self.timeline.onset is None:
+            # No diagnosis dates the onset (a first-seizure chart: "History of single seizure", an
+            # emergency visit for a seizure): the onset is the first seizure on record, as a diagnosis'
+            # onset is the first seizure's date (domain.md §5; the simulator's onset means the same).
+            dated = [e.day for e in self.events if not self.after_as_of(e.day)]
+            if dated:
+                self.timeline.onset = min(dated)
         lev_orders, other_orders = self.place_orders()
         days = self.visit_days()
         series: dict[str, list[_Value]] = {key: [] for key in CARRIED_KEYS}

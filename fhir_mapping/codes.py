@@ -70,6 +70,9 @@ OBSERVATIONS: Final[tuple[Concept, ...]] = (
     Concept("physical_exam_class", EPIDOSE_SYSTEM, "physical-exam-class", "Physical and neurological examination class"),
     Concept("physician_assessment", EPIDOSE_SYSTEM, "physician-assessment", "Physician assessment of the course since the last visit"),
     Concept("behaviour_adverse_effect", EPIDOSE_SYSTEM, "behaviour-adverse-effect", "Behavioural adverse effect reported since the last visit"),
+    # Not in the published state: domain.md §6 names the family's request among the reasons to treat
+    # after a single seizure, so the clinical rails read it (it is not a model feature).
+    Concept("family_requests_treatment", EPIDOSE_SYSTEM, "family-requests-treatment", "The family asks for daily anti-seizure treatment"),
 )
 
 # Answer codes in the project CodeSystem (valueCodeableConcept of the project observations).

@@ -91,11 +91,21 @@ class _Language:
         self.negation_after = compile_(table["negation_after"])
         self.negation_undone = compile_(table["negation_undone"]) if "negation_undone" in table else None
         self.non_report = compile_(table["non_report"])
+        # Mentions of the word that are not about events ("seizure diary", "发作日记"): removed before reading.
+        self.term_exclusions = compile_(table["term_exclusions"]) if "term_exclusions" in table else None
+        # "counselled on possible side effects", "post-ictally sleepy": an effect named, none reported.
+        self.adverse_non_report = compile_(table["adverse_non_report"]) if "adverse_non_report" in table else None
+        # "most under a minute": a duration that is not the longest.
+        self.duration_not_longest = compile_(table["duration_not_longest"]) if "duration_not_longest" in table else None
+        # "last seizure 8 months ago" says none since; "a seizure 4 months ago" does not.
+        self.last_seizure = compile_(table["last_seizure"]) if "last_seizure" in table else None
         self.free_period = [compile_(p) for p in table["free_period"]]
         self.window = compile_(table["window"])
         self.ago = [compile_(p) for p in table["ago"]]
         self.count = [compile_(p) for p in table["count"]]
         self.count_words: dict[str, int] = table.get("count_words", {})
+        # "2 x focal seizures, 1 x GTC": itemised counts add up.
+        self.count_itemised = compile_(table["count_itemised"]) if "count_itemised" in table else None
         self.duration = compile_(table["duration"])
         self.duration_units: dict[str, float] = table["duration_units"]
         self.comparators: dict[str, int] = table["comparators"]
@@ -121,8 +131,9 @@ class _Language:
             return _zh_number(text)
         return self.numbers.get(text)
 
-    def months(self, number: str | None, unit: str | None) -> float | None:
-        """A stated period in months (30.44 days); a unit without a number is one of it."""
+    def months(self, number: str | None, unit: str | None, half: bool = False) -> float | None:
+        """A stated period in months (30.44 days); a unit without a number is one of it; ``half`` adds
+        half a unit ("1年半")."""
         if unit is None:
             return None
         kind = self.units.get(unit.strip())
@@ -131,7 +142,7 @@ class _Language:
         count = self.number(number) if number else 1.0
         if count is None:
             return None
-        return round(count * self.days_per_unit[kind] / self.days_per_unit["month"], 2)
+        return round((count + 0.5 * half) * self.days_per_unit[kind] / self.days_per_unit["month"], 2)
 
 
 @dataclass(frozen=True)
@@ -241,6 +252,8 @@ def _undone(lang: _Language, clause: str) -> bool:
 def _duration_class(lang: _Language, text: str, upper: tuple[float, float]) -> int | None:
     longest: float | None = None
     for match in lang.duration.finditer(text):
+        if lang.duration_not_longest is not None and lang.duration_not_longest.search(text[: match.start()]):
+            continue
         groups = match.groupdict()
         number = lang.number(groups.get("n_high") or groups["n"])  # a range counts by its upper end
         scale = lang.duration_units.get(match.group("unit"))
@@ -259,6 +272,10 @@ def _duration_class(lang: _Language, text: str, upper: tuple[float, float]) -> i
 
 
 def _count(lang: _Language, clause: str) -> int | None:
+    if lang.count_itemised is not None:
+        items = [lang.number(m.group("n")) for m in lang.count_itemised.finditer(clause)]
+        if len(items) >= 2 and all(n is not None and n >= 1 and n == int(n) for n in items):
+            return int(sum(n for n in items if n is not None))
     for pattern in lang.count:
         match = pattern.search(clause)
         if match is None:
@@ -288,11 +305,13 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
     interval_reported = False
     for clause in clauses:
         _adverse(lang, clause, items)
+        if lang.term_exclusions is not None:
+            clause = lang.term_exclusions.sub(" ", clause)
         if not lang.seizure_term.search(clause) or lang.non_report.search(clause):
             continue
         free = None if _undone(lang, clause) else next((m for p in lang.free_period if (m := p.search(clause))), None)
         if free is not None:
-            months = lang.months(free.groupdict().get("n"), free.group("unit"))
+            months = lang.months(free.groupdict().get("n"), free.group("unit"), bool(free.groupdict().get("half")))
             if months is not None:
                 _flags_free(items, months)
                 continue
@@ -303,8 +322,10 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
             months_ago = round(1 / table.days_per_month, 2) if groups.get("day") else lang.months(groups.get("n"), groups.get("unit"))
             if months_ago is not None:
                 items["seizure_months_ago"] = months_ago
+                last = lang.last_seizure is not None and lang.last_seizure.search(clause) is not None
                 for key, limit in WINDOW_FLAGS:
-                    items[key] = months_ago <= limit
+                    if months_ago <= limit or last:
+                        items[key] = months_ago <= limit
                 positive_text.append(clause)
                 continue
         window = lang.window.search(clause)
@@ -346,6 +367,8 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
 
 
 def _adverse(lang: _Language, clause: str, items: dict[str, Any]) -> None:
+    if lang.adverse_non_report is not None and lang.adverse_non_report.search(clause):
+        return
     if lang.adverse_general_denial.search(clause):
         for kind in ADVERSE_KINDS:
             items.setdefault(kind, False)

@@ -27,6 +27,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from fhir_mapping.codes import DURATION_CLASSES
 from fhir_mapping.dosing import (
     ADULT_AGE_YEARS,
     ADULT_START_MG_PER_DAY,
@@ -66,6 +67,13 @@ STEP_MG_PER_KG_DAY_BELOW_6_MONTHS: Final = 14.0  # +7 mg/kg BID every 2 weeks (d
 # A start may round down to a dose class at most 5% below the label's starting dose (project rounding
 # tolerance: the classes are coarse, and 500 mg for 26 kg is 19.2 mg/kg/day); otherwise the next class up.
 START_ROUNDING_TOLERANCE: Final = 0.05
+# A single seizure lasting over 5 minutes is prolonged: domain.md §6 lists prolonged seizures among the
+# reasons to treat; "over 5 minutes" is the ILAE time point t1 after which a seizure is unlikely to stop
+# by itself (Trinka et al., Epilepsia 2015;56:1515–23, t1 = 5 min for tonic-clonic seizures; the
+# stricter reading, 10 min for focal seizures with impaired awareness, would allow fewer starts). The
+# index is the ordinal class "over-5-min" of fhir_mapping.codes.DURATION_CLASSES, the same time point the
+# simulated physicians use (training/simulator/config.py).
+PROLONGED_SEIZURE_DURATION_CLASS: Final = DURATION_CLASSES.index("over-5-min")
 SIX_MONTHS_YEARS: Final = 0.5
 MONTHS_PER_YEAR: Final = 12.0
 
@@ -94,8 +102,11 @@ RULES: Final[tuple[Rule, ...]] = (
          "domain.md §6 (breakthrough seizures on a low dose: titrate up within the label; reduce for adverse effects with a high level)"),
     Rule("R-START-AT-LABEL-DOSE", "A start from 0 is at least the label's starting dose for the age (a dose class at most 5% below it).",
          "FDA Keppra label / EU SmPC, domain.md §2 (7 mg/kg BID below 6 months, 10 mg/kg BID from 6 months, 500 mg BID from 16 years)"),
-    Rule("R-NO-START-AFTER-SINGLE-SEIZURE", "No start recommended after a single lifetime seizure (watchful waiting; treatment is the alternative).",
-         "domain.md §4 (about 10% have a single seizure) and §6 (no treatment after a single seizure)"),
+    Rule("R-NO-START-AFTER-SINGLE-SEIZURE",
+         "No start recommended after a single lifetime seizure (watchful waiting; treatment is the alternative), unless the seizure reported "
+         "at this visit lasted over 5 minutes or the family asks for treatment.",
+         "domain.md §4 (about 10% have a single seizure) and §6 (no treatment after a single seizure; treat for prolonged seizures or at the "
+         "family's request); over 5 minutes: ILAE time point t1 (Trinka et al. 2015)"),
     Rule("R-NO-INCREASE-HIGH-LEVEL",
          "No increase when the measured level (or the individual predicted trough) is above the reference upper bound of 40 mg/L.",
          "domain.md §3 (reference trough 10–40 / 20–40 mg/L, newer lab guidance)"),
@@ -116,6 +127,10 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("G-KEEP", "On levetiracetam, seizure-free, no adverse effect: keep the dose.", "domain.md §6", "guidance"),
     Rule("G-WATCHFUL-WAITING", "A single lifetime seizure, not treated: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request.",
          "domain.md §4 and §6", "guidance"),
+    Rule("G-START-PROLONGED", "A single lifetime seizure lasting over 5 minutes, not treated: treatment is reasonable; if chosen, start at the label's starting dose (watchful waiting is the alternative).",
+         "domain.md §2 (start) and §6 (treat for prolonged seizures); ILAE time point t1 (Trinka et al. 2015)", "guidance"),
+    Rule("G-START-FAMILY-REQUEST", "A single lifetime seizure, not treated, and the family asks for treatment: start at the label's starting dose (watchful waiting remains reasonable).",
+         "domain.md §2 (start) and §6 (treat at the family's request)", "guidance"),
     Rule("G-START-RECURRENT", "Recurrent seizures, not treated, seizures in the last 3 months: start at the label's starting dose if treatment is chosen.",
          "domain.md §2 (start) and §6 (treat for frequent, prolonged or daytime seizures)", "guidance"),
     Rule("G-NO-TREATMENT-SEIZURE-FREE", "Not treated and no seizure in the last 3 months: no levetiracetam needed now.",
@@ -140,6 +155,13 @@ class RailFacts:
     adverse_effect: bool | None  # somnolence / behaviour reported at this visit
     measured_level_mg_l: float | None  # latest measured LEV level
     predicted_level_mg_l: float | None = None  # individual predicted trough at the current dose
+    seizure_duration_class: int | None = None  # of the seizures reported at this visit (codes.DURATION_CLASSES)
+    family_requests_treatment: bool | None = None  # recorded at this visit (not in the state: rails only)
+
+    @property
+    def prolonged_seizure(self) -> bool:
+        """A seizure reported at this visit lasted over 5 minutes."""
+        return self.seizure_duration_class is not None and self.seizure_duration_class >= PROLONGED_SEIZURE_DURATION_CLASS
 
 
 @dataclass(frozen=True)
@@ -204,6 +226,8 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
         lifetime_seizures=lifetime,
         adverse_effect=visit.behaviour_adverse_effect,
         measured_level_mg_l=level.value if level is not None else None,
+        seizure_duration_class=visit.seizure_duration_class,
+        family_requests_treatment=visit.family_requests_treatment,
     )
 
 
@@ -242,6 +266,7 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
     dose = get("lev_mg_per_day")
     years_free = get("years_since_last_seizure")
     lifetime = get("seizures_reported_so_far")
+    duration = get("seizure_duration_class")
     return RailFacts(
         on_levetiracetam=dose is None or dose > 0,  # the state leaves the dose missing only when unreadable
         current_mg_per_day=dose,
@@ -252,6 +277,7 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
         lifetime_seizures=None if lifetime is None else round(lifetime),
         adverse_effect=flag("behaviour_adverse_effect"),
         measured_level_mg_l=get("lab_lev_level"),
+        seizure_duration_class=None if duration is None else round(duration),
     )
 
 
@@ -367,7 +393,8 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str]
         if withdrawal_indicated(facts) and "R-WITHDRAWAL-OFFERED" not in skip:
             fired.append(FiredRule("R-WITHDRAWAL-OFFERED", _withdrawal_reason(facts), ()))
     elif not facts.on_levetiracetam:
-        if facts.lifetime_seizures is not None and facts.lifetime_seizures <= 1:
+        if facts.lifetime_seizures is not None and facts.lifetime_seizures <= 1 and not facts.prolonged_seizure \
+                and not facts.family_requests_treatment:
             remove("R-NO-START-AFTER-SINGLE-SEIZURE",
                    f"{'a single seizure' if facts.lifetime_seizures == 1 else 'no seizure'} reported: watchful waiting, no start",
                    list(range(1, N_DOSE_CLASSES)))
@@ -461,15 +488,24 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
     # Not on levetiracetam: never "taper" (R-TAPER-ONLY-ON-LEV).
     if facts.lifetime_seizures is None:
         return say("no-recommendation", "G-CANNOT-SAY", "no seizure report: whether to treat cannot be judged")
-    if facts.lifetime_seizures <= 1:
-        return say("none", "G-WATCHFUL-WAITING",
-                   "a single seizure: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request")
-    if facts.seizure_last_3_months:
+    def start_at_label_dose(rule_id: str, text: str) -> Guidance:
         start = starting_dose_mg_per_day(facts.age_years, facts.weight_kg, bounds.renal_fraction)
         start_class = _nearest_allowed(DOSE_CLASSES_MG[starting_class(start)], allowed, above=0) if start is not None else None
         if start_class is None:
             return say("no-recommendation", "G-CANNOT-SAY", "the label's starting dose is not within the bounds for this child")
-        return say("start", "G-START-RECURRENT", "recurrent seizures: if treatment is chosen, start at the label's starting dose (10 mg/kg twice daily)", start_class)
+        return say("start", rule_id, text, start_class)
+
+    if facts.lifetime_seizures == 1 and facts.prolonged_seizure:
+        return start_at_label_dose("G-START-PROLONGED", "a single seizure lasting over 5 minutes: treatment is reasonable; if chosen, "
+                                   "start at the label's starting dose (watchful waiting is the alternative)")
+    if facts.lifetime_seizures == 1 and facts.family_requests_treatment:
+        return start_at_label_dose("G-START-FAMILY-REQUEST", "a single seizure and the family asks for treatment: start at the label's "
+                                   "starting dose (watchful waiting remains reasonable)")
+    if facts.lifetime_seizures <= 1:
+        return say("none", "G-WATCHFUL-WAITING",
+                   "a single seizure: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request")
+    if facts.seizure_last_3_months:
+        return start_at_label_dose("G-START-RECURRENT", "recurrent seizures: if treatment is chosen, start at the label's starting dose (10 mg/kg twice daily)")
     return say("none", "G-NO-TREATMENT-SEIZURE-FREE", "not treated and no seizure in the last 3 months: no levetiracetam needed now")
 
 

@@ -106,6 +106,7 @@ class Visit:
     exam_class: str | None = None  # one of codes.EXAM_CLASSES
     physician_assessment: str | None = None  # one of codes.ASSESSMENT_CLASSES
     behaviour_adverse_effect: bool | None = None
+    family_requests_treatment: bool | None = None  # the family asks for daily treatment (rails only, not a feature)
     labs: dict[str, Measurement] = field(default_factory=dict)  # key -> canonical-unit value
     egfr: float | None = None  # bedside Schwartz, or a reported eGFR
     eeg_result: str | None = None  # one of codes.EEG_RESULTS

@@ -23,6 +23,7 @@ from plugin.note_binaries import fetch_note_binaries
 from plugin.runtime import Runtime, runtime
 from plugin.schemas import FeedbackRequest, HookRequest, describe
 from plugin.store import AuditRecord
+from training.database import DatabaseUnavailable
 
 bp = Blueprint("cds", __name__)
 BENCH_SERVICE_ID = "bench-constant"
@@ -74,7 +75,7 @@ def call_service(service_id: str) -> Response:
         response = _hook_call(rt, service_id, definition)
         status = response.status_code
         return response
-    except ServiceError as error:
+    except (ServiceError, DatabaseUnavailable) as error:
         status = error.status
         raise
     finally:

@@ -75,7 +75,7 @@ def service_rows() -> list[tuple[str, str, str]]:
 
 def reference_markdown() -> str:
     """The whole configuration reference page."""
-    from training.retrain_settings import RetrainSettings
+    from training.retrain.settings import RetrainSettings
 
     service = service_rows()
     seen = {row[0] for row in service}

@@ -511,6 +511,8 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
         if facts.seizure_last_3_months is None:
             return "untreated; seizures in the last 3 months not reported"
         return "untreated, no seizure in the last 3 months" + (f" ({months:.0f} months seizure-free)" if months else "")
+    if action == "start" and facts.lifetime_seizures == 1 and facts.prolonged_seizure:
+        return "a single seizure lasting over 5 minutes, untreated"
     if action == "start" and recent:
         return f"{recent}, untreated" + (f", {reported_seizures} in all" if (reported_seizures or 0) > (seizures_3m or 0) else "")
     if recent:

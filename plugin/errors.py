@@ -8,20 +8,22 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from fhir_mapping.errors import EpidoseError
+from training.database import DatabaseUnavailable
+
 # FHIR OperationOutcome issue codes (http://hl7.org/fhir/issue-type) by HTTP status.
 _ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
                412: "incomplete", 413: "too-costly", 415: "not-supported", 422: "invalid", 500: "exception",
                503: "transient"}
 
 
-class ServiceError(Exception):
+class ServiceError(EpidoseError):
     """An error with an HTTP status and a message safe to show the caller (no identifiers, no tokens)."""
 
     status = 400
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
-        self.message = message
         if status is not None:
             self.status = status
 
@@ -72,7 +74,8 @@ def init_app(app: Flask) -> None:
         return bare_401()
 
     @app.errorhandler(ServiceError)
-    def _service_error(error: ServiceError) -> Response:
+    @app.errorhandler(DatabaseUnavailable)
+    def _service_error(error: ServiceError | DatabaseUnavailable) -> Response:
         return error_response(error.message, error.status)
 
     @app.errorhandler(HTTPException)

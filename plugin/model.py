@@ -29,7 +29,7 @@ class InferenceModel(Protocol):
 
 
 class Registry(Protocol):
-    """What the service needs from ``training.registry.ModelRegistry``."""
+    """What the service needs from ``training.artifact.registry.ModelRegistry``."""
 
     def current_version(self) -> str | None: ...
 
@@ -38,8 +38,8 @@ class Registry(Protocol):
 
 def default_registry(settings: Any, database: Any = None) -> Registry:
     """The registry at EPIDOSE_MODEL_DIR; its pointer in the shared database when that is PostgreSQL."""
-    from plugin.database import PostgresDatabase
-    from training.registry import DatabasePointer, ModelRegistry
+    from training.artifact.registry import DatabasePointer, ModelRegistry
+    from training.database import PostgresDatabase
 
     pointer = DatabasePointer(database) if isinstance(database, PostgresDatabase) else None
     registry: Registry = ModelRegistry(settings.models_root, pointer=pointer)

@@ -2,7 +2,7 @@
 
 This module is the only reader of ``os.environ`` in the service. Defaults are the secure ones:
 authentication on, CORS closed, bound to 127.0.0.1, data kept under the user's data folder.
-Every field's docstring is the configuration reference (``Settings.reference()``).
+Every field's docstring is the configuration reference (:mod:`plugin.confdoc` reads them).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Settings:
     log_level: str = "INFO"
     """EPIDOSE_LOG_LEVEL: Python logging level."""
     retrain: Any = None
-    """Retraining settings (``training.retrain_settings.RetrainSettings``), read from the same environment."""
+    """Retraining settings (``training.retrain.settings.RetrainSettings``), read from the same environment."""
 
     @property
     def models_root(self) -> Path:
@@ -165,13 +165,6 @@ class Settings:
             raise SettingsError(f"EPIDOSE_PUBLIC_BASE_URL must be set when binding to {self.host}: it is the JWT "
                                 "audience, which a forged Host header must not decide")
 
-    @classmethod
-    def reference(cls) -> list[tuple[str, str, str]]:
-        """(variable, default, description) for every service setting (see :mod:`plugin.confdoc`)."""
-        from plugin.confdoc import service_rows
-
-        return service_rows()
-
 
 def is_loopback_host(host: str) -> bool:
     """127.0.0.0/8, ::1 or localhost (a bind address or host name)."""
@@ -225,7 +218,7 @@ def _parse(name: str, raw: str, variable: str) -> Any:
 def _retrain_settings(env: Mapping[str, str]) -> Any:
     """The retraining fields, parsed by the training package from the same environment (None if absent)."""
     try:
-        from training.retrain_settings import RetrainSettings
+        from training.retrain.settings import RetrainSettings
     except ImportError:
         return None
     return RetrainSettings.from_env(env)

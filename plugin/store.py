@@ -2,7 +2,7 @@
 
 Patients appear only as keyed hashes (HMAC-SHA256 with a secret from settings or a generated key
 file), so the store can be exported without re-identifying anyone. The records live in the database
-of :mod:`plugin.database`: an SQLite file by default, PostgreSQL when several hosts share them.
+of :mod:`training.database`: an SQLite file by default, PostgreSQL when several hosts share them.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from plugin.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
-from plugin.private_files import private_dir
 from plugin.settings import Settings
+from training.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
+from training.private_files import private_dir
 
 log = logging.getLogger(__name__)
 

@@ -84,7 +84,7 @@ def build_default_model(out_dir: str | Path, *, patients: int = DEFAULT_PATIENTS
             phases.step("the same children as each chart dialect records them")
             by_dialect = dialect_report(cohort, model, dataset.splits["test"], gamma=gamma)
     with phases.phase("save the model folder and its report"):
-        from training.artifact import write_json
+        from training.artifact.save import write_json
         from training.evaluation.report import published_metrics
 
         metadata_path = folder / "metadata.json"

@@ -4,7 +4,7 @@ No torch and no scikit-learn import here. Networks are stored as plain arrays (`
 with ``allow_pickle=False``) and evaluated by a numpy forward pass; random forests are stored as the
 arrays of their trees and traversed in numpy, so every policy in ``training.policies`` can be served.
 
-Model folder (written by :mod:`training.artifact`)::
+Model folder (written by :mod:`training.artifact.save`)::
 
     metadata.json     kind, config name, schema hash, version, training-data fingerprint, code version
     config.json       the training configuration (dataclass fields)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from training.artifact import save_model
+from training.artifact.save import save_model
 from training.dataset import Dataset, LoadedData, VisitTable, build_dataset, load_data, visit_table
 from training.evaluation import agreement
 from training.policies import Policy, PolicyConfig, make_policy
@@ -71,7 +71,7 @@ def save_confidence_thresholds(folder: Path, loaded: LoadedData, table: VisitTab
     On data that is not a simulator cohort there is no truth to choose on: nothing is written and the
     loaded model uses :func:`training.inference.default_thresholds`.
     """
-    from training.artifact import write_json
+    from training.artifact.save import write_json
     from training.evaluation.confidence import DEFAULT_POINTS, choose_thresholds, decision_points
     from training.evaluation.simulated import cohort_setup
     from training.inference import CONFIDENCE_FILE, load_inference_model

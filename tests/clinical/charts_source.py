@@ -1078,6 +1078,34 @@ def c44_start_draft_after_a_single_seizure() -> dict[str, Any]:
                        "(domain.md §2, §6)."})
 
 
+def c46_single_prolonged_seizure_untreated() -> dict[str, Any]:
+    pid = "c46-amara"
+    return request("c46", "patient-view", pid,
+        patient=c.patient(pid, "2018-02-19", "female", "Amara", "Okafor"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 26.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 130.0, encounter=f"{pid}-enc1")],
+        labs=[],
+        conditions=[
+            c.condition(f"{pid}-single", pid, "703151001", onset="2026-11-10",
+                        note="Single nocturnal focal seizure with secondary generalisation, about 12 minutes; "
+                             "buccal midazolam given by ambulance crew. EEG: centrotemporal spikes."),
+            c.condition(f"{pid}-sz", pid, "91175000", onset="2026-11-10", category="encounter-diagnosis",
+                        encounter=f"{pid}-ed", status="resolved"),
+        ],
+        medications=[],
+        visits=[Visit("2026-12-01", 1, True, True, "over-5-min", assessment="stable", reason="703151001",
+                      note="Seen 3 weeks after a first seizure that lasted about 12 minutes and needed rescue "
+                           "medication; none since. Options discussed with the parents.")],
+        extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-11-10", reason="91175000", kind="EMER",
+                                      service="Paediatric emergency")],
+        expect={"action": "start", "cards": "one", "current_mg_per_day": 0,
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 26.0, "recommended": {"min": 20 * 26.0 * 0.95},
+                "cites": ["over 5 minutes"], "absent": ["taper"],
+                "why": "A single seizure lasting over 5 minutes (prolonged: ILAE time point t1) is a reason to treat "
+                       "(domain.md §6): a start at the label's starting dose is offered, watchful waiting the "
+                       "alternative."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -1124,6 +1152,7 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c42-refuted-epilepsy-out-of-scope": c42_refuted_epilepsy_never_treated,
     "c43-remitted-off-lev": c43_remitted_bect_off_levetiracetam,
     "c44-start-draft-after-single-seizure": c44_start_draft_after_a_single_seizure,
+    "c46-single-prolonged-seizure-untreated": c46_single_prolonged_seizure_untreated,
 }
 
 

@@ -1,7 +1,7 @@
 """The real service for the clinical charts: the embedded default model, built once per test session.
 
 The model is the one a fresh installation serves (``training.default_model``: conservative DQN trained on
-the simulated cohort), registered and promoted through ``training.registry`` as ``epidose serve`` does
+the simulated cohort), registered and promoted through ``training.artifact.registry`` as ``epidose serve`` does
 at first start. Building it takes about half a minute to a minute. ``EPIDOSE_CLINICAL_MODEL`` may name
 an already built model folder to reuse while writing charts; CI always builds it.
 """
@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from plugin import create_app
 from plugin.settings import Settings
-from training.registry import ModelRegistry
+from training.artifact.registry import ModelRegistry
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def small_model(small_cohort: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def registry_with(model: Path, data_dir: Path) -> str:
     """Put ``model`` into the registry under ``data_dir`` and promote it; return its version."""
-    from training.registry import ModelRegistry
+    from training.artifact.registry import ModelRegistry
 
     registry = ModelRegistry(data_dir / "models")
     version = registry.add(model)

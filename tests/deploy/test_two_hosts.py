@@ -23,10 +23,10 @@ import psycopg
 import pytest
 import requests
 
-from plugin.database import PostgresDatabase
 from tests.plugin.fixtures import ISSUER, Signer, hook_request, patient_resources
 from tests.plugin.test_serve import serving
-from training.registry import DatabasePointer, ModelRegistry
+from training.artifact.registry import DatabasePointer, ModelRegistry
+from training.database import PostgresDatabase
 
 pytestmark = pytest.mark.slow
 

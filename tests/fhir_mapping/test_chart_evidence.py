@@ -88,12 +88,17 @@ def test_structured_count_wins_over_text_and_the_conflict_is_named() -> None:
 
 def test_dated_statement_is_placed_in_the_interval_its_date_falls_in() -> None:
     """"A seizure 4 months ago", written at the third visit, falls between the first and the second
-    visit: it is the second visit's seizure since the last visit, and in the third visit's 6 months."""
+    visit: it is the second visit's seizure since the last visit, and in the third visit's 6 months.
+    One dated seizure says nothing of the months after it; "last seizure 4 months ago" does."""
     resources = [f.patient(), *encounters()[:3], f.document("d", DAYS[2], "One seizure 4 months ago, lasting 1 minute.", eid="e2")]
     visits = build_timeline(resources).visits
     assert [v.seizure_since_last_visit for v in visits] == [None, True, None]
-    assert visits[2].seizure_last_6_months is True and visits[2].seizure_last_3_months is False
+    assert visits[2].seizure_last_6_months is True and visits[2].seizure_last_3_months is None
     assert visits[2].seizure_duration_class == 2
+    resources[-1] = f.document("d", DAYS[2], "Last seizure 4 months ago, lasting 1 minute.", eid="e2")
+    visits = build_timeline(resources).visits
+    assert visits[1].seizure_since_last_visit is True
+    assert visits[2].seizure_last_6_months is True and visits[2].seizure_last_3_months is False
 
 
 def test_seizure_free_period_covering_the_interval_denies_seizures_since_the_last_visit() -> None:

@@ -32,6 +32,7 @@ OBSERVATIONS = {
     ("physical_exam_class", P, "physical-exam-class", "Physical and neurological examination class", None),
     ("physician_assessment", P, "physician-assessment", "Physician assessment of the course since the last visit", None),
     ("behaviour_adverse_effect", P, "behaviour-adverse-effect", "Behavioural adverse effect reported since the last visit", None),
+    ("family_requests_treatment", P, "family-requests-treatment", "The family asks for daily anti-seizure treatment", None),
 }
 
 CONDITIONS = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fhir_mapping.cli import map_to_json
+from plugin.cli.map import map_to_json
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "fhir_mapping"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())

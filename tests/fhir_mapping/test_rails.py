@@ -130,6 +130,38 @@ def test_no_start_after_a_single_seizure() -> None:
     assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(two) and 750.0 in allowed_mg(two)
 
 
+def test_a_single_prolonged_seizure_allows_a_start_at_the_label_dose() -> None:
+    """Over 5 minutes (ILAE t1) is a reason to treat (domain.md §6): the start is open, from the label dose."""
+    def single(duration: int | None) -> rails.RailOutcome:
+        return clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1,
+                                    seizure_last_3_months=True, seizure_duration_class=duration), BOUNDS_30KG)
+
+    prolonged = single(rails.PROLONGED_SEIZURE_DURATION_CLASS)
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(prolonged)
+    # 20 mg/kg/day × 30 kg = 600 mg/day; 500 is more than 5% below it, so the first start class is 750
+    assert min(mg for mg in allowed_mg(prolonged) if mg > 0) == 750.0
+    assert 0.0 in allowed_mg(prolonged)  # waiting stays allowed: treatment is reasonable, not imposed
+    assert prolonged.guidance is not None and prolonged.guidance.rule_id == "G-START-PROLONGED"
+    assert prolonged.guidance.action == "start" and "watchful waiting is the alternative" in prolonged.guidance.text
+    for brief in (None, 0, 1, 2):
+        outcome = single(brief)
+        assert allowed_mg(outcome) == [0.0], brief
+        assert outcome.guidance is not None and outcome.guidance.rule_id == "G-WATCHFUL-WAITING"
+
+
+def test_the_familys_request_allows_a_start_after_a_single_seizure() -> None:
+    """domain.md §6: treatment at the family's request; waiting stays allowed and the guidance says so."""
+    asked = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1, seizure_last_3_months=True,
+                                 seizure_duration_class=1, family_requests_treatment=True), BOUNDS_30KG)
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(asked)
+    assert 0.0 in allowed_mg(asked) and min(mg for mg in allowed_mg(asked) if mg > 0) == 750.0
+    assert asked.guidance is not None and (asked.guidance.rule_id, asked.guidance.action) == ("G-START-FAMILY-REQUEST", "start")
+    for answer in (None, False):
+        waiting = clinical_rails(facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1, seizure_last_3_months=True,
+                                       family_requests_treatment=answer), BOUNDS_30KG)
+        assert allowed_mg(waiting) == [0.0], answer
+
+
 def test_no_increase_above_the_reference_level_measured_or_predicted() -> None:
     for level in ({"measured_level_mg_l": 45.0}, {"predicted_level_mg_l": 45.0}):
         outcome = clinical_rails(facts(seizure_last_3_months=True, **level), BOUNDS_30KG)
@@ -331,7 +363,8 @@ def test_every_rule_but_the_label_and_the_wording_rule_can_shape_an_outcome() ->
         f = RailFacts(on_levetiracetam=on, current_mg_per_day=float(rng.choice(DOSE_CLASSES_MG[1:])) if on else 0.0,
                       weight_kg=weight, age_years=age, seizure_last_3_months=[True, False, None][int(rng.integers(3))],
                       months_seizure_free=float(rng.uniform(0, 40)), lifetime_seizures=int(rng.integers(0, 6)),
-                      adverse_effect=bool(rng.random() < 0.3), measured_level_mg_l=float(rng.uniform(5, 70)) if rng.random() < 0.3 else None)
+                      adverse_effect=bool(rng.random() < 0.3), measured_level_mg_l=float(rng.uniform(5, 70)) if rng.random() < 0.3 else None,
+                      seizure_duration_class=int(rng.integers(0, 4)), family_requests_treatment=bool(rng.random() < 0.2))
         seen |= set(clinical_rails(f, label_bounds(weight, age, None)).rule_ids)
     seen |= set(clinical_rails(facts(weight_kg=None), label_bounds(None, 9.0, None)).rule_ids)
     assert seen == set(rails.RULE_BY_ID) - {"R-LABEL-BOUNDS", "R-TAPER-ONLY-ON-LEV"}

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from plugin import create_app
 from plugin.settings import Settings
 from tests.plugin.fixtures import ISSUER, Signer, fake_loader, write_fake_artifact
-from training.registry import ModelRegistry
+from training.artifact.registry import ModelRegistry
 
 
 @pytest.fixture

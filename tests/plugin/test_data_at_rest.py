@@ -14,8 +14,8 @@ from plugin import create_app
 from plugin.runtime import Runtime
 from plugin.settings import Settings
 from tests.plugin.fixtures import fake_loader, hook_request, patient_resources, write_fake_artifact
-from training.registry import ModelRegistry
-from training.store import ResourceStore
+from training.artifact.registry import ModelRegistry
+from training.retrain.resources import ResourceStore
 
 PV = "/cds-services/epidose-patient-view"
 OS_URL = "/cds-services/epidose-order-sign"

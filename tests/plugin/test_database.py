@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from plugin.database import (
+from plugin.store import AuditRecord, Store
+from tests.plugin.fixtures import write_fake_artifact
+from training.artifact.registry import DatabasePointer, ModelRegistry, RegistryError
+from training.database import (
     MIGRATIONS,
     SCHEMA_VERSION,
     Database,
@@ -18,9 +21,6 @@ from plugin.database import (
     PostgresDatabase,
     SqliteDatabase,
 )
-from plugin.store import AuditRecord, Store
-from tests.plugin.fixtures import write_fake_artifact
-from training.registry import DatabasePointer, ModelRegistry, RegistryError
 
 
 def audit_record(card: str, *, model_version: str = "m1", indicator: str = "info") -> AuditRecord:

@@ -17,7 +17,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from plugin import create_app
-from plugin.database import PostgresDatabase
 from plugin.runtime import Runtime
 from plugin.settings import Settings
 from tests.plugin.fixtures import (
@@ -29,7 +28,8 @@ from tests.plugin.fixtures import (
     write_fake_artifact,
 )
 from tests.support.postgres import PostgresServer
-from training.registry import DatabasePointer, ModelRegistry
+from training.artifact.registry import DatabasePointer, ModelRegistry
+from training.database import PostgresDatabase
 
 PV = "/cds-services/epidose-patient-view"
 AUDIENCE = "http://localhost"

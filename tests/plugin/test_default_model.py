@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.commands import ensure_default_model
+from plugin.cli.serve import ensure_default_model
 from plugin.settings import Settings
-from training.registry import ModelRegistry
+from training.artifact.registry import ModelRegistry
 
 
 @pytest.mark.slow

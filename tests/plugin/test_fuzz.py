@@ -129,7 +129,7 @@ def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
     from plugin import create_app
     from plugin.settings import Settings
     from tests.plugin.fixtures import fake_loader, write_fake_artifact
-    from training.registry import ModelRegistry
+    from training.artifact.registry import ModelRegistry
 
     root = tmp_path_factory.mktemp("fuzz")
     registry = ModelRegistry(root / "models")

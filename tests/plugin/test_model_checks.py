@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from plugin import create_app
 from plugin.cli import main
 from plugin.settings import Settings
-from training.model_check import ModelCheckError, check_model_folder, q_bound
-from training.registry import ModelRegistry
+from training.artifact.check import ModelCheckError, check_model_folder, q_bound
+from training.artifact.registry import ModelRegistry
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from tests.plugin.fixtures import hook_request, patient_resources, write_fake_artifact
-from training.registry import ModelRegistry
+from training.artifact.registry import ModelRegistry
 
 PV = "/cds-services/epidose-patient-view"
 

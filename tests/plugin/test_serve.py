@@ -16,7 +16,7 @@ import requests
 from tests.plugin.cardspec import check_response
 from tests.plugin.fixtures import ISSUER, Signer, hook_request, patient_resources
 from tests.support.fhir_server import free_port
-from training.registry import ModelRegistry
+from training.artifact.registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from plugin.confdoc import service_rows
 from plugin.settings import Settings, SettingsError
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (the bind these tests refuse or allow)
@@ -59,7 +60,7 @@ def test_unsafe_or_invalid_values_are_refused(env: dict[str, str]) -> None:
 
 def test_reference_documents_every_variable() -> None:
     """The generated configuration reference has a description for every variable."""
-    rows = Settings.reference()
+    rows = service_rows()
     assert {name for name, _, _ in rows} >= {"EPIDOSE_AUTH", "EPIDOSE_JWKS", "EPIDOSE_CORS_ORIGINS", "EPIDOSE_DATA_DIR"}
     assert all(description for _, _, description in rows)
 
@@ -69,12 +70,12 @@ def test_settings_command_prints_the_reference() -> None:
     from click.testing import CliRunner
 
     from plugin.cli import main
-    from training.retrain_settings import RetrainSettings
+    from training.retrain.settings import RetrainSettings
 
     result = CliRunner().invoke(main, ["settings"])
     assert result.exit_code == 0
     assert "| `EPIDOSE_AUTH` | `on` |" in result.output
-    assert result.output.count("\n| `EPIDOSE_") >= len(Settings.reference()) + len(fields(RetrainSettings)) - 2
+    assert result.output.count("\n| `EPIDOSE_") >= len(service_rows()) + len(fields(RetrainSettings)) - 2
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])

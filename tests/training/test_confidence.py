@@ -93,14 +93,43 @@ class FakeModel:
 def test_thresholds_make_clear_choices_right_at_the_target_rate() -> None:
     rng = np.random.default_rng(0)
     margins = rng.uniform(0, 100, 400)
-    best = np.where(margins > 40, rng.random(400) < 0.95, rng.random(400) < 0.4)
+    best = np.where(margins > 40, rng.random(400) < 0.95, rng.random(400) < 0.2)
     chosen = choose_thresholds(points(margins, best), FakeModel())  # type: ignore[arg-type]
     assert 0.0 < chosen.clear_margin < 40.0  # as wide as the target allows, mixing in some weaker points
     clear = margins >= chosen.clear_margin
     assert best[clear].mean() >= confidence.TARGET_CLEAR_PRECISION
-    assert best[margins >= chosen.clear_margin / 2].mean() < confidence.TARGET_CLEAR_PRECISION  # any wider fails
+    wider = [float(np.quantile(margins, q)) for q in confidence.MARGIN_QUANTILES]
+    for margin in (m for m in wider if m < chosen.clear_margin - 1e-9):  # any wider clear fails the target
+        assert best[margins >= margin].mean() < confidence.TARGET_CLEAR_PRECISION, margin
     assert chosen.calibration["clear_precision"] >= confidence.TARGET_CLEAR_PRECISION
     assert chosen.score_bound == pytest.approx(1000.0)
+
+
+def test_clear_only_where_following_the_model_beats_following_the_guidance() -> None:
+    """Held-out points where the guidance's dose does better than the model's are left to the guidance,
+    even though the model's choices there are right as often as the target asks."""
+    rng = np.random.default_rng(2)
+    margins = rng.uniform(0, 100, 400)
+    best = rng.random(400) < 0.9
+    judged = points(margins, best)
+    chosen_value = np.where(best, 0.0, -20.0)
+    guided = np.where(margins < 50, chosen_value + 10.0, chosen_value - 10.0)  # guidance better at small margins
+    judged = dataclasses.replace(judged, chosen_value=chosen_value, guided_value=guided,
+                                 best_value=np.maximum(np.where(best, chosen_value, chosen_value + 20.0), guided))
+    thresholds = choose_thresholds(judged, FakeModel())  # type: ignore[arg-type]
+    assert 45.0 <= thresholds.clear_margin <= 55.0, thresholds.clear_margin
+    assert thresholds.calibration["served_value"] > float(guided.mean())
+    assert thresholds.calibration["served_value"] > float(chosen_value.mean())
+
+
+def test_clear_choices_are_never_right_less_often_than_the_guidance() -> None:
+    rng = np.random.default_rng(3)
+    margins = rng.uniform(0, 100, 300)
+    best = rng.random(300) < 0.75
+    judged = dataclasses.replace(points(margins, best), chosen_value=np.where(best, 0.0, -20.0),
+                                 best_value=np.zeros(300), guided_value=np.zeros(300))  # the guidance is always a best dose
+    thresholds = choose_thresholds(judged, FakeModel())  # type: ignore[arg-type]
+    assert math.isinf(thresholds.clear_margin)
 
 
 def test_an_uninformative_margin_gives_no_clear_recommendation() -> None:

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from training.artifact import save_model
+from training.artifact.save import save_model
 from training.inference import ArtifactError, Coverage, load_inference_model
 from training.policies import ForestConfig, make_policy, named_config
 

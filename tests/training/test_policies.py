@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from training.artifact import load_policy, save_model
+from training.artifact.save import load_policy, save_model
 from training.evaluation.agreement import safety_violations
 from training.inference import load_inference_model, masked_argmax
 from training.policies import CONFIGS, DQNConfig, config_from_json, make_policy, named_config

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fhir_mapping.dosing import DOSE_CLASSES_G
-from training.artifact import write_json
+from training.artifact.save import write_json
 from training.dataset import LoadedData, Transitions, VisitTable, split_patients, to_transitions, visit_table
 from training.evaluation import agreement, ope, plots
 from training.evaluation.clinician import clinician_sections, training_divergence

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.artifact import write_json
+from training.artifact.save import write_json
 from training.evaluation.report import evaluate_model
 from training.evaluation.simulated import (
     REPORTED_ADVERSE_EFFECT_WEIGHT,

@@ -81,7 +81,7 @@ _CODES = {
     for key in (
         "weight", "height", "lev_level", "creatinine", "alt", "ast", "wbc", "hemoglobin", "platelets", "eeg",
         "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months", "seizure_duration_class",
-        "physical_exam_class", "physician_assessment", "behaviour_adverse_effect",
+        "physical_exam_class", "physician_assessment", "behaviour_adverse_effect", "family_requests_treatment",
     )
 }
 
@@ -169,6 +169,8 @@ def child_resources(run: ChildRun, *, pending_last: bool = False, dialect: str =
         observation("physical_exam_class", "exam", {"valueCodeableConcept": _answer(visit.exam_class)})
         observation("physician_assessment", "survey", {"valueCodeableConcept": _answer(visit.assessment if visit.assessment in ASSESSMENT_CLASSES else "stable")})
         observation("behaviour_adverse_effect", "survey", {"valueBoolean": visit.adverse_effect})
+        if visit.family_requests_treatment:
+            observation("family_requests_treatment", "survey", {"valueBoolean": True})
         for key, value in visit.labs.items():
             unit = _LAB_UNITS[key]
             if key == "creatinine" and visit.creatinine_in_umol:

@@ -32,7 +32,7 @@ class PhysicianTraits:
     physician_index: int
     spread: float
     taper_after_years: float
-    treat_single: float  # start after a single brief seizure (the family's request, domain.md §6)
+    treat_single: float  # share of families asking for treatment after a seizure, untreated (domain.md §6); honoured
     treat_recurrence: float
     maintenance_target: float
 

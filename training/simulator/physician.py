@@ -5,7 +5,8 @@ It reads only what the mapping sees (a :class:`PatientTimeline` up to the curren
 
 - not yet treated: start after recurrent seizures at 10 mg/kg BID; after a single lifetime seizure wait
   (domain.md §6: "no treatment after a single seizure"), unless it was prolonged (over 5 minutes) or
-  the family asks (a small share per physician, ``treat_single``);
+  the family asks for treatment (recorded at the visit; how often families ask is the clinic's
+  ``treat_single``);
 - seizures since the last visit on treatment: up one dose class (sometimes two);
 - behavioural adverse effect: sometimes down one class;
 - seizure-free for about two years (a physician trait), or a year from 15.5 y: taper, two classes per visit;
@@ -106,7 +107,7 @@ class PhysicianPolicy:
                 elif (visit.seizure_duration_class or 0) >= config.prolonged_seizure_duration_class:
                     p_start = config.treat_after_prolonged_single_seizure
                 else:
-                    p_start = traits.treat_single
+                    p_start = 1.0 if visit.family_requests_treatment else 0.0
             return p_start * self._around(start, allowed, weight) + (1.0 - p_start) * self._point(0)
         if current > max_class:  # renal function or weight no longer allow the dose: cap it
             return self._around(max_class, allowed, weight, spread_down_only=True)

@@ -69,6 +69,7 @@ class VisitTruth:
     order_id: str | None = None
     level_timing: LevelTiming | None = None  # when a level was drawn, and what its request says
     somnolence: bool = False  # truth only: the FHIR charts carry behavioural effects, not somnolence
+    family_requests_treatment: bool | None = None  # asked at an untreated visit with a seizure; charted
 
 
 @dataclass
@@ -175,6 +176,8 @@ def child_steps(
     stream = np.random.default_rng(child.seed)
     # Somnolence draws come from a stream of their own, so the visit stream (and so every earlier cohort) is unchanged.
     somnolence_stream = np.random.default_rng([child.seed, 1])
+    # So do the family's requests for treatment.
+    family_stream = np.random.default_rng([child.seed, 2])
     timeline = PatientTimeline(
         patient_id=child.patient_id, birth_date=child.birth_date, sex=child.sex, onset=child.onset_date, conditions=frozenset({"bect"})
     )
@@ -208,6 +211,10 @@ def child_steps(
         on_drug = current_mg > 0
         adverse = bool(u[0] < 1.0 - np.exp(-behaviour_hazard(config, on_drug, concentration, child.behaviour_history) * years))
         somnolence = bool(somnolence_stream.random() < 1.0 - np.exp(-somnolence_hazard(config, on_drug, concentration) * years))
+        # After a seizure, a family whose child is not on treatment may ask for it (domain.md §6: "treat ... at
+        # the family's request"); how often varies by clinic (PhysicianTraits.treat_single, an ASSUMPTION).
+        asks = bool(family_stream.random() < child.physician.treat_single)
+        family_requests = asks if current_mg == 0 and count > 0 else None
         weight = child.weight_kg(day, config)
         height = child.height_cm(day, config)
         # Labs: a panel, creatinine, a drug level (only on treatment), an EEG.
@@ -260,6 +267,7 @@ def child_steps(
             exam_class=exam,
             physician_assessment=assessment,
             behaviour_adverse_effect=adverse,
+            family_requests_treatment=family_requests,
             labs={key: Measurement(value, day, 0) for key, value in labs.items()},
             egfr=egfr,
             eeg_result=eeg,
@@ -297,6 +305,7 @@ def child_steps(
             eeg=eeg,
             level_timing=level_record,
             somnolence=somnolence,
+            family_requests_treatment=family_requests,
         )
         truths.append(truth)
         # What the policy sees: the direct timeline, or the one the mapping builds from the FHIR so far.
@@ -397,5 +406,6 @@ def visit_truth_json(run: ChildRun, truth: VisitTruth) -> dict[str, Any]:
         "drug_effect": truth.drug_effect,
         "adverse_effect": truth.adverse_effect,
         "somnolence": truth.somnolence,
+        "family_requests_treatment": truth.family_requests_treatment,
         "in_remission": truth.in_remission,
     }

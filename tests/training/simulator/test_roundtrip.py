@@ -23,7 +23,7 @@ def test_mapping_recovers_dose_classes_and_seizure_flags_exactly(cohort_50: tupl
     assert problems == []
     timelines = build_timelines(resources)
     truth = {(v["patient_id"], v["date"]): v for v in map(json.loads, (out / "truth" / "visits.jsonl").read_text(encoding="utf-8").splitlines())}
-    seen = 0
+    seen = asked = 0
     for timeline in timelines:
         assert timeline.problems == []
         for visit in timeline.visits:
@@ -34,8 +34,12 @@ def test_mapping_recovers_dose_classes_and_seizure_flags_exactly(cohort_50: tupl
             assert visit.seizure_since_last_visit == expected["seizure_since_last_visit"]
             assert visit.seizure_last_3_months == expected["seizure_last_3_months"]
             assert visit.seizure_last_6_months == expected["seizure_last_6_months"]
+            # A family's request is charted only when made; otherwise it is not recorded (None).
+            assert visit.family_requests_treatment == (True if expected["family_requests_treatment"] else None)
+            asked += bool(expected["family_requests_treatment"])
             seen += 1
     assert seen == len(truth) == summary.visits
+    assert asked > 0, "no family asked for treatment in 50 children: the round trip is not exercised"
 
 
 def test_bundles_read_back_like_the_ndjson(cohort_50: tuple[Path, CohortSummary]) -> None:

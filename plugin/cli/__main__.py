@@ -1,0 +1,5 @@
+"""``python -m plugin.cli``: the ``epidose`` command."""
+
+from plugin.cli import main
+
+main()
