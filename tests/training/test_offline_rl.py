@@ -55,7 +55,7 @@ def test_bounded_targets_keep_q_values_within_what_the_reward_can_reach(always_b
     arrays = clamped.export_arrays()
     layers = [(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"]) for i in range(len(arrays) // 2)]
     served = mlp_forward(layers, always_best.states)
-    assert np.abs(served).max() <= score_bound(0.9) + 1e-3
+    assert np.abs(served).max() <= score_bound(0.9)  # float32 rounding included: the service checks exactly this
     inside = np.abs(bounded.scores(always_best.states)) < score_bound(0.9) - 1.0
     assert np.allclose(served[inside], bounded.scores(always_best.states)[inside], atol=1e-2)  # the clamp changes nothing inside
     assert np.allclose(clamped.scores(always_best.states), served, atol=1e-2)

@@ -44,6 +44,10 @@ from training.policies.base import Policy, TrainingHistory, progress_bar
 from training.policies.config import BCConfig, DQNConfig
 from training.policies.mlp import MLP, export_mlp
 
+# The clamp head stops this far (on the ±100 scale) inside the bound: its float32 layers round by about
+# 1e-4 near ±1000, and the service abstains on any score beyond the bound, however slightly.
+CLAMP_MARGIN = 0.01
+
 
 def n_step_returns(data: Transitions, rows: np.ndarray, n: int, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(discounted sum of up to n logged rewards, row to bootstrap from, its discount γᵏ or 0 at the end).
@@ -214,7 +218,8 @@ class DQN(Policy):
         with torch.no_grad():
             q = self.online(torch.as_tensor(np.asarray(states, dtype=np.float32)))
             if self.config.output_bound:
-                q = q.clamp(-self.bound, self.bound)
+                limit = self.bound - CLAMP_MARGIN * self.config.reward_scale
+                q = q.clamp(-limit, limit)
         return q.numpy().astype(np.float64) / self.config.reward_scale
 
     def export_arrays(self) -> dict[str, np.ndarray]:
@@ -226,7 +231,7 @@ class DQN(Policy):
             arrays[f"layer{last}.bias"] = bias.reshape(self.heads, N_DOSE_CLASSES).mean(axis=0)
         if self.config.output_bound:
             arrays.update(clamp_layers(arrays[f"layer{last}.weight"], arrays[f"layer{last}.bias"], last,
-                                       score_bound(self.config.gamma)))
+                                       score_bound(self.config.gamma) - CLAMP_MARGIN))
         return arrays
 
     def torch_state(self) -> dict[str, Any]:
