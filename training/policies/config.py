@@ -211,6 +211,9 @@ CONFIGS: Final[dict[str, PolicyConfig]] = {
     # (±100/(1 − γ) = ±1000): unclipped, its Q-values reached +1250 to +1579.
     "light_bounded": DQNConfig(name="light_bounded", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                                bounded_targets=True, bound_weight=1.0, output_bound=True),
+    # Bounded, with a lighter penalty (α 0.01): the bound, not CQL, keeps the Q-values in range.
+    "lighter_bounded": DQNConfig(name="lighter_bounded", algorithm="double", reward_scale=0.01, cql_alpha=0.01, steps=20_000,
+                                 bounded_targets=True, bound_weight=1.0, output_bound=True),
     # The same with three logged visits summed before bootstrapping (less bootstrap over-estimation).
     "light_nstep": DQNConfig(name="light_nstep", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                              bounded_targets=True, bound_weight=1.0, output_bound=True, n_step=3),
