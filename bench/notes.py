@@ -1,7 +1,7 @@
 """Benchmark: the note extractor's precision and recall per item, and mapping speed against the base.
 
 Prints, per labelled set (tests/fhir_mapping/notes/): template sentences (the stored set and a fresh
-seed), and the hand-written held-out batches (the two fresh ones also per language); then the extractor's
+seed), and the hand-written held-out batches (the three fresh ones also per language); then the extractor's
 speed in sentences per second; then the in-process mapping path of bench/map.py (json.loads + collect_resources + build_timelines +
 state_matrix on the 1,000-resource simulator-shaped Bundle) for this tree and for the commit this
 branch started from (``git merge-base HEAD main``, extracted with ``git archive``), in the same run,
@@ -111,7 +111,7 @@ def main() -> None:
         "hand-written held-out 3 (40)": load("handwritten_heldout3.jsonl"),
         "hand-written, all (180)": load("handwritten_heldout.jsonl") + load("handwritten_heldout2.jsonl") + load("handwritten_heldout3.jsonl"),
     }
-    for label, file in (("hand-written fresh", "handwritten_fresh.jsonl"), ("hand-written fresh 2", "handwritten_fresh2.jsonl")):
+    for label, file in (("hand-written fresh", "handwritten_fresh.jsonl"), ("hand-written fresh 2", "handwritten_fresh2.jsonl"), ("hand-written fresh 3", "handwritten_fresh3.jsonl")):
         fresh = load(file)
         sets[f"{label} ({len(fresh)})"] = fresh
         for language, name in (("en", "English"), ("zh", "Chinese")):

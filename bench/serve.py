@@ -234,7 +234,7 @@ def main() -> int:
                         help="HealthChain's virtual environment (the peer is skipped when it is absent)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
-        raise SystemExit("wrk is needed (Debian: apt-get install -y wrk)")
+        raise SystemExit("wrk is needed on PATH: scripts/install.sh dev installs it (apt, as root), or apt-get install -y wrk")
     data_dir = Path(tempfile.mkdtemp(prefix="epidose-bench-"))
     port, peer_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EPIDOSE_")}

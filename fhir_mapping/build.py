@@ -58,9 +58,8 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from fhir_mapping import codes, notes, questionnaire
 from fhir_mapping.dosing import schwartz_egfr
@@ -134,8 +133,8 @@ ANSWERS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Value:
+# Tuples, not frozen dataclasses: a chart makes hundreds of them per call and a tuple is built in one step.
+class _Value(NamedTuple):
     key: str
     day: date  # the day measured
     visit_day: date  # the visit it belongs to (the Encounter's day when linked)
@@ -149,8 +148,7 @@ class _Value:
     dated: bool = False  # an event on the seizure's own, exact date (distinct days are distinct seizures)
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
+class _Event(NamedTuple):
     """A seizure dated by its onset (a Condition, an Encounter reason, a dated statement in a note)."""
 
     day: date
@@ -198,8 +196,20 @@ def build_timeline(resources: Iterable[Mapping[str, Any]], patient_id: str | Non
     return _build(patient_id, items, medications, as_of)
 
 
-def _patient_of(resource: Mapping[str, Any]) -> str | None:
-    if resource.get("resourceType") == "Patient":
+# Resources referenced by patient-owned ones and shared by every patient (a Binary holds a note's
+# text when a DocumentReference points at it by url), and the kinds a timeline is built from.
+SHARED_KINDS: Final = frozenset({"Medication", "Binary"})
+PATIENT_KINDS: Final = frozenset({"Patient", "Observation", "Encounter", "Condition", "MedicationRequest",
+                                  "MedicationStatement", "DocumentReference", "QuestionnaireResponse"})
+
+
+def patient_of(resource: Mapping[str, Any]) -> str | None:
+    """The logical id of the Patient a resource belongs to (itself, its ``subject`` or ``patient``)."""
+    return _patient_of_kind(resource, resource.get("resourceType"))
+
+
+def _patient_of_kind(resource: Mapping[str, Any], kind: object) -> str | None:
+    if kind == "Patient":
         ident = resource.get("id")
         return ident if isinstance(ident, str) and ident else None
     for field in ("subject", "patient"):
@@ -217,16 +227,14 @@ def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mappi
         if not isinstance(resource, Mapping):
             continue
         kind = resource.get("resourceType")
-        if kind in ("Medication", "Binary"):
-            # Referenced, not patient-owned: kept by reference for every patient (a Binary holds a
-            # note's text when a DocumentReference points at it by url).
+        if kind in SHARED_KINDS:
             ident = resource.get("id")
             if isinstance(ident, str):
                 medications[f"{kind}/{ident}"] = resource
             continue
-        if kind not in ("Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "MedicationStatement", "DocumentReference", "QuestionnaireResponse"):
+        if kind not in PATIENT_KINDS:
             continue
-        pid = _patient_of(resource)
+        pid = _patient_of_kind(resource, kind)
         if pid is None:
             orphans.append(resource)
         else:
@@ -635,7 +643,8 @@ class _Builder:
                     value.resource, ""))
         events = sorted(self.events, key=lambda e: e.day)
         event_days = [e.day for e in events]
-        series_days = {key: [v.day for v in values] for key, values in series.items()}
+        # Only the items this chart has (most charts hold a few of the carried items).
+        filled = [(key, values, [v.day for v in values]) for key, values in series.items() if values]
         first_encounter: dict[date, str] = {}
         for ident, day in self.encounter_days.items():
             first_encounter.setdefault(day, ident)
@@ -649,8 +658,8 @@ class _Builder:
             visit.age_years = age
             carried: list[str] = []
             latest: dict[str, _Value] = {}
-            for key, values in series.items():
-                index = bisect.bisect_right(series_days[key], day)
+            for key, values, value_days in filled:
+                index = bisect.bisect_right(value_days, day)
                 if index:
                     latest[key] = values[index - 1]
                     if values[index - 1].day < day:
@@ -709,6 +718,8 @@ class _Builder:
         return placed
 
     def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
+        if not reports and not placed:
+            return  # nothing reported or dated for this visit: every item stays unknown
         candidates: dict[str, list[_Value]] = {key: list(values) for key, values in reports.items()}
         for key, values in placed.items():
             candidates.setdefault(key, []).extend(values)
@@ -749,6 +760,11 @@ class _Builder:
         for key, value in chosen.items():
             setattr(visit, _VISIT_FIELDS.get(key, key), value.value)
             visit.provenance[key] = Provenance(value.source, value.resource)
+        if since is not None and since.value is True and "seizure_count_since_last_visit" not in chosen:
+            # Seizures dated one by one are counted by their days; any other report leaves the number open.
+            # (an evidence resource's own value stands for the seizure its dated event places)
+            said = [v for v in candidates.get("seizure_since_last_visit", []) if v.value is True and (v.event or not v.evidence)]
+            visit.seizures_uncounted = not all(v.event and v.dated for v in said)
 
     def _choose(self, visit: Visit, key: str, options: list[_Value]) -> _Value | None:
         """The strongest candidate (latest first; a report of a seizure before a denial of the same
@@ -889,22 +905,29 @@ def _measurement(value: _Value | None, day: date) -> Measurement | None:
     return Measurement(round(float(value.value), 6), value.day, (day - value.day).days)
 
 
+def build_patient_timeline(patient_id: str, items: Iterable[Mapping[str, Any]], shared: Mapping[str, Mapping[str, Any]],
+                           *, as_of: date | None = None) -> PatientTimeline:
+    """The timeline of one patient from its own resources (grouped by :func:`patient_of`, in input order) and
+    the shared ones by ``Type/id`` (:data:`SHARED_KINDS`): what :func:`build_timelines` does per patient."""
+    return _build(patient_id, list(items), shared, as_of)
+
+
 def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping[str, Mapping[str, Any]], as_of: date | None) -> PatientTimeline:
     builder = _Builder(patient_id, medications, as_of)
-    patients = [r for r in items if r.get("resourceType") == "Patient"]
-    if patients:
-        builder.patient(patients[0])
+    kinds = [r.get("resourceType") for r in items]  # read once for the passes below
+    patient = next((r for r, kind in zip(items, kinds, strict=True) if kind == "Patient"), None)
+    if patient is not None:
+        builder.patient(patient)
     else:
         builder.problems.append(Problem(ProblemKind.MISSING, "no Patient resource: birthDate and sex are unknown", f"Patient/{patient_id}", ""))
     # Encounters first: a Condition may be dated by the Encounter that lists it, wherever it comes.
-    for resource in items:
-        if resource.get("resourceType") == "Encounter":
+    for resource, kind in zip(items, kinds, strict=True):
+        if kind == "Encounter":
             builder.encounter(resource)
-    for resource in items:
-        if resource.get("resourceType") == "Condition":
+    for resource, kind in zip(items, kinds, strict=True):
+        if kind == "Condition":
             builder.condition(resource)
-    for position, resource in enumerate(items):
-        kind = resource.get("resourceType")
+    for position, (resource, kind) in enumerate(zip(items, kinds, strict=True)):
         if kind == "Observation":
             builder.observation(resource, builder.encounter_days)
         elif kind == "DocumentReference":

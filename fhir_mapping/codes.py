@@ -187,7 +187,8 @@ def concept_for(codeable: object, table: dict[tuple[str, str], Concept]) -> Conc
             continue
         system, code = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(code, str):
-            concept = table.get((system.strip(), code.strip()))
+            # The table's keys are trimmed: a code found as written is the one found trimmed.
+            concept = table.get((system, code)) or table.get((system.strip(), code.strip()))
             if concept is not None:
                 return concept
     return None

@@ -137,6 +137,9 @@ def _spec() -> FeatureSpec:
 
 FEATURE_SPEC: Final = _spec()
 _INDEX: Final = {name: i for i, name in enumerate(FEATURE_SPEC.names)}
+# The spec is fixed at import: its columns computed once, not at every transform of a served row.
+_DIMENSION: Final = FEATURE_SPEC.dimension
+_MEAN_IMPUTED: Final = np.array(FEATURE_SPEC.mean_imputed, dtype=np.intp)
 
 
 def seizure_count_class(count: int) -> int:
@@ -179,7 +182,7 @@ def phase_of(timeline: PatientTimeline, visit_index: int) -> str | None:
 
 def state_row(timeline: PatientTimeline, visit_index: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """The state at one visit: values (NaN when missing) and the observed mask."""
-    values = np.full(FEATURE_SPEC.dimension, np.nan)
+    values = np.full(_DIMENSION, np.nan)
     visit = timeline.visits[visit_index]
 
     def put(name: str, value: float | bool | None) -> None:
@@ -239,6 +242,7 @@ class SeizureCourse:
 
     total: int  # seizures reported so far: the visits' counts (a seizure without a count counts one)
     last_seizure: date  # the last visit that reported one, or the first visit when none did
+    exact: bool = True  # no visit reported seizures without their number (else ``total`` is a lower bound)
 
 
 def seizure_course(visits: Sequence[Visit]) -> SeizureCourse | None:
@@ -253,14 +257,16 @@ def seizure_course(visits: Sequence[Visit]) -> SeizureCourse | None:
     if not reported:
         return None
     total = 0
+    exact = True
     last_seizure = visits[0].date
     for visit in reported:
         count = visit.seizure_count_since_last_visit
         had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
         total += count if count is not None else int(had)
+        exact = exact and not (count is None and had and visit.seizures_uncounted)
         if had:
             last_seizure = visit.date
-    return SeizureCourse(total, last_seizure)
+    return SeizureCourse(total, last_seizure, exact)
 
 
 def put_history(values: npt.NDArray[np.float64], visits: Sequence[Visit]) -> None:
@@ -334,11 +340,11 @@ class Imputation:
         """Model input (float32): imputed, standardised, with missing indicators appended. 1-D or 2-D."""
         x = np.asarray(values, dtype=np.float64)
         single = x.ndim == 1
-        x = x.reshape(-1, FEATURE_SPEC.dimension)
+        x = x.reshape(-1, _DIMENSION)
         mask = np.asarray(observed, dtype=bool).reshape(x.shape) & ~np.isnan(x)
         filled = np.where(mask, x, self.means)
         scaled = (filled - self.means) / self.stds
-        indicators = (~mask[:, list(FEATURE_SPEC.mean_imputed)]).astype(np.float64)
+        indicators = (~mask[:, _MEAN_IMPUTED]).astype(np.float64)
         out = np.concatenate([scaled, indicators], axis=1).astype(np.float32)
         return out[0] if single else out
 

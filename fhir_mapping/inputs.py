@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
@@ -46,11 +46,14 @@ def resource_label(resource: object) -> str:
     return f"{kind}/{ident}" if isinstance(ident, str) and ident else kind
 
 
+_UNWRAPPED_KINDS: Final = frozenset({"Bundle", "OperationOutcome"})  # read by _Collector.value, not kept as they are
+
+
 class _Collector:
     def __init__(self) -> None:
         self.resources: list[Resource] = []
         self.problems: list[Problem] = []
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: dict[str, set[str]] = {}  # resourceType -> ids seen (first seen is kept)
         self.under_key: list[Resource] | None = None  # when set, every resource found (repeats too)
 
     def add(self, resource: Resource) -> None:
@@ -58,10 +61,14 @@ class _Collector:
             self.under_key.append(resource)
         ident = resource.get("id")
         if isinstance(ident, str) and ident:
-            key = (resource["resourceType"], ident)
-            if key in self._seen:
+            seen = self._seen.setdefault(resource["resourceType"], set())
+            if ident in seen:
                 return
-            self._seen.add(key)
+            seen.add(ident)
+        self.keep(resource)
+
+    def keep(self, resource: Resource) -> None:
+        """A resource seen for the first time (by type and id)."""
         self.resources.append(resource)
 
     def value(self, value: object, where: str, *, prefetch_key: str | None = None) -> None:
@@ -106,12 +113,13 @@ class _Collector:
         entries = bundle.get("entry")
         if entries is None:
             return
+        label = resource_label(bundle) or where
         if not isinstance(entries, list):
-            self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle.entry is not a list", resource_label(bundle) or where, "entry"))
+            self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle.entry is not a list", label, "entry"))
             return
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict):
-                self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle entry is not an object", resource_label(bundle) or where, f"entry[{index}]"))
+                self.problems.append(Problem(ProblemKind.MALFORMED, "Bundle entry is not an object", label, f"entry[{index}]"))
                 continue
             resource = entry.get("resource")
             if resource is None:
@@ -124,9 +132,13 @@ class _Collector:
                     resource = {**resource, "id": ident}
             search = entry.get("search")
             if isinstance(search, dict) and search.get("mode") == "outcome":
-                self._outcome(resource, f"{resource_label(bundle) or where} entry[{index}]", None, warning=True)
+                self._outcome(resource, f"{label} entry[{index}]", None, warning=True)
                 continue
-            self.value(resource, f"{resource_label(bundle) or where} entry[{index}]")
+            kind = resource.get("resourceType") if isinstance(resource, dict) else None
+            if isinstance(kind, str) and kind and kind not in _UNWRAPPED_KINDS:
+                self.add(resource)  # a plain resource (most entries): what value() does with it, without naming the place
+                continue
+            self.value(resource, f"{label} entry[{index}]")
 
     def _outcome(self, outcome: object, where: str, prefetch_key: str | None, *, warning: bool = False) -> None:
         details = []
@@ -192,15 +204,16 @@ def draft_orders(context: object) -> tuple[list[Resource], list[Problem]]:
     return collect_resources(bundle)
 
 
-def _read_path(path: Path, collector: _Collector) -> None:
+def _read_path(path: Path, collector: _Collector, read_file: Callable[[Path, Any], None] | None = None) -> None:
+    read = read_file or _read_file
     if path.is_dir():
         files = sorted(path.glob("ndjson/*.ndjson")) + sorted(path.glob("*.ndjson")) + sorted(path.glob("*.json"))
         if not files:
             collector.problems.append(Problem(ProblemKind.MISSING, "folder holds no .json or .ndjson files", str(path), ""))
         for file in files:
-            _read_file(file, collector)
+            read(file, collector)
     else:
-        _read_file(path, collector)
+        read(path, collector)
 
 
 def _read_file(path: Path, collector: _Collector) -> None:
@@ -238,7 +251,9 @@ def _loads(text: str) -> Any:
 
 
 def _numbered_lines(text: str) -> Iterable[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # NDJSON lines end at "\n" ("\r\n" too: the "\r" is JSON whitespace). Not str.splitlines: it also
+    # breaks at U+2028, U+0085, form feeds..., which a JSON string may hold, and would cut a resource in two.
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             yield number, line
 

@@ -12,7 +12,8 @@ Items read from a sentence (absent when the text does not state them):
   ``seizure_duration_class`` (0–3, :data:`fhir_mapping.codes.DURATION_CLASSES`);
 - ``seizure_last_3_months``, ``seizure_last_6_months`` (bool); ``seizure_free_months`` (a stated
   seizure-free period); ``seizure_months_ago`` (a seizure dated back from the note's day);
-- ``somnolence``, ``irritability``, ``aggression`` (bool) and ``behaviour_adverse_effect``.
+- ``somnolence``, ``irritability``, ``aggression`` (bool) and ``behaviour_adverse_effect``;
+- ``family_requests_treatment`` (bool): the family asks for daily treatment (true) or prefers to wait (false).
 
 A note is read sentence by sentence, then merged: a reported seizure outweighs a denial elsewhere in
 the same note (a missed seizure is the costlier error), and other disagreements drop the item with a
@@ -44,7 +45,7 @@ SEIZURE_ITEMS: Final = (
     "seizure_last_3_months", "seizure_last_6_months", "seizure_free_months", "seizure_months_ago",
 )
 ADVERSE_KINDS: Final = ("somnolence", "irritability", "aggression")
-ITEMS: Final = (*SEIZURE_ITEMS, *ADVERSE_KINDS, "behaviour_adverse_effect")
+ITEMS: Final = (*SEIZURE_ITEMS, *ADVERSE_KINDS, "behaviour_adverse_effect", "family_requests_treatment")
 _CJK: Final = re.compile(r"[\u4e00-\u9fff]")
 _LETTER: Final = re.compile(r"[^\W\d_]")
 # Negation cues are looked for this far before a mention, and this many mentions of a clause are
@@ -97,6 +98,8 @@ class _Language:
         self.adverse_non_report = compile_(table["adverse_non_report"]) if "adverse_non_report" in table else None
         # "most under a minute": a duration that is not the longest.
         self.duration_not_longest = compile_(table["duration_not_longest"]) if "duration_not_longest" in table else None
+        # "drowsy post-ictally for 30 minutes": the time of the state after a seizure, not of the seizure.
+        self.duration_of_other_state = compile_(table["duration_of_other_state"]) if "duration_of_other_state" in table else None
         # "last seizure 8 months ago" says none since; "a seizure 4 months ago" does not.
         self.last_seizure = compile_(table["last_seizure"]) if "last_seizure" in table else None
         self.free_period = [compile_(p) for p in table["free_period"]]
@@ -117,6 +120,11 @@ class _Language:
         # "since the last visit 3 months ago": the time dates the visit, not a seizure.
         self.ago_of_visit = compile_(table["ago_of_visit"])
         self.interval_scope = compile_(table["interval_scope"])
+        # "Parents would like to start medication", "家长要求用药" (and "prefer to wait", "暂不用药").
+        self.family_request = compile_(table["family_request"]) if "family_request" in table else None
+        self.family_declines = compile_(table["family_declines"]) if "family_declines" in table else None
+        # "since the dose increase in March", "开学后": a window from a date the note does not give.
+        self.unanchored_window = compile_(table["unanchored_window"]) if "unanchored_window" in table else None
 
     # --- numbers and time --------------------------------------------------------------
     def number(self, text: str | None) -> float | None:
@@ -254,6 +262,8 @@ def _duration_class(lang: _Language, text: str, upper: tuple[float, float]) -> i
     for match in lang.duration.finditer(text):
         if lang.duration_not_longest is not None and lang.duration_not_longest.search(text[: match.start()]):
             continue
+        if lang.duration_of_other_state is not None and lang.duration_of_other_state.search(text[: match.start()]):
+            continue
         groups = match.groupdict()
         number = lang.number(groups.get("n_high") or groups["n"])  # a range counts by its upper end
         scale = lang.duration_units.get(match.group("unit"))
@@ -303,19 +313,30 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
     positive_text: list[str] = []
     interval_denied = False
     interval_reported = False
+    # A clause with no time of its own that follows a dated, windowed or historical one in the same
+    # sentence describes those seizures ("2周前发作3次，成串发作"), not the interval.
+    context_elsewhere = False
+    _family(lang, sentence, items)
     for clause in clauses:
         _adverse(lang, clause, items)
         if lang.term_exclusions is not None:
             clause = lang.term_exclusions.sub(" ", clause)
-        if not lang.seizure_term.search(clause) or lang.non_report.search(clause):
+        if not lang.seizure_term.search(clause):
             continue
+        scoped = lang.interval_scope.search(clause) is not None
+        if lang.non_report.search(clause) or (not scoped and lang.unanchored_window is not None and lang.unanchored_window.search(clause)):
+            context_elsewhere = True
+            continue
+        negated = _seizure_negated(lang, clause)
+        if context_elsewhere and not negated and not scoped and not _has_time(lang, clause):
+            continue
+        context_elsewhere = True
         free = None if _undone(lang, clause) else next((m for p in lang.free_period if (m := p.search(clause))), None)
         if free is not None:
             months = lang.months(free.groupdict().get("n"), free.group("unit"), bool(free.groupdict().get("half")))
             if months is not None:
                 _flags_free(items, months)
                 continue
-        negated = _seizure_negated(lang, clause)
         ago = None if lang.ago_of_visit.search(clause) else next((m for p in lang.ago if (m := p.search(clause))), None)
         if ago is not None and not negated:
             groups = ago.groupdict()
@@ -347,6 +368,7 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
                         if count is not None and "seizure_count_since_last_visit" not in items:
                             items["seizure_count_since_last_visit"] = count
                 continue
+        context_elsewhere = False
         if negated:
             interval_denied = True
             continue
@@ -363,7 +385,15 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
         duration = _duration_class(lang, " ".join(positive_text + [c for c in clauses if not lang.seizure_term.search(c)]), table.duration_upper_seconds)
         if duration is not None:
             items["seizure_duration_class"] = duration
+    if items.get("behaviour_adverse_effect") and not any(items.get(kind) for kind in ADVERSE_KINDS):
+        del items["behaviour_adverse_effect"]  # "服药后出现嗜睡，已减量，目前无嗜睡": the effect is no longer reported
     return items
+
+
+def _has_time(lang: _Language, clause: str) -> bool:
+    """Whether a clause states its own time: a window, a date back from today or a seizure-free period."""
+    return (lang.window.search(clause) is not None or any(p.search(clause) for p in lang.ago)
+            or any(p.search(clause) for p in lang.free_period))
 
 
 def _adverse(lang: _Language, clause: str, items: dict[str, Any]) -> None:
@@ -381,6 +411,14 @@ def _adverse(lang: _Language, clause: str, items: dict[str, Any]) -> None:
         items[kind] = not denied
         if not denied:
             items["behaviour_adverse_effect"] = True
+
+
+def _family(lang: _Language, sentence: str, items: dict[str, Any]) -> None:
+    """A family's stated wish about treatment; a declining wording is read first ("do not want medication")."""
+    if lang.family_declines is not None and lang.family_declines.search(sentence):
+        items["family_requests_treatment"] = False
+    elif lang.family_request is not None and lang.family_request.search(sentence):
+        items["family_requests_treatment"] = True
 
 
 # --- whole notes --------------------------------------------------------------------------
@@ -420,7 +458,8 @@ def merge_items(found: Mapping[str, list[Any]]) -> tuple[dict[str, Any], list[st
     reported = any(found.get("seizure_since_last_visit", []))
     for key, values in found.items():
         distinct = list(dict.fromkeys(values))
-        if key in ("seizure_since_last_visit", "seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", *ADVERSE_KINDS):
+        if key in ("seizure_since_last_visit", "seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", *ADVERSE_KINDS,
+                   "family_requests_treatment"):
             merged[key] = any(distinct)  # a reported seizure or effect outweighs a denial elsewhere
             continue
         if key in ("seizure_count_since_last_visit", "seizure_duration_class") and reported:

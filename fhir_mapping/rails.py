@@ -100,7 +100,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("R-NO-DECREASE-WHILE-SEIZING",
          "No decrease while seizures occurred in the last 3 months, unless an adverse effect or a measured level above the reference explains it.",
          "domain.md §6 (breakthrough seizures on a low dose: titrate up within the label; reduce for adverse effects with a high level)"),
-    Rule("R-START-AT-LABEL-DOSE", "A start from 0 is at least the label's starting dose for the age (a dose class at most 5% below it).",
+    Rule("R-START-AT-LABEL-DOSE", "A start from 0 is the label's starting dose for the age (the smallest dose class at most 5% below it); higher doses are reached by titration at review.",
          "FDA Keppra label / EU SmPC, domain.md §2 (7 mg/kg BID below 6 months, 10 mg/kg BID from 6 months, 500 mg BID from 16 years)"),
     Rule("R-NO-START-AFTER-SINGLE-SEIZURE",
          "No start recommended after a single lifetime seizure (watchful waiting; treatment is the alternative), unless the seizure reported "
@@ -232,11 +232,15 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
 
 
 def _history(visits: list[Visit]) -> tuple[float | None, int | None]:
-    """Months since the last reported seizure and the lifetime count, read as the state reads them."""
+    """Months since the last reported seizure and the lifetime count, read as the state reads them.
+
+    A count of one that is only a lower bound (a seizure reported without its number) is unknown: the
+    rails never take "seizures, number not recorded" for a single seizure."""
     course = seizure_course(visits)
     if course is None:
         return None, None
-    return (visits[-1].date - course.last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, course.total
+    lifetime = course.total if course.exact or course.total >= 2 else None
+    return (visits[-1].date - course.last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, lifetime
 
 
 def _recent_seizure(reported: bool | None, since_last_visit: bool | None, days_since_previous: float | None) -> bool | None:
@@ -401,8 +405,10 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str]
         start = starting_dose_mg_per_day(facts.age_years, facts.weight_kg, bounds.renal_fraction)
         if start is not None:
             start_class = starting_class(start)
-            remove("R-START-AT-LABEL-DOSE", f"a start is at least the label's starting dose, {start:.0f} mg/day",
-                   list(range(1, start_class)))
+            # The label starts low and titrates every 2 weeks (domain.md §2): a start above the starting
+            # dose would skip the steps that let a child's tolerance show (somnolence, behaviour: §4).
+            remove("R-START-AT-LABEL-DOSE", f"a start is the label's starting dose, {start:.0f} mg/day",
+                   [i for i in range(1, N_DOSE_CLASSES) if i != start_class])
     fired = [f for f in fired if f.removed_classes or f.rule_id == "R-WITHDRAWAL-OFFERED"]
     if not any(allowed):  # unreachable: 0 g is kept by every rail but no-decrease, which stops at the label
         allowed = label
@@ -487,6 +493,9 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
         return say("keep", "G-KEEP", "seizure-free on levetiracetam: keep the dose", current_class if allowed[current_class] else None)
     # Not on levetiracetam: never "taper" (R-TAPER-ONLY-ON-LEV).
     if facts.lifetime_seizures is None:
+        if facts.seizure_last_3_months:
+            return say("no-recommendation", "G-CANNOT-SAY", "seizures reported, their number not recorded: ask how many "
+                       "(a single seizure: watchful waiting; recurrent seizures: start at the label's starting dose)")
         return say("no-recommendation", "G-CANNOT-SAY", "no seizure report: whether to treat cannot be judged")
     def start_at_label_dose(rule_id: str, text: str) -> Guidance:
         start = starting_dose_mg_per_day(facts.age_years, facts.weight_kg, bounds.renal_fraction)
@@ -527,6 +536,17 @@ def action_of(facts: RailFacts, recommended_mg_per_day: float | None) -> str:
     if then > now:
         return "raise"
     return "taper" if then == 0 or withdrawal_indicated(facts) else "lower"
+
+
+def agrees_with_guidance(facts: RailFacts, guidance: Guidance | None, recommended_mg_per_day: float) -> bool:
+    """The model's choice points the way the practice guidance does (same action word), or there is no guidance.
+
+    A model choice is offered as recommended only when it agrees: the model may choose the dose, never
+    the direction against the label and practice guidance (the service and its evaluation both apply it).
+    """
+    if guidance is None or guidance.action == "no-recommendation":
+        return True
+    return guidance.action == action_of(facts, recommended_mg_per_day)
 
 
 def rails_at(timeline: PatientTimeline, visit_index: int, bounds: DoseBounds) -> RailOutcome:

@@ -67,6 +67,9 @@ TEXT_ALIASES: Final[dict[str, str]] = {
 }
 
 
+_KNOWN_CODES: Final = frozenset(unit for table in CONVERSIONS.values() for unit in table)
+
+
 def normalise_unit(code: str | None, text: str | None = None) -> str | None:
     """Return the UCUM code for a Quantity's ``code`` (preferred) or ``unit`` text, if known.
 
@@ -79,7 +82,7 @@ def normalise_unit(code: str | None, text: str | None = None) -> str | None:
         if not candidate:
             continue
         stripped = candidate.strip()
-        if any(stripped in table for table in CONVERSIONS.values()):
+        if stripped in _KNOWN_CODES:
             return stripped
         alias = TEXT_ALIASES.get(stripped.lower())
         if alias:

@@ -300,7 +300,7 @@ def data_problems(timeline: PatientTimeline, resources: list[dict[str, Any]], vi
     such a value is a data problem, unless a later readable value of the same item superseded it. A bad
     weight, creatinine or eGFR stops the decision; a bad height does when a creatinine needs it.
     """
-    dates = _resource_dates(resources)
+    dates: dict[str, date | None] | None = None  # read only when a measurement has a problem
     used: dict[str, date | None] = {}
     if visit is not None:
         used = {"weight": visit.weight.measured_on if visit.weight else None,
@@ -312,6 +312,8 @@ def data_problems(timeline: PatientTimeline, resources: list[dict[str, Any]], vi
         key = next((k for k in MEASURED_ITEMS if problem.message.startswith(f"{k} ")), None)
         if key is None:
             continue
+        if dates is None:
+            dates = _resource_dates(resources)
         when = dates.get(problem.resource)
         later = used.get("egfr" if key == "egfr" else key)
         if later is not None and when is not None and later > when:
@@ -388,13 +390,13 @@ def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutco
     model_mg = dosing.dose_mg_of(chosen)
     model_action = rails.action_of(facts, model_mg)
     level = confidence.level
-    if level == "clear" and guidance is not None and guidance.action not in ("no-recommendation", model_action):
+    if level == "clear" and guidance is not None and not rails.agrees_with_guidance(facts, guidance, model_mg):
         level = "abstain"
         reasons.append(f"the model's choice ({model_action}, {model_mg:g} mg/day) goes against the practice guidance "
                        f"for this situation ({guidance.action}, {guidance.rule_id})")
     decision.rules = [RuleShown(f.rule_id, f.message) for f in outcome.fired]
     if guidance is not None:
-        decision.rules.append(RuleShown(guidance.rule_id, ""))
+        decision.rules.append(RuleShown(guidance.rule_id, ALTERNATIVES.get(guidance.rule_id, "")))
         decision.guidance_text = guidance.text
     if guidance is not None and guidance.action == "no-recommendation":
         # Bounds unknown, specialist-only dosing, or a course nobody can judge: the model does not speak either.
@@ -477,6 +479,14 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+# After a single seizure both courses are reasonable (domain.md §6): the card names the one it does not
+# recommend, whoever (model or guidance) chose.
+ALTERNATIVES: Final = {
+    "G-START-FAMILY-REQUEST": "at the family's request; watchful waiting remains reasonable",
+    "G-START-PROLONGED": "a seizure over 5 minutes; watchful waiting is the alternative",
+}
+
+
 def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
            reported_seizures: int | None = None) -> str:
     """The few facts behind the action, for the summary ("4 seizures in 3 months on 20 mg/kg/day")."""
@@ -513,6 +523,8 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
         return "untreated, no seizure in the last 3 months" + (f" ({months:.0f} months seizure-free)" if months else "")
     if action == "start" and facts.lifetime_seizures == 1 and facts.prolonged_seizure:
         return "a single seizure lasting over 5 minutes, untreated"
+    if action == "start" and facts.lifetime_seizures == 1 and facts.family_requests_treatment:
+        return "a single seizure, untreated; the family asks for treatment"
     if action == "start" and recent:
         return f"{recent}, untreated" + (f", {reported_seizures} in all" if (reported_seizures or 0) > (seizures_3m or 0) else "")
     if recent:

@@ -45,6 +45,11 @@ case "${1:-}" in
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
         || echo "chromium did not install: the screenshot test will be skipped" >&2
     fi
+    # Debian's wrk, the HTTP load generator of bench/serve.py (the benchmark says so and stops without it).
+    if ! command -v wrk >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+        || echo "wrk did not install: bench/serve.py needs it" >&2
+    fi
     ;;
   "")
     python3 -m pip install --quiet "torch==2.13.0" -e ".[train]"

@@ -383,21 +383,22 @@ def load_data(path: str | Any) -> LoadedData:
     import json
     from pathlib import Path
 
-    from fhir_mapping.build import build_timelines
-    from fhir_mapping.inputs import collect_resources
+    from fhir_mapping.bulk import index_patients
 
     folder = Path(path)
     if not folder.exists():
         raise FileNotFoundError(f"no data at {folder}")
     source = folder / "ndjson" if (folder / "ndjson").is_dir() else folder
-    # Millions of small dicts and no reference cycles: the cyclic collector would rescan them all
-    # again and again while they are made (most of the load's time on a 10,000-child cohort).
+    # Many small dicts and no reference cycles: the cyclic collector would rescan them again and again
+    # while they are made (most of the load's time on a 10,000-child cohort).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        resources, problems = collect_resources(source)
-        timelines = build_timelines(resources)
-        del resources
+        # One patient's resources in memory at a time: a 10,000-child cohort held whole is several GB.
+        index = index_patients(source)
+        problems = index.problems
+        timelines = list(index.timelines())
+        del index
     finally:
         if collecting:
             gc.enable()

@@ -1106,6 +1106,26 @@ def c46_single_prolonged_seizure_untreated() -> dict[str, Any]:
                        "alternative."})
 
 
+def c47_single_seizure_family_requests_treatment() -> dict[str, Any]:
+    pid = "c47-lucas"
+    return request("c47", "patient-view", pid,
+        patient=c.patient(pid, "2017-05-03", "male", "Lucas", "Ferreira"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 32.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 138.0, encounter=f"{pid}-enc1")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-single", pid, "703151001", onset="2026-11-16",
+                                note="One nocturnal hemifacial seizure with drooling, about 90 seconds. EEG: centrotemporal spikes.")],
+        medications=[],
+        visits=[Visit("2026-12-01", 1, True, True, "1-to-5-min", assessment="stable", reason="703151001",
+                      note="First seizure two weeks ago, none since. Watchful waiting discussed; parents would like to "
+                           "start medication because of an upcoming school trip.")],
+        expect={"action": "start", "cards": "one", "current_mg_per_day": 0,
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 32.0, "recommended": {"min": 20 * 32.0 * 0.95},
+                "cites": ["family asks for treatment"], "absent": ["taper"],
+                "why": "After a single seizure watchful waiting is the default, but the family's request is a reason to "
+                       "treat (domain.md §6): a start at the label's starting dose is offered."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -1153,6 +1173,7 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c43-remitted-off-lev": c43_remitted_bect_off_levetiracetam,
     "c44-start-draft-after-single-seizure": c44_start_draft_after_a_single_seizure,
     "c46-single-prolonged-seizure-untreated": c46_single_prolonged_seizure_untreated,
+    "c47-single-seizure-family-requests-treatment": c47_single_seizure_family_requests_treatment,
 }
 
 

@@ -56,6 +56,15 @@ def test_files_ndjson_and_bulk_folders(tmp_path: Path) -> None:
     assert problems[0].resource.endswith("Observation.ndjson:3")
 
 
+def test_an_ndjson_line_holding_a_unicode_line_separator_is_one_resource(tmp_path: Path) -> None:
+    """NDJSON lines end at "\\n" (or "\\r\\n"): U+2028 or a form feed inside a string does not cut the resource in two."""
+    note = {**OBS, "note": [{"text": "seizure\u2028at night\x0cstopped\x85"}]}
+    (tmp_path / "Observation.ndjson").write_text(json.dumps(note, ensure_ascii=False) + "\r\n" + json.dumps(PATIENT) + "\r\n")
+    resources, problems = collect_resources(tmp_path / "Observation.ndjson")
+    assert problems == []
+    assert resources == [note, PATIENT]
+
+
 def test_unreadable_inputs_are_problems_not_exceptions(tmp_path: Path) -> None:
     """Missing files, non-JSON and non-objects give malformed problems."""
     (tmp_path / "bad.json").write_text("[1, 2")

@@ -12,7 +12,8 @@ from fhir_mapping.notes import ITEMS, MAX_NOTE_CHARS, attachment_text, read_sent
 from tests.fhir_mapping.note_scores import NOTES, load, score
 from training.simulator.notes import template_set
 
-HANDWRITTEN = ("handwritten_heldout.jsonl", "handwritten_heldout2.jsonl", "handwritten_heldout3.jsonl", "handwritten_fresh.jsonl")
+HANDWRITTEN = ("handwritten_heldout.jsonl", "handwritten_heldout2.jsonl", "handwritten_heldout3.jsonl", "handwritten_fresh.jsonl",
+               "handwritten_fresh2.jsonl")
 TEMPLATE_FLOOR = 0.95
 HANDWRITTEN_FLOOR = 0.90
 MIN_LABELLED = 5  # items labelled fewer times are reported by bench/notes.py, not held to a floor
@@ -49,7 +50,28 @@ def test_handwritten_sentences_meet_the_floor_per_item() -> None:
         if s.true_positive + s.false_negative >= MIN_LABELLED:
             checked += 1
             assert s.precision >= HANDWRITTEN_FLOOR and s.recall >= HANDWRITTEN_FLOOR, (item, errors)
-    assert checked == len(ITEMS)
+    # The family's request is not a published state item and the batches do not label it: its own
+    # sentences are below; here it must simply never fire on a batch sentence.
+    assert checked == len(ITEMS) - 1
+    assert scores["family_requests_treatment"].false_positive == 0, errors
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Parents are keen to start medication.", True),
+    ("Mum would like him to start treatment after this seizure.", True),
+    ("Started levetiracetam at the parents' request.", True),
+    ("Grandmother is asking for a medicine to stop the seizures.", True),
+    ("Parents do not want medication for now.", False),
+    ("Family prefer to wait and see.", False),
+    ("Parents asked about the side effects of treatment.", None),
+    ("家长要求开始药物治疗。", True),
+    ("父母希望用药。", True),
+    ("家长暂不考虑用药，选择观察。", False),
+    ("家长担心药物副作用。", None),
+])
+def test_the_familys_wish_about_treatment(text: str, expected: bool | None) -> None:
+    """domain.md §6: treatment after a single seizure at the family's request; a decline reads as false."""
+    assert read_sentence(text).get("family_requests_treatment") == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -143,6 +165,62 @@ def test_phrasings_of_the_fresh_handwritten_batch(text: str, expected: dict) -> 
     assert read_sentence(text) == expected
 
 
+WINDOW_FLAGS_6 = {"seizure_last_3_months": False, "seizure_last_6_months": False}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # windows whose length is said in other words give the window items, never the interval
+    ("Over the last quarter no fits at all.", {"seizure_free_months": 3.0, "seizure_last_3_months": False}),
+    ("No events for around seven months.", {"seizure_free_months": 7.0, **WINDOW_FLAGS_6}),
+    ("Fit free since 3 years.", {"seizure_free_months": 36.0, **WINDOW_FLAGS_6}),
+    ("Nil seizures in the past half year.", {"seizure_free_months": 6.0, **WINDOW_FLAGS_6}),
+    ("Two seizures over the previous half a year.", {"seizure_last_6_months": True}),
+    ("2年半无发作", {"seizure_free_months": 30.0, **WINDOW_FLAGS_6}),
+    ("半年来发作2次。", {"seizure_last_6_months": True}),
+    # windows from a date or event the note does not give: length unknown, so nothing
+    ("No seizures since the switch to the evening dose in June.", NOTHING),
+    ("A few fits over the Christmas holidays.", NOTHING),
+    ("None since term started, says dad.", NOTHING),
+    ("放寒假后未再发作。", NOTHING),
+    ("国庆期间发作1次。", NOTHING),
+    # family history, referral letters, the last visit's report, chief complaints, hedges, education
+    ("FHx: maternal uncle with childhood seizures.", NOTHING),
+    ("Dear Dr Jones, I saw this girl with focal seizures today.", NOTHING),
+    ("At the previous review dad described three seizures.", NOTHING),
+    ("The events reported at the last visit have not recurred.", INTERVAL_DENIAL),
+    ("4岁时首次抽搐，表现为一侧肢体抽动。", NOTHING),  # the second clause describes the first seizure
+    ("3天前抽搐2次，伴意识不清发作。", {"seizure_months_ago": 0.1, "seizure_last_3_months": True, "seizure_last_6_months": True}),
+    ("疑似夜间发作，未录像。", NOTHING),
+    ("上次复诊时诉抽搐1次。", NOTHING),
+    ("主诉：反复抽搐1年。", NOTHING),
+    ("与发作无关。", NOTHING),
+    ("发作间隔较前缩短。", NOTHING),
+    # adverse effects: past or hedged mentions, post-ictal states and effects since resolved are not reports
+    ("Used to be very drowsy on the old dose, now fine.", NOTHING),
+    ("Dad wondered if LEV could make her irritable.", NOTHING),
+    ("Drowsy post ictally for 30 minutes after the seizure.", {"seizure_since_last_visit": True}),
+    ("发作后嗜睡，持续约10分钟。", {"seizure_since_last_visit": True}),
+    ("以前曾有烦躁，现已好转。", NOTHING),
+    ("白天不困倦，无脾气暴躁。", {"somnolence": False, "irritability": False}),
+    ("服药初期困倦，现已无困倦。", {"somnolence": False}),
+    ("无发作和副作用。", {**INTERVAL_DENIAL, "somnolence": False, "irritability": False, "aggression": False, "behaviour_adverse_effect": False}),
+    ("Tried to bite his brother at nursery.", {"aggression": True, "behaviour_adverse_effect": True}),
+    ("Gets angry about little things.", {"irritability": True, "behaviour_adverse_effect": True}),
+    ("近来爱生气。", {"irritability": True, "behaviour_adverse_effect": True}),
+    # seizures told by their signs
+    ("Since last clinic she had brief twitching of the left side of the face, twice, about 30 seconds.",
+     {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 2, "seizure_duration_class": 1}),
+    ("Dad saw facial twitching and drooling and she could not speak, once since the last review.",
+     {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 1}),
+    ("No facial twitching since last visit.", INTERVAL_DENIAL),
+    ("上次复诊以来出现右侧口角抽动1次，约40秒。", {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 1, "seizure_duration_class": 1}),
+    ("半侧面部抽动，持续1分钟。", {"seizure_since_last_visit": True, "seizure_duration_class": 2}),
+])
+def test_phrasings_of_the_second_fresh_handwritten_batch(text: str, expected: dict) -> None:
+    """Each error class the second fresh batch showed at its first run, in new words."""
+    assert read_sentence(text) == expected
+
+
 def test_a_reported_seizure_outweighs_a_denial_in_the_same_note() -> None:
     reading = read_text("No daytime seizures. One nocturnal seizure lasting 2 minutes.")
     assert reading.items == {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 1, "seizure_duration_class": 2}
@@ -191,5 +269,6 @@ def test_rules_are_data() -> None:
     """Every rule the extractor applies is in the JSON table (both languages carry the same sections)."""
     table = json.loads((NOTES.parents[2] / "fhir_mapping" / "data" / "note_rules.json").read_text(encoding="utf-8"))
     for section in ("seizure_term", "negation_before", "negation_after", "non_report", "term_exclusions", "free_period", "window", "ago", "last_seizure",
-                    "count", "count_itemised", "duration", "duration_not_longest", "adverse", "adverse_general_denial", "adverse_non_report"):
+                    "count", "count_itemised", "duration", "duration_not_longest", "adverse", "adverse_general_denial", "adverse_non_report",
+                    "unanchored_window", "duration_of_other_state"):
         assert section in table["en"] and section in table["zh"], section

@@ -218,8 +218,11 @@ def test_the_model_has_no_violations_and_the_physician_is_counted(trained: tuple
     physician = results["physician"]
     assert physician["decisions"] > 0 and physician["label_violations"] == 0
     assert physician["rail_violations"] == sum(physician["rail_violations_by_rule"].values())
-    # The physician starts after a single seizure 60% of the time (simulator), which the rails forbid.
-    assert physician["rail_violations_by_rule"].get("R-NO-START-AFTER-SINGLE-SEIZURE", 0) > 0
+    # The physician's other habits break rails (starts below the label dose, raises in remission) ...
+    assert physician["rail_violations"] > 0
+    # ... but it starts after a single seizure only when it was prolonged or the family asked, which the
+    # rail sees on the chart as well: never a violation.
+    assert physician["rail_violations_by_rule"].get("R-NO-START-AFTER-SINGLE-SEIZURE", 0) == 0
     assert "model without clinical rails" in results
     lifted = results["model without R-NO-START-AFTER-SINGLE-SEIZURE"]
     assert lifted["label_violations"] == 0

@@ -96,3 +96,28 @@ def test_the_table_mask_is_the_label_bounds_and_the_clinical_rails():
         assert not (table.masks[i] & ~table.label_masks[i]).any()
     subset = table.subset(["s"])
     assert subset.label_masks is not None and (subset.label_masks == table.label_masks).all()
+
+
+def test_loading_a_cohort_a_patient_at_a_time_gives_the_table_of_the_whole_input(tmp_path):
+    """load_data maps one patient's resources at a time; a mixed-dialect cohort read whole gives the same
+    timelines, problems, physician probabilities and visit table (every array)."""
+    from fhir_mapping.build import build_timelines
+    from fhir_mapping.inputs import collect_resources
+    from training.dataset import load_data
+    from training.simulator.cohort import write_cohort
+
+    write_cohort(tmp_path, 24, 3, dialect="mixed")
+    with (tmp_path / "ndjson" / "Observation.ndjson").open("a") as observations:
+        observations.write("{broken\n")
+    loaded = load_data(tmp_path)
+    resources, problems = collect_resources(tmp_path / "ndjson")
+    timelines = build_timelines(resources)
+    assert [repr(t) for t in loaded.timelines] == [repr(t) for t in timelines]
+    assert loaded.problems == problems and len(problems) == 1
+    assert loaded.behaviour and loaded.is_cohort
+    streamed, reference = visit_table(loaded.timelines, loaded.behaviour), visit_table(timelines, loaded.behaviour)
+    assert len(streamed) > 24 and streamed.behaviour_probs is not None
+    assert streamed.patient_ids == reference.patient_ids and streamed.dates == reference.dates
+    for name in ("patient", "step", "values", "observed", "actions", "masks", "label_masks", "rewards", "next_index",
+                 "dones", "behaviour_probs"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(reference, name), err_msg=name)

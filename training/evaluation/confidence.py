@@ -78,6 +78,7 @@ class DecisionPoints:
     scores: np.ndarray  # float64 [n, 12]
     masks: np.ndarray  # bool [n, 12]
     guided_value: np.ndarray | None = None  # float64 [n]: true value of the rails' guidance dose (NaN unknown)
+    agrees: np.ndarray | None = None  # bool [n]: the choice points the guidance's way (rails.agrees_with_guidance)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -115,9 +116,11 @@ def counterfactual_values(child: Any, config: Any, logged: Sequence[int], step: 
     return values
 
 
-def guidance_at(child: Any, config: Any, logged: Sequence[int], step: int) -> int | None:
-    """The dose class the rails' guidance points to at visit ``step`` of the logged course (None: not reached)."""
-    from fhir_mapping.rails import facts_at
+def guidance_at(child: Any, config: Any, logged: Sequence[int], step: int, chosen: int) -> tuple[int, bool] | None:
+    """At visit ``step`` of the logged course: the dose class the rails' guidance points to, and whether
+    ``chosen`` points the same way (:func:`fhir_mapping.rails.agrees_with_guidance`); None: not reached."""
+    from fhir_mapping.dosing import DOSE_CLASSES_MG
+    from fhir_mapping.rails import agrees_with_guidance, facts_at
     from training.dataset import timeline_rails
     from training.evaluation.simulated import guidance_class
     from training.simulator.simulate import child_steps
@@ -131,7 +134,8 @@ def guidance_at(child: Any, config: Any, logged: Sequence[int], step: int) -> in
         return None
     view = decision.view
     index = len(view.visits) - 1
-    return guidance_class(timeline_rails(view, index), facts_at(view, index).current_mg_per_day)
+    outcome, facts = timeline_rails(view, index), facts_at(view, index)
+    return guidance_class(outcome, facts.current_mg_per_day), agrees_with_guidance(facts, outcome.guidance, DOSE_CLASSES_MG[chosen])
 
 
 def decision_points(data_dir: str | Path, model: InferenceModel, table: VisitTable, patient_ids: Sequence[str], *,
@@ -169,7 +173,7 @@ def decision_points(data_dir: str | Path, model: InferenceModel, table: VisitTab
     logged_cache: dict[str, list[int]] = {}
     bound = score_bound(gamma) if model.score_kind == "q" else None
     out: dict[str, list[Any]] = {k: [] for k in ("pid", "step", "chosen", "margin", "coverage", "in_range", "n_allowed", "best",
-                                                  "chosen_value", "best_value", "scores", "masks", "guided_value")}
+                                                  "chosen_value", "best_value", "scores", "masks", "guided_value", "agrees")}
     for k in picked:
         pid, step, row = candidates[k]
         child = children[pid]
@@ -204,8 +208,9 @@ def decision_points(data_dir: str | Path, model: InferenceModel, table: VisitTab
         out["best_value"].append(best_value)
         out["scores"].append(scores)
         out["masks"].append(mask)
-        guided = guidance_at(child, config, logged, step)
-        out["guided_value"].append(truth.get(guided, math.nan) if guided is not None else math.nan)
+        guided = guidance_at(child, config, logged, step, chosen)
+        out["guided_value"].append(truth.get(guided[0], math.nan) if guided is not None else math.nan)
+        out["agrees"].append(guided is None or guided[1])
     if not out["pid"]:
         return None
     return DecisionPoints(out["pid"], np.asarray(out["step"], dtype=np.int64), np.asarray(out["chosen"], dtype=np.int64),
@@ -213,12 +218,14 @@ def decision_points(data_dir: str | Path, model: InferenceModel, table: VisitTab
                           np.asarray(out["in_range"], dtype=bool), np.asarray(out["n_allowed"], dtype=np.int64),
                           np.asarray(out["best"], dtype=bool), np.asarray(out["chosen_value"], dtype=float),
                           np.asarray(out["best_value"], dtype=float), np.asarray(out["scores"], dtype=float),
-                          np.asarray(out["masks"], dtype=bool), np.asarray(out["guided_value"], dtype=float))
+                          np.asarray(out["masks"], dtype=bool), np.asarray(out["guided_value"], dtype=float),
+                          np.asarray(out["agrees"], dtype=bool))
 
 
 def _eligible(points: DecisionPoints, min_coverage: float) -> np.ndarray:
     coverage = np.nan_to_num(points.coverage, nan=-1.0)
-    return points.in_range & (points.n_allowed > 1) & (coverage >= min_coverage)
+    agrees = points.agrees if points.agrees is not None else np.ones(len(points), dtype=bool)
+    return points.in_range & (points.n_allowed > 1) & (coverage >= min_coverage) & agrees
 
 
 def choose_thresholds(points: DecisionPoints | None, model: InferenceModel) -> ConfidenceThresholds:
@@ -289,9 +296,12 @@ def choose_thresholds(points: DecisionPoints | None, model: InferenceModel) -> C
 
 
 def levels(points: DecisionPoints, model: InferenceModel, thresholds: ConfidenceThresholds) -> list[str]:
-    """The confidence level of each point under ``thresholds``."""
-    return [judge_confidence(points.scores[i], points.masks[i], None if math.isnan(points.coverage[i]) else float(points.coverage[i]),
-                             model.score_kind, thresholds).level for i in range(len(points))]
+    """The confidence level of each point under ``thresholds`` (a clear choice against the guidance abstains, as on the card)."""
+    judged = [judge_confidence(points.scores[i], points.masks[i], None if math.isnan(points.coverage[i]) else float(points.coverage[i]),
+                               model.score_kind, thresholds).level for i in range(len(points))]
+    if points.agrees is None:
+        return judged
+    return ["abstain" if level == "clear" and not points.agrees[i] else level for i, level in enumerate(judged)]
 
 
 def calibration_table(points: DecisionPoints | None, model: InferenceModel, thresholds: ConfidenceThresholds) -> dict[str, Any] | None:

@@ -115,8 +115,10 @@ def guidance_class(outcome: RailOutcome, current_mg_per_day: float | None) -> in
 
 
 class ServedPolicy:
-    """What the service offers as recommended: the model's choice when its confidence is clear, otherwise
-    the label/practice guidance of the rails (kept dose when the guidance names none). Tallies the levels."""
+    """What the service offers as recommended: the model's choice when its confidence is clear and it points
+    the way the guidance does (:func:`fhir_mapping.rails.agrees_with_guidance`, as the cards apply it),
+    otherwise the label/practice guidance of the rails (kept dose when the guidance names none). Tallies
+    the levels; a clear choice against the guidance counts as abstained, as on the card."""
 
     def __init__(self, model: InferenceModel, ledger: RailLedger | None = None) -> None:
         self.model = model
@@ -124,17 +126,22 @@ class ServedPolicy:
         self.levels: dict[str, int] = {"clear": 0, "narrow": 0, "abstain": 0}
 
     def __call__(self, timeline: PatientTimeline) -> int:
-        from fhir_mapping.rails import facts_at
+        from fhir_mapping.dosing import DOSE_CLASSES_MG
+        from fhir_mapping.rails import agrees_with_guidance, facts_at
 
         index = len(timeline.visits) - 1
         values, observed = features.state_row(timeline, index)
         outcome = self.ledger.record(timeline) if self.ledger is not None else timeline_rails(timeline, index)
         choice, scores, _ = self.model.recommend(values, observed, outcome.allowed)
         confidence = self.model.confidence(scores, outcome.allowed, self.model.coverage_share(values, observed))
-        self.levels[confidence.level] += 1
-        if confidence.level == "clear":
+        facts = facts_at(timeline, index)
+        level = confidence.level
+        if level == "clear" and not agrees_with_guidance(facts, outcome.guidance, DOSE_CLASSES_MG[choice]):
+            level = "abstain"
+        self.levels[level] += 1
+        if level == "clear":
             return choice
-        return guidance_class(outcome, facts_at(timeline, index).current_mg_per_day)
+        return guidance_class(outcome, facts.current_mg_per_day)
 
 
 class RecordingPhysician(PhysicianPolicy):

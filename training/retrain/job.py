@@ -81,6 +81,13 @@ def load_visit_table(resources: Sequence[Mapping[str, Any]], truth_dir: Path | N
     return visit_table(timelines, behaviour_from_truth(truth_dir))
 
 
+def store_visit_table(store: Any, truth_dir: Path | None = None) -> Any:
+    """:func:`load_visit_table` of a :class:`training.retrain.resources.ResourceStore`'s ``latest()``, one patient's resources in memory at a time."""
+    from training.dataset import visit_table
+
+    return visit_table(list(store.patient_index().timelines()), behaviour_from_truth(truth_dir))
+
+
 def behaviour_from_truth(truth_dir: Path | None) -> dict[tuple[str, str], list[float]] | None:
     """The simulator's physician probabilities per (patient, visit date) from ``truth/visits.jsonl``."""
     if truth_dir is None:
@@ -336,7 +343,7 @@ def _run(
         cohort = settings.simulator_dir or settings.source_dir
         truth_dir = truth_dir or cohort
         store = ResourceStore(settings.store_dir)
-        table = load_visit_table(store.latest(), truth_dir)
+        table = store_visit_table(store, truth_dir)
         train_table, holdout_table = split_table(table, settings.holdout_fraction, settings.split_seed)
         record.data = {
             "patients": len(table.patient_ids), "visits": len(table),

@@ -124,6 +124,13 @@ class ResourceStore:
                 newest[key] = resource
         return list(newest.values())
 
+    def patient_index(self) -> Any:
+        """What :meth:`latest` holds, grouped by patient for :class:`fhir_mapping.bulk.PatientIndex`: only where
+        each newest version lies is kept, and one patient's resources are read at a time."""
+        from fhir_mapping.bulk import index_newest_versions
+
+        return index_newest_versions(self.files(), _version_number)
+
     def count(self) -> int:
         """Stored resource versions."""
         return len(self._index())

@@ -48,7 +48,7 @@ from fhir_mapping.emit import medication_request
 from fhir_mapping.questionnaire import QUESTIONNAIRE_URL
 from fhir_mapping.units import CREATININE_UMOL_L_PER_MG_DL, KG_PER_LB
 from training.simulator.names import synthetic_name
-from training.simulator.notes import VisitFacts, note_text, visit_sentences
+from training.simulator.notes import VisitFacts, family_request_sentence, note_text, visit_sentences
 from training.simulator.patients import Child, resource_uuid
 from training.simulator.simulate import ChildRun, VisitTruth
 
@@ -301,9 +301,15 @@ def _ehr_resources(run: ChildRun, *, pending_last: bool) -> list[dict[str, Any]]
         free = None if visit.seizure_count else math.floor((visit.date - last_seizure_day).days / 30.44)
         if visit.seizure_count:
             last_seizure_day = visit.date
-        if rng.random() < EHR_RATES["note"]:
+        written = rng.random() < EHR_RATES["note"]
+        if written or visit.family_requests_treatment:
+            # A family's request is always written down (it is why treatment starts); it adds a sentence
+            # and draws nothing from the stream, so every other resource stays as it was.
             facts = VisitFacts(visit.seizure_count, visit.duration_class, visit.seizure_last_3_months, visit.seizure_last_6_months, visit.adverse_effect, free)
-            text = note_text(visit_sentences(facts, language, rng), language)
+            sentences = visit_sentences(facts, language, rng) if written else []
+            if visit.family_requests_treatment:
+                sentences.append(family_request_sentence(language, visit.date.toordinal()))
+            text = note_text(sentences, language)
             out.append({"resourceType": "DocumentReference", "id": next_id(), "status": "current", "type": _PROGRESS_NOTE,
                         "subject": subject, "date": f"{day}T12:00:00Z", "context": {"encounter": [encounter_ref]},
                         "content": [{"attachment": _attachment(text, rng)}]})

@@ -174,6 +174,18 @@ def _misspell(text: str, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
+# How a note records a family's request for treatment (domain.md §6: treat at the family's request).
+EN_FAMILY_REQUEST: Final = ("Parents are keen to start medication.", "Mum would like to start treatment.",
+                            "Family request treatment after this seizure.", "Parents would like him to start levetiracetam.")
+ZH_FAMILY_REQUEST: Final = ("家长要求开始药物治疗。", "父母希望用药。", "家长主动要求服药。", "患儿母亲要求开始治疗。")
+
+
+def family_request_sentence(language: str, pick: int) -> Sentence:
+    """The sentence recording a family's request, chosen by ``pick`` (so the note's random stream is not used)."""
+    options = EN_FAMILY_REQUEST if language == "en" else ZH_FAMILY_REQUEST
+    return options[pick % len(options)], {"family_requests_treatment": True}
+
+
 def note_text(sentences: Sequence[Sentence], language: str) -> str:
     """The note as written: English sentences separated by spaces, Chinese run together."""
     return ("" if language == "zh" else " ").join(text for text, _ in sentences)

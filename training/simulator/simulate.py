@@ -214,7 +214,7 @@ def child_steps(
         # After a seizure, a family whose child is not on treatment may ask for it (domain.md §6: "treat ... at
         # the family's request"); how often varies by clinic (PhysicianTraits.treat_single, an ASSUMPTION).
         asks = bool(family_stream.random() < child.physician.treat_single)
-        family_requests = asks if current_mg == 0 and count > 0 else None
+        family_requests = True if asks and current_mg == 0 and count > 0 else None  # a request not made is not recorded
         weight = child.weight_kg(day, config)
         height = child.height_cm(day, config)
         # Labs: a panel, creatinine, a drug level (only on treatment), an EEG.

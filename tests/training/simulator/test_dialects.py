@@ -70,6 +70,21 @@ def test_ehr_dialect_maps_back_to_the_truth_where_it_is_known(runs: list) -> Non
     assert languages.get("unreadable-text", 0) == 0
 
 
+def test_a_familys_request_is_read_back_in_every_dialect() -> None:
+    """Every request the simulated families make is on the chart, coded or in the note, and nothing else is."""
+    runs = simulate_cohort(60, seed=5)
+    asked = 0
+    for dialect in ("epidose", "ehr"):
+        for run in runs:
+            timeline = build_timeline(child_resources(run, dialect=dialect), run.child.patient_id)
+            truth = {v.date: v for v in run.visits}
+            for visit in timeline.visits:
+                expected = truth[visit.date].family_requests_treatment
+                assert visit.family_requests_treatment == (True if expected else None), (dialect, visit.date)
+                asked += bool(expected)
+    assert asked > 0
+
+
 def test_mixed_dialect_gives_each_child_one_dialect(runs: list) -> None:
     dialects = Counter(dialect_of(run.child, "mixed") for run in runs)
     assert set(dialects) == {"epidose", "ehr"}
