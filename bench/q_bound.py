@@ -7,7 +7,9 @@ study's held-out test visits (the same split as ``bench/policies.py``), the shar
 allowed score beyond the bound, the largest and smallest allowed scores, the share of decisions
 whose chosen dose scores beyond it and, from the study's summary.json when present, what the model
 believes its policy is worth at first visits (mean Q(s₀, π(s₀))) against the true discounted return of
-the same children replayed in the simulator under it.
+the same children replayed in the simulator under it. The last columns are what the service's
+confidence check (``judge_confidence`` with the model's saved thresholds and coverage) says on those
+decisions: the share it abstains on, and the share it abstains on because a score is out of range.
 
     python bench/q_bound.py --study DIR/study --cohort DIR/cohort [--seed 0]
 """
@@ -40,8 +42,8 @@ def main() -> None:
     summary_path = args.study / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
     print("| model | allowed score beyond the bound | chosen dose's score beyond it | allowed scores min … max | mean chosen Q "
-          "| predicted Q(s₀, π(s₀)) | true discounted return |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| predicted Q(s₀, π(s₀)) | true discounted return | abstain | abstain: out of range |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for folder in sorted(p for p in args.study.iterdir() if (p / "metadata.json").exists()):
         model = load_inference_model(folder)
         if model.score_kind != "q":
@@ -52,12 +54,17 @@ def main() -> None:
         allowed = np.where(masks, np.abs(scores), 0.0)
         chosen = masked_argmax(scores, masks)
         chosen_scores = scores[np.arange(len(scores)), chosen]
+        coverage = model.coverage(test.states) / 100.0
+        verdicts = [model.confidence(row, allowed_row, share) for row, allowed_row, share in zip(scores, masks, coverage, strict=True)]
+        abstain = np.mean([v.level == "abstain" for v in verdicts])
+        out_of_range = np.mean([v.level == "abstain" and "out-of-range" in v.kinds for v in verdicts])
         predicted = summary.get("policies", {}).get(folder.name, {}).get("mean_predicted_q")
         truth = (summary.get("true_value") or {}).get(folder.name, {}).get("discounted_return")
         print(f"| {folder.name} | {100 * np.mean(allowed.max(axis=1) > bound):.1f}% | "
               f"{100 * np.mean(np.abs(chosen_scores) > bound):.1f}% | "
               f"{scores[masks].min():.0f} … {scores[masks].max():.0f} | {chosen_scores.mean():.0f} | "
-              f"{'n/a' if predicted is None else f'{predicted:.0f}'} | {'n/a' if truth is None else f'{truth:.0f}'} |")
+              f"{'n/a' if predicted is None else f'{predicted:.0f}'} | {'n/a' if truth is None else f'{truth:.0f}'} | "
+              f"{100 * abstain:.1f}% | {100 * out_of_range:.1f}% |")
 
 
 if __name__ == "__main__":
