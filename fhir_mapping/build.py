@@ -760,6 +760,11 @@ class _Builder:
         for key, value in chosen.items():
             setattr(visit, _VISIT_FIELDS.get(key, key), value.value)
             visit.provenance[key] = Provenance(value.source, value.resource)
+        if since is not None and since.value is True and "seizure_count_since_last_visit" not in chosen:
+            # Seizures dated one by one are counted by their days; any other report leaves the number open.
+            # (an evidence resource's own value stands for the seizure its dated event places)
+            said = [v for v in candidates.get("seizure_since_last_visit", []) if v.value is True and (v.event or not v.evidence)]
+            visit.seizures_uncounted = not all(v.event and v.dated for v in said)
 
     def _choose(self, visit: Visit, key: str, options: list[_Value]) -> _Value | None:
         """The strongest candidate (latest first; a report of a seizure before a denial of the same

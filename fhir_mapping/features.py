@@ -242,6 +242,7 @@ class SeizureCourse:
 
     total: int  # seizures reported so far: the visits' counts (a seizure without a count counts one)
     last_seizure: date  # the last visit that reported one, or the first visit when none did
+    exact: bool = True  # no visit reported seizures without their number (else ``total`` is a lower bound)
 
 
 def seizure_course(visits: Sequence[Visit]) -> SeizureCourse | None:
@@ -256,14 +257,16 @@ def seizure_course(visits: Sequence[Visit]) -> SeizureCourse | None:
     if not reported:
         return None
     total = 0
+    exact = True
     last_seizure = visits[0].date
     for visit in reported:
         count = visit.seizure_count_since_last_visit
         had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
         total += count if count is not None else int(had)
+        exact = exact and not (count is None and had and visit.seizures_uncounted)
         if had:
             last_seizure = visit.date
-    return SeizureCourse(total, last_seizure)
+    return SeizureCourse(total, last_seizure, exact)
 
 
 def put_history(values: npt.NDArray[np.float64], visits: Sequence[Visit]) -> None:

@@ -103,6 +103,9 @@ class Visit:
     seizure_last_3_months: bool | None = None
     seizure_last_6_months: bool | None = None
     seizure_duration_class: int | None = None  # ordinal index into codes.DURATION_CLASSES
+    # A seizure since the last visit was reported without its number (a note saying "seizures", a visit's
+    # seizure diagnosis) rather than counted or dated seizure by seizure: the lifetime count is a lower bound.
+    seizures_uncounted: bool = False
     exam_class: str | None = None  # one of codes.EXAM_CLASSES
     physician_assessment: str | None = None  # one of codes.ASSESSMENT_CLASSES
     behaviour_adverse_effect: bool | None = None

@@ -178,7 +178,8 @@ def test_withdrawal_is_offered_not_imposed(changes: dict[str, object]) -> None:
     offered = next(f for f in outcome.fired if f.rule_id == "R-WITHDRAWAL-OFFERED")
     assert offered.removed_classes == ()
     assert 750.0 in allowed_mg(outcome)  # keeping the dose stays allowed
-    assert outcome.guidance is not None and outcome.guidance.action == "taper" and outcome.guidance.mg_per_day == 250.0
+    # Gradual: one dose class down (750 → 500), within the label's fastest rate (−20 mg/kg/day = −600 mg/day here).
+    assert outcome.guidance is not None and outcome.guidance.action == "taper" and outcome.guidance.mg_per_day == 500.0
     assert rails.action_of(facts(**changes), 0.0) == "taper"
 
 
@@ -382,3 +383,31 @@ def test_the_raise_guidance_names_the_step_of_the_childs_age_band() -> None:
                                  label_bounds(weight, age, None))
         assert outcome.guidance is not None and outcome.guidance.action == "raise", (age, outcome.guidance)
         assert words in outcome.guidance.text, outcome.guidance.text
+
+
+def test_seizures_without_their_number_are_not_taken_for_a_single_seizure() -> None:
+    """"Seizures" reported without a count (a note, a visit's seizure diagnosis) give a lower bound of one:
+    the rails read the lifetime count as unknown, so no watchful waiting is imposed on a child who may
+    have had several, and the guidance says to ask."""
+    day = date(2026, 11, 2)
+    uncounted = Visit(date=day, weight=Measurement(30.0, day, 0), age_years=9.0, seizure_since_last_visit=True,
+                      seizure_last_3_months=True, seizures_uncounted=True)
+    timeline = PatientTimeline(patient_id="p", birth_date=date(2017, 11, 1), visits=[uncounted])
+    facts = facts_at(timeline, 0)
+    assert facts.lifetime_seizures is None
+    outcome = clinical_rails(facts, BOUNDS_30KG)
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(outcome)
+    assert outcome.guidance is not None and outcome.guidance.action == "no-recommendation"
+    assert "number not recorded" in outcome.guidance.text
+    counted = dataclasses.replace(uncounted, seizure_count_since_last_visit=1, seizures_uncounted=False)
+    assert facts_at(dataclasses.replace(timeline, visits=[counted]), 0).lifetime_seizures == 1
+
+
+def test_recurrent_seizures_within_six_months_offer_a_start() -> None:
+    """A second seizure 4 months ago, untreated: the course is active (start offered); none in 6 months: nothing needed."""
+    recent = facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=2, seizure_last_3_months=False,
+                   seizure_last_6_months=True, months_seizure_free=4.0)
+    outcome = clinical_rails(recent, BOUNDS_30KG)
+    assert outcome.guidance is not None and (outcome.guidance.rule_id, outcome.guidance.action) == ("G-START-RECURRENT", "start")
+    quiet = clinical_rails(dataclasses.replace(recent, seizure_last_6_months=False, months_seizure_free=8.0), BOUNDS_30KG)
+    assert quiet.guidance is not None and quiet.guidance.rule_id == "G-NO-TREATMENT-SEIZURE-FREE"

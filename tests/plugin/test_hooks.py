@@ -47,6 +47,19 @@ def test_prefetch_templates_use_only_what_the_spec_allows() -> None:
                 assert name in {"patient", "code", "_count", "_sort"}, name
 
 
+def test_every_project_observation_the_mapping_reads_is_prefetched() -> None:
+    """An EHR sends what the templates ask for: a project code left out (the family's request) would
+    never reach the rails on a prefetched call."""
+    from fhir_mapping import codes
+
+    wanted = {f"{c.system}|{c.code}" for c in codes.OBSERVATIONS if c.system == codes.EPIDOSE_SYSTEM}
+    for definition in service_definitions():
+        template = definition["prefetch"]["seizures"]
+        asked = {value for part in template.partition("?")[2].split("&") if part.startswith("code=")
+                 for value in part[len("code="):].split(",")}
+        assert wanted <= asked, (definition["id"], sorted(wanted - asked))
+
+
 def test_patient_view_full_prefetch_recommends_within_bounds(client: FlaskClient) -> None:
     """A full prefetch gives one dose card whose dose, per-kg figure and suggestion respect the label maximum.
 
