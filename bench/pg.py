@@ -10,7 +10,7 @@ the two ports (a round-robin load balancer). The three set-ups run in interleave
 work on the machine loads them alike; medians are reported, with the CPU seconds the service workers
 and the PostgreSQL server used per 1,000 requests.
 
-    python bench/pg.py [--seconds 6] [--rounds 3] [--clients 8] [--worker-class gevent|gthread|sync]
+    python bench/pg.py [--seconds 6] [--rounds 3] [--clients 8] [--worker-class gevent|gthread|sync] [--c-wait]
 """
 
 from __future__ import annotations
@@ -121,6 +121,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8, help="client processes (one connection each)")
     parser.add_argument("--worker-class", default="gevent", choices=("gevent", "gthread", "sync"))
+    parser.add_argument("--c-wait", action="store_true",
+                        help="add one PostgreSQL instance on psycopg's C wait (PSYCOPG_WAIT_FUNC=wait_c): gevent "
+                             "workers before they switched to the cooperative wait")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="epidose-bench-pg-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("EPIDOSE_")}
@@ -142,6 +145,10 @@ def main() -> int:
                           "EPIDOSE_DATABASE_URL": url},
                  "pg-b": {"EPIDOSE_DATA_DIR": str(work / "b"), "EPIDOSE_MODEL_DIR": str(shared_models),
                           "EPIDOSE_DATABASE_URL": url}}
+        if args.c_wait:
+            # What gevent workers did before they switched psycopg to its cooperative wait.
+            hosts["pg-c-wait"] = {"EPIDOSE_DATA_DIR": str(work / "c"), "EPIDOSE_MODEL_DIR": str(shared_models),
+                                  "EPIDOSE_DATABASE_URL": url, "PSYCOPG_WAIT_FUNC": "wait_c"}
         ports: dict[str, int] = {}
         try:
             for name, extra in hosts.items():
@@ -155,7 +162,9 @@ def main() -> int:
             postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
             setups = {"1 instance, SQLite": ["sqlite"], "1 instance, PostgreSQL": ["pg-a"],
                       "2 instances, PostgreSQL": ["pg-a", "pg-b"]}
-            load([ports["sqlite"], ports["pg-a"], ports["pg-b"]], body, 2, args.clients)  # warm-up
+            if args.c_wait:
+                setups["1 instance, PG, C wait"] = ["pg-c-wait"]
+            load(list(ports.values()), body, 2, args.clients)  # warm-up
             rows: dict[str, list[dict[str, float]]] = {name: [] for name in setups}
             for _ in range(args.rounds):
                 for name, targets in setups.items():
@@ -194,6 +203,9 @@ def main() -> int:
     one, two, sqlite = (summary[n]["rps"] for n in ("1 instance, PostgreSQL", "2 instances, PostgreSQL",
                                                      "1 instance, SQLite"))
     print(f"two instances / one (PostgreSQL): {two / one:.2f}x; one on PostgreSQL / one on SQLite: {one / sqlite:.2f}x")
+    if "1 instance, PG, C wait" in summary:
+        c_wait = summary["1 instance, PG, C wait"]["rps"]
+        print(f"one on PostgreSQL, C wait / one on SQLite: {c_wait / sqlite:.2f}x; cooperative / C wait: {one / c_wait:.2f}x")
     print(f"audit rows in PostgreSQL after the run: {audits}")
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -58,6 +58,7 @@ WITHDRAWAL_AGE_YEARS: Final = 15.0
 WITHDRAWAL_AGE_UPPER_YEARS: Final = 18.0
 # "Seizures in the last 3 months" is the published R2 window (domain.md §1).
 RECENT_SEIZURE_DAYS: Final = 91
+SIX_MONTHS_DAYS: Final = 182  # the published R3 window (domain.md §1), as the simulator counts it
 # Reference upper bound of the levetiracetam trough: newer lab guidance 10–40 or 20–40 mg/L, older
 # 12–46 mg/L (domain.md §3); the newer, lower bound, so no increase is offered above it.
 LEVEL_UPPER_REFERENCE_MG_L: Final = 40.0
@@ -122,7 +123,7 @@ RULES: Final[tuple[Rule, ...]] = (
          "domain.md §3 (reference) and §6 (somnolence or behavioural change with a high level: reduce)", "guidance"),
     Rule("G-REVIEW-ADVERSE", "Adverse effect without a high level: keep the dose and review (the dose relation is weak).",
          "domain.md §4 (adverse effects: dose relation weak, behavioural history the stronger predictor)", "guidance"),
-    Rule("G-OFFER-TAPER", "Seizure-free 2 years or in the mid-teens: offer gradual withdrawal, at most −10 mg/kg BID every 2 weeks.",
+    Rule("G-OFFER-TAPER", "Seizure-free 2 years or in the mid-teens: offer gradual withdrawal, one dose class at a time and never faster than −10 mg/kg BID every 2 weeks.",
          "domain.md §2 (withdrawal step) and §6", "guidance"),
     Rule("G-KEEP", "On levetiracetam, seizure-free, no adverse effect: keep the dose.", "domain.md §6", "guidance"),
     Rule("G-WATCHFUL-WAITING", "A single lifetime seizure, not treated: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request.",
@@ -131,9 +132,9 @@ RULES: Final[tuple[Rule, ...]] = (
          "domain.md §2 (start) and §6 (treat for prolonged seizures); ILAE time point t1 (Trinka et al. 2015)", "guidance"),
     Rule("G-START-FAMILY-REQUEST", "A single lifetime seizure, not treated, and the family asks for treatment: start at the label's starting dose (watchful waiting remains reasonable).",
          "domain.md §2 (start) and §6 (treat at the family's request)", "guidance"),
-    Rule("G-START-RECURRENT", "Recurrent seizures, not treated, seizures in the last 3 months: start at the label's starting dose if treatment is chosen.",
+    Rule("G-START-RECURRENT", "Recurrent seizures, not treated, a seizure in the last 6 months: start at the label's starting dose if treatment is chosen.",
          "domain.md §2 (start) and §6 (treat for frequent, prolonged or daytime seizures)", "guidance"),
-    Rule("G-NO-TREATMENT-SEIZURE-FREE", "Not treated and no seizure in the last 3 months: no levetiracetam needed now.",
+    Rule("G-NO-TREATMENT-SEIZURE-FREE", "Not treated and no seizure in the last 6 months: no levetiracetam needed now.",
          "domain.md §6 (many children need no daily anti-seizure medication)", "guidance"),
     Rule("G-CANNOT-SAY", "Bounds unknown, the current dose unreadable or the seizure history not reported: no guidance can be given.",
          "project safety policy (never a dose on unknown bounds, domain.md §2)", "guidance"),
@@ -157,6 +158,14 @@ class RailFacts:
     predicted_level_mg_l: float | None = None  # individual predicted trough at the current dose
     seizure_duration_class: int | None = None  # of the seizures reported at this visit (codes.DURATION_CLASSES)
     family_requests_treatment: bool | None = None  # recorded at this visit (not in the state: rails only)
+    seizure_last_6_months: bool | None = None  # a seizure within 6 months (reported, or implied by the interval)
+    seizure_since_last_visit: bool | None = None
+
+    @property
+    def breakthrough(self) -> bool:
+        """Seizures on the current course: in the last 3 months, or since the last visit when the chart does
+        not say whether within 3 months (a note's "seizures since the last review" on a 4-month interval)."""
+        return bool(self.seizure_last_3_months) or (self.seizure_last_3_months is None and bool(self.seizure_since_last_visit))
 
     @property
     def prolonged_seizure(self) -> bool:
@@ -228,6 +237,8 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
         measured_level_mg_l=level.value if level is not None else None,
         seizure_duration_class=visit.seizure_duration_class,
         family_requests_treatment=visit.family_requests_treatment,
+        seizure_last_6_months=_within(visit.seizure_last_6_months, visit.seizure_since_last_visit, visit.days_since_previous_visit, SIX_MONTHS_DAYS),
+        seizure_since_last_visit=visit.seizure_since_last_visit,
     )
 
 
@@ -244,9 +255,14 @@ def _history(visits: list[Visit]) -> tuple[float | None, int | None]:
 
 
 def _recent_seizure(reported: bool | None, since_last_visit: bool | None, days_since_previous: float | None) -> bool | None:
+    return _within(reported, since_last_visit, days_since_previous, RECENT_SEIZURE_DAYS)
+
+
+def _within(reported: bool | None, since_last_visit: bool | None, days_since_previous: float | None, days: int) -> bool | None:
+    """A seizure within ``days``: the visit's report, or implied by a seizure since a visit at most that long ago."""
     if reported is not None:
         return bool(reported)
-    if since_last_visit and days_since_previous is not None and days_since_previous <= RECENT_SEIZURE_DAYS:
+    if since_last_visit and days_since_previous is not None and days_since_previous <= days:
         return True
     return None
 
@@ -282,6 +298,8 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
         adverse_effect=flag("behaviour_adverse_effect"),
         measured_level_mg_l=get("lab_lev_level"),
         seizure_duration_class=None if duration is None else round(duration),
+        seizure_last_6_months=_within(flag("seizure_last_6_months"), flag("seizure_since_last_visit"), get("days_since_previous_visit"), SIX_MONTHS_DAYS),
+        seizure_since_last_visit=flag("seizure_since_last_visit"),
     )
 
 
@@ -469,7 +487,7 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
                            f"adverse effect with a level of {facts.measured_level_mg_l:g} mg/L: lower by the label step", lower)
             return say("taper", "G-LOWER-ADVERSE-HIGH-LEVEL",
                        f"adverse effect with a level of {facts.measured_level_mg_l:g} mg/L: reduce gradually", lower)
-        if facts.seizure_last_3_months:
+        if facts.breakthrough:
             if facts.adverse_effect:
                 return say("keep", "G-REVIEW-ADVERSE", "seizures and an adverse effect: keep the dose and weigh a change with the family",
                            current_class if allowed[current_class] else None)
@@ -483,8 +501,10 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
             return say("raise", "G-RAISE-BREAKTHROUGH",
                        f"seizures in the last 3 months: raise by the label step ({_step_words(facts.age_years)})", raise_to)
         if withdrawal_indicated(facts):
-            down = _step(current_class, step, allowed, up=False)
-            return say("taper", "G-OFFER-TAPER", _withdrawal_reason(facts) + " (at most −10 mg/kg twice daily every 2 weeks)", down)
+            # Gradual: the next dose class down, which the label's fastest rate (−10 mg/kg BID every
+            # 2 weeks, domain.md §2) always allows; the whole label step at once is the fastest taper.
+            down = max((i for i in range(current_class) if allowed[i]), default=None)
+            return say("taper", "G-OFFER-TAPER", _withdrawal_reason(facts) + " (one step at a time, at most −10 mg/kg twice daily every 2 weeks)", down)
         if facts.adverse_effect:
             return say("keep", "G-REVIEW-ADVERSE", "adverse effect without a high level: keep the dose and review",
                        current_class if allowed[current_class] else None)
@@ -493,7 +513,7 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
         return say("keep", "G-KEEP", "seizure-free on levetiracetam: keep the dose", current_class if allowed[current_class] else None)
     # Not on levetiracetam: never "taper" (R-TAPER-ONLY-ON-LEV).
     if facts.lifetime_seizures is None:
-        if facts.seizure_last_3_months:
+        if facts.seizure_last_3_months or facts.seizure_since_last_visit:
             return say("no-recommendation", "G-CANNOT-SAY", "seizures reported, their number not recorded: ask how many "
                        "(a single seizure: watchful waiting; recurrent seizures: start at the label's starting dose)")
         return say("no-recommendation", "G-CANNOT-SAY", "no seizure report: whether to treat cannot be judged")
@@ -513,9 +533,11 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
     if facts.lifetime_seizures <= 1:
         return say("none", "G-WATCHFUL-WAITING",
                    "a single seizure: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request")
-    if facts.seizure_last_3_months:
+    if facts.seizure_last_3_months or facts.seizure_last_6_months:
+        # Recurrent seizures, the latest within the 6 months the study's outcome looks back (domain.md §1),
+        # are a course that is still active: a follow-up 4 months after a second seizure is not seizure-free.
         return start_at_label_dose("G-START-RECURRENT", "recurrent seizures: if treatment is chosen, start at the label's starting dose (10 mg/kg twice daily)")
-    return say("none", "G-NO-TREATMENT-SEIZURE-FREE", "not treated and no seizure in the last 3 months: no levetiracetam needed now")
+    return say("none", "G-NO-TREATMENT-SEIZURE-FREE", "not treated and no seizure in the last 6 months: no levetiracetam needed now")
 
 
 def action_of(facts: RailFacts, recommended_mg_per_day: float | None) -> str:

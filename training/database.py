@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -378,6 +379,7 @@ class PostgresDatabase(Database):
         return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
     def _open(self) -> Any:
+        cooperative_psycopg_waits(self._psycopg)
         return self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                      application_name="epidose")
 
@@ -418,6 +420,26 @@ class PostgresDatabase(Database):
         with self._lock_connection() as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", (self.lock_key(name),))
             yield
+
+
+def cooperative_psycopg_waits(psycopg: Any) -> bool:
+    """Make psycopg wait for the server through gevent's patched ``select`` in a gevent worker.
+
+    psycopg chooses how it waits once, when first imported: its C wait unless gevent has already patched
+    ``select``. The service imports it in the gunicorn master (the registry check before the workers
+    fork), so gevent workers inherited the C wait, which holds the whole worker, every greenlet, through
+    each round trip and commit flush. Called before each new connection; True when it switched. A wait
+    chosen with psycopg's own ``PSYCOPG_WAIT_FUNC`` is left alone.
+    """
+    waiting = psycopg.waiting
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is None or "PSYCOPG_WAIT_FUNC" in os.environ or getattr(waiting, "wait_c", None) is None:
+        return False
+    if waiting.wait is not waiting.wait_c or not gevent_monkey.is_module_patched("select"):
+        return False
+    waiting.wait = waiting.wait_poll if hasattr(waiting, "wait_poll") else waiting.wait_select
+    log.info("psycopg waits through gevent (it was imported before the worker patched select)")
+    return True
 
 
 @contextlib.contextmanager

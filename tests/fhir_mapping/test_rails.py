@@ -178,7 +178,8 @@ def test_withdrawal_is_offered_not_imposed(changes: dict[str, object]) -> None:
     offered = next(f for f in outcome.fired if f.rule_id == "R-WITHDRAWAL-OFFERED")
     assert offered.removed_classes == ()
     assert 750.0 in allowed_mg(outcome)  # keeping the dose stays allowed
-    assert outcome.guidance is not None and outcome.guidance.action == "taper" and outcome.guidance.mg_per_day == 250.0
+    # Gradual: one dose class down (750 → 500), within the label's fastest rate (−20 mg/kg/day = −600 mg/day here).
+    assert outcome.guidance is not None and outcome.guidance.action == "taper" and outcome.guidance.mg_per_day == 500.0
     assert rails.action_of(facts(**changes), 0.0) == "taper"
 
 
@@ -400,3 +401,13 @@ def test_seizures_without_their_number_are_not_taken_for_a_single_seizure() -> N
     assert "number not recorded" in outcome.guidance.text
     counted = dataclasses.replace(uncounted, seizure_count_since_last_visit=1, seizures_uncounted=False)
     assert facts_at(dataclasses.replace(timeline, visits=[counted]), 0).lifetime_seizures == 1
+
+
+def test_recurrent_seizures_within_six_months_offer_a_start() -> None:
+    """A second seizure 4 months ago, untreated: the course is active (start offered); none in 6 months: nothing needed."""
+    recent = facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=2, seizure_last_3_months=False,
+                   seizure_last_6_months=True, months_seizure_free=4.0)
+    outcome = clinical_rails(recent, BOUNDS_30KG)
+    assert outcome.guidance is not None and (outcome.guidance.rule_id, outcome.guidance.action) == ("G-START-RECURRENT", "start")
+    quiet = clinical_rails(dataclasses.replace(recent, seizure_last_6_months=False, months_seizure_free=8.0), BOUNDS_30KG)
+    assert quiet.guidance is not None and quiet.guidance.rule_id == "G-NO-TREATMENT-SEIZURE-FREE"

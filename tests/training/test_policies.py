@@ -14,7 +14,7 @@ from training.policies import CONFIGS, DQNConfig, config_from_json, make_policy,
 
 from .synthetic import synthetic_transitions
 
-POLICIES = ("paper", "double", "conservative", "bc", "forest")
+POLICIES = ("paper", "double", "conservative", "light_bounded", "light_ensemble", "light_nstep", "iql", "bc", "forest")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_double_dqn_target_uses_online_argmax():
             layer.weight.normal_()
     next_states = torch.randn(4, 3)
     masks = torch.ones(4, 12, dtype=torch.bool)
-    target = policy.compute_target(torch.zeros(4), next_states, masks, torch.zeros(4))
+    target = policy.compute_target(torch.zeros(4), next_states, masks, torch.full((4,), 0.9))
     chosen = policy.q_network(next_states).argmax(dim=1)
     expected = 0.9 * policy.target_network(next_states).gather(1, chosen[:, None]).squeeze(1)
     assert torch.allclose(target, expected.detach())
@@ -103,7 +103,7 @@ def test_dqn_target_ignores_masked_next_doses():
         last.bias.copy_(torch.arange(12, dtype=torch.float32))
     masks = torch.zeros(2, 12, dtype=torch.bool)
     masks[:, :4] = True
-    target = policy.compute_target(torch.zeros(2), torch.randn(2, 3), masks, torch.zeros(2))
+    target = policy.compute_target(torch.zeros(2), torch.randn(2, 3), masks, torch.full((2,), 0.9))
     assert torch.allclose(target, torch.full((2,), 0.9 * 3.0))
 
 

@@ -1,4 +1,4 @@
-"""Dose policies: DQN (``paper``, ``double``, ``conservative``), behaviour cloning, random forest, physician."""
+"""Dose policies: DQN (``paper``, ``double``, ``conservative`` and variants), IQL, behaviour cloning, random forest, physician."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from training.policies.config import (
     BCConfig,
     DQNConfig,
     ForestConfig,
+    IQLConfig,
     PolicyConfig,
     config_from_json,
     named_config,
@@ -28,6 +29,10 @@ def make_policy(config: PolicyConfig, n_features: int) -> Policy:
         from training.policies.forest import RandomForestPolicy
 
         return RandomForestPolicy(config, n_features)
+    if isinstance(config, IQLConfig):
+        from training.policies.iql import IQL
+
+        return IQL(config, n_features)
     raise TypeError(f"unknown configuration {config!r}")
 
 
@@ -36,6 +41,7 @@ __all__ = [
     "BCConfig",
     "DQNConfig",
     "ForestConfig",
+    "IQLConfig",
     "Policy",
     "PolicyConfig",
     "TrainingHistory",

@@ -52,6 +52,24 @@ class DQNConfig:
     adverse effect (not published; 0, as in ``paper``, is the published reward)."""
     gradient_clip: float = 10.0
     """Maximum gradient norm per step."""
+    bounded_targets: bool = False
+    """Clip bootstrapped values and targets to what the reward can reach, ±100/(1 − γ) on the ±100 scale
+    (training.inference.score_bound): a Q-value beyond it is an over-estimate, never a real return."""
+    bound_weight: float = 0.0
+    """Weight of a squared penalty on the allowed doses' Q-values beyond that bound (0 disables it)."""
+    output_bound: bool = False
+    """Clamp the scores to that bound in the network itself (two ReLU layers, exported with it): a dose the
+    network would score beyond what the reward can reach scores at the bound, and ties with any other there."""
+    n_step: int = 1
+    """Logged visits summed before bootstrapping (1: one-step TD; 0: the whole logged return to the end of
+    follow-up, a Monte-Carlo target)."""
+    ensemble: int = 1
+    """Q heads on one trunk: the target takes the lowest head (pessimistic), scores are the heads' mean."""
+    bcq_threshold: float = 0.0
+    """Discrete BCQ (Fujimoto et al. 2019): next doses enter the target only when the behaviour model gives
+    them at least this share of the most probable allowed dose's probability (0 disables it)."""
+    behaviour_steps: int = 3_000
+    """Gradient steps of the behaviour model BCQ filters with (a ``bc`` classifier)."""
     seed: int = 0
     """Seed for network initialisation and minibatch sampling."""
     threads: int = 1
@@ -124,7 +142,56 @@ class ForestConfig:
         return _to_json(self)
 
 
-PolicyConfig = DQNConfig | BCConfig | ForestConfig
+@dataclass(frozen=True)
+class IQLConfig:
+    """Implicit Q-learning (Kostrikov et al. 2022) over the 12 dose classes, served as its policy network.
+
+    Q(s, a) learns r + γ V(s') on logged doses only; V(s) is the ``expectile`` of Q(s, a) over the logged
+    doses (never a max over doses the data lacks); the policy is a softmax classifier of the logged dose
+    weighted by exp(β · (Q(s, a) − V(s))) (advantage-weighted regression), chosen over the allowed doses.
+    """
+
+    name: str = "iql"
+    """Configuration name written into the model."""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Widths of the hidden ReLU layers of the Q, V and policy networks."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    steps: int = PUBLISHED_ITERATIONS
+    """Gradient steps."""
+    gamma: float = 0.9
+    """Discount per visit (as the DQN's)."""
+    expectile: float = 0.8
+    """τ of the expectile V learns: 0.5 the mean of logged Q-values, towards 1 their maximum."""
+    beta: float = 3.0
+    """Inverse temperature of the advantage weights (on the 0.01-scaled reward)."""
+    max_weight: float = 100.0
+    """Cap of the advantage weights (IQL's 100)."""
+    target_update_period: int = 200
+    """Gradient steps between hard copies of the Q network into its target."""
+    reward_scale: float = 0.01
+    """Rewards are multiplied by this for training (Q-values of a few units)."""
+    adverse_effect_weight: float = 0.0
+    """Optional adverse-effect reward term, as in the DQN configurations."""
+    gradient_clip: float = 10.0
+    """Maximum gradient norm per step."""
+    seed: int = 0
+    """Seed for initialisation and sampling."""
+    threads: int = 1
+    """torch threads."""
+    log_every: int = 100
+    """Steps between loss-curve points."""
+
+    kind: str = field(default="iql", init=False)
+    """Policy family, written into config.json so the loader knows which class to rebuild."""
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+
+PolicyConfig = DQNConfig | BCConfig | ForestConfig | IQLConfig
 
 CONFIGS: Final[dict[str, PolicyConfig]] = {
     "paper": DQNConfig(),
@@ -140,6 +207,36 @@ CONFIGS: Final[dict[str, PolicyConfig]] = {
                                  adverse_effect_weight=0.2),
     "bc": BCConfig(),
     "forest": ForestConfig(),
+    # conservative_light whose bootstrapped values and targets stay within what the reward can reach
+    # (±100/(1 − γ) = ±1000): unclipped, its Q-values reached +1250 to +1579.
+    "light_bounded": DQNConfig(name="light_bounded", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                               bounded_targets=True, bound_weight=1.0, output_bound=True),
+    # Bounded, with a lighter penalty (α 0.01): the bound, not CQL, keeps the Q-values in range.
+    "lighter_bounded": DQNConfig(name="lighter_bounded", algorithm="double", reward_scale=0.01, cql_alpha=0.01, steps=20_000,
+                                 bounded_targets=True, bound_weight=1.0, output_bound=True),
+    # The same with three logged visits summed before bootstrapping (less bootstrap over-estimation).
+    "light_nstep": DQNConfig(name="light_nstep", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                             bounded_targets=True, bound_weight=1.0, output_bound=True, n_step=3),
+    # The logged (physicians') return to the end of follow-up as the target: no bootstrap at all.
+    "light_mc": DQNConfig(name="light_mc", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                          bounded_targets=True, bound_weight=1.0, output_bound=True, n_step=0),
+    # Five Q heads, the target from the lowest (pessimistic where the heads disagree).
+    "light_ensemble": DQNConfig(name="light_ensemble", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                                bounded_targets=True, bound_weight=1.0, output_bound=True, ensemble=5),
+    # Discrete BCQ in the target: next doses the physicians give with under 30% of their favourite's probability
+    # are left out of the bootstrap.
+    "light_bcq": DQNConfig(name="light_bcq", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                           bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3),
+    # BCQ-filtered targets over three logged visits.
+    "light_bcq_nstep": DQNConfig(name="light_bcq_nstep", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                                 bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3, n_step=3),
+    # Everything that helped alone: BCQ-filtered, three-visit targets from the lowest of five heads.
+    "light_combined": DQNConfig(name="light_combined", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                                bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3, n_step=3,
+                                ensemble=5),
+    "iql": IQLConfig(),
+    # IQL nearer the best logged dose (expectile 0.9) with sharper advantage weights (β 10).
+    "iql_sharp": IQLConfig(name="iql_sharp", expectile=0.9, beta=10.0),
 }
 
 
@@ -166,7 +263,7 @@ def config_from_json(data: dict[str, Any] | str) -> PolicyConfig:
     parsed: dict[str, Any] = json.loads(data) if isinstance(data, str) else data
     data = dict(parsed)
     kind = data.pop("kind", "dqn")
-    cls = {"dqn": DQNConfig, "bc": BCConfig, "forest": ForestConfig}.get(kind)
+    cls = {"dqn": DQNConfig, "bc": BCConfig, "forest": ForestConfig, "iql": IQLConfig}.get(kind)
     if cls is None:
         raise ValueError(f"unknown configuration kind {kind!r}")
     names = {f.name for f in dataclasses.fields(cls) if f.init}

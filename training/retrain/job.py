@@ -250,12 +250,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def open_resource_store(settings: RetrainSettings) -> Any:
+    """The raw resource store: the format already in the folder, else ``settings.store_format``."""
+    from training.retrain.parquet_store import open_store
+
+    return open_store(settings.store_dir, settings.store_format)
+
+
 def pull(settings: RetrainSettings) -> Any:
     """Run the configured pull (server search, server $export, or the local folder) into the store."""
     from training.retrain.pull import pull_bulk, pull_from_folder, pull_from_server
-    from training.retrain.resources import ResourceStore
 
-    store = ResourceStore(settings.store_dir)
+    store = open_resource_store(settings)
     if settings.fhir_server_url:
         from training.retrain.client import FhirClient
 
@@ -306,8 +312,6 @@ def _run(
     truth_dir: Path | None,
     database: Any = None,
 ) -> RunRecord:
-    from training.retrain.resources import ResourceStore
-
     record.champion_version = registry.current_version()
     record.model_version = record.champion_version
     work = Path(tempfile.mkdtemp(prefix="run-", dir=_ensure(settings.data_dir / "work")))
@@ -330,7 +334,7 @@ def _run(
 
         cohort = settings.simulator_dir or settings.source_dir
         truth_dir = truth_dir or cohort
-        store = ResourceStore(settings.store_dir)
+        store = open_resource_store(settings)
         table = store_visit_table(store, truth_dir)
         train_table, holdout_table = split_table(table, settings.holdout_fraction, settings.split_seed)
         record.data = {

@@ -78,6 +78,7 @@ def _served_version(registry_root: Path, tmp_path: Path) -> str | None:
 def _snapshot(settings: RetrainSettings) -> tuple[Any, ...]:
     registry = ModelRegistry(settings.registry_dir)
     store = ResourceStore(settings.store_dir)
+    assert store.count() > 0, "the runs' store is not in the default format, NDJSON"
     hidden = sorted(p.name for p in registry.root.iterdir() if p.name.startswith("."))
     return (store.watermark(), store.count(), registry.current_version(),
             [v.version for v in registry.versions()], hidden)

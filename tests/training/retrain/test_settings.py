@@ -17,6 +17,7 @@ def test_defaults_from_empty_environment() -> None:
     assert settings.fhir_server_url is None
     assert settings.schedule == "0 2 * * *"
     assert settings.interval_seconds() is None
+    assert settings.store_format == "ndjson"
 
 
 def test_values_are_parsed() -> None:
@@ -31,6 +32,7 @@ def test_values_are_parsed() -> None:
             "EPIDOSE_RETRAIN_AGREEMENT_MARGIN": "0.05",
             "EPIDOSE_REGISTRY_KEEP": "3",
             "EPIDOSE_RETRAIN_DIR": "/tmp/x",
+            "EPIDOSE_RETRAIN_STORE_FORMAT": "Parquet",
             "HOME": "/home/u",
         }
     )
@@ -40,6 +42,7 @@ def test_values_are_parsed() -> None:
     assert settings.agreement_margin == 0.05
     assert settings.keep == 3
     assert settings.store_dir == Path("/tmp/x/store")
+    assert settings.store_format == "parquet"
     assert settings.registry_dir == Path("/home/u/.local/share/epidose/models")
     assert "secret-token" not in repr(settings)
     with pytest.raises(ValidationError, match="frozen"):
@@ -58,6 +61,7 @@ def test_values_are_parsed() -> None:
         {"EPIDOSE_REGISTRY_KEEP": "1"},
         {"EPIDOSE_FHIR_SERVER_URL": "ftp://x"},
         {"EPIDOSE_RETRAIN_HOLDOUT": "1.5"},
+        {"EPIDOSE_RETRAIN_STORE_FORMAT": "csv"},
         {"EPIDOSE_RETRAIN_SCHEDULE": "99 * * * *"},  # five fields, but minute 99: refused at start, not by the scheduler
         {"EPIDOSE_RETRAIN_OPE_ESTIMATOR": "fqe"},  # not computed on the held-out split: every run would be refused
         {"EPIDOSE_RETRAIN_INITIAL_CONFIG": "conservative_heavy"},
