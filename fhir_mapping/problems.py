@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from fhir_mapping.errors import EpidoseError
+
 
 class ProblemKind(StrEnum):
     """Why a piece of input could not be used."""
@@ -47,7 +49,7 @@ class Problem:
         return {"kind": self.kind.value, "message": self.message, "resource": self.resource, "path": self.path}
 
 
-class MappingError(Exception):
+class MappingError(EpidoseError):
     """Raised when input is unusable as a whole (e.g. a file that is not FHIR at all).
 
     Carries the problems found so callers can report all of them at once.

@@ -7,12 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plugin.settings import Settings
-
-if TYPE_CHECKING:  # Flask is imported when an app is built, so `epidose --help` and `map` start fast
+if TYPE_CHECKING:  # Flask and the settings models are imported when an app is built, so `epidose --help` starts fast
     from flask import Flask
 
+    from plugin.settings import Settings
+
 __all__ = ["Settings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Settings":
+        from plugin.settings import Settings
+
+        return Settings
+    raise AttributeError(f"module 'plugin' has no attribute {name!r}")
 
 
 def create_app(settings: Settings | None = None, *, registry: Any = None,
@@ -31,6 +39,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
     from plugin.metrics import Metrics
     from plugin.model import ModelHolder, default_loader, default_registry
     from plugin.runtime import Runtime
+    from plugin.settings import Settings
     from plugin.store import open_store
 
     settings = settings or Settings.from_env()

@@ -14,16 +14,16 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from fhir_mapping.errors import EpidoseError
 from plugin.cache import ResponseCache, fill, make_template
 from plugin.cards import constant_card
 from plugin.decide import decide
-from plugin.errors import BadRequest, NotFound, ServiceError
+from plugin.errors import BadRequest, NotFound, ServiceError, http_status
 from plugin.jsonbody import JsonBodyError, encode_json, parse_json
 from plugin.note_binaries import fetch_note_binaries
 from plugin.runtime import Runtime, runtime
 from plugin.schemas import FeedbackRequest, HookRequest, describe
 from plugin.store import AuditRecord
-from training.database import DatabaseUnavailable
 
 bp = Blueprint("cds", __name__)
 BENCH_SERVICE_ID = "bench-constant"
@@ -75,8 +75,8 @@ def call_service(service_id: str) -> Response:
         response = _hook_call(rt, service_id, definition)
         status = response.status_code
         return response
-    except (ServiceError, DatabaseUnavailable) as error:
-        status = error.status
+    except EpidoseError as error:
+        status = http_status(error)
         raise
     finally:
         rt.metrics.observe_request(service_id if service_id in rt.services else "unknown", status,

@@ -1,4 +1,4 @@
-"""The configuration reference, generated from the settings objects' field docstrings.
+"""The configuration reference, generated from the settings models (names, types, defaults, docstrings).
 
 ``python -m plugin.confdoc > docs/configuration.md`` rewrites the reference; a test fails when the
 file and the settings disagree, so the documentation cannot drift from the code.
@@ -6,43 +6,48 @@ file and the settings disagree, so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
-import ast
-import inspect
-import itertools
-from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import PydanticUndefined
+
+from plugin.settings import TOOLING_VARIABLES, Settings
+from training.retrain.settings import RetrainSettings
+from training.settings_base import EnvSettings, choices_of, variable_of
+
 HEADER = """# Configuration reference
 
-epidose is configured only by environment variables (`EPIDOSE_*`), read once at start-up into one
-typed, frozen object; invalid values stop the start with a message naming the variable. This page is
-generated from the settings' docstrings by `python -m plugin.confdoc > docs/configuration.md`.
+epidose is configured only by environment variables (`EPIDOSE_*`), read once at start-up into typed,
+frozen settings (pydantic-settings). A value that cannot be used, a choice that is none of the valid
+ones, or an `EPIDOSE_*` name that is none of the variables below (a typo) stops the start with one
+line naming the variable (and, for a typo, the closest valid name). This page is generated from the
+settings models by `python -m plugin.confdoc > docs/configuration.md`.
 """
 
-
-def field_docs(cls: type) -> list[tuple[str, str, str]]:
-    """(variable, default, description) for each documented field of a settings dataclass."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    documented: dict[str, str] = {}
-    for node, following in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
-            documented[node.target.id] = " ".join(str(following.value.value).split())
-    rows = []
-    for f in fields(cls):
-        text = documented.get(f.name, "")
-        variable, _, description = text.partition(": ")
-        if not variable.startswith("EPIDOSE_"):
-            continue
-        rows.append((variable, _default(f.default, f.default_factory), description))
-    return rows
+# The data folder's default depends on the machine, so it is described rather than shown.
+DESCRIBED_DEFAULTS = {"EPIDOSE_DATA_DIR": "$XDG_DATA_HOME/epidose or ~/.local/share/epidose"}
 
 
-def _default(value: Any, factory: Any) -> str:
-    if value is MISSING:
-        value = factory() if factory is not MISSING else ""
+def rows(cls: type[EnvSettings]) -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every field of a settings model, in declaration order."""
+    found = []
+    for name, info in cls.model_fields.items():
+        variable = variable_of(cls, name)
+        description = " ".join((info.description or "").split())
+        choices = choices_of(info.annotation)
+        if choices:
+            description += f" One of: {', '.join(choices)}."
+        if info.default is not PydanticUndefined:
+            default = _shown(info.default)
+        elif info.default_factory is not None:
+            default = _shown(info.default_factory())  # type: ignore[call-arg]
+        else:
+            default = ""
+        found.append((variable, DESCRIBED_DEFAULTS.get(variable, default), description))
+    return found
+
+
+def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, (tuple, list)):
@@ -54,9 +59,9 @@ def _default(value: Any, factory: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _table(rows: list[tuple[str, str, str]]) -> str:
+def _table(found: list[tuple[str, str, str]]) -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
-    for variable, default, description in rows:
+    for variable, default, description in found:
         shown = f"`{default}`" if default else ""
         escaped = description.replace("|", "\\|")
         lines.append(f"| `{variable}` | {shown} | {escaped} |")
@@ -64,28 +69,26 @@ def _table(rows: list[tuple[str, str, str]]) -> str:
 
 
 def service_rows() -> list[tuple[str, str, str]]:
-    """The service's settings (the data folder's default depends on the machine, so it is described)."""
-    from plugin.settings import Settings
-
-    rows = [row for row in field_docs(Settings) if row[0] != "EPIDOSE_DATA_DIR"]
-    rows.insert(0, ("EPIDOSE_DATA_DIR", "$XDG_DATA_HOME/epidose or ~/.local/share/epidose",
-                    "folder for models, the SQLite store and the hashing key."))
-    return rows
+    """The service's settings."""
+    return rows(Settings)
 
 
 def reference_markdown() -> str:
     """The whole configuration reference page."""
-    from training.retrain.settings import RetrainSettings
-
     service = service_rows()
     seen = {row[0] for row in service}
-    retrain = [row for row in field_docs(RetrainSettings) if row[0] not in seen]
+    retrain = [row for row in rows(RetrainSettings) if row[0] not in seen]
+    tools = ", ".join(f"`{name}`" for name in TOOLING_VARIABLES)
     return "\n".join([
         HEADER,
-        "## Service (`epidose serve`)\n",
+        f"## {Settings.section}\n",
         _table(service),
-        "\n## Retraining (`epidose retrain`, `epidose scheduler`)\n",
+        f"\n## {RetrainSettings.section}\n",
+        "Variables the service also reads (`EPIDOSE_MODEL_DIR`, `EPIDOSE_DATABASE_URL`) are shared with it "
+        "and listed above.\n",
         _table(retrain),
+        f"\n## Read by the tests and benchmarks only\n\n{tools} are allowed beside the settings; the service "
+        "ignores them.",
         "",
     ])
 

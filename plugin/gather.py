@@ -19,11 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 import requests
 
 from fhir_mapping.inputs import reference_id
+from fhir_mapping.references import origin
 from plugin.jsonbody import JsonBodyError, parse_json
 
 LOG = logging.getLogger("epidose.fhir")
@@ -271,12 +272,9 @@ def _owner(resource: Any) -> str | None:
 
 def _origin(url: str) -> tuple[str, str]:
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        return origin(url)
     except ValueError:
         raise _Unobtainable("the FHIR server gave a URL that cannot be parsed") from None
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{port or default}"
 
 
 def _next_link(bundle: Mapping[str, Any], base: str) -> str | None:

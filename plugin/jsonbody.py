@@ -15,6 +15,8 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
+from fhir_mapping.errors import EpidoseError
+
 MAX_DEPTH: Final = 64  # FHIR resources nest about 10 deep; a Bundle of them about 15
 MAX_ABS_NUMBER: Final = 1e15  # far beyond any clinical value, and exactly representable as a float
 MAX_STRING_CHARS: Final = 100_000  # one string; notes are paragraphs, and attachments are not read
@@ -24,7 +26,7 @@ _STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
 
 
-class JsonBodyError(ValueError):
+class JsonBodyError(EpidoseError, ValueError):
     """The document is not JSON this service accepts; the message is safe to show (no input echoed)."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from plugin.metrics import CONTENT_TYPE
 from plugin.runtime import runtime
 
 bp = Blueprint("ops", __name__)
@@ -39,4 +40,4 @@ def metrics() -> Response:
     model = rt.models.model
     if model is not None:
         rt.metrics.model_version = str(getattr(model, "version", ""))
-    return Response(rt.metrics.render(), mimetype="text/plain; version=0.0.4")
+    return Response(rt.metrics.render(), content_type=CONTENT_TYPE)

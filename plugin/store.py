@@ -12,9 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from typing import IO, Any
 
 from plugin.settings import Settings
 from training.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
-from training.private_files import private_dir
+from training.private_files import atomic_write, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +58,8 @@ def load_hash_key(settings: Settings) -> bytes:
         return path.read_bytes().strip()
     private_dir(path.parent)
     key = secrets.token_hex(32).encode("ascii")
-    # Write a private temporary file, then link it into place: atomic, and a worker that loses the
-    # race to create the key reads the winner's complete key instead of a half-written one.
-    descriptor, temporary = tempfile.mkstemp(prefix=".hash-key-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(key)
-        os.chmod(temporary, 0o600)
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return path.read_bytes().strip()
-    finally:
-        os.unlink(temporary)
-    return key
+    # Created only if absent: a worker that loses the race reads the winner's complete key.
+    return key if atomic_write(path, key, replace=False) else path.read_bytes().strip()
 
 
 class Store:

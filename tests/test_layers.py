@@ -130,3 +130,10 @@ def _external(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+def test_every_folder_of_code_is_a_package() -> None:
+    """A folder of modules without __init__.py is left out of the built wheel (setuptools finds packages only)."""
+    folders = {path.parent for package in ("fhir_mapping", "hooks", "training", "plugin")
+               for path in (ROOT / package).rglob("*.py")}
+    assert sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists()) == []

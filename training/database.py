@@ -17,7 +17,6 @@ recovers without a restart.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -33,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fhir_mapping.errors import EpidoseError
-from training.private_files import open_private, private_dir, private_file
+from training.private_files import locked_file, private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -358,12 +357,8 @@ class SqliteDatabase(Database):
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        with open_private(self._lock_path(name), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked_file(self._lock_path(name)):
+            yield
 
 
 class PostgresDatabase(Database):
@@ -449,18 +444,9 @@ def cooperative_psycopg_waits(psycopg: Any) -> bool:
 
 @contextlib.contextmanager
 def file_try_lock(path: Path) -> Iterator[bool]:
-    """A non-blocking fcntl lock on ``path`` for the block: yields False when another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open_private(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """A non-blocking lock on ``path`` for the block: yields False when another process holds it."""
+    with locked_file(path, wait=False) as handle:
+        yield handle is not None
 
 
 def _broken(connection: Any) -> bool:

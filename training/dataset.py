@@ -35,45 +35,10 @@ import numpy as np
 
 from fhir_mapping.dosing import N_DOSE_CLASSES, DoseBounds, dose_class_of, label_bounds
 from fhir_mapping.rails import RailOutcome, clinical_rails, facts_at
-from fhir_mapping.timeline import PatientTimeline, Visit
+from fhir_mapping.timeline import PatientTimeline
+from training.reward import visit_reward
 
-# domain.md §1: R = 0.5·R1 + 0.4·R2 + 0.1·R3; each term +100 no seizure, −100 seizure, 0 unknown.
-REWARD_WEIGHTS: Final = (0.5, 0.4, 0.1)
-REWARD_NO_SEIZURE: Final = 100.0
-REWARD_SEIZURE: Final = -100.0
-REWARD_UNKNOWN: Final = 0.0
-# Optional adverse-effect term (not published): at a visit reporting a behavioural adverse effect the
-# reward loses weight × 100, on the published scale; weight 0 (the paper configuration) is the published reward.
-ADVERSE_EFFECT_PENALTY: Final = -100.0
 SPLIT_FRACTIONS: Final = (0.7, 0.15, 0.15)  # train / validation / test, by patient
-
-
-def reward_term(seizure: bool | None) -> float:
-    """+100 for a reported seizure-free period, −100 for a reported seizure, 0 when not reported."""
-    if seizure is None:
-        return REWARD_UNKNOWN
-    return REWARD_SEIZURE if seizure else REWARD_NO_SEIZURE
-
-
-def visit_reward(visit: Visit, adverse_effect_weight: float = 0.0) -> float:
-    """The reward read from one visit's reports (the outcome of the previous decision): the published
-    seizure terms, plus ``adverse_effect_weight`` × −100 when the visit reports a behavioural adverse effect.
-
-    >>> from datetime import date
-    >>> visit_reward(Visit(date(2020, 1, 1), seizure_since_last_visit=False, seizure_last_3_months=True))
-    10.0
-    >>> visit_reward(Visit(date(2020, 1, 1), seizure_since_last_visit=False, behaviour_adverse_effect=True), 0.2)
-    30.0
-    """
-    w1, w2, w3 = REWARD_WEIGHTS
-    published = (
-        w1 * reward_term(visit.seizure_since_last_visit)
-        + w2 * reward_term(visit.seizure_last_3_months)
-        + w3 * reward_term(visit.seizure_last_6_months)
-    )
-    if adverse_effect_weight and visit.behaviour_adverse_effect:
-        published += adverse_effect_weight * ADVERSE_EFFECT_PENALTY
-    return published
 
 
 def timeline_bounds(timeline: PatientTimeline, index: int) -> DoseBounds:

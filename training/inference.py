@@ -30,6 +30,7 @@ from typing import Any, Final
 import numpy as np
 
 from fhir_mapping.dosing import N_DOSE_CLASSES
+from fhir_mapping.errors import EpidoseError
 
 FORMAT_VERSION: Final = 1
 KINDS: Final = ("mlp_q", "mlp_logits", "forest")
@@ -46,7 +47,7 @@ DEFAULT_Q_MARGIN: Final = 5.0
 DEFAULT_LOG_PROB_MARGIN: Final = math.log(2.0)
 
 
-class ArtifactError(Exception):
+class ArtifactError(EpidoseError):
     """A model folder that cannot be served: missing files, wrong format, or a different feature schema."""
 
 

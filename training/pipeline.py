@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from fhir_mapping.errors import InputError
 from training.artifact.save import save_model
 from training.dataset import Dataset, LoadedData, VisitTable, build_dataset, load_data, visit_table
 from training.evaluation import agreement
@@ -18,7 +19,7 @@ def prepare(data: str | Path | LoadedData, seed: int, *, adverse_effect_weight: 
     loaded = data if isinstance(data, LoadedData) else load_data(data)
     table = visit_table(loaded.timelines, loaded.behaviour, adverse_effect_weight=adverse_effect_weight)
     if len(table) == 0:
-        raise ValueError(f"no visits found in {loaded.source}")
+        raise InputError(f"no visits found in {loaded.source}")
     return loaded, table, build_dataset(table, seed)
 
 

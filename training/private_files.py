@@ -8,7 +8,11 @@ it and a restrictive one cannot leave the owner without access.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -67,3 +71,63 @@ def make_tree_private(root: Path) -> None:
             os.chmod(os.path.join(folder, name), PRIVATE_DIR)
         for name in files:
             os.chmod(os.path.join(folder, name), PRIVATE_FILE)
+
+
+@contextlib.contextmanager
+def locked_file(path: Path, *, wait: bool = True) -> Iterator[IO[str] | None]:
+    """An exclusive fcntl lock on the 0600 file ``path`` for the block, released when it ends.
+
+    ``wait=False`` does not queue: the block gets None when another process holds the lock. The
+    handle (open for reading and appending) lets a holder leave a note, such as its pid.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open_private(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def atomic_write(path: Path, data: bytes, *, replace: bool = True) -> bool:
+    """Write ``data`` to ``path`` whole or not at all: a private temporary file beside it, fsync'd, then moved.
+
+    ``replace=True`` swaps it over any existing file (``os.replace``); ``replace=False`` creates the file
+    only if it does not exist yet (``os.link``) and returns False when another writer got there first,
+    so racing processes all end up reading the one complete winner. The folder is fsync'd after.
+    """
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), PRIVATE_FILE)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(temporary)
+        fsync_dir(path.parent)
+        return True
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in the folder ``path`` durable."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

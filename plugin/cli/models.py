@@ -42,36 +42,21 @@ def list_models(as_json: bool) -> None:
 @click.option("--promote", "promote_now", is_flag=True, help="Also make it the model in service.")
 def add(folder: Path, promote_now: bool) -> None:
     """Store the model folder FOLDER (from epidose train) as a new version, once it passes the checks."""
-    from training.artifact.registry import RegistryError
-
     registry = _registry()
-    try:
-        version = registry.add(folder, {"source": "epidose models add"})
-        if promote_now:
-            registry.promote(version)
-    except RegistryError as error:
-        raise click.ClickException(str(error)) from error
+    version = registry.add(folder, {"source": "epidose models add"})
+    if promote_now:
+        registry.promote(version)
     click.echo(f"added {version}" + (" and promoted it" if promote_now else ""))
 
 @models.command("promote")
 @click.argument("version")
 def promote(version: str) -> None:
     """Make VERSION the model in service (the service picks it up without restart)."""
-    from training.artifact.registry import RegistryError
-
-    try:
-        _registry().promote(version)
-    except RegistryError as error:
-        raise click.ClickException(str(error)) from error
+    _registry().promote(version)
     click.echo(f"promoted {version}")
 
 @models.command("rollback")
 def rollback() -> None:
     """Return to the previously promoted version."""
-    from training.artifact.registry import RegistryError
-
-    try:
-        version = _registry().rollback()
-    except RegistryError as error:
-        raise click.ClickException(str(error)) from error
+    version = _registry().rollback()
     click.echo(f"rolled back to {version}")

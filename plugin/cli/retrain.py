@@ -10,16 +10,10 @@ import click
 
 
 def retrain_settings(**overrides: Any) -> Any:
-    """Retraining settings from the environment (read by ``plugin.settings``, the only reader of it)."""
-    from plugin.settings import Settings, SettingsError
-    from training.retrain.settings import RetrainSettingsError
+    """Retraining settings from the environment; a bad or unknown variable is an EpidoseError (one line, exit 1)."""
+    from plugin.settings import read_retrain_settings
 
-    try:
-        settings = Settings.from_env().retrain
-    except (SettingsError, RetrainSettingsError) as error:
-        raise click.ClickException(str(error)) from error
-    if settings is None:
-        raise click.ClickException("the retraining settings are unavailable")
+    settings = read_retrain_settings()
     changes = {key: value for key, value in overrides.items() if value is not None}
     return settings.with_overrides(**changes) if changes else settings
 
@@ -65,9 +59,6 @@ def register(group: click.Group) -> None:
     @group.command("scheduler")
     def scheduler() -> None:
         """Run scheduled retraining in this process (one per data folder; never in web workers)."""
-        from training.retrain.scheduler import SchedulerAlreadyRunning, run_scheduler
+        from training.retrain.scheduler import run_scheduler
 
-        try:
-            run_scheduler(retrain_settings())
-        except SchedulerAlreadyRunning as error:
-            raise click.ClickException(str(error)) from error
+        run_scheduler(retrain_settings())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,19 +58,16 @@ def embedded_app(sandbox_dir: Path) -> tuple[Any, ec.EllipticCurvePrivateKey]:
     """The service in-process, trusting the sandbox key, with the embedded default model."""
     from plugin import create_app
     from plugin.cli.serve import ensure_default_model
-    from plugin.settings import Settings, SettingsError
+    from plugin.settings import Settings
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        raise SandboxError(str(error)) from None
+    settings = Settings.from_env()
     private, jwks_file = sandbox_key(sandbox_dir)
     if settings.auth:
         settings = Settings.from_env(None, jwks={**settings.jwks, SANDBOX_ISSUER: str(jwks_file)},
                                      public_base_url="http://localhost")
     ensure_default_model(settings)
     # The service's own log lines (whom it trusts, which model it serves) would interleave with the cards.
-    return create_app(dataclasses.replace(settings, log_level="WARNING"), announce=False), private
+    return create_app(settings.model_copy(update={"log_level": "WARNING"}), announce=False), private
 
 
 @click.command()
@@ -95,12 +91,9 @@ def sandbox(fhir_server: str, patient_id: str, hook: str, service_url: str | Non
     (issuer urn:epidose:sandbox); trust it there with
     EPIDOSE_JWKS='{"urn:epidose:sandbox": "<data dir>/sandbox/sandbox-jwks.json"}'.
     """
-    from plugin.settings import Settings, SettingsError
+    from plugin.settings import Settings
 
-    try:
-        data_dir = Settings.from_env().data_dir
-    except SettingsError as error:
-        raise SandboxError(str(error)) from None
+    data_dir = Settings.from_env().data_dir
     sandbox_dir = data_dir / "sandbox"
     transport: Transport
     if service_url:

@@ -76,14 +76,12 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
     """Run the CDS Hooks service under gunicorn (gevent workers: slow clients cannot hold a worker)."""
     from gunicorn.app.base import BaseApplication
 
-    from plugin.settings import Settings, SettingsError
+    from plugin.metrics import multiprocess_folder, worker_exited
+    from plugin.settings import Settings
 
     overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
                                    ("worker_class", worker_class)) if v is not None}
-    try:
-        settings = Settings.from_env(None, **overrides)
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+    settings = Settings.from_env(None, **overrides)
     from plugin.security import startup_notices
     from plugin.store import load_hash_key
 
@@ -124,6 +122,7 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)  # access lines would carry URLs with ids
             self.cfg.set("errorlog", "-")
+            self.cfg.set("child_exit", lambda _server, worker: worker_exited(worker.pid))
 
         def load(self) -> Any:
             from plugin import create_app
@@ -132,7 +131,8 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
 
     click.echo(f"epidose serving on http://{settings.host}:{settings.port} with {count} {settings.worker_class} "
                "worker(s)", err=True)
-    Application().run()
+    with multiprocess_folder():  # one /metrics for all workers, whichever answers the scrape
+        Application().run()
 
 
 def refuse_busy_port(host: str, port: int) -> None:

@@ -56,8 +56,8 @@ def test_patients_out_of_scope_get_no_card_and_are_counted(client: FlaskClient) 
         response = client.post(PV, json=body)
         assert response.status_code == 200 and response.get_json() == {"cards": []}
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'epidose_out_of_scope_total{service="epidose-patient-view",reason="not-epilepsy"' in metrics
-    assert metrics.split('reason="not-epilepsy"')[1].split("}")[1].split()[0] == "2"
+    assert 'epidose_out_of_scope_total{reason="not-epilepsy",service="epidose-patient-view"}' in metrics
+    assert float(metrics.split('reason="not-epilepsy"')[1].split("}")[1].split()[0]) == 2
 
 
 def test_epilepsy_code_set() -> None:

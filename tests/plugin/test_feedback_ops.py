@@ -72,10 +72,10 @@ def test_health_readiness_and_metrics(make_app: Callable[..., Flask]) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert 'epidose_requests_total{service="epidose-patient-view",status="200"' in text
     # A guidance card (no confident model recommendation) is information, not a warning.
-    assert 'epidose_cards_total{service="epidose-patient-view",indicator="info"' in text
-    assert 'epidose_feedback_total{service="epidose-patient-view",outcome="accepted"' in text
+    assert 'epidose_cards_total{indicator="info",service="epidose-patient-view"}' in text  # labels sorted by name
+    assert 'epidose_feedback_total{outcome="accepted",service="epidose-patient-view"}' in text
     assert 'epidose_model_info{version="fake-one"' in text
-    assert 'epidose_request_seconds_bucket{service="epidose-patient-view",le="+Inf"' in text
+    assert 'epidose_request_seconds_bucket{le="+Inf",service="epidose-patient-view"}' in text
 
 
 def test_readyz_fails_without_a_model(make_app: Callable[..., Flask], tmp_path: Path) -> None:

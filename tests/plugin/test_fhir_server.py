@@ -108,17 +108,17 @@ def test_unreachable_fhir_server_is_412(make_app: Callable[..., Flask]) -> None:
     assert client.post(PV, json=body).status_code == 412
 
 
-def test_unknown_patient_on_the_server_gets_the_missing_data_card(make_app: Callable[..., Flask], fresh_fhir_server: str) -> None:
+def test_unknown_patient_on_the_server_gets_the_missing_data_card(make_app: Callable[..., Flask], fhir_server: str) -> None:
     """A patient with epilepsy the server knows with no observations gets a card naming the missing weight.
 
     (The diagnosis puts the patient in scope: a patient with neither an epilepsy diagnosis nor a
     levetiracetam order gets no card at all.)"""
-    condition = {"resourceType": "Condition", "id": "bare-c", "subject": {"reference": "Patient/bare"},
+    condition = {"resourceType": "Condition", "id": "bare-unknown-c", "subject": {"reference": "Patient/bare-unknown"},
                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84757009"}]}}
-    _load(fresh_fhir_server, {"patient": {"resourceType": "Patient", "id": "bare", "birthDate": "2018-01-01"},
+    _load(fhir_server, {"patient": {"resourceType": "Patient", "id": "bare-unknown", "birthDate": "2018-01-01"},
                               "conditions": condition})
     client = make_app().test_client()
-    body = hook_request("patient-view", None, patient="bare", fhirServer=fresh_fhir_server)
+    body = hook_request("patient-view", None, patient="bare-unknown", fhirServer=fhir_server)
     cards = check_response(client.post(PV, json=body).get_json())
     assert "body weight missing" in cards[0]["summary"]
     assert {"kind": "missing", "item": "body weight"}.items() <= cards[0]["extension"]["org.epidose.decision"]["problems"][0].items()

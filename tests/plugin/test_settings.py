@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -75,7 +74,7 @@ def test_settings_command_prints_the_reference() -> None:
     result = CliRunner().invoke(main, ["settings"])
     assert result.exit_code == 0
     assert "| `EPIDOSE_AUTH` | `on` |" in result.output
-    assert result.output.count("\n| `EPIDOSE_") >= len(service_rows()) + len(fields(RetrainSettings)) - 2
+    assert result.output.count("\n| `EPIDOSE_") >= len(service_rows()) + len(RetrainSettings.model_fields) - 2
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])

@@ -8,7 +8,8 @@ import numpy as np
 
 from fhir_mapping.dosing import allowed_dose_mask, dose_class_of
 from fhir_mapping.timeline import LevOrder, Measurement, PatientTimeline, Visit
-from training.dataset import build_dataset, split_patients, visit_reward, visit_table
+from training.dataset import build_dataset, split_patients, visit_table
+from training.reward import visit_reward
 
 
 def _timeline(pid: str, n: int, seizures: list[bool | None]) -> PatientTimeline:

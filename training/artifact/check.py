@@ -18,11 +18,13 @@ from typing import Any, Final
 
 import numpy as np
 
+from fhir_mapping.errors import EpidoseError
+
 DEFAULT_GAMMA: Final = 0.9
 LOG_PROB_TOLERANCE: Final = 1e-6
 
 
-class ModelCheckError(Exception):
+class ModelCheckError(EpidoseError):
     """The model folder must not be served; the message says why."""
 
 

@@ -20,7 +20,6 @@ the folder it names, which is never modified after it appears.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -32,16 +31,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fhir_mapping.errors import EpidoseError
+
 if TYPE_CHECKING:
     from training.database import Database
 
-from training.private_files import make_tree_private, open_private, private_dir
+from training.private_files import (
+    atomic_write,
+    fsync_dir,
+    locked_file,
+    make_tree_private,
+    open_private,
+    private_dir,
+)
 
 METADATA_FILE = "registry.json"
 _VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 
 
-class RegistryError(Exception):
+class RegistryError(EpidoseError):
     """A registry operation that cannot be carried out (unknown version, nothing to roll back to)."""
 
 
@@ -72,14 +80,6 @@ def _now() -> str:
 def _version_number(name: str) -> int | None:
     match = _VERSION_PATTERN.match(name)
     return int(match.group(1)) if match else None
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class PointerStore(Protocol):
@@ -121,26 +121,11 @@ class FilePointer:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        with open_private(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked_file(self.root / ".lock"):
+            yield
 
     def _write_pointer(self, version: str) -> None:
-        descriptor, temporary = tempfile.mkstemp(prefix=".current-", dir=self.root)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(version + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-            _fsync_dir(self.root)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        atomic_write(self.path, (version + "\n").encode("utf-8"))
 
     def _append_log(self, event: Mapping[str, Any]) -> None:
         with open_private(self.log, "a", encoding="utf-8") as handle:
@@ -280,7 +265,7 @@ class ModelRegistry:
                 version = self._next_version()
                 # One rename publishes the whole folder: readers see nothing or everything.
                 os.replace(target, self.versions_dir / version)
-                _fsync_dir(self.versions_dir)
+                fsync_dir(self.versions_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             self._prune()

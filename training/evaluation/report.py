@@ -9,7 +9,6 @@ the model never saw).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,12 @@ import numpy as np
 
 from fhir_mapping.dosing import DOSE_CLASSES_G
 from training.artifact.save import write_json
-from training.dataset import LoadedData, Transitions, VisitTable, split_patients, to_transitions, visit_table
+from training.dataset import LoadedData, VisitTable, split_patients, visit_table
 from training.evaluation import agreement, ope, plots
 from training.evaluation.clinician import clinician_sections, training_divergence
-from training.inference import InferenceModel, load_inference_model, masked_argmax
-from training.policies.physician import PhysicianPolicy
+from training.evaluation.score import Evaluated, behaviour_policies, held_out_metrics, score_split
+from training.inference import InferenceModel, load_inference_model
 
-BEHAVIOUR_ESTIMATE_STEPS = 2000
 METRIC_KEYS = ("paper_table", "mean_class_accuracy", "weighted_mae_g", "top1_agreement", "within_one_step",
                "macro_f1", "kappa", "agreement_limit", "ope", "true_value", "safety_violations", "train_seconds",
                "steps")
@@ -32,35 +30,6 @@ METRIC_KEYS = ("paper_table", "mean_class_accuracy", "weighted_mae_g", "top1_agr
 def published_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """metrics.json holds exactly the agreed keys; everything else goes to details.json."""
     return {key: metrics.get(key) for key in METRIC_KEYS}
-
-
-@dataclass
-class Evaluated:
-    """Rows of one split, imputed with the model's statistics, with the model's choices."""
-
-    table: VisitTable
-    data: Transitions
-    scores: np.ndarray
-    recommended: np.ndarray
-    raw: np.ndarray
-
-
-def score_split(model: InferenceModel, table: VisitTable) -> Evaluated:
-    """Impute with the model's training statistics, score, and choose over allowed doses only."""
-    data = to_transitions(table, model.imputation)
-    scores = model.scores(data.states) if len(data) else np.zeros((0, 12))
-    return Evaluated(table, data, scores, masked_argmax(scores, data.masks) if len(data) else np.zeros(0, np.int64),
-                     scores.argmax(axis=1) if len(data) else np.zeros(0, np.int64))
-
-
-def estimated_behaviour(train: Transitions, states: np.ndarray, seed: int) -> np.ndarray:
-    """Physician probabilities estimated by behaviour cloning on the training split (when no truth exists)."""
-    from training.policies.bc import BehaviourCloning
-    from training.policies.config import BCConfig
-
-    clone = BehaviourCloning(BCConfig(steps=BEHAVIOUR_ESTIMATE_STEPS, seed=seed), train.states.shape[1])
-    clone.fit(train)
-    return clone.probabilities(states)
 
 
 def agreement_limit(behaviour_truth: np.ndarray | None) -> float | None:
@@ -128,29 +97,26 @@ def evaluate_model(
     test = score_split(model, table.subset(test_ids))
     train = score_split(model, table.subset(train_ids))
     prescribed = test.data.actions
-    metrics: dict[str, Any] = agreement.agreement_metrics(test.recommended, prescribed)
-    metrics["safety_violations"] = agreement.safety_violations(test.recommended, test.data.masks)
+    confidence = confidence_metrics(model, loaded, table, test.table, test_ids, calibration_points)
+    behaviour, train_behaviour = behaviour_policies(train.table, [test.table, train.table], seed=seed)
+    gamma = float(model.config.get("gamma", 0.9))
+    q_function = ope.fitted_q_evaluation(train.data, ope.soft_policy(train.recommended, train.data.masks),
+                                         gamma=gamma, steps=fqe_steps, seed=seed)
+    scored = held_out_metrics(test, behaviour.probabilities, q_function, gamma=gamma, seed=seed,
+                              samples=bootstrap_samples)
+    metrics: dict[str, Any] = dict(scored["agreement"])
+    metrics["safety_violations"] = scored["safety_violations"]
     metrics["unmasked_out_of_bounds"] = agreement.safety_violations(test.raw, test.data.masks)
     metrics["rail_violations_held_out"] = {
         "model": rail_violation_counts(test.recommended, test.table),
         "model without any mask": rail_violation_counts(test.raw, test.table),
         "physician (logged)": rail_violation_counts(prescribed, test.table),
     }
-    metrics["confidence"] = confidence_metrics(model, loaded, table, test.table, test_ids, calibration_points)
-    truth = test.table.behaviour_probs
-    metrics["agreement_limit"] = agreement_limit(truth)
-    if truth is not None:
-        behaviour = PhysicianPolicy(truth, "truth")
-    else:
-        behaviour = PhysicianPolicy(estimated_behaviour(train.data, test.data.states, seed), "estimated")
-    gamma = float(model.config.get("gamma", 0.9))
-    q_function = ope.fitted_q_evaluation(train.data, ope.soft_policy(train.recommended, train.data.masks),
-                                         gamma=gamma, steps=fqe_steps, seed=seed)
-    metrics["ope"] = ope.off_policy_values(test.data, ope.soft_policy(test.recommended, test.data.masks),
-                                           behaviour.probabilities, q_function, gamma=gamma, seed=seed,
-                                           samples=bootstrap_samples)
+    metrics["confidence"] = confidence
+    metrics["agreement_limit"] = agreement_limit(test.table.behaviour_probs)
+    metrics["ope"] = scored["ope"]
     physician_target = behaviour.probabilities
-    physician_fqe = ope.fitted_q_evaluation(train.data, _train_behaviour(train, behaviour, truth, seed),
+    physician_fqe = ope.fitted_q_evaluation(train.data, train_behaviour.probabilities,
                                             gamma=gamma, steps=fqe_steps, seed=seed)
     metrics["ope_physician"] = ope.off_policy_values(test.data, physician_target, behaviour.probabilities,
                                                      physician_fqe, gamma=gamma, seed=seed, samples=bootstrap_samples)
@@ -200,13 +166,6 @@ def confidence_metrics(model: InferenceModel, loaded: LoadedData, table: VisitTa
         decision_points = confidence.decision_points(loaded.source, model, table, test_ids, max_points=n_points)
         result["calibration"] = confidence.calibration_table(decision_points, model, thresholds)
     return result
-
-
-def _train_behaviour(train: Evaluated, behaviour: PhysicianPolicy, truth: np.ndarray | None, seed: int) -> np.ndarray:
-    """Physician probabilities on the training rows (truth when present, else the same BC estimate)."""
-    if train.table.behaviour_probs is not None and truth is not None:
-        return train.table.behaviour_probs
-    return estimated_behaviour(train.data, train.data.states, seed)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
+from fhir_mapping.references import same_origin
 from training.retrain.auth import Auth, BearerAuth, SmartBackendAuth
 from training.retrain.errors import (
     BulkExportError,
@@ -456,11 +457,6 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-def _same_origin(url: str, base_url: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base_url)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
-
-
 def _read_searchset(bundle: Mapping[str, Any], base_url: str) -> Page:
     """Resources and next link of a searchset Bundle; FhirMalformedResponse when it is not one."""
     if bundle.get("resourceType") != "Bundle":
@@ -481,7 +477,7 @@ def _read_searchset(bundle: Mapping[str, Any], base_url: str) -> Page:
     for link in links:
         if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
             next_url = str(link["url"])
-    if next_url is not None and not _same_origin(next_url, base_url):
+    if next_url is not None and not same_origin(next_url, base_url):
         # Following it would send our token to another host.
         raise FhirMalformedResponse("next link points outside the FHIR server")
     total = bundle.get("total")

@@ -33,13 +33,13 @@ import numpy as np
 from training.artifact.check import check_model_folder
 from training.artifact.registry import ModelRegistry, open_registry
 from training.database import file_try_lock
+from training.evaluation.score import BEHAVIOUR_STEPS
 from training.retrain.gate import GATED_ESTIMATORS, gate
 from training.retrain.records import RunRecord, append_record, shared_database, strict_json
 from training.retrain.settings import RetrainSettings
 
 log = logging.getLogger(__name__)
 
-BEHAVIOUR_STEPS: Final = 300  # behaviour-cloning steps for the shared physician-policy estimate
 CHAMPION_CONFIG_FILE: Final = "config.json"
 
 TrueValue = Callable[[Any, Any, np.ndarray], float | None]
@@ -189,20 +189,12 @@ CandidateTrainer = Callable[..., Path]
 # -- comparison on the held-out split ---------------------------------------------------------------
 
 
-def behaviour_probabilities(train_table: Any, holdout_table: Any, *, steps: int = BEHAVIOUR_STEPS) -> np.ndarray:
-    """π_b on the held-out visits: the simulator's truth when present, else behaviour cloning."""
-    if holdout_table.behaviour_probs is not None:
-        return np.asarray(holdout_table.behaviour_probs, dtype=np.float64)
-    from fhir_mapping import features
-    from training.dataset import to_transitions
-    from training.policies import BCConfig, make_policy
-    from training.policies.physician import PhysicianPolicy
+def behaviour_probabilities(train_table: Any, holdout_table: Any, *, steps: int = BEHAVIOUR_STEPS, seed: int = 0) -> np.ndarray:
+    """π_b on the held-out visits, as the evaluation report estimates it (training.evaluation.score)."""
+    from training.evaluation.score import behaviour_policies
 
-    imputation = features.Imputation.fit(train_table.values, train_table.observed)
-    clone = make_policy(BCConfig(name="behaviour", steps=steps, hidden_sizes=(32,)), imputation.output_dimension)
-    clone.fit(to_transitions(train_table, imputation))
-    estimate = np.exp(clone.scores(imputation.transform(holdout_table.values, holdout_table.observed)))
-    return PhysicianPolicy.from_truth_or_estimate(None, estimate).probabilities
+    (behaviour,) = behaviour_policies(train_table, [holdout_table], steps=steps, seed=seed)
+    return behaviour.probabilities
 
 
 def evaluate_on_holdout(
@@ -216,29 +208,25 @@ def evaluate_on_holdout(
     bootstrap_samples: int = 500,
     profile_check: ProfileCheck | None = None,
 ) -> dict[str, Any]:
-    """Gate metrics of one model folder on the held-out visits (same visits, same π_b for every model)."""
-    from training.dataset import to_transitions
-    from training.evaluation.agreement import agreement_metrics, safety_violations
-    from training.evaluation.ope import off_policy_values, soft_policy
-    from training.inference import load_inference_model, masked_argmax
+    """Gate metrics of one model folder on the held-out visits (same visits, same π_b for every model).
+
+    Scored by the evaluation report's own function; the off-policy values use Q̂ ≡ 0 (WDR becomes
+    per-decision weighted importance sampling), and only the gated estimators are kept.
+    """
+    from training.evaluation.score import held_out_metrics, score_split
+    from training.inference import load_inference_model
 
     model = load_inference_model(model_dir)
-    transitions = to_transitions(holdout_table, model.imputation)
-    scores = model.scores(transitions.states)
-    recommended = masked_argmax(scores, holdout_table.masks)
-    agreement = agreement_metrics(recommended, holdout_table.actions)
-    target = soft_policy(recommended, holdout_table.masks)
-    # Q̂ ≡ 0 turns WDR into per-decision weighted importance sampling: no model of its own to fit.
-    ope = off_policy_values(
-        transitions, target, behaviour, lambda x: np.zeros((len(x), behaviour.shape[1])), gamma=gamma, seed=seed,
-        samples=bootstrap_samples,
-    )
-    ope = {name: values for name, values in ope.items() if name in GATED_ESTIMATORS}
+    evaluated = score_split(model, holdout_table)
+    recommended = evaluated.recommended
+    scored = held_out_metrics(evaluated, behaviour, gamma=gamma, seed=seed, samples=bootstrap_samples)
+    agreement = scored["agreement"]
+    ope = {name: values for name, values in scored["ope"].items() if name in GATED_ESTIMATORS}
     metrics: dict[str, Any] = {
         "version": model.version,
         "top1_agreement": float(agreement["top1_agreement"]),
         "within_one_step": float(agreement["within_one_step"]),
-        "safety_violations": int(safety_violations(recommended, holdout_table.masks)),
+        "safety_violations": int(scored["safety_violations"]),
         "ope": {name: {k: float(v) for k, v in values.items()} for name, values in ope.items()},
         "true_value": None,
         "heldout_visits": len(holdout_table),
@@ -364,7 +352,7 @@ def _run(
             true_value = simulator_true_value(Path(cohort), gamma)
         profile_check = simulator_profile_check(Path(cohort), gamma) if cohort is not None else None
         record.data["simulated"] = true_value is not None
-        behaviour = behaviour_probabilities(train_table, holdout_table, steps=settings.behaviour_steps)
+        behaviour = behaviour_probabilities(train_table, holdout_table, steps=settings.behaviour_steps, seed=settings.split_seed)
         score = functools.partial(
             evaluate_on_holdout, holdout_table=holdout_table, behaviour=behaviour, gamma=gamma,
             seed=settings.split_seed, true_value=true_value, bootstrap_samples=settings.bootstrap_samples,

@@ -9,13 +9,14 @@ Jobs coalesce (missed runs collapse into one) and never overlap (``max_instances
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from fhir_mapping.errors import EpidoseError
+from training.private_files import locked_file
 from training.retrain.settings import RetrainSettings
 
 log = logging.getLogger(__name__)
@@ -24,29 +25,22 @@ JOB_ID = "retrain"
 MISFIRE_GRACE_S = 3600
 
 
-class SchedulerAlreadyRunning(RuntimeError):
+class SchedulerAlreadyRunning(EpidoseError):
     """Another scheduler holds the lock for this data folder."""
 
 
 @contextlib.contextmanager
 def scheduler_lock(path: Path) -> Iterator[IO[str]]:
-    """Hold an exclusive, non-blocking fcntl lock on ``path`` for the life of the scheduler."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise SchedulerAlreadyRunning(f"a scheduler is already running (pid {holder}, lock {path})") from error
+    """Hold the lock on ``path`` for the life of the scheduler, its pid written in it; refuse when it is held."""
+    with locked_file(path, wait=False) as handle:
+        if handle is None:
+            holder = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+            raise SchedulerAlreadyRunning(f"a scheduler is already running (pid {holder or 'unknown'}, lock {path})")
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield handle
-    finally:
-        handle.close()  # closing releases the lock
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any, Final
 
 from fhir_mapping import pharmacokinetics as pk
+from training.reward import REWARD_MAGNITUDE, REWARD_WEIGHTS
 
 
 def _p(default: Any, source: str, *, assumption: bool = False) -> Any:
@@ -262,9 +263,9 @@ class SimulatorConfig:
     """Probability of restarting levetiracetam after seizures off drug (previously treated)."""
 
     # --- Reward (domain.md §1) ------------------------------------------------------------------
-    reward_weights: tuple[float, float, float] = _p((0.5, 0.4, 0.1), "domain.md §1: R = 0.5·R1 + 0.4·R2 + 0.1·R3")
+    reward_weights: tuple[float, float, float] = _p(REWARD_WEIGHTS, "domain.md §1: R = 0.5·R1 + 0.4·R2 + 0.1·R3")
     """Weights of since-last-visit, last-3-months and last-6-months terms."""
-    reward_magnitude: float = _p(100.0, "domain.md §1: +100 no seizure, −100 seizure, 0 unknown")
+    reward_magnitude: float = _p(REWARD_MAGNITUDE, "domain.md §1: +100 no seizure, −100 seizure, 0 unknown")
     """Magnitude of each reward term."""
     gamma: float = _p(0.9, "discount per visit (not published: project default)", assumption=True)
     """Discount factor per visit for the discounted return."""

@@ -50,6 +50,7 @@ import numpy as np
 from fhir_mapping.build import build_timeline
 from fhir_mapping.dosing import DOSE_CLASSES_MG, N_DOSE_CLASSES
 from fhir_mapping.timeline import PatientTimeline
+from training.reward import reward
 from training.simulator import simulate
 from training.simulator.config import DEFAULT_CONFIG, SimulatorConfig
 from training.simulator.fhir import child_resources
@@ -98,11 +99,6 @@ def _mean_and_se(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), se
 
 
-def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool | None, config: SimulatorConfig = DEFAULT_CONFIG) -> float:
-    """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 no seizure, −100 seizure, 0 unknown (domain.md §1)."""
-    return simulate.reward_of_flags(since_last, last_3, last_6, config)
-
-
 def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CONFIG) -> PolicyValue:
     """The :class:`PolicyValue` of finished runs."""
     rewards = [run.rewards(config) for run in runs]
@@ -135,7 +131,8 @@ def value_of_runs(runs: Sequence[ChildRun], config: SimulatorConfig = DEFAULT_CO
 def value_of_timelines(timelines: Sequence[PatientTimeline], config: SimulatorConfig = DEFAULT_CONFIG) -> tuple[float, float]:
     """Mean discounted reward (as :class:`PolicyValue`) and its standard error from logged timelines (on-policy, Monte Carlo)."""
     rewards = [
-        np.array([reward_of_flags(v.seizure_since_last_visit, v.seizure_last_3_months, v.seizure_last_6_months, config) for v in t.visits[1:]])
+        np.array([reward(v.seizure_since_last_visit, v.seizure_last_3_months, v.seizure_last_6_months,
+                         weights=config.reward_weights, magnitude=config.reward_magnitude) for v in t.visits[1:]])
         for t in timelines
     ]
     return _mean_and_se(discounted_mean_rewards(rewards, config.gamma))
@@ -224,9 +221,7 @@ class Environment:
             self._steps = None
             return None, 0.0, True, {"run": finished.value}
         truth = decision.truth
-        reward = simulate.reward_of_flags(truth.seizure_since_last_visit, truth.seizure_last_3_months, truth.seizure_last_6_months,
-                                          self.config, adverse_effect=truth.adverse_effect)
-        return decision.view, reward, False, {"truth": truth}
+        return decision.view, simulate.reward_of_truth(truth, self.config), False, {"truth": truth}
 
     def evaluate(self, policy: Policy) -> PolicyValue:
         """True value of a policy on these children."""

@@ -23,6 +23,7 @@ from fhir_mapping.codes import ASSESSMENT_CLASSES, EEG_RESULTS, EXAM_CLASSES
 from fhir_mapping.dosing import DAYS_PER_YEAR, DOSE_CLASSES_MG, N_DOSE_CLASSES, schwartz_egfr
 from fhir_mapping.emit import SOLUTION_MAX_WEIGHT_KG, TABLETS
 from fhir_mapping.timeline import LevOrder, Measurement, PatientTimeline, Visit
+from training.reward import reward
 from training.simulator.config import SimulatorConfig
 from training.simulator.levels import LevelTiming, level_timing
 from training.simulator.patients import Child, resource_uuid
@@ -84,25 +85,9 @@ class ChildRun:
         """Reward observed at each visit from the second on: R = 0.5·R1 + 0.4·R2 + 0.1·R3 (domain.md §1),
         minus ``config.adverse_effect_weight``·100 at a visit reporting a behavioural adverse effect."""
         return np.asarray(
-            [reward_of_flags(v.seizure_since_last_visit, v.seizure_last_3_months, v.seizure_last_6_months, config,
-                             adverse_effect=v.adverse_effect) for v in self.visits[1:]],
+            [reward_of_truth(v, config) for v in self.visits[1:]],
             dtype=float,
         )
-
-
-def reward_of_flags(since_last: bool | None, last_3: bool | None, last_6: bool | None, config: SimulatorConfig,
-                    *, adverse_effect: bool | None = None) -> float:
-    """R = 0.5·R1 + 0.4·R2 + 0.1·R3 with +100 no seizure, −100 seizure, 0 unknown (domain.md §1), and the
-    optional adverse-effect term −adverse_effect_weight·100 when a behavioural effect is reported (0 by default)."""
-
-    def term(flag: bool | None) -> float:
-        return 0.0 if flag is None else -config.reward_magnitude if flag else config.reward_magnitude
-
-    w1, w2, w3 = config.reward_weights
-    published = w1 * term(since_last) + w2 * term(last_3) + w3 * term(last_6)
-    if adverse_effect and config.adverse_effect_weight:
-        published -= config.adverse_effect_weight * config.reward_magnitude
-    return published
 
 
 def behaviour_hazard(config: SimulatorConfig, on_drug: bool, concentration: float, history: bool) -> float:
@@ -409,3 +394,10 @@ def visit_truth_json(run: ChildRun, truth: VisitTruth) -> dict[str, Any]:
         "family_requests_treatment": truth.family_requests_treatment,
         "in_remission": truth.in_remission,
     }
+
+
+def reward_of_truth(visit: VisitTruth, config: SimulatorConfig) -> float:
+    """The reward (training.reward) of a simulated visit's true reports, with the configuration's weights."""
+    return reward(visit.seizure_since_last_visit, visit.seizure_last_3_months, visit.seizure_last_6_months,
+                  adverse_effect=visit.adverse_effect, adverse_effect_weight=config.adverse_effect_weight,
+                  weights=config.reward_weights, magnitude=config.reward_magnitude)

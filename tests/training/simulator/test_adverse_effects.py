@@ -9,7 +9,7 @@ from datetime import date
 import numpy as np
 
 from fhir_mapping.timeline import Visit
-from training.dataset import visit_reward
+from training.reward import visit_reward
 from training.simulator.config import (
     DEFAULT_CONFIG,
     TRIAL_AVERAGE_CONCENTRATION_MG_L,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tests.training.synthetic import synthetic_transitions
 from training.evaluation import agreement, ope
-
-from .synthetic import synthetic_transitions
 
 
 def test_paper_table_one_vs_rest_accuracy_and_error_in_grams():
