@@ -18,7 +18,7 @@ from fhir_mapping.errors import EpidoseError
 from plugin.cache import ResponseCache, fill, make_template
 from plugin.cards import constant_card
 from plugin.decide import decide
-from plugin.errors import BadRequest, NotFound, ServiceError, http_status
+from plugin.errors import BadRequest, NotFound, UnsupportedMediaType, http_status
 from plugin.jsonbody import JsonBodyError, encode_json, parse_json
 from plugin.note_binaries import fetch_note_binaries
 from plugin.runtime import Runtime, runtime
@@ -34,7 +34,7 @@ QUESTIONNAIRE_PATH = "/fhir/Questionnaire/bect-follow-up"
 def _json_body() -> dict[str, Any]:
     """The request body as a JSON object, parsed within the bounds of :mod:`plugin.jsonbody`."""
     if not request.is_json:
-        raise ServiceError("the request body must be JSON (Content-Type: application/json)", 415)
+        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     try:
         body = parse_json(request.get_data(cache=True))
     except JsonBodyError as error:

@@ -40,7 +40,7 @@ from fhir_mapping.problems import ProblemKind
 from fhir_mapping.scope import judge_scope
 from fhir_mapping.timeline import PatientTimeline, Visit
 from plugin.cards import DataProblem, Decision, RuleShown, dose_card
-from plugin.errors import PreconditionFailed, ServiceError
+from plugin.errors import ModelUnavailable, PreconditionFailed
 from plugin.gather import Gathered
 from plugin.model import InferenceModel
 
@@ -162,7 +162,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
         card = dose_card(decision, report_url)
         return Outcome([card], [_audit(card, "none", {"problems": [p.to_json() for p in problems]}, None, current, None, ())])
     if model is None:
-        raise ServiceError("no model is loaded yet", 503)
+        raise ModelUnavailable("no model is loaded yet")
 
     from fhir_mapping.features import state_row
 

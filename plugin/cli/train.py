@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from training.default_model import DEFAULT_CONFIG
+from training.policies.config import CONFIGS
 
-CONFIG_NAMES = ("paper", "double", "conservative", "conservative_light", "conservative_ae", "bc", "forest")
+# Every configuration training knows, so a study's variant can be trained by name.
+CONFIG_NAMES = tuple(CONFIGS)
 CONFIG_HELP = ("Policy to train. conservative_light (default, what the service builds and serves): DQN with a light "
                "CQL penalty (alpha 0.03) that stays near the physicians' doses where data are thin; conservative: the "
                "same with alpha 1; conservative_ae: conservative with an adverse-effect term in the reward; paper: the "
