@@ -81,8 +81,9 @@ def test_the_known_names_are_the_settings_and_the_test_tools() -> None:
 
 def test_the_first_model_choices_are_the_trainable_configurations() -> None:
     """EPIDOSE_RETRAIN_INITIAL_CONFIG and `epidose train --config` accept exactly the configurations training knows."""
-    from plugin.cli.train import CONFIG_NAMES
+    from plugin.cli.train import train
     from training.policies.config import CONFIGS
 
     assert choices_of(ConfigName) == tuple(CONFIGS)
-    assert tuple(CONFIGS) == CONFIG_NAMES
+    option = next(p for p in train.params if p.name == "config_name")
+    assert tuple(option.type.choices) == tuple(CONFIGS)  # type: ignore[attr-defined]
