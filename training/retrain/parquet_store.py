@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from training.private_files import open_private, private_dir
+from training.private_files import fsync_dir, open_private, private_dir
 from training.retrain.resources import ResourceStore, instant_order, last_updated, patient_of, version_key
 
 log = logging.getLogger(__name__)
@@ -100,12 +100,24 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
+@contextlib.contextmanager
+def _part_writer(parts: Path, name: str) -> Iterator[pq.ParquetWriter]:
+    """A Parquet writer on a private temporary file that becomes ``parts/name`` whole (fsync'd, renamed, the
+    folder fsync'd) when the block ends, or is removed when it raises: a crash leaves no half part."""
+    temporary = parts / f".{name}.tmp"
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        with open_private(temporary, "wb") as handle:
+            writer = pq.ParquetWriter(handle, SCHEMA, compression="zstd")
+            yield writer
+            writer.close()
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, parts / name)
+        fsync_dir(parts)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 class ParquetResourceStore(ResourceStore):
@@ -137,7 +149,7 @@ class ParquetResourceStore(ResourceStore):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.root / MANIFEST_FILE)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
@@ -343,25 +355,12 @@ class ParquetResourceStore(ResourceStore):
 
     def _write_part(self, name: str, resources: list[tuple[tuple[str, str, str], Mapping[str, Any]]]) -> pa.Table:
         """Write a part under a temporary name, fsync, rename; returns its key and patient columns."""
-        parts = private_dir(self.root / PARTS_DIR)
-        temporary = parts / f".{name}.tmp"
         kept: list[pa.Table] = []
-        try:
-            with open_private(temporary, "wb") as handle:
-                writer = pq.ParquetWriter(handle, SCHEMA, compression="zstd")
-                for start in range(0, len(resources), BATCH_ROWS):
-                    table = _rows(resources[start : start + BATCH_ROWS])
-                    writer.write_table(table, row_group_size=BATCH_ROWS)
-                    kept.append(table.drop_columns(["resource"]))
-                writer.close()
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, parts / name)
-            _fsync_dir(parts)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        with _part_writer(private_dir(self.root / PARTS_DIR), name) as writer:
+            for start in range(0, len(resources), BATCH_ROWS):
+                table = _rows(resources[start : start + BATCH_ROWS])
+                writer.write_table(table, row_group_size=BATCH_ROWS)
+                kept.append(table.drop_columns(["resource"]))
         return pa.concat_tables(kept)
 
     def _remember_part(self, added: pa.Table) -> None:
@@ -394,25 +393,12 @@ class ParquetResourceStore(ResourceStore):
             return
         number = int(manifest["next"])
         name = f"part-{number:08d}.parquet"
-        parts = self.root / PARTS_DIR
-        temporary = parts / f".{name}.tmp"
         rows = 0
-        try:
-            with open_private(temporary, "wb") as handle:
-                writer = pq.ParquetWriter(handle, SCHEMA, compression="zstd")
-                for path in old:
-                    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
-                        writer.write_batch(batch, row_group_size=BATCH_ROWS)
-                        rows += batch.num_rows
-                writer.close()
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, parts / name)
-            _fsync_dir(parts)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        with _part_writer(self.root / PARTS_DIR, name) as writer:
+            for path in old:
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+                    writer.write_batch(batch, row_group_size=BATCH_ROWS)
+                    rows += batch.num_rows
         self._write_manifest({**manifest, "parts": [{"file": name, "rows": rows}], "next": number + 1})
         for path in old:
             path.unlink()
