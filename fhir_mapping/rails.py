@@ -160,6 +160,7 @@ class RailFacts:
     family_requests_treatment: bool | None = None  # recorded at this visit (not in the state: rails only)
     seizure_last_6_months: bool | None = None  # a seizure within 6 months (reported, or implied by the interval)
     seizure_since_last_visit: bool | None = None
+    ever_on_levetiracetam: bool = False  # treated before this visit (a recurrence after withdrawal is not a first seizure)
 
     @property
     def breakthrough(self) -> bool:
@@ -239,6 +240,8 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
         family_requests_treatment=visit.family_requests_treatment,
         seizure_last_6_months=_within(visit.seizure_last_6_months, visit.seizure_since_last_visit, visit.days_since_previous_visit, SIX_MONTHS_DAYS),
         seizure_since_last_visit=visit.seizure_since_last_visit,
+        ever_on_levetiracetam=any((v.lev_before is not None and v.lev_before.mg_per_day > 0) or v.lev_before_unreadable is not None
+                                  for v in visits),
     )
 
 
@@ -300,6 +303,7 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
         seizure_duration_class=None if duration is None else round(duration),
         seizure_last_6_months=_within(flag("seizure_last_6_months"), flag("seizure_since_last_visit"), get("days_since_previous_visit"), SIX_MONTHS_DAYS),
         seizure_since_last_visit=flag("seizure_since_last_visit"),
+        ever_on_levetiracetam=bool(flag("ever_on_levetiracetam")),
     )
 
 
@@ -416,7 +420,7 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str]
             fired.append(FiredRule("R-WITHDRAWAL-OFFERED", _withdrawal_reason(facts), ()))
     elif not facts.on_levetiracetam:
         if facts.lifetime_seizures is not None and facts.lifetime_seizures <= 1 and not facts.prolonged_seizure \
-                and not facts.family_requests_treatment:
+                and not facts.family_requests_treatment and not facts.ever_on_levetiracetam:
             remove("R-NO-START-AFTER-SINGLE-SEIZURE",
                    f"{'a single seizure' if facts.lifetime_seizures == 1 else 'no seizure'} reported: watchful waiting, no start",
                    list(range(1, N_DOSE_CLASSES)))
@@ -530,7 +534,7 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
     if facts.lifetime_seizures == 1 and facts.family_requests_treatment:
         return start_at_label_dose("G-START-FAMILY-REQUEST", "a single seizure and the family asks for treatment: start at the label's "
                                    "starting dose (watchful waiting remains reasonable)")
-    if facts.lifetime_seizures <= 1:
+    if facts.lifetime_seizures <= 1 and not facts.ever_on_levetiracetam:
         return say("none", "G-WATCHFUL-WAITING",
                    "a single seizure: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request")
     if facts.seizure_last_3_months or facts.seizure_last_6_months:

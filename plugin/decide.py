@@ -172,9 +172,6 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
                                 current_mg_per_day=current, weight_kg=weight, age_years=age,
                                 predicted_level_mg_l=predicted[0] if predicted else None)
     reported_seizures = facts.lifetime_seizures
-    if scope.epilepsy_diagnosed and reported_seizures is not None and reported_seizures < 2:
-        # The follow-up reports may start after the diagnosis: a diagnosed epilepsy is not a single seizure.
-        facts = dataclasses.replace(facts, lifetime_seizures=2)
     outcome = rails.clinical_rails(facts, bounds)
     values, observed = state_row(timeline, index)
     allowed = np.asarray(outcome.allowed, dtype=bool)

@@ -411,3 +411,15 @@ def test_recurrent_seizures_within_six_months_offer_a_start() -> None:
     assert outcome.guidance is not None and (outcome.guidance.rule_id, outcome.guidance.action) == ("G-START-RECURRENT", "start")
     quiet = clinical_rails(dataclasses.replace(recent, seizure_last_6_months=False, months_seizure_free=8.0), BOUNDS_30KG)
     assert quiet.guidance is not None and quiet.guidance.rule_id == "G-NO-TREATMENT-SEIZURE-FREE"
+
+
+def test_a_recurrence_after_withdrawal_is_not_a_first_seizure() -> None:
+    """A child treated before (the charted visits may start on treatment) with one seizure reported since:
+    the single-seizure rail does not hold; the guidance offers the restart."""
+    restarted = facts(on_levetiracetam=False, current_mg_per_day=0.0, lifetime_seizures=1, seizure_last_3_months=True,
+                      ever_on_levetiracetam=True)
+    outcome = clinical_rails(restarted, BOUNDS_30KG)
+    assert "R-NO-START-AFTER-SINGLE-SEIZURE" not in fired_ids(outcome) and 750.0 in allowed_mg(outcome)
+    assert outcome.guidance is not None and (outcome.guidance.rule_id, outcome.guidance.action) == ("G-START-RECURRENT", "start")
+    first = clinical_rails(dataclasses.replace(restarted, ever_on_levetiracetam=False), BOUNDS_30KG)
+    assert allowed_mg(first) == [0.0]
