@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.support.fhir_server import free_port
+from tests.support.service import wait_until_healthy
 
 pytestmark = pytest.mark.slow
 CALLS = 40
@@ -41,15 +42,7 @@ def test_counters_sum_over_workers_whichever_answers(tmp_path: Path) -> None:
                                 "--worker-class", "sync"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "epidose serve did not start"
-            time.sleep(0.2)
+        wait_until_healthy(process, base)
         folders = list(tmp_path.glob("epidose-metrics-*"))
         assert len(folders) == 1 and folders[0].stat().st_mode & 0o777 == 0o700
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ import requests
 from tests.plugin.cardspec import check_response
 from tests.plugin.fixtures import ISSUER, Signer, hook_request, patient_resources
 from tests.support.fhir_server import free_port
+from tests.support.service import wait_until_healthy
 from training.artifact.registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
@@ -31,16 +31,7 @@ def serving(env: dict[str, str], output: dict[str, str] | None = None) -> Iterat
                                env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("epidose serve did not start: " + (process.stderr.read().decode() if process.stderr else ""))
-            time.sleep(0.2)
+        wait_until_healthy(process, base)
         yield base
     finally:
         process.terminate()
