@@ -24,7 +24,6 @@ import gc
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from training.private_files import fsync_dir, open_private, private_dir
+from training.private_files import atomic_write, fsync_dir, open_private, private_dir
 from training.retrain.resources import ResourceStore, instant_order, last_updated, patient_of, version_key
 
 log = logging.getLogger(__name__)
@@ -142,18 +141,7 @@ class ParquetResourceStore(ResourceStore):
         return value
 
     def _write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        descriptor, temporary = tempfile.mkstemp(prefix=".manifest-", dir=self.root)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(dict(manifest), handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.root / MANIFEST_FILE)
-            fsync_dir(self.root)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        atomic_write(self.root / MANIFEST_FILE, json.dumps(dict(manifest), sort_keys=True).encode("utf-8"))
 
     def files(self) -> list[Path]:
         """The committed part files, oldest first."""
@@ -378,7 +366,7 @@ class ParquetResourceStore(ResourceStore):
             if path.name not in named:
                 path.unlink()
                 removed.append(path.name)
-        for path in self.root.glob(".manifest-*"):
+        for path in self.root.glob(f".{MANIFEST_FILE}-*"):  # atomic_write's temporary names
             path.unlink()
             removed.append(path.name)
         if removed:

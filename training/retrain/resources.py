@@ -11,19 +11,17 @@ next pull fetches those resources again because the watermark did not move.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from training.private_files import open_private, private_dir
+from training.private_files import atomic_write, open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -214,14 +212,4 @@ class ResourceStore:
 
     def write_state(self, state: Mapping[str, Any]) -> None:
         """Replace the state file atomically (temporary file, fsync, ``os.replace``)."""
-        descriptor, temporary = tempfile.mkstemp(prefix=".state-", dir=self.root)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(dict(state), handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.root / STATE_FILE)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        atomic_write(self.root / STATE_FILE, json.dumps(dict(state), sort_keys=True).encode("utf-8"))
