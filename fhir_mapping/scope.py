@@ -39,11 +39,6 @@ EPILEPSY_SNOMED: Final[dict[str, str]] = {
 # ICD-10-CM R56.9 "Unspecified convulsions" (domain.md §5); G40.* below.
 EPILEPSY_ICD10_CODES: Final[dict[str, str]] = {"R56.9": "Unspecified convulsions"}
 EPILEPSY_ICD10_CATEGORY: Final = "G40"  # "Epilepsy and recurrent seizures", all subcodes (domain.md §5)
-# The concepts that diagnose epilepsy itself (not a seizure finding or a single seizure): a child with
-# one of them is not in the "single seizure" situation (ILAE practical definition of epilepsy: two
-# unprovoked seizures, or one with a high recurrence risk, or an epilepsy syndrome; Fisher et al.,
-# Epilepsia 2014).
-EPILEPSY_DIAGNOSIS_SNOMED: Final = frozenset({"44145005", "278510009", "84757009", "128613002"})
 IGNORED_VERIFICATION: Final = frozenset({"entered-in-error", "refuted"})
 IGNORED_ORDER_STATUS: Final = frozenset({"entered-in-error"})
 # A birthDate that gives more than this is a typing or migration error, not a patient: the oldest
@@ -65,22 +60,6 @@ class Scope:
     levetiracetam_ever: bool = False
     age_problem: str | None = None  # an implausible birthDate or age: a data problem
     atypical_age: str | None = None  # outside the usual BECT ages: said on the card
-    epilepsy_diagnosed: bool = False  # an epilepsy diagnosis (EPILEPSY_DIAGNOSIS_SNOMED, ICD-10 G40.*)
-
-
-def diagnoses_epilepsy(condition: Mapping[str, Any]) -> bool:
-    """Whether a Condition diagnoses epilepsy itself (not only a seizure)."""
-    code = condition.get("code")
-    codings = code.get("coding") if isinstance(code, dict) else None
-    for coding in codings if isinstance(codings, list) else []:
-        if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
-            continue
-        system, value = coding.get("system"), coding["code"].strip().upper()
-        if system == codes.SNOMED and value in EPILEPSY_DIAGNOSIS_SNOMED:
-            return True
-        if system in (codes.ICD10CM, ICD10_WHO) and (value == EPILEPSY_ICD10_CATEGORY or value.startswith(EPILEPSY_ICD10_CATEGORY + ".")):
-            return True
-    return False
 
 
 def epilepsy_diagnosis(condition: Mapping[str, Any]) -> str | None:
@@ -161,7 +140,6 @@ def judge_scope(resources: Iterable[Mapping[str, Any]], patient_id: str, today: 
                    if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
     diagnoses: list[str] = []
     levetiracetam = any(True for _ in drafts)
-    epilepsy = False
     birth: date | None = None
     raw_birth: object = None
     for resource in items:
@@ -173,7 +151,6 @@ def judge_scope(resources: Iterable[Mapping[str, Any]], patient_id: str, today: 
             found = epilepsy_diagnosis(resource)
             if found is not None and found not in diagnoses:
                 diagnoses.append(found)
-            epilepsy = epilepsy or diagnoses_epilepsy(resource)
         elif kind in ("MedicationRequest", "MedicationStatement") and _belongs_to(resource, patient_id):
             status = resource.get("status")
             if isinstance(status, str) and status.strip().lower() in IGNORED_ORDER_STATUS:
@@ -186,7 +163,7 @@ def judge_scope(resources: Iterable[Mapping[str, Any]], patient_id: str, today: 
         return Scope(False, "not-epilepsy", "no epilepsy or seizure diagnosis and never a levetiracetam order")
     if problem is not None:
         return Scope(True, "in-scope", "epilepsy or levetiracetam, but the age is not usable", tuple(diagnoses),
-                     levetiracetam, age_problem=problem, epilepsy_diagnosed=epilepsy)
+                     levetiracetam, age_problem=problem)
     atypical = None
     if birth is not None:
         age = (today - birth).days / DAYS_PER_YEAR
@@ -196,4 +173,4 @@ def judge_scope(resources: Iterable[Mapping[str, Any]], patient_id: str, today: 
         onset_age = (onset - birth).days / DAYS_PER_YEAR if onset is not None and onset >= birth else None
         atypical = atypical_age_note(age, onset_age)
     return Scope(True, "in-scope", "epilepsy or seizure diagnosis, or levetiracetam", tuple(diagnoses), levetiracetam,
-                 atypical_age=atypical, epilepsy_diagnosed=epilepsy)
+                 atypical_age=atypical)
