@@ -169,6 +169,13 @@ class RailFacts:
         return bool(self.seizure_last_3_months) or (self.seizure_last_3_months is None and bool(self.seizure_since_last_visit))
 
     @property
+    def waits_after_a_single_seizure(self) -> bool:
+        """Watchful waiting holds: one lifetime seizure (or none), brief, the family not asking for treatment,
+        never treated before (domain.md §6). The one reading the rail and the guidance share."""
+        return (self.lifetime_seizures is not None and self.lifetime_seizures <= 1 and not self.prolonged_seizure
+                and not self.family_requests_treatment and not self.ever_on_levetiracetam)
+
+    @property
     def prolonged_seizure(self) -> bool:
         """A seizure reported at this visit lasted over 5 minutes."""
         return self.seizure_duration_class is not None and self.seizure_duration_class >= PROLONGED_SEIZURE_DURATION_CLASS
@@ -419,8 +426,7 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str]
         if withdrawal_indicated(facts) and "R-WITHDRAWAL-OFFERED" not in skip:
             fired.append(FiredRule("R-WITHDRAWAL-OFFERED", _withdrawal_reason(facts), ()))
     elif not facts.on_levetiracetam:
-        if facts.lifetime_seizures is not None and facts.lifetime_seizures <= 1 and not facts.prolonged_seizure \
-                and not facts.family_requests_treatment and not facts.ever_on_levetiracetam:
+        if facts.waits_after_a_single_seizure:
             remove("R-NO-START-AFTER-SINGLE-SEIZURE",
                    f"{'a single seizure' if facts.lifetime_seizures == 1 else 'no seizure'} reported: watchful waiting, no start",
                    list(range(1, N_DOSE_CLASSES)))
@@ -534,7 +540,7 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
     if facts.lifetime_seizures == 1 and facts.family_requests_treatment:
         return start_at_label_dose("G-START-FAMILY-REQUEST", "a single seizure and the family asks for treatment: start at the label's "
                                    "starting dose (watchful waiting remains reasonable)")
-    if facts.lifetime_seizures <= 1 and not facts.ever_on_levetiracetam:
+    if facts.waits_after_a_single_seizure:
         return say("none", "G-WATCHFUL-WAITING",
                    "a single seizure: watchful waiting; treatment is the alternative for prolonged or daytime seizures or at the family's request")
     if facts.seizure_last_3_months or facts.seizure_last_6_months:
