@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from plugin.audit import DecisionRecord
 from plugin.settings import Settings
 from training.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
 from training.private_files import atomic_write, private_dir
@@ -27,13 +28,18 @@ log = logging.getLogger(__name__)
 
 _AUDIT_INSERT = ("INSERT INTO audit (card_uuid, served_at, service, hook_instance, patient_hash, model_version, "
                  "input_fingerprint, indicator, recommended_mg_per_day, compared_mg_per_day, raw_model_mg_per_day, "
-                 "safety_adjustments) VALUES ")
-_AUDIT_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+                 "safety_adjustments, decision) VALUES ")
+_AUDIT_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _AUDIT_CONFLICT = " ON CONFLICT (card_uuid) DO NOTHING"
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """What was served on one card (no identifiers: the patient is a keyed hash)."""
+    """What was served on one card (no identifiers: the patient is a keyed hash).
+
+    The columns up to ``safety_adjustments`` are the ones every version of the service wrote;
+    ``decision`` is what each step of the decision decided (:class:`plugin.audit.DecisionRecord`,
+    stored as JSON; None for rows written before it existed).
+    """
 
     card_uuid: str
     served_at: str
@@ -47,6 +53,19 @@ class AuditRecord:
     compared_mg_per_day: float | None
     raw_model_mg_per_day: float | None
     safety_adjustments: tuple[str, ...]
+    decision: DecisionRecord | None = None
+
+    @classmethod
+    def of(cls, decision: DecisionRecord, *, served_at: str, service: str, hook_instance: str,
+           patient_hash: str) -> AuditRecord:
+        """The row of one served card: the call's fields and the decision's."""
+        return cls(card_uuid=decision.card_uuid, served_at=served_at, service=service, hook_instance=hook_instance,
+                   patient_hash=patient_hash, model_version=decision.model_version,
+                   input_fingerprint=decision.input_fingerprint, indicator=decision.indicator,
+                   recommended_mg_per_day=decision.recommended_mg_per_day,
+                   compared_mg_per_day=decision.compared_mg_per_day,
+                   raw_model_mg_per_day=decision.raw_model_mg_per_day,
+                   safety_adjustments=tuple(decision.safety_adjustments), decision=decision)
 
 
 def load_hash_key(settings: Settings) -> bytes:
@@ -90,7 +109,8 @@ class Store:
             return
         rows = [(r.card_uuid, r.served_at, r.service, r.hook_instance, r.patient_hash, r.model_version,
                  r.input_fingerprint, r.indicator, r.recommended_mg_per_day, r.compared_mg_per_day,
-                 r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments))) for r in records]
+                 r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments)),
+                 None if r.decision is None else json.dumps(r.decision.to_json(), sort_keys=True)) for r in records]
         # Only placeholders are joined into the statement; every value is a bound parameter.
         statement = _AUDIT_INSERT + ", ".join([_AUDIT_ROW] * len(rows)) + _AUDIT_CONFLICT
         self.database.execute(statement, [value for row in rows for value in row])
