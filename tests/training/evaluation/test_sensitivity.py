@@ -62,6 +62,7 @@ def test_every_profile_replays_the_same_children(cohort_80: Path) -> None:
     assert rows["sourced"]["physician"]["values_by_patient"] != rows["fitted"]["physician"]["values_by_patient"]
 
 
+@pytest.mark.slow
 def test_study_writes_the_sensitivity_table(cohort_80: Path, tmp_path: Path) -> None:
     """The study (one quick behaviour-cloning model) writes sensitivity.md with a row per policy and profile
     and the every-profile verdict."""
