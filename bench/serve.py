@@ -284,6 +284,7 @@ def main() -> int:
                 return run_wrk_children(url, children_file, seconds, args.connections)
             return run_wrk(url, body_file, seconds, args.connections)
 
+        load_before = os.getloadavg()
         for url, kind in loads.values():  # warm-up
             run(url, kind, 2)
         # Interleaved rounds: other jobs on a shared machine then load every service alike; medians per load.
@@ -299,6 +300,9 @@ def main() -> int:
               f"per load (medians), 2 workers each (epidose: {args.worker_class}), {os.cpu_count()} CPU(s); "
               f"repeated body {body_file.stat().st_size / 1024:.0f} KiB, distinct bodies "
               f"{children_file.stat().st_size / 1024 / n_bodies:.0f} KiB on average")
+        load_after = os.getloadavg()
+        print(f"machine load average (1/5/15 min) before the rounds {' / '.join(f'{x:.1f}' for x in load_before)}, "
+              f"after {' / '.join(f'{x:.1f}' for x in load_after)} ({time.strftime('%H:%M UTC', time.gmtime())})")
         print("| load | req/s | p50 ms | p99 ms | errors | worker RSS MB |")
         print("|---|---:|---:|---:|---:|---|")
         for name, result in summary.items():
