@@ -1,8 +1,9 @@
 """Benchmark: in-process CPU time of one hook call, distinct bodies, the response cache off.
 
 Each body (``bench/bodies.py``: the clinical charts and simulated children, every body different) is
-posted through the Flask app (auth off, cache size 0, the real SQLite audit store and a real model),
-and the process CPU time of the call is measured; so is the benchmark-only constant card with the
+posted through the Flask app (auth off, cache size 0, the real SQLite audit store and a real model;
+after a first pass, the garbage-collector settings of ``epidose serve``'s workers where the tree has
+them), and the process CPU time of the call is measured; so is the benchmark-only constant card with the
 same bodies (request parsing + a constant answer). Prints medians per request, and with ``--profile``
 a cProfile of the distinct calls.
 
@@ -62,6 +63,12 @@ def measure(model: Path, children: int, repeat: int, profile: bool, cards_out: P
         response = client.post(path, data=body, content_type="application/json")
         assert response.status_code == 200, (path, response.status_code, response.data[:300])
         answers.append(normalised_cards(response.data))
+    try:  # the garbage-collector settings of a served worker, where the tree has them
+        from plugin.cli.serve import settle_heap
+    except ImportError:
+        pass
+    else:
+        settle_heap()
     if cards_out is not None:
         cards_out.write_text(json.dumps(answers, sort_keys=True, indent=0, ensure_ascii=False))
 
