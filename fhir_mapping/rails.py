@@ -508,8 +508,8 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
             if raise_to is None:
                 return say("keep", "G-AT-MAXIMUM", "seizures at the label maximum: check adherence; consider another medicine with a specialist",
                            current_class if allowed[current_class] else None)
-            return say("raise", "G-RAISE-BREAKTHROUGH",
-                       f"seizures in the last 3 months: raise by the label step ({_step_words(facts.age_years)})", raise_to)
+            when = "in the last 3 months" if facts.seizure_last_3_months else "since the last visit"
+            return say("raise", "G-RAISE-BREAKTHROUGH", f"seizures {when}: raise by the label step ({_step_words(facts.age_years)})", raise_to)
         if withdrawal_indicated(facts):
             # Gradual: the next dose class down, which the label's fastest rate (−10 mg/kg BID every
             # 2 weeks, domain.md §2) always allows; the whole label step at once is the fastest taper.
