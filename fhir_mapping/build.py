@@ -102,12 +102,13 @@ VISIT_REPORT_KEYS: Final = frozenset({
     "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months",
     "seizure_duration_class", "physical_exam_class", "physician_assessment", "behaviour_adverse_effect",
     "seizure_since_last_visit", "seizure_free_months", "family_requests_treatment",
+    "single_seizure_so_far", "seizures_so_far_at_least",
 })
 # The items of a visit that several sources can state, in the order they are resolved.
 REPORT_ITEMS: Final = (
     "seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
     "seizure_last_3_months", "seizure_last_6_months", "physical_exam_class", "physician_assessment",
-    "behaviour_adverse_effect", "family_requests_treatment",
+    "behaviour_adverse_effect", "family_requests_treatment", "single_seizure_so_far", "seizures_so_far_at_least",
 )
 # Strongest first: structured evidence wins over text.
 SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3}
@@ -257,6 +258,9 @@ class _Builder:
         self.evidence_encounters: dict[str, date] = {}  # emergency and inpatient Encounters: id -> day
         self.evidence_conditions: set[str] = set()  # Conditions listed by such an Encounter only
         self.denied_events: set[tuple[str, date]] = set()  # dated seizures a stronger source denies
+        # Days from which a code says the child has had one seizure so far ("History of single seizure").
+        self.single_seizure_days: list[date] = []
+        self.event_durations: dict[str, int] = {}  # seizure's resource -> duration class its own note gives
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
@@ -315,6 +319,8 @@ class _Builder:
         if self.after_as_of(first_known):
             return
         self.timeline.conditions = self.timeline.conditions | {key}
+        if key == "history_of_single_seizure" and not statuses & UNCONFIRMED_CONDITION_VERIFICATION and first_known is not None:
+            self.single_seizure_days.append(first_known)
         if key in codes.SEIZURE_EVENT_KEYS:
             if statuses & UNCONFIRMED_CONDITION_VERIFICATION:
                 self.problem(ProblemKind.AMBIGUOUS, "seizure Condition is not confirmed (verificationStatus): not counted", resource, "verificationStatus")
@@ -352,7 +358,11 @@ class _Builder:
             if key is None:
                 continue
             self.timeline.conditions = self.timeline.conditions | {key}
-            if key in codes.SEIZURE_EVENT_KEYS:
+            if key == "history_of_single_seizure" and not evidence:
+                # A clinic visit about a single seizure says how many there have been, not that one
+                # happened since the last visit.
+                self.single_seizure_days.append(day)
+            elif key in codes.SEIZURE_EVENT_KEYS:
                 # An emergency or inpatient encounter for a seizure dates it (the day it brought the
                 # child in); a clinic visit's reason says only that one happened since the last visit.
                 self.events.append(_Event(day, "encounter", resource_label(resource), dated=evidence))
@@ -634,6 +644,11 @@ class _Builder:
                 reports.setdefault(value.visit_day, {}).setdefault(value.key, []).append(value)
         placed_from = {event.resource for event in self.events}
         for value in unused:
+            if value.key == "seizure_duration_class" and value.evidence and value.resource in placed_from:
+                # A seizure Condition's or emergency visit's own note times that seizure: it is the
+                # interval's longest seizure when nothing stronger says otherwise.
+                self.event_durations[value.resource] = max(int(value.value), self.event_durations.get(value.resource, 0))
+                continue
             # A report between visits that states no seizure (or only a detail of one placed from the
             # same resource) has no visit to belong to: said, not silently dropped.
             if not value.evidence and value.resource not in placed_from:
@@ -673,6 +688,8 @@ class _Builder:
             visit.days_since_previous_visit = (day - previous).days if previous else None
             interval_start = previous if previous is not None else (self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min)
             self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
+            if visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
+                visit.single_seizure_so_far = True
             self._orders(visit, lev_orders, other_orders)
             previous = day
             self.timeline.visits.append(visit)
@@ -715,6 +732,10 @@ class _Builder:
                 inside = event.day > after if key == "seizure_since_last_visit" else earliest_possible > after
                 if inside:
                     placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource, event=True, dated=event.dated and event.exact))
+                    if key == "seizure_since_last_visit" and event.resource in self.event_durations:
+                        placed.setdefault("seizure_duration_class", []).append(_Value(
+                            "seizure_duration_class", event.day, day, self.event_durations[event.resource], event.day.isoformat(), True,
+                            event.source, event.resource, event=True))
         return placed
 
     def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:

@@ -253,19 +253,35 @@ def seizure_course(visits: Sequence[Visit]) -> SeizureCourse | None:
     Dated seizures (Conditions, emergency encounters, notes) are already placed in the interval they
     fall in by :mod:`fhir_mapping.build`, so nothing here counts them again.
     """
-    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None]
+    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None
+                or v.single_seizure_so_far or v.seizures_so_far_at_least]
     if not reported:
         return None
     total = 0
     exact = True
     last_seizure = visits[0].date
-    for visit in reported:
+    treated = False
+    reporting = {id(v) for v in reported}
+    for visit in visits:
+        # Levetiracetam taken before or during this interval (an unreadable order counts as taken).
+        dose = lev_dose_before(visit)
+        treated = treated or dose is None or dose > 0
+        if id(visit) not in reporting:
+            continue
         count = visit.seizure_count_since_last_visit
         had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
         total += count if count is not None else int(had)
         exact = exact and not (count is None and had and visit.seizures_uncounted)
         if had:
             last_seizure = visit.date
+        if visit.single_seizure_so_far and total <= 1:
+            # The chart says one seizure so far: an uncounted report is that seizure.
+            total, exact = 1, True
+        at_least = visit.seizures_so_far_at_least or 0
+        if had and treated:
+            at_least = max(at_least, 2)  # a seizure after treatment began: treatment was for an earlier one
+        if at_least > total:
+            total, exact = at_least, False
     return SeizureCourse(total, last_seizure, exact)
 
 

@@ -110,6 +110,10 @@ class Visit:
     physician_assessment: str | None = None  # one of codes.ASSESSMENT_CLASSES
     behaviour_adverse_effect: bool | None = None
     family_requests_treatment: bool | None = None  # the family asks for daily treatment (rails only, not a feature)
+    # The chart says the child has had one seizure so far ("History of single seizure", "after a first
+    # seizure"), and a count within a window is a lower bound on the seizures so far ("3 in 11 weeks").
+    single_seizure_so_far: bool | None = None
+    seizures_so_far_at_least: int | None = None
     labs: dict[str, Measurement] = field(default_factory=dict)  # key -> canonical-unit value
     egfr: float | None = None  # bedside Schwartz, or a reported eGFR
     eeg_result: str | None = None  # one of codes.EEG_RESULTS

@@ -698,7 +698,8 @@ def c27_draft_overdose_on_sign() -> dict[str, Any]:
         medications=[c.lev_order(f"{pid}-lev", pid, "403884", 1.8, "mL", per_day=2, authored="2026-08-04")],
         visits=[
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
-            Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005"),
+            Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005",
+                  note="3 brief nocturnal seizures since the last visit, all in the last 3 months, on 1.8 mL twice daily."),
         ],
         draft=overdose,
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 18.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "critical", "current_mg_per_day": 360,
@@ -722,7 +723,8 @@ def c28_draft_20000_mg_entry_error() -> dict[str, Any]:
         medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2025-03-11")],
         visits=[
             Visit("2026-09-01", 0, False, True, "none", assessment="improved"),
-            Visit("2026-12-01", 1, True, True, "under-1-min", assessment="stable", reason="44145005"),
+            Visit("2026-12-01", 1, True, True, "under-1-min", assessment="stable", reason="44145005",
+                  note="One brief nocturnal seizure since the last visit, last month; otherwise well on 500 mg twice daily."),
         ],
         draft=typo,
         expect={"action": ["raise", "keep"], "cards": "one", "indicator": "critical", "current_mg_per_day": 1000,
