@@ -753,6 +753,9 @@ class _Builder:
             if interval is not None and free.value * DAYS_PER_MONTH >= interval:
                 for key, denied in (("seizure_since_last_visit", False), ("seizure_count_since_last_visit", 0), ("seizure_duration_class", 0)):
                     candidates.setdefault(key, []).append(_Value(key, free.day, free.visit_day, denied, free.stamp, free.linked, free.source, free.resource))
+        stated_free = self._choose(visit, "seizure_free_months", candidates.get("seizure_free_months", []))
+        if stated_free is not None:
+            visit.seizure_free_months_stated = float(stated_free.value)
         chosen: dict[str, _Value] = {}
         since = self._choose(visit, "seizure_since_last_visit", candidates.get("seizure_since_last_visit", []))
         if since is not None:

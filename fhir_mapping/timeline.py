@@ -114,6 +114,7 @@ class Visit:
     # seizure"), and a count within a window is a lower bound on the seizures so far ("3 in 11 weeks").
     single_seizure_so_far: bool | None = None
     seizures_so_far_at_least: int | None = None
+    seizure_free_months_stated: float | None = None  # "seizure-free for over 2 years": the last seizure is at least that old
     labs: dict[str, Measurement] = field(default_factory=dict)  # key -> canonical-unit value
     egfr: float | None = None  # bedside Schwartz, or a reported eGFR
     eeg_result: str | None = None  # one of codes.EEG_RESULTS

@@ -138,3 +138,33 @@ def test_a_seizure_conditions_own_note_gives_the_seizures_duration() -> None:
     facts = facts_at(timeline, 0)
     assert facts.lifetime_seizures == 1 and facts.prolonged_seizure
     assert guidance(timeline) == "G-START-PROLONGED"
+
+
+def test_a_stated_seizure_free_period_dates_the_last_seizure() -> None:
+    """"Seizure-free for over 2 years" at a second visit 7 months after the first: 24 months, not 7, so no
+    increase and withdrawal offered for a 12-year-old on levetiracetam."""
+    first = VISIT - timedelta(days=210)
+    order = f.lev_order("lev", 1000.0, VISIT - timedelta(days=1200))
+    resources = [f.patient(birth="2014-06-01"), order, clinic_visit(None, first, "e0"),
+                 f.document("n0", first, "Seizure-free for over 18 months.", eid="e0"),
+                 clinic_visit(None), f.document("n1", VISIT, "Seizure-free for over 2 years on levetiracetam.", eid="e1")]
+    timeline = build_timeline(resources)
+    facts = facts_at(timeline, 1)
+    assert facts.months_seizure_free is not None and facts.months_seizure_free >= 23.9
+    assert facts_from_state(*state_row(timeline, 1)).months_seizure_free == facts.months_seizure_free
+    outcome = clinical_rails(dataclasses.replace(facts, weight_kg=40.0), label_bounds(40.0, facts.age_years, None))
+    assert "R-NO-INCREASE-SEIZURE-FREE" in [rule.rule_id for rule in outcome.fired]
+    assert outcome.guidance is not None and outcome.guidance.rule_id == "G-OFFER-TAPER"
+
+
+def test_a_seizure_reported_after_the_period_began_is_not_overruled() -> None:
+    """A count of seizures at a visit 3 months ago beside a note claiming 2 years seizure-free: the report stands."""
+    first = VISIT - timedelta(days=91)
+    start = VISIT - timedelta(days=200)
+    resources = [f.patient(birth="2014-06-01"), f.lev_order("lev", 1000.0, VISIT - timedelta(days=1200)),
+                 clinic_visit(None, start, "e00"), f.count("o00", start, 0, eid="e00"),
+                 clinic_visit(None, first, "e0"), f.count("o0", first, 2, eid="e0"),
+                 clinic_visit(None), f.document("n1", VISIT, "Seizure-free for over 2 years.", eid="e1")]
+    timeline = build_timeline(resources)
+    facts = facts_at(timeline, 2)
+    assert facts.months_seizure_free is not None and facts.months_seizure_free < 4
