@@ -44,7 +44,11 @@ Rules (each is a decision the service and training share):
   seizures describe the same seizures: the count stands, and more seizures on distinct exact dates
   than it counts is a ``conflict`` problem, never an addition (the state and the rails then read the
   course one way, :func:`fhir_mapping.features.seizure_course`). A stated seizure-free period denies
-  seizures over the intervals and windows it covers. The strongest source wins (code, questionnaire,
+  seizures over the intervals and windows it covers and dates the last seizure at least that far back.
+  How many so far: "History of single seizure" (a Condition, or a clinic visit's reason, which is then
+  not a new seizure) or a note's "first seizure" says one; a count within a window ("3 in the last 11
+  weeks"), a count between visits or on a seizure finding's value is a lower bound on the seizures so
+  far; a seizure once levetiracetam was taken is at least the second. The strongest source wins (code, questionnaire,
   condition or encounter, then text); a disagreement with a weaker source is a ``conflict`` problem.
   A diagnosis (epilepsy, seizure disorder, BECT, ICD-10-CM G40) is not a seizure: it gives the onset
   and ``conditions`` only, whatever its clinicalStatus or abatement. Refuted, entered-in-error and
@@ -261,6 +265,7 @@ class _Builder:
         # Days from which a code says the child has had one seizure so far ("History of single seizure").
         self.single_seizure_days: list[date] = []
         self.event_durations: dict[str, int] = {}  # seizure's resource -> duration class its own note gives
+        self.lifetime_lower_bounds: list[tuple[date, int]] = []  # (day, at least this many seizures by then)
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
@@ -451,6 +456,23 @@ class _Builder:
         if items:
             self.seen(day)
 
+    def seizure_finding(self, resource: Mapping[str, Any], day: date) -> None:
+        """A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that
+        day; a count as its value (valueInteger, valueQuantity) says how many at least, 0 says none."""
+        if resource.get("valueBoolean") is False:
+            return
+        quantity = resource.get("valueQuantity")
+        value = resource.get("valueInteger", quantity.get("value") if isinstance(quantity, dict) else None)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not 0 <= value <= MAX_SEIZURE_COUNT:
+                self.problem(ProblemKind.INVALID_VALUE, f"seizure finding's count must be a whole number from 0 to {MAX_SEIZURE_COUNT}: "
+                             "read as one seizure", resource, "valueInteger" if "valueInteger" in resource else "valueQuantity")
+            elif value == 0:
+                return
+            else:
+                self.lifetime_lower_bounds.append((day, int(value)))
+        self.events.append(_Event(day, "observation", resource_label(resource)))
+
     def observation(self, resource: Mapping[str, Any], encounters: Mapping[str, date]) -> None:
         if _text(resource.get("status")) in IGNORED_OBSERVATION_STATUSES:
             return
@@ -459,10 +481,10 @@ class _Builder:
             stamp, day = _effective(resource)
             if day is None or self.after_as_of(day):
                 return
-            if codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS and resource.get("valueBoolean") is not False:
-                # A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that day.
-                self.events.append(_Event(day, "observation", resource_label(resource)))
-            if "note" in resource:
+            finding = codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS
+            if finding:
+                self.seizure_finding(resource, day)
+            if "note" in resource or (finding and isinstance(resource.get("valueString"), str)):
                 encounter = reference_id(resource.get("encounter"), "Encounter")
                 linked = encounter is not None and encounter in encounters
                 evidence = not linked and encounter is not None and encounter in self.evidence_encounters
@@ -690,6 +712,9 @@ class _Builder:
             self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
             if visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
                 visit.single_seizure_so_far = True
+            at_least = max((n for when, n in self.lifetime_lower_bounds if when <= day), default=0)
+            if at_least > (visit.seizures_so_far_at_least or 0):
+                visit.seizures_so_far_at_least = at_least
             self._orders(visit, lev_orders, other_orders)
             previous = day
             self.timeline.visits.append(visit)
@@ -697,6 +722,12 @@ class _Builder:
     def _as_evidence(self, value: _Value) -> bool:
         """A report that is not a decision visit's: a seizure it states is dated on its day and placed
         in the interval it falls in (never dropped). False when the value is not used."""
+        if value.key in ("seizure_count_since_last_visit", "seizures_so_far_at_least") and isinstance(value.value, int) \
+                and not isinstance(value.value, bool) and value.value > 0:
+            # "3 seizures this month" between visits: at least that many by its day, whatever interval it covers.
+            self.lifetime_lower_bounds.append((value.day, value.value))
+            if value.key == "seizures_so_far_at_least":
+                return True
         seizure = _states_seizure(value)
         if seizure:
             # An evidence resource dates its own seizure (an emergency visit, a Condition's onset); a

@@ -616,6 +616,8 @@ def resource_texts(resource: Mapping[str, Any], binaries: Mapping[str, Mapping[s
     for index, note in enumerate(notes if isinstance(notes, list) else []):
         if isinstance(note, dict) and isinstance(note.get("text"), str):
             texts.append((f"note[{index}].text", markdown_text(note["text"])))
+    if kind == "Observation" and isinstance(resource.get("valueString"), str):
+        texts.append(("valueString", resource["valueString"]))  # read for seizure findings only (fhir_mapping.build)
     if kind == "Encounter":
         narrative = resource.get("text")
         if isinstance(narrative, dict) and isinstance(narrative.get("div"), str) and narrative.get("status") != "generated":

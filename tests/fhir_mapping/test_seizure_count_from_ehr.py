@@ -168,3 +168,28 @@ def test_a_seizure_reported_after_the_period_began_is_not_overruled() -> None:
     timeline = build_timeline(resources)
     facts = facts_at(timeline, 2)
     assert facts.months_seizure_free is not None and facts.months_seizure_free < 4
+
+
+def seizure_finding(value: dict[str, Any], day: date = SEIZURE_DAY) -> dict[str, Any]:
+    """A seizure recorded as an Observation coded SNOMED 91175000, as flowsheets send it."""
+    return {"resourceType": "Observation", "id": "finding", "status": "final",
+            "code": {"coding": [{"system": codes.SNOMED, "code": "91175000", "display": "Seizure"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": day.isoformat(), **value}
+
+
+def test_a_seizure_findings_count_is_that_many_seizures_not_one() -> None:
+    """Three seizures recorded on a finding's value: never read as a single seizure (which would mean waiting)."""
+    for value in ({"valueInteger": 3}, {"valueQuantity": {"value": 3, "unit": "{count}"}},
+                  {"valueString": "3 nocturnal seizures this month"}):
+        timeline = build_timeline([f.patient(birth="2018-02-01"), clinic_visit(None), seizure_finding(value)])
+        assert lifetime(timeline) == 3, value
+        assert guidance(timeline) == "G-START-RECURRENT", value
+    plain = build_timeline([f.patient(birth="2018-02-01"), clinic_visit(None), seizure_finding({})])
+    assert facts_at(plain, 0).seizure_since_last_visit is True
+
+
+def test_a_seizure_finding_of_zero_is_no_seizure_and_a_bad_count_is_said() -> None:
+    none = build_timeline([f.patient(birth="2018-02-01"), clinic_visit(None), seizure_finding({"valueInteger": 0})])
+    assert facts_at(none, 0).seizure_since_last_visit is not True
+    bad = build_timeline([f.patient(birth="2018-02-01"), clinic_visit(None), seizure_finding({"valueInteger": -2})])
+    assert any("seizure finding's count" in problem.message for problem in bad.problems)
