@@ -115,7 +115,9 @@ REPORT_ITEMS: Final = (
     "behaviour_adverse_effect", "family_requests_treatment", "single_seizure_so_far", "seizures_so_far_at_least",
 )
 # Strongest first: structured evidence wins over text.
-SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3}
+# A clinic visit's reason code ("visit-reason": "Seizure", R56.9 on a routine follow-up) names the visit's
+# subject: the weakest sign that a seizure happened since the last visit, below the clinician's note.
+SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3, "visit-reason": 4}
 # The windows of the 3- and 6-month flags, in days (as the simulator counts them, training/simulator/simulate.py).
 THREE_MONTHS_DAYS: Final = 91
 SIX_MONTHS_DAYS: Final = 182
@@ -370,7 +372,7 @@ class _Builder:
             elif key in codes.SEIZURE_EVENT_KEYS:
                 # An emergency or inpatient encounter for a seizure dates it (the day it brought the
                 # child in); a clinic visit's reason says only that one happened since the last visit.
-                self.events.append(_Event(day, "encounter", resource_label(resource), dated=evidence))
+                self.events.append(_Event(day, "encounter" if evidence else "visit-reason", resource_label(resource), dated=evidence))
         references = list(_items(resource.get("reasonReference")))
         references += [d.get("condition") for d in _items(resource.get("diagnosis")) if isinstance(d, dict)]
         for reference in references:

@@ -44,9 +44,10 @@ class LevOrder:
 class Provenance:
     """Where a visit item came from: ``kind`` is "code" (an Observation in a code table),
     "questionnaire" (a QuestionnaireResponse answer), "condition", "encounter" or "observation" (a
-    seizure dated in the interval by a Condition, an Encounter's reason or diagnosis, or an Observation
-    coded as a seizure finding) or "text" (note text read by
-    :mod:`fhir_mapping.notes`); ``resource`` is "Type/id"."""
+    seizure dated in the interval by a Condition, an emergency or inpatient Encounter's reason or
+    diagnosis, or an Observation coded as a seizure finding), "text" (note text read by
+    :mod:`fhir_mapping.notes`) or "visit-reason" (a clinic visit's reason code, the weakest);
+    ``resource`` is "Type/id"."""
 
     kind: str
     resource: str

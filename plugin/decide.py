@@ -66,7 +66,7 @@ SEIZURE_ITEMS: Final = ("seizure_since_last_visit", "seizure_count_since_last_vi
                         "seizure_last_3_months", "seizure_last_6_months")
 SOURCE_WORDS: Final[dict[str, str]] = {"code": "coded observations", "observation": "coded observations",
                                        "questionnaire": "questionnaire", "condition": "conditions",
-                                       "encounter": "encounters", "text": "note text"}
+                                       "encounter": "encounters", "visit-reason": "encounter reasons", "text": "note text"}
 MAX_SOURCES_SHOWN: Final = 3  # resources named per kind of source on the card
 
 
