@@ -123,6 +123,10 @@ class _Language:
         # "Parents would like to start medication", "家长要求用药" (and "prefer to wait", "暂不用药").
         self.family_request = compile_(table["family_request"]) if "family_request" in table else None
         self.family_declines = compile_(table["family_declines"]) if "family_declines" in table else None
+        # "after a single nocturnal seizure", "首次发作": the child has had one seizure so far (unless the
+        # sentence speaks of others, of someone else, or hedges).
+        self.single_seizure = compile_(table["single_seizure"]) if "single_seizure" in table else None
+        self.single_seizure_exclusions = compile_(table["single_seizure_exclusions"]) if "single_seizure_exclusions" in table else None
         # "since the dose increase in March", "开学后": a window from a date the note does not give.
         self.unanchored_window = compile_(table["unanchored_window"]) if "unanchored_window" in table else None
 
@@ -317,6 +321,7 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
     # sentence describes those seizures ("2周前发作3次，成串发作"), not the interval.
     context_elsewhere = False
     _family(lang, sentence, items)
+    _single_seizure(lang, sentence, items)
     for clause in clauses:
         _adverse(lang, clause, items)
         if lang.term_exclusions is not None:
@@ -361,6 +366,10 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
                         if months <= limit:
                             items[key] = True
                     positive_text.append(clause)
+                    counted = _count(lang, clause)
+                    if counted is not None:
+                        # "3 seizures in the last 11 weeks": not the interval's count, but at least that many so far.
+                        items["seizures_so_far_at_least"] = max(counted, items.get("seizures_so_far_at_least", 0))
                     if lang.interval_scope.search(clause):
                         # "3 seizures since the last visit, all in the last 3 months": the interval too.
                         interval_reported = True
@@ -421,6 +430,17 @@ def _family(lang: _Language, sentence: str, items: dict[str, Any]) -> None:
         items["family_requests_treatment"] = True
 
 
+def _single_seizure(lang: _Language, sentence: str, items: dict[str, Any]) -> None:
+    """A statement that the child has had one seizure so far ("seen after a first seizure 3 weeks ago")."""
+    match = None if lang.single_seizure is None else lang.single_seizure.search(sentence)
+    if match is None or _prefix_negated(lang, sentence[: match.start()], lang.negation_before, cross_commas=False):
+        return  # "has not had a single seizure since" is a denial, not a statement
+    if lang.single_seizure_exclusions is not None and lang.single_seizure_exclusions.search(sentence):
+        return
+    # "First seizure two weeks ago, none since": the denial is of later seizures, which supports the statement.
+    items["single_seizure_so_far"] = True
+
+
 # --- whole notes --------------------------------------------------------------------------
 def read_text(text: str) -> NoteReading:
     """Read one note's text: items merged over its sentences, with problems."""
@@ -459,12 +479,12 @@ def merge_items(found: Mapping[str, list[Any]]) -> tuple[dict[str, Any], list[st
     for key, values in found.items():
         distinct = list(dict.fromkeys(values))
         if key in ("seizure_since_last_visit", "seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", *ADVERSE_KINDS,
-                   "family_requests_treatment"):
+                   "family_requests_treatment", "single_seizure_so_far"):
             merged[key] = any(distinct)  # a reported seizure or effect outweighs a denial elsewhere
             continue
         if key in ("seizure_count_since_last_visit", "seizure_duration_class") and reported:
             distinct = [v for v in distinct if v != 0] or distinct
-        if key == "seizure_free_months":
+        if key in ("seizure_free_months", "seizures_so_far_at_least"):
             merged[key] = max(distinct)
         elif key == "seizure_months_ago":
             merged[key] = min(distinct)  # the latest seizure mentioned
@@ -596,6 +616,8 @@ def resource_texts(resource: Mapping[str, Any], binaries: Mapping[str, Mapping[s
     for index, note in enumerate(notes if isinstance(notes, list) else []):
         if isinstance(note, dict) and isinstance(note.get("text"), str):
             texts.append((f"note[{index}].text", markdown_text(note["text"])))
+    if kind == "Observation" and isinstance(resource.get("valueString"), str):
+        texts.append(("valueString", resource["valueString"]))  # read for seizure findings only (fhir_mapping.build)
     if kind == "Encounter":
         narrative = resource.get("text")
         if isinstance(narrative, dict) and isinstance(narrative.get("div"), str) and narrative.get("status") != "generated":

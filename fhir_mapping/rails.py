@@ -233,19 +233,20 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
         on_lev = current > 0
     level = visit.labs.get("lev_level")
     months, lifetime = _history(visits)
+    interval = _interval_days(visit.days_since_previous_visit, None if timeline.onset is None else (visit.date - timeline.onset).days)
     return RailFacts(
         on_levetiracetam=on_lev,
         current_mg_per_day=current,
         weight_kg=visit.weight_kg,
         age_years=visit.age_years,
-        seizure_last_3_months=_recent_seizure(visit.seizure_last_3_months, visit.seizure_since_last_visit, visit.days_since_previous_visit),
+        seizure_last_3_months=_recent_seizure(visit.seizure_last_3_months, visit.seizure_since_last_visit, interval),
         months_seizure_free=months,
         lifetime_seizures=lifetime,
         adverse_effect=visit.behaviour_adverse_effect,
         measured_level_mg_l=level.value if level is not None else None,
         seizure_duration_class=visit.seizure_duration_class,
         family_requests_treatment=visit.family_requests_treatment,
-        seizure_last_6_months=_within(visit.seizure_last_6_months, visit.seizure_since_last_visit, visit.days_since_previous_visit, SIX_MONTHS_DAYS),
+        seizure_last_6_months=_within(visit.seizure_last_6_months, visit.seizure_since_last_visit, interval, SIX_MONTHS_DAYS),
         seizure_since_last_visit=visit.seizure_since_last_visit,
         ever_on_levetiracetam=any((v.lev_before is not None and v.lev_before.mg_per_day > 0) or v.lev_before_unreadable is not None
                                   for v in visits),
@@ -262,6 +263,12 @@ def _history(visits: list[Visit]) -> tuple[float | None, int | None]:
         return None, None
     lifetime = course.total if course.exact or course.total >= 2 else None
     return (visits[-1].date - course.last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, lifetime
+
+
+def _interval_days(days_since_previous: float | None, days_since_onset: float | None) -> float | None:
+    """How long ago the visit's interval began: the previous visit, or at the first visit the onset (the first
+    seizure), so that "seizures since onset" two months after it are seizures within 3 months."""
+    return days_since_previous if days_since_previous is not None else days_since_onset
 
 
 def _recent_seizure(reported: bool | None, since_last_visit: bool | None, days_since_previous: float | None) -> bool | None:
@@ -295,6 +302,8 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
 
     dose = get("lev_mg_per_day")
     years_free = get("years_since_last_seizure")
+    years_onset = get("years_since_onset")
+    interval = _interval_days(get("days_since_previous_visit"), None if years_onset is None else round(years_onset * DAYS_PER_YEAR))
     lifetime = get("seizures_reported_so_far")
     duration = get("seizure_duration_class")
     return RailFacts(
@@ -302,13 +311,13 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
         current_mg_per_day=dose,
         weight_kg=get("weight_kg"),
         age_years=get("age_years"),
-        seizure_last_3_months=_recent_seizure(flag("seizure_last_3_months"), flag("seizure_since_last_visit"), get("days_since_previous_visit")),
+        seizure_last_3_months=_recent_seizure(flag("seizure_last_3_months"), flag("seizure_since_last_visit"), interval),
         months_seizure_free=None if years_free is None else years_free * MONTHS_PER_YEAR,
         lifetime_seizures=None if lifetime is None else round(lifetime),
         adverse_effect=flag("behaviour_adverse_effect"),
         measured_level_mg_l=get("lab_lev_level"),
         seizure_duration_class=None if duration is None else round(duration),
-        seizure_last_6_months=_within(flag("seizure_last_6_months"), flag("seizure_since_last_visit"), get("days_since_previous_visit"), SIX_MONTHS_DAYS),
+        seizure_last_6_months=_within(flag("seizure_last_6_months"), flag("seizure_since_last_visit"), interval, SIX_MONTHS_DAYS),
         seizure_since_last_visit=flag("seizure_since_last_visit"),
         ever_on_levetiracetam=bool(flag("ever_on_levetiracetam")),
     )
@@ -508,8 +517,8 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
             if raise_to is None:
                 return say("keep", "G-AT-MAXIMUM", "seizures at the label maximum: check adherence; consider another medicine with a specialist",
                            current_class if allowed[current_class] else None)
-            return say("raise", "G-RAISE-BREAKTHROUGH",
-                       f"seizures in the last 3 months: raise by the label step ({_step_words(facts.age_years)})", raise_to)
+            when = "in the last 3 months" if facts.seizure_last_3_months else "since the last visit"
+            return say("raise", "G-RAISE-BREAKTHROUGH", f"seizures {when}: raise by the label step ({_step_words(facts.age_years)})", raise_to)
         if withdrawal_indicated(facts):
             # Gradual: the next dose class down, which the label's fastest rate (−10 mg/kg BID every
             # 2 weeks, domain.md §2) always allows; the whole label step at once is the fastest taper.
@@ -547,6 +556,11 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
         # Recurrent seizures, the latest within the 6 months the study's outcome looks back (domain.md §1),
         # are a course that is still active: a follow-up 4 months after a second seizure is not seizure-free.
         return start_at_label_dose("G-START-RECURRENT", "recurrent seizures: if treatment is chosen, start at the label's starting dose (10 mg/kg twice daily)")
+    free = facts.months_seizure_free
+    if facts.seizure_last_6_months is None and (free is None or free < SIX_MONTHS_YEARS * MONTHS_PER_YEAR):
+        # Never claim "no seizure in the last 6 months" that the chart does not support.
+        return say("no-recommendation", "G-CANNOT-SAY", "recurrent seizures, the latest not dated: ask when it was (within 6 months: "
+                   "start at the label's starting dose; otherwise no levetiracetam needed now)")
     return say("none", "G-NO-TREATMENT-SEIZURE-FREE", "not treated and no seizure in the last 6 months: no levetiracetam needed now")
 
 

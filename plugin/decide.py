@@ -66,7 +66,7 @@ SEIZURE_ITEMS: Final = ("seizure_since_last_visit", "seizure_count_since_last_vi
                         "seizure_last_3_months", "seizure_last_6_months")
 SOURCE_WORDS: Final[dict[str, str]] = {"code": "coded observations", "observation": "coded observations",
                                        "questionnaire": "questionnaire", "condition": "conditions",
-                                       "encounter": "encounters", "text": "note text"}
+                                       "encounter": "encounters", "visit-reason": "encounter reasons", "text": "note text"}
 MAX_SOURCES_SHOWN: Final = 3  # resources named per kind of source on the card
 
 
@@ -523,7 +523,7 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
     if action == "start" and facts.lifetime_seizures == 1 and facts.family_requests_treatment:
         return "a single seizure, untreated; the family asks for treatment"
     if action == "start" and recent:
-        return f"{recent}, untreated" + (f", {reported_seizures} in all" if (reported_seizures or 0) > (seizures_3m or 0) else "")
+        return f"{recent}, untreated" + (f", {_plural(reported_seizures, 'seizure')} in all" if reported_seizures and reported_seizures > (seizures_3m or 0) else "")
     if recent:
         at_max = action == "keep" and current and maximum is not None and \
             dosing.dose_class_of(current) >= max(i for i, ok in enumerate(decision.bounds.allowed) if ok)

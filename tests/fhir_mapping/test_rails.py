@@ -72,6 +72,16 @@ def test_no_decrease_while_seizing() -> None:
     assert outcome.guidance.mg_per_day == 1250.0  # 750 + 20 mg/kg/day × 30 kg = 1350 → nearest class 1.25 g
 
 
+def test_the_raise_guidance_says_which_window_the_seizures_fell_in() -> None:
+    """A breakthrough read from "since the last visit" alone is not worded as "in the last 3 months"."""
+    recent = clinical_rails(facts(seizure_last_3_months=True, months_seizure_free=1.0), BOUNDS_30KG).guidance
+    since = clinical_rails(facts(seizure_last_3_months=None, seizure_since_last_visit=True, months_seizure_free=None),
+                           BOUNDS_30KG).guidance
+    assert recent is not None and recent.action == "raise" and "in the last 3 months" in recent.text
+    assert since is not None and since.action == "raise" and "since the last visit" in since.text
+    assert "3 months" not in since.text
+
+
 @pytest.mark.parametrize("explanation", [{"adverse_effect": True}, {"measured_level_mg_l": 60.0}])
 def test_decrease_allowed_while_seizing_when_explained(explanation: dict[str, object]) -> None:
     outcome = clinical_rails(facts(seizure_last_3_months=True, **explanation), BOUNDS_30KG)
