@@ -155,6 +155,8 @@ class AuditJournal:
             for path in sorted(self.folder.glob("*" + SUFFIX)):
                 if path != self._path:
                     self._take_over(path, dead_only=True)
+            for path in self.folder.glob(".*.new"):  # a process killed between creating a file and naming it
+                self._take_over(path, dead_only=True)
 
     def _take_over(self, path: Path, *, dead_only: bool = False) -> None:
         try:
@@ -197,13 +199,19 @@ class AuditJournal:
 
     def _new_file(self) -> tuple[int, Path]:
         """A fresh journal file under this process's lock; named only once locked, so no one takes it for dead."""
-        name = f"{os.getpid()}-{secrets.token_hex(6)}"
-        temporary = self.folder / f".{name}.new"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        path = self.folder / (name + SUFFIX)
-        os.rename(temporary, path)
-        return fd, path
+        for _ in range(3):
+            name = f"{os.getpid()}-{secrets.token_hex(6)}"
+            temporary = self.folder / f".{name}.new"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            path = self.folder / (name + SUFFIX)
+            try:
+                os.rename(temporary, path)
+            except FileNotFoundError:  # a starting store took it, unlocked for an instant, for a dead one's
+                os.close(fd)
+                continue
+            return fd, path
+        raise OSError("no audit journal file could be created")
 
 
 def _complete_rows(path: Path, data: bytes) -> list[Row]:
