@@ -30,7 +30,8 @@ Rules (each is a decision the service and training share):
   and height; else a reported eGFR (LOINC 50384-7). The computed value is preferred because adult
   laboratory eGFR equations do not apply to children.
 - **Levetiracetam and other anti-seizure medicines:** :mod:`fhir_mapping.medication`, from
-  MedicationRequest only; an active levetiracetam MedicationStatement is reported, not read.
+  MedicationRequest only; an active levetiracetam MedicationStatement with no order in effect makes the
+  dose taken unreadable (an ``unreadable-dose`` problem), never "not on levetiracetam".
 - **Seizure evidence, from every place a chart keeps it.** Per visit item, the candidates are: the
   project Observations ("code"), QuestionnaireResponse answers ("questionnaire"), seizures dated by a
   Condition of :data:`fhir_mapping.codes.SEIZURE_EVENT_KEYS` (onset, else recordedDate, else the day of
@@ -268,6 +269,8 @@ class _Builder:
         self.single_seizure_days: list[date] = []
         self.event_durations: dict[str, int] = {}  # seizure's resource -> duration class its own note gives
         self.lifetime_lower_bounds: list[tuple[date, int]] = []  # (day, at least this many seizures by then)
+        self.lev_statements: list[tuple[date | None, date | None, str]] = []  # (start, end, "MedicationStatement/id")
+        self.statements_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
@@ -457,6 +460,14 @@ class _Builder:
                 self.values.append(_Value(key, day, visit_day, value, stamp, linked, "text", label, evidence=evidence))
         if items:
             self.seen(day)
+
+    def lev_statement(self, resource: Mapping[str, Any]) -> None:
+        """An active levetiracetam MedicationStatement (a reconciled home medicine): the child takes it. Doses
+        are read from orders only, so where no order is in effect the dose taken is unreadable, never "none"."""
+        period = resource.get("effectivePeriod")
+        start = parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+        end = parse_date(period.get("end")) if isinstance(period, dict) else None
+        self.lev_statements.append((start, end, resource_label(resource)))
 
     def seizure_finding(self, resource: Mapping[str, Any], day: date) -> None:
         """A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that
@@ -718,6 +729,7 @@ class _Builder:
             if at_least > (visit.seizures_so_far_at_least or 0):
                 visit.seizures_so_far_at_least = at_least
             self._orders(visit, lev_orders, other_orders)
+            self._statements(visit)
             previous = day
             self.timeline.visits.append(visit)
 
@@ -736,6 +748,29 @@ class _Builder:
             # report between visits says only that one happened on or before its day.
             self.events.append(_Event(value.day, value.source, value.resource, dated=value.evidence))
         return seizure
+
+    def _statements(self, visit: Visit) -> None:
+        """Where a levetiracetam MedicationStatement covers a visit that no order does, the dose is unreadable."""
+        said = False
+        for start, end, label in self.lev_statements:
+            if end is not None and end < visit.date:
+                continue
+            if visit.lev_before is None and visit.lev_before_unreadable is None and (start is None or start < visit.date):
+                visit.lev_before_unreadable = label
+                visit.anti_seizure_medicines_before = visit.anti_seizure_medicines_before | {"levetiracetam"}
+                said = True
+            if visit.lev is None and visit.lev_unreadable is None and (start is None or start <= visit.date):
+                visit.lev_unreadable = label
+                visit.anti_seizure_medicines = visit.anti_seizure_medicines | {"levetiracetam"}
+                said = True
+            if said:
+                if label not in self.statements_said:
+                    self.statements_said.add(label)
+                    self.problems.append(Problem(
+                        ProblemKind.UNREADABLE_DOSE,
+                        "levetiracetam is recorded as taken (a MedicationStatement) with no order in effect: its dose is read "
+                        "from orders only, so the dose taken cannot be checked; reconcile the order", label, "dosage"))
+                return
 
     def _egfr(self, visit: Visit, latest: Mapping[str, _Value]) -> float | None:
         creatinine = visit.labs.get("creatinine")
@@ -994,7 +1029,6 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
         elif kind == "MedicationRequest":
             builder.medication_request(resource, position)
         elif kind == "MedicationStatement" and asm_key(resource, medications) == "levetiracetam" and _text(resource.get("status")) in ("active", "on-hold"):
-            # Doses are read from orders only; say so rather than let "no order" read as "no levetiracetam".
-            builder.problem(ProblemKind.UNSUPPORTED_RESOURCE, "levetiracetam MedicationStatement is not read: the dose comes from MedicationRequest only", resource, "medicationCodeableConcept")
+            builder.lev_statement(resource)
     builder.assemble()
     return builder.timeline

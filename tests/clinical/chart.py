@@ -259,6 +259,21 @@ def lev_order(mid: str, pid: str, product: str, amount: float, unit: str, *, per
     return resource
 
 
+def lev_statement(sid: str, pid: str, product: str, amount: float, unit: str, *, per_day: int, since: str) -> Resource:
+    """Levetiracetam recorded as taken (a reconciled home medicine, MedicationStatement), not as an order."""
+    display, _, _ = LEV_PRODUCTS[product]
+    timing_code = {1: "QD", 2: "BID", 3: "TID"}[per_day]
+    quantity = ({"value": amount, "unit": "tablet", "system": UCUM, "code": "{tbl}"} if unit == "tablet"
+                else {"value": amount, "unit": unit, "system": UCUM, "code": unit})
+    return {"resourceType": "MedicationStatement", "id": sid, "status": "active",
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": product, "display": display}], "text": display},
+            "subject": ref("Patient", pid), "effectivePeriod": {"start": since}, "dateAsserted": f"{since}T09:00:00Z",
+            "informationSource": {"display": "Parent (medicines reconciliation)"},
+            "dosage": [{"text": f"{amount:g} {unit} by mouth {timing_code}",
+                        "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+                        "doseAndRate": [{"doseQuantity": quantity}]}]}
+
+
 def other_order(mid: str, pid: str, rxnorm: str, display: str, text: str, *, authored: str,
                 status: str = "active") -> Resource:
     """A MedicationRequest for another medicine (dose in text only, as many EHRs send it)."""

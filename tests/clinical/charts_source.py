@@ -77,7 +77,8 @@ def follow_up(pid: str, visits: list[Visit]) -> tuple[list[c.Resource], list[c.R
 def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: list[c.Resource] | None,
             heights: list[c.Resource], labs: list[c.Resource], conditions: list[c.Resource],
             medications: list[c.Resource], visits: list[Visit], extra_encounters: list[c.Resource] | None = None,
-            draft: c.Resource | None = None, sandbox: bool = False, expect: dict[str, Any]) -> dict[str, Any]:
+            draft: c.Resource | None = None, sandbox: bool = False, statements: list[c.Resource] | None = None,
+            expect: dict[str, Any]) -> dict[str, Any]:
     """The CDS Hooks request a chart is sent as, prefetch keyed as hooks/*.json, with its expectations."""
     encounters, reports, notes = follow_up(pid, visits)
     encounters = sorted(encounters + (extra_encounters or []), key=lambda e: e["period"]["start"], reverse=True)
@@ -94,6 +95,8 @@ def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: lis
         "labs": c.bundle(labs),
         "conditions": c.bundle(conditions),
         "medications": c.bundle(medications),
+        # Medicines recorded as taken (MedicationStatement), as medicines reconciliation records them.
+        "statements": c.bundle(statements or []),
         # What an EHR records besides: encounters with their reasons, and progress notes.
         "encounters": c.bundle(encounters),
         "notes": c.bundle(notes),
@@ -1302,6 +1305,27 @@ def c55_ehr_small_child_on_solution_seizing() -> dict[str, Any]:
                 "why": "Seizures on 20 mg/kg/day: raise within the label, in oral solution at 20 kg (domain.md §2, §6)."})
 
 
+def c56_levetiracetam_recorded_as_taken_not_ordered() -> dict[str, Any]:
+    pid = "c56-leo"
+    return request("c56", "patient-view", pid,
+        patient=c.patient(pid, "2017-11-02", "male", "Leo", "Nakamura"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 25.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 127.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2025-10-20")],
+        medications=[],
+        statements=[c.lev_statement(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, since="2025-11-15")],
+        visits=[
+            _ehr_visit("2026-06-02", "Transferred from another hospital on levetiracetam 250 mg twice daily. Seizure-free."),
+            _ehr_visit("2026-12-01", "3 seizures in the last 2 months on levetiracetam 250 mg bd (prescribed by the GP).",
+                       reason="44145005"),
+        ],
+        expect={"action": "no-recommendation", "cards": "one", "problems": [{"kind": "unreadable", "item": "levetiracetam"}],
+                "absent": ["start levetiracetam", "untreated"],
+                "why": "Levetiracetam is recorded as taken (medicines reconciliation) but no order is on the chart: the dose "
+                       "taken cannot be checked, so no dose is offered; never a start for a child already on it."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -1358,6 +1382,7 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c53-ehr-cluster-after-quiet-quarter": c53_ehr_cluster_after_a_quiet_quarter,
     "c54-ehr-15y-seizure-free-2y": c54_ehr_fifteen_seizure_free_two_years,
     "c55-ehr-solution-seizing": c55_ehr_small_child_on_solution_seizing,
+    "c56-lev-recorded-as-taken-not-ordered": c56_levetiracetam_recorded_as_taken_not_ordered,
 }
 
 
