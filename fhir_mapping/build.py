@@ -269,7 +269,7 @@ class _Builder:
         self.single_seizure_days: list[date] = []
         self.event_durations: dict[str, int] = {}  # seizure's resource -> duration class its own note gives
         self.lifetime_lower_bounds: list[tuple[date, int]] = []  # (day, at least this many seizures by then)
-        self.lev_statements: list[tuple[date | None, date | None, str]] = []  # (start, end, "MedicationStatement/id")
+        self.lev_statements: list[tuple[date | None, date | None, str, str]] = []  # (start, end, "Type/id", what it is)
         self.statements_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
@@ -461,13 +461,20 @@ class _Builder:
         if items:
             self.seen(day)
 
-    def lev_statement(self, resource: Mapping[str, Any]) -> None:
-        """An active levetiracetam MedicationStatement (a reconciled home medicine): the child takes it. Doses
-        are read from orders only, so where no order is in effect the dose taken is unreadable, never "none"."""
+    def lev_taken_unread(self, resource: Mapping[str, Any], what: str) -> None:
+        """Levetiracetam the child may be taking that gives no readable order: an active MedicationStatement (a
+        reconciled home medicine), an order of unknown status, an order naming it in text only. Where no order is
+        in effect the dose taken is unreadable, never "none" (which would let a card offer a start)."""
         period = resource.get("effectivePeriod")
-        start = parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+        if not isinstance(period, dict):
+            instructions = _items(resource.get("dosageInstruction"))
+            timing = instructions[0].get("timing") if instructions and isinstance(instructions[0], dict) else None
+            repeat = timing.get("repeat") if isinstance(timing, dict) else None
+            period = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
+        start = (parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+                 or parse_date(resource.get("authoredOn")))
         end = parse_date(period.get("end")) if isinstance(period, dict) else None
-        self.lev_statements.append((start, end, resource_label(resource)))
+        self.lev_statements.append((start, end, resource_label(resource), what))
 
     def seizure_finding(self, resource: Mapping[str, Any], day: date) -> None:
         """A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that
@@ -587,12 +594,19 @@ class _Builder:
 
     def medication_request(self, resource: Mapping[str, Any], position: int) -> None:
         key = asm_key(resource, self.medications)
+        status = _text(resource.get("status"))
+        if key == "levetiracetam" and status == "unknown":
+            # The source does not know whether it is in effect: the child may take it, at a dose not read.
+            self.lev_taken_unread(resource, "a levetiracetam order of unknown status")
+            return
         if not counts_as_taken(resource):
             return
         if key is None:
             if mentions_levetiracetam(resource, self.medications):
                 path = "medicationReference" if "medicationReference" in resource else "medicationCodeableConcept"
                 self.problem(ProblemKind.UNKNOWN_CODE, "names levetiracetam in text only (no RxNorm or ATC code): the order is not used", resource, path)
+                if status in ("active", "on-hold"):
+                    self.lev_taken_unread(resource, "an order naming levetiracetam in text only")
             return
         self.orders.append((position, resource, key))
 
@@ -752,7 +766,7 @@ class _Builder:
     def _statements(self, visit: Visit) -> None:
         """Where a levetiracetam MedicationStatement covers a visit that no order does, the dose is unreadable."""
         said = False
-        for start, end, label in self.lev_statements:
+        for start, end, label, what in self.lev_statements:
             if end is not None and end < visit.date:
                 continue
             if visit.lev_before is None and visit.lev_before_unreadable is None and (start is None or start < visit.date):
@@ -768,8 +782,8 @@ class _Builder:
                     self.statements_said.add(label)
                     self.problems.append(Problem(
                         ProblemKind.UNREADABLE_DOSE,
-                        "levetiracetam is recorded as taken (a MedicationStatement) with no order in effect: its dose is read "
-                        "from orders only, so the dose taken cannot be checked; reconcile the order", label, "dosage"))
+                        f"levetiracetam may be taken ({what}) with no readable order in effect: the dose taken cannot be "
+                        "checked; reconcile the order", label, "dosage"))
                 return
 
     def _egfr(self, visit: Visit, latest: Mapping[str, _Value]) -> float | None:
@@ -1029,6 +1043,6 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
         elif kind == "MedicationRequest":
             builder.medication_request(resource, position)
         elif kind == "MedicationStatement" and asm_key(resource, medications) == "levetiracetam" and _text(resource.get("status")) in ("active", "on-hold"):
-            builder.lev_statement(resource)
+            builder.lev_taken_unread(resource, "recorded as taken in a MedicationStatement")
     builder.assemble()
     return builder.timeline

@@ -139,8 +139,18 @@ def test_uncoded_levetiracetam_order_is_reported_not_dropped_silently() -> None:
     uncoded = f.lev_order("mr", 500.0, D0)
     uncoded["medicationCodeableConcept"] = {"text": "Keppra 500 mg tablets"}
     timeline = build_timeline([f.patient(), f.encounter("e1", D1), uncoded])
-    assert kinds(timeline) == [ProblemKind.UNKNOWN_CODE]
+    assert kinds(timeline) == [ProblemKind.UNKNOWN_CODE, ProblemKind.UNREADABLE_DOSE]
     assert timeline.problems[0].path == "medicationCodeableConcept"
+    # The child may take it: the dose taken is unreadable, not "not on levetiracetam".
+    assert timeline.visits[-1].lev_before_unreadable == "MedicationRequest/mr"
+
+
+def test_levetiracetam_order_of_unknown_status_may_be_taken() -> None:
+    unknown = f.lev_order("mr", 500.0, D0)
+    unknown["status"] = "unknown"
+    timeline = build_timeline([f.patient(), f.encounter("e1", D1), unknown])
+    assert kinds(timeline) == [ProblemKind.UNREADABLE_DOSE] and "unknown status" in timeline.problems[0].message
+    assert timeline.visits[-1].lev_unreadable == "MedicationRequest/mr"
 
 
 def test_lab_with_comparator_is_not_used_as_a_value() -> None:
