@@ -339,7 +339,11 @@ class _Builder:
             if day is None:
                 self.problem(ProblemKind.MISSING, "seizure Condition without onset, recordedDate or an Encounter: it cannot be placed in time", resource, "onsetDateTime")
             elif not self.after_as_of(day):
-                self.events.append(_Event(day, "condition", resource_label(resource), dated=onset is not None or day == at_evidence))
+                # A seizure diagnosis of a clinic visit dated only by that visit (a follow-up's billing diagnosis)
+                # says as little as the visit's reason code; one with an onset of its own dates a seizure.
+                billing = at_visit is not None and (onset is None or onset == at_visit)
+                self.events.append(_Event(day, "visit-reason" if billing else "condition", resource_label(resource),
+                                          dated=onset is not None or day == at_evidence))
             return
         if first_known is not None and (self.timeline.onset is None or first_known < self.timeline.onset):
             self.timeline.onset = first_known
