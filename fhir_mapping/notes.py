@@ -550,7 +550,7 @@ def _binary_for(url: str, binaries: Mapping[str, Mapping[str, Any]]) -> Mapping[
 
 def rtf_text(payload: bytes) -> tuple[str | None, str | None]:
     """The plain text of an RTF document (striprtf: control words, font and colour tables, \\'hh and \\uN escapes)."""
-    from striprtf.striprtf import rtf_to_text  # type: ignore[import-untyped]
+    from striprtf.striprtf import rtf_to_text
 
     # RTF is 7-bit ASCII with escapes; a stray 8-bit byte is read as Windows-1252, RTF's usual code page.
     source = payload.decode("cp1252", errors="replace")
