@@ -30,7 +30,8 @@ Rules (each is a decision the service and training share):
   and height; else a reported eGFR (LOINC 50384-7). The computed value is preferred because adult
   laboratory eGFR equations do not apply to children.
 - **Levetiracetam and other anti-seizure medicines:** :mod:`fhir_mapping.medication`, from
-  MedicationRequest only; an active levetiracetam MedicationStatement is reported, not read.
+  MedicationRequest only; an active levetiracetam MedicationStatement with no order in effect makes the
+  dose taken unreadable (an ``unreadable-dose`` problem), never "not on levetiracetam".
 - **Seizure evidence, from every place a chart keeps it.** Per visit item, the candidates are: the
   project Observations ("code"), QuestionnaireResponse answers ("questionnaire"), seizures dated by a
   Condition of :data:`fhir_mapping.codes.SEIZURE_EVENT_KEYS` (onset, else recordedDate, else the day of
@@ -268,6 +269,8 @@ class _Builder:
         self.single_seizure_days: list[date] = []
         self.event_durations: dict[str, int] = {}  # seizure's resource -> duration class its own note gives
         self.lifetime_lower_bounds: list[tuple[date, int]] = []  # (day, at least this many seizures by then)
+        self.lev_statements: list[tuple[date | None, date | None, str, str]] = []  # (start, end, "Type/id", what it is)
+        self.statements_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
@@ -336,7 +339,11 @@ class _Builder:
             if day is None:
                 self.problem(ProblemKind.MISSING, "seizure Condition without onset, recordedDate or an Encounter: it cannot be placed in time", resource, "onsetDateTime")
             elif not self.after_as_of(day):
-                self.events.append(_Event(day, "condition", resource_label(resource), dated=onset is not None or day == at_evidence))
+                # A seizure diagnosis of a clinic visit dated only by that visit (a follow-up's billing diagnosis)
+                # says as little as the visit's reason code; one with an onset of its own dates a seizure.
+                billing = at_visit is not None and (onset is None or onset == at_visit)
+                self.events.append(_Event(day, "visit-reason" if billing else "condition", resource_label(resource),
+                                          dated=onset is not None or day == at_evidence))
             return
         if first_known is not None and (self.timeline.onset is None or first_known < self.timeline.onset):
             self.timeline.onset = first_known
@@ -458,6 +465,21 @@ class _Builder:
         if items:
             self.seen(day)
 
+    def lev_taken_unread(self, resource: Mapping[str, Any], what: str) -> None:
+        """Levetiracetam the child may be taking that gives no readable order: an active MedicationStatement (a
+        reconciled home medicine), an order of unknown status, an order naming it in text only. Where no order is
+        in effect the dose taken is unreadable, never "none" (which would let a card offer a start)."""
+        period = resource.get("effectivePeriod")
+        if not isinstance(period, dict):
+            instructions = _items(resource.get("dosageInstruction"))
+            timing = instructions[0].get("timing") if instructions and isinstance(instructions[0], dict) else None
+            repeat = timing.get("repeat") if isinstance(timing, dict) else None
+            period = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
+        start = (parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+                 or parse_date(resource.get("authoredOn")))
+        end = parse_date(period.get("end")) if isinstance(period, dict) else None
+        self.lev_statements.append((start, end, resource_label(resource), what))
+
     def seizure_finding(self, resource: Mapping[str, Any], day: date) -> None:
         """A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that
         day; a count as its value (valueInteger, valueQuantity) says how many at least, 0 says none."""
@@ -576,12 +598,19 @@ class _Builder:
 
     def medication_request(self, resource: Mapping[str, Any], position: int) -> None:
         key = asm_key(resource, self.medications)
+        status = _text(resource.get("status"))
+        if key == "levetiracetam" and status == "unknown":
+            # The source does not know whether it is in effect: the child may take it, at a dose not read.
+            self.lev_taken_unread(resource, "a levetiracetam order of unknown status")
+            return
         if not counts_as_taken(resource):
             return
         if key is None:
             if mentions_levetiracetam(resource, self.medications):
                 path = "medicationReference" if "medicationReference" in resource else "medicationCodeableConcept"
                 self.problem(ProblemKind.UNKNOWN_CODE, "names levetiracetam in text only (no RxNorm or ATC code): the order is not used", resource, path)
+                if status in ("active", "on-hold"):
+                    self.lev_taken_unread(resource, "an order naming levetiracetam in text only")
             return
         self.orders.append((position, resource, key))
 
@@ -718,6 +747,7 @@ class _Builder:
             if at_least > (visit.seizures_so_far_at_least or 0):
                 visit.seizures_so_far_at_least = at_least
             self._orders(visit, lev_orders, other_orders)
+            self._statements(visit)
             previous = day
             self.timeline.visits.append(visit)
 
@@ -736,6 +766,29 @@ class _Builder:
             # report between visits says only that one happened on or before its day.
             self.events.append(_Event(value.day, value.source, value.resource, dated=value.evidence))
         return seizure
+
+    def _statements(self, visit: Visit) -> None:
+        """Where a levetiracetam MedicationStatement covers a visit that no order does, the dose is unreadable."""
+        said = False
+        for start, end, label, what in self.lev_statements:
+            if end is not None and end < visit.date:
+                continue
+            if visit.lev_before is None and visit.lev_before_unreadable is None and (start is None or start < visit.date):
+                visit.lev_before_unreadable = label
+                visit.anti_seizure_medicines_before = visit.anti_seizure_medicines_before | {"levetiracetam"}
+                said = True
+            if visit.lev is None and visit.lev_unreadable is None and (start is None or start <= visit.date):
+                visit.lev_unreadable = label
+                visit.anti_seizure_medicines = visit.anti_seizure_medicines | {"levetiracetam"}
+                said = True
+            if said:
+                if label not in self.statements_said:
+                    self.statements_said.add(label)
+                    self.problems.append(Problem(
+                        ProblemKind.UNREADABLE_DOSE,
+                        f"levetiracetam may be taken ({what}) with no readable order in effect: the dose taken cannot be "
+                        "checked; reconcile the order", label, "dosage"))
+                return
 
     def _egfr(self, visit: Visit, latest: Mapping[str, _Value]) -> float | None:
         creatinine = visit.labs.get("creatinine")
@@ -994,7 +1047,6 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
         elif kind == "MedicationRequest":
             builder.medication_request(resource, position)
         elif kind == "MedicationStatement" and asm_key(resource, medications) == "levetiracetam" and _text(resource.get("status")) in ("active", "on-hold"):
-            # Doses are read from orders only; say so rather than let "no order" read as "no levetiracetam".
-            builder.problem(ProblemKind.UNSUPPORTED_RESOURCE, "levetiracetam MedicationStatement is not read: the dose comes from MedicationRequest only", resource, "medicationCodeableConcept")
+            builder.lev_taken_unread(resource, "recorded as taken in a MedicationStatement")
     builder.assemble()
     return builder.timeline

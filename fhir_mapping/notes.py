@@ -39,7 +39,9 @@ RULES_FILE: Final = Path(__file__).resolve().parent / "data" / "note_rules.json"
 # A progress note is a few thousand characters; longer text is not a note (or is many notes pasted
 # together), and bounding it bounds the extractor's time. Project limit.
 MAX_NOTE_CHARS: Final = 20000
-TEXT_CONTENT_TYPES: Final = frozenset({"text/plain", "text/markdown", "text/html", "text/x-markdown"})
+# Rich Text Format: how several EHRs (Epic among them) file progress notes.
+RTF_CONTENT_TYPES: Final = frozenset({"text/rtf", "application/rtf"})
+TEXT_CONTENT_TYPES: Final = frozenset({"text/plain", "text/markdown", "text/html", "text/x-markdown"}) | RTF_CONTENT_TYPES
 SEIZURE_ITEMS: Final = (
     "seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
     "seizure_last_3_months", "seizure_last_6_months", "seizure_free_months", "seizure_months_ago",
@@ -546,6 +548,20 @@ def _binary_for(url: str, binaries: Mapping[str, Mapping[str, Any]]) -> Mapping[
     return binaries.get("/".join(parts[-2:])) if len(parts) >= 2 and parts[-2] == "Binary" else None
 
 
+def rtf_text(payload: bytes) -> tuple[str | None, str | None]:
+    """The plain text of an RTF document (striprtf: control words, font and colour tables, \\'hh and \\uN escapes)."""
+    from striprtf.striprtf import rtf_to_text
+
+    # RTF is 7-bit ASCII with escapes; a stray 8-bit byte is read as Windows-1252, RTF's usual code page.
+    source = payload.decode("cp1252", errors="replace")
+    if not source.lstrip().startswith("{\\rtf"):
+        return None, "attachment of type RTF does not start with {\\rtf: not read"
+    try:
+        return rtf_to_text(source, errors="replace"), None
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeError) as error:  # malformed escapes
+        return None, f"RTF attachment could not be read ({type(error).__name__}): not read"
+
+
 def attachment_text(attachment: object, binaries: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[str | None, str | None]:
     """(text, None) of a FHIR Attachment with inline ``data`` (or a ``url`` to a Binary in ``binaries``:
     the input's Binary resources by "Binary/id", contained ones by "#id"), or (None, why it cannot be read).
@@ -563,7 +579,7 @@ def attachment_text(attachment: object, binaries: Mapping[str, Mapping[str, Any]
     if isinstance(raw_type, str) and "charset=" in raw_type.lower():
         charset = raw_type.lower().split("charset=", 1)[1].split(";")[0].strip() or "utf-8"
     if content_type and content_type not in TEXT_CONTENT_TYPES:
-        return None, f"attachment of type {content_type!r} is not text (text/plain, text/markdown or text/html is read)"
+        return None, f"attachment of type {content_type!r} is not text (text/plain, text/markdown, text/html or RTF is read)"
     data = attachment.get("data")
     if not isinstance(data, str):
         if isinstance(attachment.get("url"), str):
@@ -577,6 +593,8 @@ def attachment_text(attachment: object, binaries: Mapping[str, Mapping[str, Any]
         return None, "attachment data is not valid base64"
     if b"\x00" in payload:
         return None, "attachment holds binary content: not read"
+    if content_type in RTF_CONTENT_TYPES or payload.lstrip().startswith(b"{\\rtf"):
+        return rtf_text(payload)
     try:
         text = payload.decode("utf-8-sig" if charset in ("utf-8", "utf8") else charset)
     except (UnicodeDecodeError, LookupError):

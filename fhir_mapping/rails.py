@@ -99,7 +99,8 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("R-NO-INCREASE-SEIZURE-FREE", "No increase after 12 months or more without a seizure.",
          "domain.md §4 (remission 1–3 y after onset) and §6 (withdrawal considered after 1–2 seizure-free years)"),
     Rule("R-NO-DECREASE-WHILE-SEIZING",
-         "No decrease while seizures occurred in the last 3 months, unless an adverse effect or a measured level above the reference explains it.",
+         "No decrease while seizures occurred in the last 3 months (or since the last visit, when the chart does not say when), unless an adverse "
+         "effect or a measured level above the reference explains it.",
          "domain.md §6 (breakthrough seizures on a low dose: titrate up within the label; reduce for adverse effects with a high level)"),
     Rule("R-START-AT-LABEL-DOSE", "A start from 0 is the label's starting dose for the age (the smallest dose class at most 5% below it); higher doses are reached by titration at review.",
          "FDA Keppra label / EU SmPC, domain.md §2 (7 mg/kg BID below 6 months, 10 mg/kg BID from 6 months, 500 mg BID from 16 years)"),
@@ -425,12 +426,13 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str]
             value = facts.measured_level_mg_l if which == "measured" else facts.predicted_level_mg_l
             remove("R-NO-INCREASE-HIGH-LEVEL", f"{which} level {value:g} mg/L above {LEVEL_UPPER_REFERENCE_MG_L:g} mg/L: no increase",
                    list(range(current_class + 1, N_DOSE_CLASSES)))
-        if facts.seizure_last_3_months:
+        if facts.breakthrough:
             explained = bool(facts.adverse_effect) or level_is_high(facts, include_prediction=False)
             if not explained:
                 # The label wins: when it forces a lower dose, the highest dose it allows stays open.
                 highest_label = max(i for i in range(current_class + 1) if label[i])
-                remove("R-NO-DECREASE-WHILE-SEIZING", "seizures in the last 3 months: no decrease",
+                when = "in the last 3 months" if facts.seizure_last_3_months else "since the last visit"
+                remove("R-NO-DECREASE-WHILE-SEIZING", f"seizures {when}: no decrease",
                        list(range(0, min(current_class, highest_label))))
         if withdrawal_indicated(facts) and "R-WITHDRAWAL-OFFERED" not in skip:
             fired.append(FiredRule("R-WITHDRAWAL-OFFERED", _withdrawal_reason(facts), ()))

@@ -58,7 +58,8 @@ MEASURED_ITEMS: Final[dict[str, str]] = {"weight": "body weight", "height": "bod
 ITEM_OF_PREFETCH: Final[dict[str, str]] = {
     "patient": "the Patient (age and sex)", "weight": "body weight", "height": "body height",
     "seizures": "the seizure reports", "labs": "the laboratory results", "conditions": "the diagnoses",
-    "medications": "the medication orders", "encounters": "the encounters", "notes": "the clinical notes",
+    "medications": "the medication orders", "statements": "the medicines taken (MedicationStatement)",
+    "encounters": "the encounters", "notes": "the clinical notes",
     "questionnaires": "the questionnaire answers"}
 # The seizure items of a visit (the published state's seizure history, and R1-R3), and what each kind of
 # source of fhir_mapping.timeline.Provenance is called on a card.

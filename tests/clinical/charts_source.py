@@ -57,6 +57,7 @@ class Visit:
     adverse_effect: bool | None = None
     reason: str | None = None  # the Encounter's reason code (a CONDITION_CODES key)
     note: str | None = None
+    note_as_rtf: bool = False  # the note filed as an RTF document (text/rtf)
 
 
 def follow_up(pid: str, visits: list[Visit]) -> tuple[list[c.Resource], list[c.Resource], list[c.Resource]]:
@@ -70,14 +71,15 @@ def follow_up(pid: str, visits: list[Visit]) -> tuple[list[c.Resource], list[c.R
                                     duration=visit.duration, exam=visit.exam, assessment=visit.assessment,
                                     adverse_effect=visit.adverse_effect)
         if visit.note:
-            notes.append(c.progress_note(f"{pid}-note{number}", pid, visit.day, visit.note, eid))
+            notes.append(c.progress_note(f"{pid}-note{number}", pid, visit.day, visit.note, eid, rtf=visit.note_as_rtf))
     return encounters, reports, notes
 
 
 def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: list[c.Resource] | None,
             heights: list[c.Resource], labs: list[c.Resource], conditions: list[c.Resource],
             medications: list[c.Resource], visits: list[Visit], extra_encounters: list[c.Resource] | None = None,
-            draft: c.Resource | None = None, sandbox: bool = False, expect: dict[str, Any]) -> dict[str, Any]:
+            draft: c.Resource | None = None, sandbox: bool = False, statements: list[c.Resource] | None = None,
+            expect: dict[str, Any]) -> dict[str, Any]:
     """The CDS Hooks request a chart is sent as, prefetch keyed as hooks/*.json, with its expectations."""
     encounters, reports, notes = follow_up(pid, visits)
     encounters = sorted(encounters + (extra_encounters or []), key=lambda e: e["period"]["start"], reverse=True)
@@ -94,6 +96,8 @@ def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: lis
         "labs": c.bundle(labs),
         "conditions": c.bundle(conditions),
         "medications": c.bundle(medications),
+        # Medicines recorded as taken (MedicationStatement), as medicines reconciliation records them.
+        "statements": c.bundle(statements or []),
         # What an EHR records besides: encounters with their reasons, and progress notes.
         "encounters": c.bundle(encounters),
         "notes": c.bundle(notes),
@@ -1302,6 +1306,50 @@ def c55_ehr_small_child_on_solution_seizing() -> dict[str, Any]:
                 "why": "Seizures on 20 mg/kg/day: raise within the label, in oral solution at 20 kg (domain.md §2, §6)."})
 
 
+def c56_levetiracetam_recorded_as_taken_not_ordered() -> dict[str, Any]:
+    pid = "c56-leo"
+    return request("c56", "patient-view", pid,
+        patient=c.patient(pid, "2017-11-02", "male", "Leo", "Nakamura"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 25.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 127.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2025-10-20")],
+        medications=[],
+        statements=[c.lev_statement(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, since="2025-11-15")],
+        visits=[
+            _ehr_visit("2026-06-02", "Transferred from another hospital on levetiracetam 250 mg twice daily. Seizure-free."),
+            _ehr_visit("2026-12-01", "3 seizures in the last 2 months on levetiracetam 250 mg bd (prescribed by the GP).",
+                       reason="44145005"),
+        ],
+        expect={"action": "no-recommendation", "cards": "one", "problems": [{"kind": "unreadable", "item": "levetiracetam"}],
+                "absent": ["start levetiracetam", "untreated"],
+                "why": "Levetiracetam is recorded as taken (medicines reconciliation) but no order is on the chart: the dose "
+                       "taken cannot be checked, so no dose is offered; never a start for a child already on it."})
+
+
+def c57_ehr_rtf_notes_adolescent_breakthrough() -> dict[str, Any]:
+    pid = "c57-sofia"
+    return request("c57", "patient-view", pid,
+        patient=c.patient(pid, "2012-02-14", "female", "Sofia", "Marquez"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 52.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 160.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2024-03-05")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2024-04-02")],
+        visits=[
+            Visit("2026-06-02", None, exam=None, note="Seizure-free since the last review. Tolerating Keppra 500 mg bd.",
+                  note_as_rtf=True),
+            Visit("2026-12-01", None, exam=None, reason="44145005", note_as_rtf=True,
+                  note="Interval history: 2 nocturnal seizures since the last visit, each about 1 minute.\n"
+                       "Adherence good. No side effects.\nPlan: increase levetiracetam."),
+        ],
+        expect={"action": "raise", "cards": "one", "current_mg_per_day": 1000, "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
+                "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1001, "max": ABSOLUTE_MAX},
+                "step_mg_per_day": STEP_ADULT, "absent": ["taper"],
+                "why": "Seizures on 19 mg/kg/day at 52 kg, the history only in RTF progress notes: raise by the adult step "
+                       "of 500 mg twice daily within the label (domain.md §2, §6)."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -1358,6 +1406,8 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c53-ehr-cluster-after-quiet-quarter": c53_ehr_cluster_after_a_quiet_quarter,
     "c54-ehr-15y-seizure-free-2y": c54_ehr_fifteen_seizure_free_two_years,
     "c55-ehr-solution-seizing": c55_ehr_small_child_on_solution_seizing,
+    "c56-lev-recorded-as-taken-not-ordered": c56_levetiracetam_recorded_as_taken_not_ordered,
+    "c57-ehr-rtf-notes-breakthrough": c57_ehr_rtf_notes_adolescent_breakthrough,
 }
 
 

@@ -233,3 +233,20 @@ def test_a_follow_ups_seizure_reason_code_does_not_overrule_the_notes_denial() -
         alone = build_timeline([f.patient(), *visits])  # the reason alone still says a seizure happened
         assert alone.visits[4].seizure_since_last_visit is True
 
+
+
+def test_a_follow_ups_seizure_diagnosis_dated_only_by_the_visit_does_not_overrule_the_note() -> None:
+    """An encounter-diagnosis Condition "Seizure" of the follow-up itself (onset the visit's day, or only recorded
+    then): as weak as the visit's reason code. One with an onset of its own still dates a seizure."""
+    def diagnosis(**dates: str) -> dict:
+        condition = f.coded_condition("dx", codes.SNOMED, "91175000")
+        condition.update(dates, encounter={"reference": "Encounter/e4"})
+        return condition
+
+    denial = f.document("n4", DAYS[4], "No seizures since the last visit.", eid="e4")
+    for dates in ({"onsetDateTime": DAYS[4].isoformat()}, {"recordedDate": DAYS[4].isoformat()}):
+        timeline = build_timeline([f.patient(), *encounters(), diagnosis(**dates), denial])
+        assert timeline.visits[4].seizure_since_last_visit is False, dates
+    dated = build_timeline([f.patient(), *encounters(), diagnosis(onsetDateTime=(DAYS[4] - timedelta(days=20)).isoformat()), denial])
+    assert dated.visits[4].seizure_since_last_visit is True
+    assert dated.visits[4].provenance["seizure_since_last_visit"] == Provenance("condition", "Condition/dx")

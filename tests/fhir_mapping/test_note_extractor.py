@@ -302,6 +302,29 @@ def test_attachments_in_each_text_type_and_charset_are_read() -> None:
     assert attachment_text({"contentType": "text/plain; charset=gb18030", "data": data("无发作", "gb18030")})[0] == "无发作"
 
 
+def test_rtf_notes_are_read_with_their_escapes() -> None:
+    """Progress notes filed as RTF (text/rtf, application/rtf, or unlabelled): font tables dropped, \\par a line
+    break, \\'hh and \\uN escapes decoded, so the seizure history in them reaches the mapping."""
+    rtf = (r"{\rtf1\ansi\ansicpg1252{\fonttbl\f0\fswiss Helvetica;}{\colortbl;\red0\green0\blue0;}\f0\pard "
+           r"3 seizures since the last visit, the longest 2 minutes.\par Parents wish to start treatment.\par "
+           r"Caf\'e9 at school.\par \u24739?\u20799?\u36817?2\u20010?\u26376?\u21457?\u20316?3\u27425?\u12290?\par}")
+    encoded = base64.b64encode(rtf.encode("ascii")).decode()
+    for content_type in ("text/rtf", "application/rtf", None):
+        attachment = {"data": encoded} if content_type is None else {"contentType": content_type, "data": encoded}
+        text, why = attachment_text(attachment)
+        assert why is None and text is not None, content_type
+        assert "3 seizures since the last visit" in text and "Café" in text and "患儿近2个月发作3次" in text
+        assert "Helvetica" not in text and "\\par" not in text
+    reading = read_text(attachment_text({"contentType": "text/rtf", "data": encoded})[0] or "")
+    assert reading.items["seizure_count_since_last_visit"] == 3 and reading.items["family_requests_treatment"] is True
+
+
+def test_malformed_rtf_is_said_never_raised() -> None:
+    for broken in (r"{\rtf1 \par\uc\uc2\parud f}d\uc289  b2u{42\par-3r2{ *}", "plain words labelled RTF"):
+        text, why = attachment_text({"contentType": "text/rtf", "data": base64.b64encode(broken.encode()).decode()})
+        assert (text is None) == (why is not None)
+
+
 def test_rules_are_data() -> None:
     """Every rule the extractor applies is in the JSON table (both languages carry the same sections)."""
     table = json.loads((NOTES.parents[2] / "fhir_mapping" / "data" / "note_rules.json").read_text(encoding="utf-8"))
