@@ -495,6 +495,8 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
     level = facts.measured_level_mg_l
     if facts.seizure_last_3_months:
         recent = _plural(seizures_3m, "seizure") + " in 3 months" if seizures_3m else "seizures in the last 3 months"
+    elif facts.breakthrough:
+        recent = "seizures since the last visit"  # the chart does not say whether within 3 months
     else:
         recent = None
     action = decision.action

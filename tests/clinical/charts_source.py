@@ -1345,7 +1345,7 @@ def c57_ehr_rtf_notes_adolescent_breakthrough() -> dict[str, Any]:
         ],
         expect={"action": "raise", "cards": "one", "current_mg_per_day": 1000, "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
                 "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1001, "max": ABSOLUTE_MAX},
-                "step_mg_per_day": STEP_ADULT, "absent": ["taper"],
+                "step_mg_per_day": STEP_ADULT, "absent": ["taper", "seizure-free 0 months"], "cites": ["seizures since the last visit"],
                 "why": "Seizures on 19 mg/kg/day at 52 kg, the history only in RTF progress notes: raise by the adult step "
                        "of 500 mg twice daily within the label (domain.md §2, §6)."})
 
