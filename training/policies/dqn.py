@@ -125,7 +125,9 @@ class DQN(Policy):
         self.target_network = copy.deepcopy(self.q_network)
         # The reachable range of a Q-value in training units (rewards scaled by reward_scale).
         self.bound = score_bound(config.gamma) * config.reward_scale
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=config.learning_rate)
+        # fused: one kernel over every parameter instead of a Python loop of six ops per tensor (a fifth of
+        # a gradient step at batch 256); the same update up to float rounding.
+        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=config.learning_rate, fused=True)
         self.history = TrainingHistory()
 
     def head_values(self, network: MLP, states: torch.Tensor) -> torch.Tensor:
@@ -180,25 +182,36 @@ class DQN(Policy):
         bootstrap_masks = data.masks
         if config.bcq_threshold > 0:
             bootstrap_masks = behaviour_filter(self.behaviour_log_probs(data, validation), data.masks, config.bcq_threshold)
-        states = torch.as_tensor(data.states[rows])
-        next_states = torch.as_tensor(data.states[boot])
+        # Every float column of a transition in one matrix and every mask in another, so a minibatch is
+        # three row gathers (into buffers reused by every step) instead of seven fresh tensors.
+        width = data.states.shape[1]
+        floats = torch.as_tensor(np.concatenate(
+            [data.states[rows], data.states[boot], (returns * config.reward_scale)[:, None], discount[:, None]],
+            axis=1, dtype=np.float32))
+        flags = torch.as_tensor(np.concatenate([data.masks[rows], bootstrap_masks[boot]], axis=1))
         actions = torch.as_tensor(data.actions[rows])
-        rewards = torch.as_tensor(returns * config.reward_scale, dtype=torch.float32)
-        masks = torch.as_tensor(data.masks[rows])
-        next_masks = torch.as_tensor(bootstrap_masks[boot])
-        discounts = torch.as_tensor(discount, dtype=torch.float32)
+        batch_floats = floats.new_empty((config.batch_size, floats.shape[1]))
+        batch_flags = flags.new_empty((config.batch_size, flags.shape[1]))
+        batch_actions = actions.new_empty(config.batch_size)
+        states, next_states = batch_floats[:, :width], batch_floats[:, width:2 * width]
+        rewards, discounts = batch_floats[:, 2 * width], batch_floats[:, 2 * width + 1]
+        masks, next_masks = batch_flags[:, :N_DOSE_CLASSES], batch_flags[:, N_DOSE_CLASSES:]
         generator = torch.Generator().manual_seed(config.seed)
+        parameters = list(self.q_network.parameters())
         history = self.history
         window_loss, window_q, window_n = 0.0, 0.0, 0
         started = time.perf_counter()
         bar = progress_bar(config.steps, progress, f"train {config.name}")
         for step in range(1, config.steps + 1):
             batch = torch.randint(len(rows), (config.batch_size,), generator=generator)
-            loss, q_taken = self.loss(states[batch], actions[batch], rewards[batch], next_states[batch],
-                                      masks[batch], next_masks[batch], discounts[batch])
-            self.optimizer.zero_grad()
+            torch.index_select(floats, 0, batch, out=batch_floats)
+            torch.index_select(flags, 0, batch, out=batch_flags)
+            torch.index_select(actions, 0, batch, out=batch_actions)
+            loss, q_taken = self.loss(states, batch_actions, rewards, next_states, masks, next_masks, discounts)
+            for parameter in parameters:  # what zero_grad() does, without its profiler scope on every step
+                parameter.grad = None
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.q_network.parameters(), config.gradient_clip)
+            torch.nn.utils.clip_grad_norm_(parameters, config.gradient_clip)
             self.optimizer.step()
             if step % config.target_update_period == 0:
                 self.target_network.load_state_dict(self.q_network.state_dict())
