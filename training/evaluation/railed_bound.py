@@ -58,7 +58,7 @@ class Plan:
     masks: tuple[Mask, ...]
     value: float  # discount-weighted mean reward (NaN: a single visit, nothing to value)
     run: ChildRun
-    replays: int  # how many replays the search took
+    replays: int  # how many replays the search took (exhaustive_plan: the sequences enumerated)
 
 
 def child_value(run: ChildRun, config: SimulatorConfig) -> float:
