@@ -21,6 +21,7 @@ Variants change one method each:
   exported network (clamp(z, −B, B) = relu(z + B) − relu(z − B) − B, two ReLU layers the numpy forward
   pass of training.inference runs as it is);
 * ``n_step`` sums n logged rewards before bootstrapping (0: the logged return to the end of follow-up);
+* ``discount_period_days`` discounts by elapsed time (semi-MDP): γ^(Δt / period) for a next visit Δt days on;
 * ``ensemble`` K heads: the target takes the lowest head (pessimism where the heads disagree), the
   scores are the heads' mean (exported as one network);
 * ``bcq_threshold`` τ (discrete BCQ, Fujimoto et al. 2019): next doses enter the target only when a
@@ -49,16 +50,19 @@ from training.policies.mlp import MLP, export_mlp
 CLAMP_MARGIN = 0.01
 
 
-def n_step_returns(data: Transitions, rows: np.ndarray, n: int, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(discounted sum of up to n logged rewards, row to bootstrap from, its discount γᵏ or 0 at the end).
+def n_step_returns(data: Transitions, rows: np.ndarray, n: int, gamma: float,
+                   period_days: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(discounted sum of up to n logged rewards, row to bootstrap from, its discount or 0 at the end).
 
     n = 0 follows every trajectory to its end (the Monte-Carlo return of the logged doses). A trajectory
-    cut without a terminal visit (an unreadable dose) bootstraps from the last visit reached.
+    cut without a terminal visit (an unreadable dose) bootstraps from the last visit reached. The discount
+    is γ per visit, or with ``period_days`` > 0 γ^(Δt / period_days) per transition of Δt days (semi-MDP).
     """
     rows = np.asarray(rows, dtype=np.int64)
+    step_discount = transition_discounts(data, gamma, period_days)
     returns = data.rewards[rows].astype(np.float64)
     boot = data.next_index[rows].copy()
-    discount = np.full(len(rows), gamma)
+    discount = step_discount[rows].copy()
     ended = data.dones[rows] > 0
     limit = n if n > 0 else len(data) + 1
     for _ in range(1, limit):
@@ -67,10 +71,19 @@ def n_step_returns(data: Transitions, rows: np.ndarray, n: int, gamma: float) ->
             break
         here = boot[going]
         returns[going] += discount[going] * data.rewards[here]
-        discount[going] *= gamma
+        discount[going] *= step_discount[here]
         ended[going] = data.dones[here] > 0
         boot[going] = data.next_index[here]
     return returns, boot, np.where(ended, 0.0, discount)
+
+
+def transition_discounts(data: Transitions, gamma: float, period_days: float = 0.0) -> np.ndarray:
+    """The discount of each row's transition: γ, or γ^(Δt / period_days) with Δt the days to the next visit."""
+    if period_days <= 0:
+        return np.full(len(data), gamma)
+    if data.intervals_days is None:
+        raise ValueError("a semi-MDP discount needs the days between visits, which these transitions lack")
+    return np.where(data.next_index >= 0, gamma ** (np.nan_to_num(data.intervals_days, nan=0.0) / period_days), 0.0)
 
 
 def clamp_layers(weight: np.ndarray, bias: np.ndarray, index: int, bound: float) -> dict[str, np.ndarray]:
@@ -165,7 +178,7 @@ class DQN(Policy):
         rows = data.transition_rows
         if len(rows) == 0:
             raise ValueError("no transitions to learn from (every patient has a single visit)")
-        returns, boot, discount = n_step_returns(data, rows, config.n_step, config.gamma)
+        returns, boot, discount = n_step_returns(data, rows, config.n_step, config.gamma, config.discount_period_days)
         bootstrap_masks = data.masks
         if config.bcq_threshold > 0:
             bootstrap_masks = behaviour_filter(self.behaviour_log_probs(data, validation), data.masks, config.bcq_threshold)
