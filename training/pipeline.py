@@ -62,6 +62,7 @@ def train_model(
         "split_sizes": {name: len(ids) for name, ids in dataset.splits.items()},
         "data_source": Path(loaded.source).name,
         "behaviour_truth": table.behaviour_probs is not None,
+        "train_cpu_seconds": metrics["train_cpu_seconds"],  # the fit alone, CPU of this process
     }
     folder = save_model(out_dir, policy, imputation=dataset.imputation, train=dataset.train, metrics=metrics,
                         extra_metadata=extra)
