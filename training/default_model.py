@@ -46,7 +46,7 @@ DEFAULT_DIALECT: Final = "mixed"
 JUDGED_POLICIES: Final = ("served", "model")
 # Held-out children whose charts are read in every dialect for report/dialects.json (a description, not
 # the verdict: each dialect is another full replay of them).
-DIALECT_REPORT_CHILDREN: Final = 300
+DIALECT_REPORT_CHILDREN: Final = 200
 
 def build_default_model(out_dir: str | Path, *, patients: int = DEFAULT_PATIENTS, steps: int = DEFAULT_STEPS,
                         seed: int = 0, progress: bool = True, dialect: str = DEFAULT_DIALECT) -> Path:
