@@ -30,7 +30,8 @@ Rules (each is a decision the service and training share):
   and height; else a reported eGFR (LOINC 50384-7). The computed value is preferred because adult
   laboratory eGFR equations do not apply to children.
 - **Levetiracetam and other anti-seizure medicines:** :mod:`fhir_mapping.medication`, from
-  MedicationRequest only; an active levetiracetam MedicationStatement is reported, not read.
+  MedicationRequest only; an active levetiracetam MedicationStatement with no order in effect makes the
+  dose taken unreadable (an ``unreadable-dose`` problem), never "not on levetiracetam".
 - **Seizure evidence, from every place a chart keeps it.** Per visit item, the candidates are: the
   project Observations ("code"), QuestionnaireResponse answers ("questionnaire"), seizures dated by a
   Condition of :data:`fhir_mapping.codes.SEIZURE_EVENT_KEYS` (onset, else recordedDate, else the day of
@@ -44,7 +45,11 @@ Rules (each is a decision the service and training share):
   seizures describe the same seizures: the count stands, and more seizures on distinct exact dates
   than it counts is a ``conflict`` problem, never an addition (the state and the rails then read the
   course one way, :func:`fhir_mapping.features.seizure_course`). A stated seizure-free period denies
-  seizures over the intervals and windows it covers. The strongest source wins (code, questionnaire,
+  seizures over the intervals and windows it covers and dates the last seizure at least that far back.
+  How many so far: "History of single seizure" (a Condition, or a clinic visit's reason, which is then
+  not a new seizure) or a note's "first seizure" says one; a count within a window ("3 in the last 11
+  weeks"), a count between visits or on a seizure finding's value is a lower bound on the seizures so
+  far; a seizure once levetiracetam was taken is at least the second. The strongest source wins (code, questionnaire,
   condition or encounter, then text); a disagreement with a weaker source is a ``conflict`` problem.
   A diagnosis (epilepsy, seizure disorder, BECT, ICD-10-CM G40) is not a seizure: it gives the onset
   and ``conditions`` only, whatever its clinicalStatus or abatement. Refuted, entered-in-error and
@@ -102,15 +107,18 @@ VISIT_REPORT_KEYS: Final = frozenset({
     "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months",
     "seizure_duration_class", "physical_exam_class", "physician_assessment", "behaviour_adverse_effect",
     "seizure_since_last_visit", "seizure_free_months", "family_requests_treatment",
+    "single_seizure_so_far", "seizures_so_far_at_least",
 })
 # The items of a visit that several sources can state, in the order they are resolved.
 REPORT_ITEMS: Final = (
     "seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
     "seizure_last_3_months", "seizure_last_6_months", "physical_exam_class", "physician_assessment",
-    "behaviour_adverse_effect", "family_requests_treatment",
+    "behaviour_adverse_effect", "family_requests_treatment", "single_seizure_so_far", "seizures_so_far_at_least",
 )
 # Strongest first: structured evidence wins over text.
-SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3}
+# A clinic visit's reason code ("visit-reason": "Seizure", R56.9 on a routine follow-up) names the visit's
+# subject: the weakest sign that a seizure happened since the last visit, below the clinician's note.
+SOURCE_RANK: Final = {"code": 0, "questionnaire": 1, "condition": 2, "encounter": 2, "observation": 2, "text": 3, "visit-reason": 4}
 # The windows of the 3- and 6-month flags, in days (as the simulator counts them, training/simulator/simulate.py).
 THREE_MONTHS_DAYS: Final = 91
 SIX_MONTHS_DAYS: Final = 182
@@ -257,6 +265,12 @@ class _Builder:
         self.evidence_encounters: dict[str, date] = {}  # emergency and inpatient Encounters: id -> day
         self.evidence_conditions: set[str] = set()  # Conditions listed by such an Encounter only
         self.denied_events: set[tuple[str, date]] = set()  # dated seizures a stronger source denies
+        # Days from which a code says the child has had one seizure so far ("History of single seizure").
+        self.single_seizure_days: list[date] = []
+        self.event_durations: dict[str, int] = {}  # seizure's resource -> duration class its own note gives
+        self.lifetime_lower_bounds: list[tuple[date, int]] = []  # (day, at least this many seizures by then)
+        self.lev_statements: list[tuple[date | None, date | None, str, str]] = []  # (start, end, "Type/id", what it is)
+        self.statements_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
@@ -315,6 +329,8 @@ class _Builder:
         if self.after_as_of(first_known):
             return
         self.timeline.conditions = self.timeline.conditions | {key}
+        if key == "history_of_single_seizure" and not statuses & UNCONFIRMED_CONDITION_VERIFICATION and first_known is not None:
+            self.single_seizure_days.append(first_known)
         if key in codes.SEIZURE_EVENT_KEYS:
             if statuses & UNCONFIRMED_CONDITION_VERIFICATION:
                 self.problem(ProblemKind.AMBIGUOUS, "seizure Condition is not confirmed (verificationStatus): not counted", resource, "verificationStatus")
@@ -323,7 +339,11 @@ class _Builder:
             if day is None:
                 self.problem(ProblemKind.MISSING, "seizure Condition without onset, recordedDate or an Encounter: it cannot be placed in time", resource, "onsetDateTime")
             elif not self.after_as_of(day):
-                self.events.append(_Event(day, "condition", resource_label(resource), dated=onset is not None or day == at_evidence))
+                # A seizure diagnosis of a clinic visit dated only by that visit (a follow-up's billing diagnosis)
+                # says as little as the visit's reason code; one with an onset of its own dates a seizure.
+                billing = at_visit is not None and (onset is None or onset == at_visit)
+                self.events.append(_Event(day, "visit-reason" if billing else "condition", resource_label(resource),
+                                          dated=onset is not None or day == at_evidence))
             return
         if first_known is not None and (self.timeline.onset is None or first_known < self.timeline.onset):
             self.timeline.onset = first_known
@@ -352,10 +372,14 @@ class _Builder:
             if key is None:
                 continue
             self.timeline.conditions = self.timeline.conditions | {key}
-            if key in codes.SEIZURE_EVENT_KEYS:
+            if key == "history_of_single_seizure" and not evidence:
+                # A clinic visit about a single seizure says how many there have been, not that one
+                # happened since the last visit.
+                self.single_seizure_days.append(day)
+            elif key in codes.SEIZURE_EVENT_KEYS:
                 # An emergency or inpatient encounter for a seizure dates it (the day it brought the
                 # child in); a clinic visit's reason says only that one happened since the last visit.
-                self.events.append(_Event(day, "encounter", resource_label(resource), dated=evidence))
+                self.events.append(_Event(day, "encounter" if evidence else "visit-reason", resource_label(resource), dated=evidence))
         references = list(_items(resource.get("reasonReference")))
         references += [d.get("condition") for d in _items(resource.get("diagnosis")) if isinstance(d, dict)]
         for reference in references:
@@ -441,6 +465,38 @@ class _Builder:
         if items:
             self.seen(day)
 
+    def lev_taken_unread(self, resource: Mapping[str, Any], what: str) -> None:
+        """Levetiracetam the child may be taking that gives no readable order: an active MedicationStatement (a
+        reconciled home medicine), an order of unknown status, an order naming it in text only. Where no order is
+        in effect the dose taken is unreadable, never "none" (which would let a card offer a start)."""
+        period = resource.get("effectivePeriod")
+        if not isinstance(period, dict):
+            instructions = _items(resource.get("dosageInstruction"))
+            timing = instructions[0].get("timing") if instructions and isinstance(instructions[0], dict) else None
+            repeat = timing.get("repeat") if isinstance(timing, dict) else None
+            period = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
+        start = (parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+                 or parse_date(resource.get("authoredOn")))
+        end = parse_date(period.get("end")) if isinstance(period, dict) else None
+        self.lev_statements.append((start, end, resource_label(resource), what))
+
+    def seizure_finding(self, resource: Mapping[str, Any], day: date) -> None:
+        """A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that
+        day; a count as its value (valueInteger, valueQuantity) says how many at least, 0 says none."""
+        if resource.get("valueBoolean") is False:
+            return
+        quantity = resource.get("valueQuantity")
+        value = resource.get("valueInteger", quantity.get("value") if isinstance(quantity, dict) else None)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not 0 <= value <= MAX_SEIZURE_COUNT:
+                self.problem(ProblemKind.INVALID_VALUE, f"seizure finding's count must be a whole number from 0 to {MAX_SEIZURE_COUNT}: "
+                             "read as one seizure", resource, "valueInteger" if "valueInteger" in resource else "valueQuantity")
+            elif value == 0:
+                return
+            else:
+                self.lifetime_lower_bounds.append((day, int(value)))
+        self.events.append(_Event(day, "observation", resource_label(resource)))
+
     def observation(self, resource: Mapping[str, Any], encounters: Mapping[str, date]) -> None:
         if _text(resource.get("status")) in IGNORED_OBSERVATION_STATUSES:
             return
@@ -449,10 +505,10 @@ class _Builder:
             stamp, day = _effective(resource)
             if day is None or self.after_as_of(day):
                 return
-            if codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS and resource.get("valueBoolean") is not False:
-                # A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that day.
-                self.events.append(_Event(day, "observation", resource_label(resource)))
-            if "note" in resource:
+            finding = codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS
+            if finding:
+                self.seizure_finding(resource, day)
+            if "note" in resource or (finding and isinstance(resource.get("valueString"), str)):
                 encounter = reference_id(resource.get("encounter"), "Encounter")
                 linked = encounter is not None and encounter in encounters
                 evidence = not linked and encounter is not None and encounter in self.evidence_encounters
@@ -542,12 +598,19 @@ class _Builder:
 
     def medication_request(self, resource: Mapping[str, Any], position: int) -> None:
         key = asm_key(resource, self.medications)
+        status = _text(resource.get("status"))
+        if key == "levetiracetam" and status == "unknown":
+            # The source does not know whether it is in effect: the child may take it, at a dose not read.
+            self.lev_taken_unread(resource, "a levetiracetam order of unknown status")
+            return
         if not counts_as_taken(resource):
             return
         if key is None:
             if mentions_levetiracetam(resource, self.medications):
                 path = "medicationReference" if "medicationReference" in resource else "medicationCodeableConcept"
                 self.problem(ProblemKind.UNKNOWN_CODE, "names levetiracetam in text only (no RxNorm or ATC code): the order is not used", resource, path)
+                if status in ("active", "on-hold"):
+                    self.lev_taken_unread(resource, "an order naming levetiracetam in text only")
             return
         self.orders.append((position, resource, key))
 
@@ -634,6 +697,11 @@ class _Builder:
                 reports.setdefault(value.visit_day, {}).setdefault(value.key, []).append(value)
         placed_from = {event.resource for event in self.events}
         for value in unused:
+            if value.key == "seizure_duration_class" and value.evidence and value.resource in placed_from:
+                # A seizure Condition's or emergency visit's own note times that seizure: it is the
+                # interval's longest seizure when nothing stronger says otherwise.
+                self.event_durations[value.resource] = max(int(value.value), self.event_durations.get(value.resource, 0))
+                continue
             # A report between visits that states no seizure (or only a detail of one placed from the
             # same resource) has no visit to belong to: said, not silently dropped.
             if not value.evidence and value.resource not in placed_from:
@@ -673,19 +741,54 @@ class _Builder:
             visit.days_since_previous_visit = (day - previous).days if previous else None
             interval_start = previous if previous is not None else (self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min)
             self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
+            if visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
+                visit.single_seizure_so_far = True
+            at_least = max((n for when, n in self.lifetime_lower_bounds if when <= day), default=0)
+            if at_least > (visit.seizures_so_far_at_least or 0):
+                visit.seizures_so_far_at_least = at_least
             self._orders(visit, lev_orders, other_orders)
+            self._statements(visit)
             previous = day
             self.timeline.visits.append(visit)
 
     def _as_evidence(self, value: _Value) -> bool:
         """A report that is not a decision visit's: a seizure it states is dated on its day and placed
         in the interval it falls in (never dropped). False when the value is not used."""
+        if value.key in ("seizure_count_since_last_visit", "seizures_so_far_at_least") and isinstance(value.value, int) \
+                and not isinstance(value.value, bool) and value.value > 0:
+            # "3 seizures this month" between visits: at least that many by its day, whatever interval it covers.
+            self.lifetime_lower_bounds.append((value.day, value.value))
+            if value.key == "seizures_so_far_at_least":
+                return True
         seizure = _states_seizure(value)
         if seizure:
             # An evidence resource dates its own seizure (an emergency visit, a Condition's onset); a
             # report between visits says only that one happened on or before its day.
             self.events.append(_Event(value.day, value.source, value.resource, dated=value.evidence))
         return seizure
+
+    def _statements(self, visit: Visit) -> None:
+        """Where a levetiracetam MedicationStatement covers a visit that no order does, the dose is unreadable."""
+        said = False
+        for start, end, label, what in self.lev_statements:
+            if end is not None and end < visit.date:
+                continue
+            if visit.lev_before is None and visit.lev_before_unreadable is None and (start is None or start < visit.date):
+                visit.lev_before_unreadable = label
+                visit.anti_seizure_medicines_before = visit.anti_seizure_medicines_before | {"levetiracetam"}
+                said = True
+            if visit.lev is None and visit.lev_unreadable is None and (start is None or start <= visit.date):
+                visit.lev_unreadable = label
+                visit.anti_seizure_medicines = visit.anti_seizure_medicines | {"levetiracetam"}
+                said = True
+            if said:
+                if label not in self.statements_said:
+                    self.statements_said.add(label)
+                    self.problems.append(Problem(
+                        ProblemKind.UNREADABLE_DOSE,
+                        f"levetiracetam may be taken ({what}) with no readable order in effect: the dose taken cannot be "
+                        "checked; reconcile the order", label, "dosage"))
+                return
 
     def _egfr(self, visit: Visit, latest: Mapping[str, _Value]) -> float | None:
         creatinine = visit.labs.get("creatinine")
@@ -715,6 +818,10 @@ class _Builder:
                 inside = event.day > after if key == "seizure_since_last_visit" else earliest_possible > after
                 if inside:
                     placed.setdefault(key, []).append(_Value(key, event.day, day, True, event.day.isoformat(), True, event.source, event.resource, event=True, dated=event.dated and event.exact))
+                    if key == "seizure_since_last_visit" and event.resource in self.event_durations:
+                        placed.setdefault("seizure_duration_class", []).append(_Value(
+                            "seizure_duration_class", event.day, day, self.event_durations[event.resource], event.day.isoformat(), True,
+                            event.source, event.resource, event=True))
         return placed
 
     def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
@@ -732,6 +839,9 @@ class _Builder:
             if interval is not None and free.value * DAYS_PER_MONTH >= interval:
                 for key, denied in (("seizure_since_last_visit", False), ("seizure_count_since_last_visit", 0), ("seizure_duration_class", 0)):
                     candidates.setdefault(key, []).append(_Value(key, free.day, free.visit_day, denied, free.stamp, free.linked, free.source, free.resource))
+        stated_free = self._choose(visit, "seizure_free_months", candidates.get("seizure_free_months", []))
+        if stated_free is not None:
+            visit.seizure_free_months_stated = float(stated_free.value)
         chosen: dict[str, _Value] = {}
         since = self._choose(visit, "seizure_since_last_visit", candidates.get("seizure_since_last_visit", []))
         if since is not None:
@@ -937,7 +1047,6 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
         elif kind == "MedicationRequest":
             builder.medication_request(resource, position)
         elif kind == "MedicationStatement" and asm_key(resource, medications) == "levetiracetam" and _text(resource.get("status")) in ("active", "on-hold"):
-            # Doses are read from orders only; say so rather than let "no order" read as "no levetiracetam".
-            builder.problem(ProblemKind.UNSUPPORTED_RESOURCE, "levetiracetam MedicationStatement is not read: the dose comes from MedicationRequest only", resource, "medicationCodeableConcept")
+            builder.lev_taken_unread(resource, "recorded as taken in a MedicationStatement")
     builder.assemble()
     return builder.timeline

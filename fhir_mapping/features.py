@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -253,19 +253,47 @@ def seizure_course(visits: Sequence[Visit]) -> SeizureCourse | None:
     Dated seizures (Conditions, emergency encounters, notes) are already placed in the interval they
     fall in by :mod:`fhir_mapping.build`, so nothing here counts them again.
     """
-    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None]
+    reported = [v for v in visits if v.seizure_since_last_visit is not None or v.seizure_count_since_last_visit is not None
+                or v.single_seizure_so_far or v.seizures_so_far_at_least or v.seizure_free_months_stated]
     if not reported:
         return None
     total = 0
     exact = True
     last_seizure = visits[0].date
-    for visit in reported:
+    treated = False
+    last_interval_start = date.min  # the last seizure reported happened after this day
+    previous_day = date.min
+    reporting = {id(v) for v in reported}
+    for visit in visits:
+        # Levetiracetam taken before or during this interval (an unreadable order counts as taken).
+        dose = lev_dose_before(visit)
+        treated = treated or dose is None or dose > 0
+        if id(visit) not in reporting:
+            previous_day = visit.date
+            continue
         count = visit.seizure_count_since_last_visit
         had = bool(count) if count is not None else bool(visit.seizure_since_last_visit)
         total += count if count is not None else int(had)
         exact = exact and not (count is None and had and visit.seizures_uncounted)
         if had:
             last_seizure = visit.date
+            last_interval_start = previous_day
+        stated = visit.seizure_free_months_stated
+        if stated and not had:
+            # "Seizure-free for over 2 years": the last seizure is at least that old, unless a report places
+            # one later (a seizure in an interval that began after that day).
+            bound = visit.date - timedelta(days=round(stated * DAYS_PER_MONTH))
+            if last_interval_start < bound:
+                last_seizure = min(last_seizure, bound)
+        previous_day = visit.date
+        if visit.single_seizure_so_far and total <= 1:
+            # The chart says one seizure so far: an uncounted report is that seizure.
+            total, exact = 1, True
+        at_least = visit.seizures_so_far_at_least or 0
+        if had and treated:
+            at_least = max(at_least, 2)  # a seizure after treatment began: treatment was for an earlier one
+        if at_least > total:
+            total, exact = at_least, False
     return SeizureCourse(total, last_seizure, exact)
 
 

@@ -39,7 +39,9 @@ RULES_FILE: Final = Path(__file__).resolve().parent / "data" / "note_rules.json"
 # A progress note is a few thousand characters; longer text is not a note (or is many notes pasted
 # together), and bounding it bounds the extractor's time. Project limit.
 MAX_NOTE_CHARS: Final = 20000
-TEXT_CONTENT_TYPES: Final = frozenset({"text/plain", "text/markdown", "text/html", "text/x-markdown"})
+# Rich Text Format: how several EHRs (Epic among them) file progress notes.
+RTF_CONTENT_TYPES: Final = frozenset({"text/rtf", "application/rtf"})
+TEXT_CONTENT_TYPES: Final = frozenset({"text/plain", "text/markdown", "text/html", "text/x-markdown"}) | RTF_CONTENT_TYPES
 SEIZURE_ITEMS: Final = (
     "seizure_since_last_visit", "seizure_count_since_last_visit", "seizure_duration_class",
     "seizure_last_3_months", "seizure_last_6_months", "seizure_free_months", "seizure_months_ago",
@@ -123,6 +125,10 @@ class _Language:
         # "Parents would like to start medication", "家长要求用药" (and "prefer to wait", "暂不用药").
         self.family_request = compile_(table["family_request"]) if "family_request" in table else None
         self.family_declines = compile_(table["family_declines"]) if "family_declines" in table else None
+        # "after a single nocturnal seizure", "首次发作": the child has had one seizure so far (unless the
+        # sentence speaks of others, of someone else, or hedges).
+        self.single_seizure = compile_(table["single_seizure"]) if "single_seizure" in table else None
+        self.single_seizure_exclusions = compile_(table["single_seizure_exclusions"]) if "single_seizure_exclusions" in table else None
         # "since the dose increase in March", "开学后": a window from a date the note does not give.
         self.unanchored_window = compile_(table["unanchored_window"]) if "unanchored_window" in table else None
 
@@ -317,6 +323,7 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
     # sentence describes those seizures ("2周前发作3次，成串发作"), not the interval.
     context_elsewhere = False
     _family(lang, sentence, items)
+    _single_seizure(lang, sentence, items)
     for clause in clauses:
         _adverse(lang, clause, items)
         if lang.term_exclusions is not None:
@@ -361,6 +368,10 @@ def _read(sentence: str, lang: _Language) -> dict[str, Any]:
                         if months <= limit:
                             items[key] = True
                     positive_text.append(clause)
+                    counted = _count(lang, clause)
+                    if counted is not None:
+                        # "3 seizures in the last 11 weeks": not the interval's count, but at least that many so far.
+                        items["seizures_so_far_at_least"] = max(counted, items.get("seizures_so_far_at_least", 0))
                     if lang.interval_scope.search(clause):
                         # "3 seizures since the last visit, all in the last 3 months": the interval too.
                         interval_reported = True
@@ -421,6 +432,17 @@ def _family(lang: _Language, sentence: str, items: dict[str, Any]) -> None:
         items["family_requests_treatment"] = True
 
 
+def _single_seizure(lang: _Language, sentence: str, items: dict[str, Any]) -> None:
+    """A statement that the child has had one seizure so far ("seen after a first seizure 3 weeks ago")."""
+    match = None if lang.single_seizure is None else lang.single_seizure.search(sentence)
+    if match is None or _prefix_negated(lang, sentence[: match.start()], lang.negation_before, cross_commas=False):
+        return  # "has not had a single seizure since" is a denial, not a statement
+    if lang.single_seizure_exclusions is not None and lang.single_seizure_exclusions.search(sentence):
+        return
+    # "First seizure two weeks ago, none since": the denial is of later seizures, which supports the statement.
+    items["single_seizure_so_far"] = True
+
+
 # --- whole notes --------------------------------------------------------------------------
 def read_text(text: str) -> NoteReading:
     """Read one note's text: items merged over its sentences, with problems."""
@@ -459,12 +481,12 @@ def merge_items(found: Mapping[str, list[Any]]) -> tuple[dict[str, Any], list[st
     for key, values in found.items():
         distinct = list(dict.fromkeys(values))
         if key in ("seizure_since_last_visit", "seizure_last_3_months", "seizure_last_6_months", "behaviour_adverse_effect", *ADVERSE_KINDS,
-                   "family_requests_treatment"):
+                   "family_requests_treatment", "single_seizure_so_far"):
             merged[key] = any(distinct)  # a reported seizure or effect outweighs a denial elsewhere
             continue
         if key in ("seizure_count_since_last_visit", "seizure_duration_class") and reported:
             distinct = [v for v in distinct if v != 0] or distinct
-        if key == "seizure_free_months":
+        if key in ("seizure_free_months", "seizures_so_far_at_least"):
             merged[key] = max(distinct)
         elif key == "seizure_months_ago":
             merged[key] = min(distinct)  # the latest seizure mentioned
@@ -526,6 +548,20 @@ def _binary_for(url: str, binaries: Mapping[str, Mapping[str, Any]]) -> Mapping[
     return binaries.get("/".join(parts[-2:])) if len(parts) >= 2 and parts[-2] == "Binary" else None
 
 
+def rtf_text(payload: bytes) -> tuple[str | None, str | None]:
+    """The plain text of an RTF document (striprtf: control words, font and colour tables, \\'hh and \\uN escapes)."""
+    from striprtf.striprtf import rtf_to_text
+
+    # RTF is 7-bit ASCII with escapes; a stray 8-bit byte is read as Windows-1252, RTF's usual code page.
+    source = payload.decode("cp1252", errors="replace")
+    if not source.lstrip().startswith("{\\rtf"):
+        return None, "attachment of type RTF does not start with {\\rtf: not read"
+    try:
+        return rtf_to_text(source, errors="replace"), None
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeError) as error:  # malformed escapes
+        return None, f"RTF attachment could not be read ({type(error).__name__}): not read"
+
+
 def attachment_text(attachment: object, binaries: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[str | None, str | None]:
     """(text, None) of a FHIR Attachment with inline ``data`` (or a ``url`` to a Binary in ``binaries``:
     the input's Binary resources by "Binary/id", contained ones by "#id"), or (None, why it cannot be read).
@@ -543,7 +579,7 @@ def attachment_text(attachment: object, binaries: Mapping[str, Mapping[str, Any]
     if isinstance(raw_type, str) and "charset=" in raw_type.lower():
         charset = raw_type.lower().split("charset=", 1)[1].split(";")[0].strip() or "utf-8"
     if content_type and content_type not in TEXT_CONTENT_TYPES:
-        return None, f"attachment of type {content_type!r} is not text (text/plain, text/markdown or text/html is read)"
+        return None, f"attachment of type {content_type!r} is not text (text/plain, text/markdown, text/html or RTF is read)"
     data = attachment.get("data")
     if not isinstance(data, str):
         if isinstance(attachment.get("url"), str):
@@ -557,6 +593,8 @@ def attachment_text(attachment: object, binaries: Mapping[str, Mapping[str, Any]
         return None, "attachment data is not valid base64"
     if b"\x00" in payload:
         return None, "attachment holds binary content: not read"
+    if content_type in RTF_CONTENT_TYPES or payload.lstrip().startswith(b"{\\rtf"):
+        return rtf_text(payload)
     try:
         text = payload.decode("utf-8-sig" if charset in ("utf-8", "utf8") else charset)
     except (UnicodeDecodeError, LookupError):
@@ -596,6 +634,8 @@ def resource_texts(resource: Mapping[str, Any], binaries: Mapping[str, Mapping[s
     for index, note in enumerate(notes if isinstance(notes, list) else []):
         if isinstance(note, dict) and isinstance(note.get("text"), str):
             texts.append((f"note[{index}].text", markdown_text(note["text"])))
+    if kind == "Observation" and isinstance(resource.get("valueString"), str):
+        texts.append(("valueString", resource["valueString"]))  # read for seizure findings only (fhir_mapping.build)
     if kind == "Encounter":
         narrative = resource.get("text")
         if isinstance(narrative, dict) and isinstance(narrative.get("div"), str) and narrative.get("status") != "generated":

@@ -99,7 +99,8 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("R-NO-INCREASE-SEIZURE-FREE", "No increase after 12 months or more without a seizure.",
          "domain.md §4 (remission 1–3 y after onset) and §6 (withdrawal considered after 1–2 seizure-free years)"),
     Rule("R-NO-DECREASE-WHILE-SEIZING",
-         "No decrease while seizures occurred in the last 3 months, unless an adverse effect or a measured level above the reference explains it.",
+         "No decrease while seizures occurred in the last 3 months (or since the last visit, when the chart does not say when), unless an adverse "
+         "effect or a measured level above the reference explains it.",
          "domain.md §6 (breakthrough seizures on a low dose: titrate up within the label; reduce for adverse effects with a high level)"),
     Rule("R-START-AT-LABEL-DOSE", "A start from 0 is the label's starting dose for the age (the smallest dose class at most 5% below it); higher doses are reached by titration at review.",
          "FDA Keppra label / EU SmPC, domain.md §2 (7 mg/kg BID below 6 months, 10 mg/kg BID from 6 months, 500 mg BID from 16 years)"),
@@ -233,19 +234,20 @@ def facts_at(timeline: PatientTimeline, visit_index: int) -> RailFacts:
         on_lev = current > 0
     level = visit.labs.get("lev_level")
     months, lifetime = _history(visits)
+    interval = _interval_days(visit.days_since_previous_visit, None if timeline.onset is None else (visit.date - timeline.onset).days)
     return RailFacts(
         on_levetiracetam=on_lev,
         current_mg_per_day=current,
         weight_kg=visit.weight_kg,
         age_years=visit.age_years,
-        seizure_last_3_months=_recent_seizure(visit.seizure_last_3_months, visit.seizure_since_last_visit, visit.days_since_previous_visit),
+        seizure_last_3_months=_recent_seizure(visit.seizure_last_3_months, visit.seizure_since_last_visit, interval),
         months_seizure_free=months,
         lifetime_seizures=lifetime,
         adverse_effect=visit.behaviour_adverse_effect,
         measured_level_mg_l=level.value if level is not None else None,
         seizure_duration_class=visit.seizure_duration_class,
         family_requests_treatment=visit.family_requests_treatment,
-        seizure_last_6_months=_within(visit.seizure_last_6_months, visit.seizure_since_last_visit, visit.days_since_previous_visit, SIX_MONTHS_DAYS),
+        seizure_last_6_months=_within(visit.seizure_last_6_months, visit.seizure_since_last_visit, interval, SIX_MONTHS_DAYS),
         seizure_since_last_visit=visit.seizure_since_last_visit,
         ever_on_levetiracetam=any((v.lev_before is not None and v.lev_before.mg_per_day > 0) or v.lev_before_unreadable is not None
                                   for v in visits),
@@ -262,6 +264,12 @@ def _history(visits: list[Visit]) -> tuple[float | None, int | None]:
         return None, None
     lifetime = course.total if course.exact or course.total >= 2 else None
     return (visits[-1].date - course.last_seizure).days / DAYS_PER_YEAR * MONTHS_PER_YEAR, lifetime
+
+
+def _interval_days(days_since_previous: float | None, days_since_onset: float | None) -> float | None:
+    """How long ago the visit's interval began: the previous visit, or at the first visit the onset (the first
+    seizure), so that "seizures since onset" two months after it are seizures within 3 months."""
+    return days_since_previous if days_since_previous is not None else days_since_onset
 
 
 def _recent_seizure(reported: bool | None, since_last_visit: bool | None, days_since_previous: float | None) -> bool | None:
@@ -295,6 +303,8 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
 
     dose = get("lev_mg_per_day")
     years_free = get("years_since_last_seizure")
+    years_onset = get("years_since_onset")
+    interval = _interval_days(get("days_since_previous_visit"), None if years_onset is None else round(years_onset * DAYS_PER_YEAR))
     lifetime = get("seizures_reported_so_far")
     duration = get("seizure_duration_class")
     return RailFacts(
@@ -302,13 +312,13 @@ def facts_from_state(values: npt.ArrayLike, observed: npt.ArrayLike) -> RailFact
         current_mg_per_day=dose,
         weight_kg=get("weight_kg"),
         age_years=get("age_years"),
-        seizure_last_3_months=_recent_seizure(flag("seizure_last_3_months"), flag("seizure_since_last_visit"), get("days_since_previous_visit")),
+        seizure_last_3_months=_recent_seizure(flag("seizure_last_3_months"), flag("seizure_since_last_visit"), interval),
         months_seizure_free=None if years_free is None else years_free * MONTHS_PER_YEAR,
         lifetime_seizures=None if lifetime is None else round(lifetime),
         adverse_effect=flag("behaviour_adverse_effect"),
         measured_level_mg_l=get("lab_lev_level"),
         seizure_duration_class=None if duration is None else round(duration),
-        seizure_last_6_months=_within(flag("seizure_last_6_months"), flag("seizure_since_last_visit"), get("days_since_previous_visit"), SIX_MONTHS_DAYS),
+        seizure_last_6_months=_within(flag("seizure_last_6_months"), flag("seizure_since_last_visit"), interval, SIX_MONTHS_DAYS),
         seizure_since_last_visit=flag("seizure_since_last_visit"),
         ever_on_levetiracetam=bool(flag("ever_on_levetiracetam")),
     )
@@ -416,12 +426,13 @@ def clinical_rails(facts: RailFacts, bounds: DoseBounds, *, skip: frozenset[str]
             value = facts.measured_level_mg_l if which == "measured" else facts.predicted_level_mg_l
             remove("R-NO-INCREASE-HIGH-LEVEL", f"{which} level {value:g} mg/L above {LEVEL_UPPER_REFERENCE_MG_L:g} mg/L: no increase",
                    list(range(current_class + 1, N_DOSE_CLASSES)))
-        if facts.seizure_last_3_months:
+        if facts.breakthrough:
             explained = bool(facts.adverse_effect) or level_is_high(facts, include_prediction=False)
             if not explained:
                 # The label wins: when it forces a lower dose, the highest dose it allows stays open.
                 highest_label = max(i for i in range(current_class + 1) if label[i])
-                remove("R-NO-DECREASE-WHILE-SEIZING", "seizures in the last 3 months: no decrease",
+                when = "in the last 3 months" if facts.seizure_last_3_months else "since the last visit"
+                remove("R-NO-DECREASE-WHILE-SEIZING", f"seizures {when}: no decrease",
                        list(range(0, min(current_class, highest_label))))
         if withdrawal_indicated(facts) and "R-WITHDRAWAL-OFFERED" not in skip:
             fired.append(FiredRule("R-WITHDRAWAL-OFFERED", _withdrawal_reason(facts), ()))
@@ -508,8 +519,8 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
             if raise_to is None:
                 return say("keep", "G-AT-MAXIMUM", "seizures at the label maximum: check adherence; consider another medicine with a specialist",
                            current_class if allowed[current_class] else None)
-            return say("raise", "G-RAISE-BREAKTHROUGH",
-                       f"seizures in the last 3 months: raise by the label step ({_step_words(facts.age_years)})", raise_to)
+            when = "in the last 3 months" if facts.seizure_last_3_months else "since the last visit"
+            return say("raise", "G-RAISE-BREAKTHROUGH", f"seizures {when}: raise by the label step ({_step_words(facts.age_years)})", raise_to)
         if withdrawal_indicated(facts):
             # Gradual: the next dose class down, which the label's fastest rate (−10 mg/kg BID every
             # 2 weeks, domain.md §2) always allows; the whole label step at once is the fastest taper.
@@ -547,6 +558,11 @@ def guidance_for(facts: RailFacts, bounds: DoseBounds, allowed: tuple[bool, ...]
         # Recurrent seizures, the latest within the 6 months the study's outcome looks back (domain.md §1),
         # are a course that is still active: a follow-up 4 months after a second seizure is not seizure-free.
         return start_at_label_dose("G-START-RECURRENT", "recurrent seizures: if treatment is chosen, start at the label's starting dose (10 mg/kg twice daily)")
+    free = facts.months_seizure_free
+    if facts.seizure_last_6_months is None and (free is None or free < SIX_MONTHS_YEARS * MONTHS_PER_YEAR):
+        # Never claim "no seizure in the last 6 months" that the chart does not support.
+        return say("no-recommendation", "G-CANNOT-SAY", "recurrent seizures, the latest not dated: ask when it was (within 6 months: "
+                   "start at the label's starting dose; otherwise no levetiracetam needed now)")
     return say("none", "G-NO-TREATMENT-SEIZURE-FREE", "not treated and no seizure in the last 6 months: no levetiracetam needed now")
 
 

@@ -44,9 +44,10 @@ class LevOrder:
 class Provenance:
     """Where a visit item came from: ``kind`` is "code" (an Observation in a code table),
     "questionnaire" (a QuestionnaireResponse answer), "condition", "encounter" or "observation" (a
-    seizure dated in the interval by a Condition, an Encounter's reason or diagnosis, or an Observation
-    coded as a seizure finding) or "text" (note text read by
-    :mod:`fhir_mapping.notes`); ``resource`` is "Type/id"."""
+    seizure dated in the interval by a Condition, an emergency or inpatient Encounter's reason or
+    diagnosis, or an Observation coded as a seizure finding), "text" (note text read by
+    :mod:`fhir_mapping.notes`) or "visit-reason" (a clinic visit's reason code, the weakest);
+    ``resource`` is "Type/id"."""
 
     kind: str
     resource: str
@@ -110,6 +111,11 @@ class Visit:
     physician_assessment: str | None = None  # one of codes.ASSESSMENT_CLASSES
     behaviour_adverse_effect: bool | None = None
     family_requests_treatment: bool | None = None  # the family asks for daily treatment (rails only, not a feature)
+    # The chart says the child has had one seizure so far ("History of single seizure", "after a first
+    # seizure"), and a count within a window is a lower bound on the seizures so far ("3 in 11 weeks").
+    single_seizure_so_far: bool | None = None
+    seizures_so_far_at_least: int | None = None
+    seizure_free_months_stated: float | None = None  # "seizure-free for over 2 years": the last seizure is at least that old
     labs: dict[str, Measurement] = field(default_factory=dict)  # key -> canonical-unit value
     egfr: float | None = None  # bedside Schwartz, or a reported eGFR
     eeg_result: str | None = None  # one of codes.EEG_RESULTS

@@ -58,7 +58,8 @@ MEASURED_ITEMS: Final[dict[str, str]] = {"weight": "body weight", "height": "bod
 ITEM_OF_PREFETCH: Final[dict[str, str]] = {
     "patient": "the Patient (age and sex)", "weight": "body weight", "height": "body height",
     "seizures": "the seizure reports", "labs": "the laboratory results", "conditions": "the diagnoses",
-    "medications": "the medication orders", "encounters": "the encounters", "notes": "the clinical notes",
+    "medications": "the medication orders", "statements": "the medicines taken (MedicationStatement)",
+    "encounters": "the encounters", "notes": "the clinical notes",
     "questionnaires": "the questionnaire answers"}
 # The seizure items of a visit (the published state's seizure history, and R1-R3), and what each kind of
 # source of fhir_mapping.timeline.Provenance is called on a card.
@@ -66,7 +67,7 @@ SEIZURE_ITEMS: Final = ("seizure_since_last_visit", "seizure_count_since_last_vi
                         "seizure_last_3_months", "seizure_last_6_months")
 SOURCE_WORDS: Final[dict[str, str]] = {"code": "coded observations", "observation": "coded observations",
                                        "questionnaire": "questionnaire", "condition": "conditions",
-                                       "encounter": "encounters", "text": "note text"}
+                                       "encounter": "encounters", "visit-reason": "encounter reasons", "text": "note text"}
 MAX_SOURCES_SHOWN: Final = 3  # resources named per kind of source on the card
 
 
@@ -494,6 +495,8 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
     level = facts.measured_level_mg_l
     if facts.seizure_last_3_months:
         recent = _plural(seizures_3m, "seizure") + " in 3 months" if seizures_3m else "seizures in the last 3 months"
+    elif facts.breakthrough:
+        recent = "seizures since the last visit"  # the chart does not say whether within 3 months
     else:
         recent = None
     action = decision.action
@@ -523,7 +526,7 @@ def why_of(decision: Decision, facts: rails.RailFacts, seizures_3m: int | None,
     if action == "start" and facts.lifetime_seizures == 1 and facts.family_requests_treatment:
         return "a single seizure, untreated; the family asks for treatment"
     if action == "start" and recent:
-        return f"{recent}, untreated" + (f", {reported_seizures} in all" if (reported_seizures or 0) > (seizures_3m or 0) else "")
+        return f"{recent}, untreated" + (f", {_plural(reported_seizures, 'seizure')} in all" if reported_seizures and reported_seizures > (seizures_3m or 0) else "")
     if recent:
         at_max = action == "keep" and current and maximum is not None and \
             dosing.dose_class_of(current) >= max(i for i, ok in enumerate(decision.bounds.allowed) if ok)

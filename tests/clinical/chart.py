@@ -199,16 +199,22 @@ def encounter(eid: str, pid: str, day: str, *, reason: str | None = None, kind: 
     return resource
 
 
-def progress_note(did: str, pid: str, day: str, text: str, encounter: str | None = None) -> Resource:
-    """A clinician's progress note (LOINC 11506-3) as DocumentReference with inline text/plain."""
+def progress_note(did: str, pid: str, day: str, text: str, encounter: str | None = None, *, rtf: bool = False) -> Resource:
+    """A clinician's progress note (LOINC 11506-3) as DocumentReference with inline text/plain, or filed as RTF
+    (``rtf``: the text wrapped in an RTF document with a font table, as several EHRs file notes)."""
+    document = ""
+    if rtf:
+        escaped = "".join(ch if ord(ch) < 128 else f"\\u{ord(ch) if ord(ch) < 32768 else ord(ch) - 65536}?" for ch in text)
+        document = "{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0\\fswiss Arial;}}\\f0\\fs20 " + escaped.replace("\n", "\\par ") + "\\par}"
     resource: Resource = {
         "resourceType": "DocumentReference", "id": did, "status": "current",
         "type": {"coding": [{"system": LOINC, "code": "11506-3", "display": "Progress note"}]},
         "category": [{"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
                                   "code": "clinical-note"}]}],
-        "subject": ref("Patient", pid), "date": f"{day}T10:00:00Z", "description": text,
-        "content": [{"attachment": {"contentType": "text/plain; charset=utf-8",
-                                    "data": base64.b64encode(text.encode("utf-8")).decode("ascii")}}]}
+        "subject": ref("Patient", pid), "date": f"{day}T10:00:00Z", "description": "Progress note" if rtf else text,
+        "content": [{"attachment": {"contentType": "text/rtf", "data": base64.b64encode(document.encode("ascii")).decode("ascii")}}
+                    if rtf else {"attachment": {"contentType": "text/plain; charset=utf-8",
+                                                "data": base64.b64encode(text.encode("utf-8")).decode("ascii")}}]}
     if encounter:
         resource["context"] = {"encounter": [ref("Encounter", encounter)]}
     return resource
@@ -257,6 +263,21 @@ def lev_order(mid: str, pid: str, product: str, amount: float, unit: str, *, per
                                                                   "system": UCUM, "code": "d"},
                                        "numberOfRepeatsAllowed": 2}
     return resource
+
+
+def lev_statement(sid: str, pid: str, product: str, amount: float, unit: str, *, per_day: int, since: str) -> Resource:
+    """Levetiracetam recorded as taken (a reconciled home medicine, MedicationStatement), not as an order."""
+    display, _, _ = LEV_PRODUCTS[product]
+    timing_code = {1: "QD", 2: "BID", 3: "TID"}[per_day]
+    quantity = ({"value": amount, "unit": "tablet", "system": UCUM, "code": "{tbl}"} if unit == "tablet"
+                else {"value": amount, "unit": unit, "system": UCUM, "code": unit})
+    return {"resourceType": "MedicationStatement", "id": sid, "status": "active",
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": product, "display": display}], "text": display},
+            "subject": ref("Patient", pid), "effectivePeriod": {"start": since}, "dateAsserted": f"{since}T09:00:00Z",
+            "informationSource": {"display": "Parent (medicines reconciliation)"},
+            "dosage": [{"text": f"{amount:g} {unit} by mouth {timing_code}",
+                        "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+                        "doseAndRate": [{"doseQuantity": quantity}]}]}
 
 
 def other_order(mid: str, pid: str, rxnorm: str, display: str, text: str, *, authored: str,

@@ -57,6 +57,7 @@ class Visit:
     adverse_effect: bool | None = None
     reason: str | None = None  # the Encounter's reason code (a CONDITION_CODES key)
     note: str | None = None
+    note_as_rtf: bool = False  # the note filed as an RTF document (text/rtf)
 
 
 def follow_up(pid: str, visits: list[Visit]) -> tuple[list[c.Resource], list[c.Resource], list[c.Resource]]:
@@ -70,14 +71,15 @@ def follow_up(pid: str, visits: list[Visit]) -> tuple[list[c.Resource], list[c.R
                                     duration=visit.duration, exam=visit.exam, assessment=visit.assessment,
                                     adverse_effect=visit.adverse_effect)
         if visit.note:
-            notes.append(c.progress_note(f"{pid}-note{number}", pid, visit.day, visit.note, eid))
+            notes.append(c.progress_note(f"{pid}-note{number}", pid, visit.day, visit.note, eid, rtf=visit.note_as_rtf))
     return encounters, reports, notes
 
 
 def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: list[c.Resource] | None,
             heights: list[c.Resource], labs: list[c.Resource], conditions: list[c.Resource],
             medications: list[c.Resource], visits: list[Visit], extra_encounters: list[c.Resource] | None = None,
-            draft: c.Resource | None = None, sandbox: bool = False, expect: dict[str, Any]) -> dict[str, Any]:
+            draft: c.Resource | None = None, sandbox: bool = False, statements: list[c.Resource] | None = None,
+            expect: dict[str, Any]) -> dict[str, Any]:
     """The CDS Hooks request a chart is sent as, prefetch keyed as hooks/*.json, with its expectations."""
     encounters, reports, notes = follow_up(pid, visits)
     encounters = sorted(encounters + (extra_encounters or []), key=lambda e: e["period"]["start"], reverse=True)
@@ -94,6 +96,8 @@ def request(name: str, hook: str, pid: str, *, patient: c.Resource, weights: lis
         "labs": c.bundle(labs),
         "conditions": c.bundle(conditions),
         "medications": c.bundle(medications),
+        # Medicines recorded as taken (MedicationStatement), as medicines reconciliation records them.
+        "statements": c.bundle(statements or []),
         # What an EHR records besides: encounters with their reasons, and progress notes.
         "encounters": c.bundle(encounters),
         "notes": c.bundle(notes),
@@ -698,7 +702,8 @@ def c27_draft_overdose_on_sign() -> dict[str, Any]:
         medications=[c.lev_order(f"{pid}-lev", pid, "403884", 1.8, "mL", per_day=2, authored="2026-08-04")],
         visits=[
             Visit("2026-09-01", 1, True, True, "under-1-min", assessment="stable"),
-            Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005"),
+            Visit("2026-12-01", 3, True, True, "under-1-min", assessment="worse", reason="44145005",
+                  note="3 brief nocturnal seizures since the last visit, all in the last 3 months, on 1.8 mL twice daily."),
         ],
         draft=overdose,
         expect={"action": "raise", "cards": "one", "step_mg_per_day": STEP_PER_KG * 18.0, "rules": ["R-NO-DECREASE-WHILE-SEIZING"], "indicator": "critical", "current_mg_per_day": 360,
@@ -722,7 +727,8 @@ def c28_draft_20000_mg_entry_error() -> dict[str, Any]:
         medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2025-03-11")],
         visits=[
             Visit("2026-09-01", 0, False, True, "none", assessment="improved"),
-            Visit("2026-12-01", 1, True, True, "under-1-min", assessment="stable", reason="44145005"),
+            Visit("2026-12-01", 1, True, True, "under-1-min", assessment="stable", reason="44145005",
+                  note="One brief nocturnal seizure since the last visit, last month; otherwise well on 500 mg twice daily."),
         ],
         draft=typo,
         expect={"action": ["raise", "keep"], "cards": "one", "indicator": "critical", "current_mg_per_day": 1000,
@@ -1126,6 +1132,224 @@ def c47_single_seizure_family_requests_treatment() -> dict[str, Any]:
                        "treat (domain.md §6): a start at the label's starting dose is offered."})
 
 
+# --- EHR-only charts: no project Observation; the seizure history is in Conditions, encounters, notes ---
+
+def _ehr_visit(day: str, note: str | None, reason: str | None = None) -> Visit:
+    """A follow-up as an EHR that never heard of epidose holds it: the encounter and the clinician's note."""
+    return Visit(day, None, exam=None, reason=reason, note=note)
+
+
+def c48_ehr_breakthrough_after_seizure_free_year() -> dict[str, Any]:
+    pid = "c48-noah"
+    return request("c48", "patient-view", pid,
+        patient=c.patient(pid, "2017-04-11", "male", "Noah", "Schmidt"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 31.0, encounter=f"{pid}-enc4")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 136.0, encounter=f"{pid}-enc4")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2025-02-14",
+                                note="Rolandic epilepsy: nocturnal hemifacial seizures, CTS on EEG.")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, authored="2025-03-04")],
+        visits=[
+            _ehr_visit("2025-09-02", "Started Keppra 250 mg bd in March. No seizures since starting. Tolerating well."),
+            _ehr_visit("2026-03-03", "Remains seizure free on levetiracetam 250 mg bd. Growing well."),
+            _ehr_visit("2026-06-02", "Sz free. School going well. Continue same dose."),
+            _ehr_visit("2026-12-01", "Two nocturnal seizures since the last review in June, the most recent 11 days ago "
+                                     "(ED attendance). Good adherence per mum, no missed doses.", reason="44145005"),
+        ],
+        extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-11-20", reason="R56.9", kind="EMER",
+                                      service="Paediatric emergency")],
+        expect={"action": "raise", "cards": "one", "current_mg_per_day": 500, "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 31.0, "recommended": {"min": 501, "max": MAX_4_TO_16_YEARS * 31.0},
+                "step_mg_per_day": STEP_PER_KG * 31.0, "absent": ["taper"],
+                "why": "Breakthrough seizures on 16 mg/kg/day, below the 20 mg/kg/day starting dose: titrate up within "
+                       "the label before changing drug (domain.md §2, §6)."})
+
+
+def c49_ehr_seizure_free_two_and_a_half_years() -> dict[str, Any]:
+    pid = "c49-isla"
+    return request("c49", "patient-view", pid,
+        patient=c.patient(pid, "2015-08-23", "female", "Isla", "MacLeod"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 38.0, encounter=f"{pid}-enc3")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 146.0, encounter=f"{pid}-enc3")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2023-07-02"),
+                    c.condition(f"{pid}-sz", pid, "91175000", onset="2024-06-10", category="encounter-diagnosis",
+                                status="resolved")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2023-10-05")],
+        visits=[
+            _ehr_visit("2025-06-03", "Seizure-free for a year on levetiracetam 500 mg twice daily."),
+            _ehr_visit("2025-12-02", "No seizures in the last 18 months."),
+            _ehr_visit("2026-12-01", "Seizure-free for 2.5 years on Keppra 500 mg bd. Parents keen to come off it; "
+                                     "discussed a gradual withdrawal.", reason="44145005"),
+        ],
+        expect={"action": ["taper", "keep"], "cards": "one", "current_mg_per_day": 1000,
+                "rules": ["R-NO-INCREASE-SEIZURE-FREE"], "max_mg_per_day": MAX_4_TO_16_YEARS * 38.0,
+                "recommended": {"max": 1000},
+                "why": "Seizure-free 2.5 years on 26 mg/kg/day: gradual withdrawal is offered, never an increase "
+                       "(domain.md §6: consider withdrawal after 1–2 years seizure-free)."})
+
+
+def c50_ehr_chinese_new_diagnosis_family_asks() -> dict[str, Any]:
+    pid = "c50-hao"
+    return request("c50", "patient-view", pid,
+        patient=c.patient(pid, "2018-06-30", "male", "Hao", "Zhang"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 26.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 128.0, encounter=f"{pid}-enc1")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2026-10-03", recorded="2026-12-01")],
+        medications=[],
+        visits=[_ehr_visit("2026-12-01", "患儿近2个月夜间发作3次，表现为一侧口角抽动伴流涎，每次约1分钟。"
+                                         "脑电图示中央颞区棘波。家长要求药物治疗。", reason="44145005")],
+        expect={"action": "start", "cards": "one", "current_mg_per_day": 0, "rules": ["R-START-AT-LABEL-DOSE"],
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 26.0, "recommended": {"min": 20 * 26.0 * 0.95, "max": 30 * 26.0},
+                "absent": ["taper"],
+                "why": "New BECT with 3 seizures in 2 months and the family asking for treatment: start at the label's "
+                       "10 mg/kg twice daily (domain.md §2, §6)."})
+
+
+def c51_ehr_single_seizure_family_prefers_to_wait() -> dict[str, Any]:
+    pid = "c51-freya"
+    return request("c51", "patient-view", pid,
+        patient=c.patient(pid, "2019-01-15", "female", "Freya", "Lindqvist"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 22.0, encounter=f"{pid}-enc1")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 121.0, encounter=f"{pid}-enc1")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-sz", pid, "91175000", onset="2026-11-03", category="encounter-diagnosis",
+                                encounter=f"{pid}-ed", status="resolved",
+                                note="Brief nocturnal focal seizure, about a minute, resolved spontaneously.")],
+        medications=[],
+        visits=[_ehr_visit("2026-12-01", "Single nocturnal seizure 4 weeks ago, none since. EEG: centrotemporal spikes. "
+                                         "Discussed options; parents prefer to wait and see.", reason="91175000")],
+        extra_encounters=[c.encounter(f"{pid}-ed", pid, "2026-11-03", reason="91175000", kind="EMER",
+                                      service="Paediatric emergency")],
+        expect={"action": "none", "cards": "one", "current_mg_per_day": 0, "rules": ["R-NO-START-AFTER-SINGLE-SEIZURE"],
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 22.0, "absent": ["taper"],
+                "why": "One brief seizure and a family that prefers to wait: watchful waiting (domain.md §6)."})
+
+
+def c52_ehr_behaviour_change_without_level() -> dict[str, Any]:
+    pid = "c52-owen"
+    return request("c52", "patient-view", pid,
+        patient=c.patient(pid, "2013-10-02", "male", "Owen", "Price"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 45.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 157.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2023-05-20")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "387003", 1, "tablet", per_day=2, authored="2026-09-08")],
+        visits=[
+            _ehr_visit("2026-09-01", "Two seizures since the last visit on 750 mg bd; increased to 1000 mg bd."),
+            _ehr_visit("2026-12-01", "Mum reports he has become very irritable and aggressive at school since the dose "
+                                     "increase. No seizures since the last visit in September.", reason="44145005"),
+        ],
+        expect={"action": ["keep", "lower"], "cards": "one", "current_mg_per_day": 2000,
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 45.0, "recommended": {"max": 2000}, "absent": ["raise levetiracetam"],
+                "why": "Behavioural adverse effects after an increase, seizure-free since: keep and review, or lower; never "
+                       "raise (domain.md §4, §6: the dose relation is weak, behaviour history the stronger predictor)."})
+
+
+def c53_ehr_cluster_after_a_quiet_quarter() -> dict[str, Any]:
+    pid = "c53-maya"
+    return request("c53", "patient-view", pid,
+        patient=c.patient(pid, "2016-03-09", "female", "Maya", "Rossi"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 30.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 139.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "G40.009", onset="2026-02-11")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, authored="2026-03-02")],
+        visits=[
+            _ehr_visit("2026-09-01", "Seizure free since starting levetiracetam in March."),
+            _ehr_visit("2026-12-01", "3 seizures in the past month, all from sleep, each under 2 minutes. Taking "
+                                     "250 mg twice daily reliably.", reason="G40.009"),
+        ],
+        expect={"action": "raise", "cards": "one", "current_mg_per_day": 500, "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 30.0, "recommended": {"min": 501, "max": MAX_4_TO_16_YEARS * 30.0},
+                "step_mg_per_day": STEP_PER_KG * 30.0, "absent": ["taper"],
+                "why": "3 seizures in a month on 17 mg/kg/day: raise within the label (domain.md §2, §6)."})
+
+
+def c54_ehr_fifteen_seizure_free_two_years() -> dict[str, Any]:
+    pid = "c54-ethan"
+    return request("c54", "patient-view", pid,
+        patient=c.patient(pid, "2011-07-19", "male", "Ethan", "Walsh"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 60.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 172.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2021-01-08")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311290", 1, "tablet", per_day=2, authored="2023-02-14")],
+        visits=[
+            _ehr_visit("2026-05-05", "Seizure-free for over 18 months."),
+            _ehr_visit("2026-12-01", "Seizure-free for over 2 years on levetiracetam 750 mg bd. Now 15.", reason="44145005"),
+        ],
+        expect={"action": ["taper", "keep"], "cards": "one", "current_mg_per_day": 1500,
+                "rules": ["R-NO-INCREASE-SEIZURE-FREE"], "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"max": 1500},
+                "why": "15 years old, seizure-free over 2 years: withdrawal is offered (BECT remits by the mid-teens; "
+                       "domain.md §4, §6)."})
+
+
+def c55_ehr_small_child_on_solution_seizing() -> dict[str, Any]:
+    pid = "c55-zoe"
+    return request("c55", "patient-view", pid,
+        patient=c.patient(pid, "2020-05-27", "female", "Zoe", "Dubois"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 20.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 116.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2026-05-02")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "403884", 2, "mL", per_day=2, authored="2026-06-05")],
+        visits=[
+            _ehr_visit("2026-08-25", "No seizures since starting levetiracetam solution 2 mL twice daily."),
+            _ehr_visit("2026-12-01", "2 focal seizures in the last 6 weeks, both on waking, about 2 minutes each.",
+                       reason="44145005"),
+        ],
+        expect={"action": "raise", "cards": "one", "current_mg_per_day": 400, "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
+                "max_mg_per_day": MAX_4_TO_16_YEARS * 20.0, "recommended": {"min": 401, "max": MAX_4_TO_16_YEARS * 20.0},
+                "step_mg_per_day": STEP_PER_KG * 20.0, "form": "solution", "absent": ["taper"],
+                "why": "Seizures on 20 mg/kg/day: raise within the label, in oral solution at 20 kg (domain.md §2, §6)."})
+
+
+def c56_levetiracetam_recorded_as_taken_not_ordered() -> dict[str, Any]:
+    pid = "c56-leo"
+    return request("c56", "patient-view", pid,
+        patient=c.patient(pid, "2017-11-02", "male", "Leo", "Nakamura"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 25.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 127.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2025-10-20")],
+        medications=[],
+        statements=[c.lev_statement(f"{pid}-lev", pid, "311288", 1, "tablet", per_day=2, since="2025-11-15")],
+        visits=[
+            _ehr_visit("2026-06-02", "Transferred from another hospital on levetiracetam 250 mg twice daily. Seizure-free."),
+            _ehr_visit("2026-12-01", "3 seizures in the last 2 months on levetiracetam 250 mg bd (prescribed by the GP).",
+                       reason="44145005"),
+        ],
+        expect={"action": "no-recommendation", "cards": "one", "problems": [{"kind": "unreadable", "item": "levetiracetam"}],
+                "absent": ["start levetiracetam", "untreated"],
+                "why": "Levetiracetam is recorded as taken (medicines reconciliation) but no order is on the chart: the dose "
+                       "taken cannot be checked, so no dose is offered; never a start for a child already on it."})
+
+
+def c57_ehr_rtf_notes_adolescent_breakthrough() -> dict[str, Any]:
+    pid = "c57-sofia"
+    return request("c57", "patient-view", pid,
+        patient=c.patient(pid, "2012-02-14", "female", "Sofia", "Marquez"),
+        weights=[c.weight(f"{pid}-wt", pid, "2026-12-01", 52.0, encounter=f"{pid}-enc2")],
+        heights=[c.height(f"{pid}-ht", pid, "2026-12-01", 160.0, encounter=f"{pid}-enc2")],
+        labs=[],
+        conditions=[c.condition(f"{pid}-bect", pid, "44145005", onset="2024-03-05")],
+        medications=[c.lev_order(f"{pid}-lev", pid, "311289", 1, "tablet", per_day=2, authored="2024-04-02")],
+        visits=[
+            Visit("2026-06-02", None, exam=None, note="Seizure-free since the last review. Tolerating Keppra 500 mg bd.",
+                  note_as_rtf=True),
+            Visit("2026-12-01", None, exam=None, reason="44145005", note_as_rtf=True,
+                  note="Interval history: 2 nocturnal seizures since the last visit, each about 1 minute.\n"
+                       "Adherence good. No side effects.\nPlan: increase levetiracetam."),
+        ],
+        expect={"action": "raise", "cards": "one", "current_mg_per_day": 1000, "rules": ["R-NO-DECREASE-WHILE-SEIZING"],
+                "max_mg_per_day": ABSOLUTE_MAX, "recommended": {"min": 1001, "max": ABSOLUTE_MAX},
+                "step_mg_per_day": STEP_ADULT, "absent": ["taper", "seizure-free 0 months"], "cites": ["seizures since the last visit"],
+                "why": "Seizures on 19 mg/kg/day at 52 kg, the history only in RTF progress notes: raise by the adult step "
+                       "of 500 mg twice daily within the label (domain.md §2, §6)."})
+
+
 CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c01-raise-12y-70kg-14mgkg": c01_raise_12y_70kg_still_seizing_on_14_mg_kg,
     "c02-seizing-near-maximum": c02_still_seizing_near_maximum,
@@ -1174,6 +1398,16 @@ CHARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "c44-start-draft-after-single-seizure": c44_start_draft_after_a_single_seizure,
     "c46-single-prolonged-seizure-untreated": c46_single_prolonged_seizure_untreated,
     "c47-single-seizure-family-requests-treatment": c47_single_seizure_family_requests_treatment,
+    "c48-ehr-breakthrough-after-quiet-year": c48_ehr_breakthrough_after_seizure_free_year,
+    "c49-ehr-seizure-free-2-5-years": c49_ehr_seizure_free_two_and_a_half_years,
+    "c50-ehr-chinese-new-diagnosis": c50_ehr_chinese_new_diagnosis_family_asks,
+    "c51-ehr-single-seizure-family-waits": c51_ehr_single_seizure_family_prefers_to_wait,
+    "c52-ehr-behaviour-change-no-level": c52_ehr_behaviour_change_without_level,
+    "c53-ehr-cluster-after-quiet-quarter": c53_ehr_cluster_after_a_quiet_quarter,
+    "c54-ehr-15y-seizure-free-2y": c54_ehr_fifteen_seizure_free_two_years,
+    "c55-ehr-solution-seizing": c55_ehr_small_child_on_solution_seizing,
+    "c56-lev-recorded-as-taken-not-ordered": c56_levetiracetam_recorded_as_taken_not_ordered,
+    "c57-ehr-rtf-notes-breakthrough": c57_ehr_rtf_notes_adolescent_breakthrough,
 }
 
 

@@ -54,6 +54,7 @@ KEPT_DRAFT_FIELDS = ("subject", "authoredOn", "category", "requester", "encounte
 EARLIEST_SHIFTED_YEAR = 1900  # dates before it are written as data problems (birthDate 0001-01-01): kept
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 MG_TOLERANCE = 1e-6
+PROJECT_SYSTEM = "https://epidose.org/fhir/CodeSystem/epidose"  # fhir_mapping.codes: the project's follow-up report codes
 TABLET_GRAIN_MG = 250.0  # every tablet strength (250, 500, 750, 1000 mg) is a multiple of 250 mg
 
 
@@ -120,6 +121,37 @@ def test_chart(path: Path, clinical_client: FlaskClient) -> None:
     response = clinical_client.post(f"/cds-services/epidose-{request['hook']}", json=request)
     assert response.status_code == 200, f"HTTP {response.status_code}: {response.get_data(as_text=True)[:500]}"
     check_cards(request, expect, response.get_json()["cards"])
+
+
+def without_project_observations(request: dict[str, Any]) -> dict[str, Any]:
+    """The same chart as an EHR that never heard of epidose holds it: every Observation coded in the
+    project's own CodeSystem (the follow-up seizure report) removed; Conditions, encounter reasons and
+    notes remain."""
+    stripped = json.loads(json.dumps(request))
+    for bundle in (stripped.get("prefetch") or {}).values():
+        if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle":
+            bundle["entry"] = [entry for entry in bundle.get("entry") or []
+                               if not (entry["resource"].get("resourceType") == "Observation"
+                                       and any(coding.get("system") == PROJECT_SYSTEM
+                                               for coding in entry["resource"].get("code", {}).get("coding", [])))]
+    return stripped
+
+
+@pytest.mark.parametrize("path", CHART_FILES, ids=[p.stem for p in CHART_FILES])
+def test_chart_on_ehr_data_alone(path: Path, clinical_client: FlaskClient) -> None:
+    """Without the project's seizure reports the chart's Conditions, encounter reasons and notes still lead
+    to the clinician's decision: the same action, doses, bounds, forms, problems and rules. (The ``cites``
+    quote what the coded report holds, such as its counts, and are not asked of this variant.)"""
+    request, expect = load_chart(path)
+    stripped = without_project_observations(request)
+    assert stripped != request or not _has_project_observations(request)
+    response = clinical_client.post(f"/cds-services/epidose-{request['hook']}", json=stripped)
+    assert response.status_code == 200, f"HTTP {response.status_code}: {response.get_data(as_text=True)[:500]}"
+    check_cards(stripped, {key: value for key, value in expect.items() if key != "cites"}, response.get_json()["cards"])
+
+
+def _has_project_observations(request: dict[str, Any]) -> bool:
+    return PROJECT_SYSTEM in json.dumps(request.get("prefetch") or {})
 
 
 def check_cards(request: dict[str, Any], expect: dict[str, Any], cards: list[dict[str, Any]]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -139,8 +139,18 @@ def test_uncoded_levetiracetam_order_is_reported_not_dropped_silently() -> None:
     uncoded = f.lev_order("mr", 500.0, D0)
     uncoded["medicationCodeableConcept"] = {"text": "Keppra 500 mg tablets"}
     timeline = build_timeline([f.patient(), f.encounter("e1", D1), uncoded])
-    assert kinds(timeline) == [ProblemKind.UNKNOWN_CODE]
+    assert kinds(timeline) == [ProblemKind.UNKNOWN_CODE, ProblemKind.UNREADABLE_DOSE]
     assert timeline.problems[0].path == "medicationCodeableConcept"
+    # The child may take it: the dose taken is unreadable, not "not on levetiracetam".
+    assert timeline.visits[-1].lev_before_unreadable == "MedicationRequest/mr"
+
+
+def test_levetiracetam_order_of_unknown_status_may_be_taken() -> None:
+    unknown = f.lev_order("mr", 500.0, D0)
+    unknown["status"] = "unknown"
+    timeline = build_timeline([f.patient(), f.encounter("e1", D1), unknown])
+    assert kinds(timeline) == [ProblemKind.UNREADABLE_DOSE] and "unknown status" in timeline.problems[0].message
+    assert timeline.visits[-1].lev_unreadable == "MedicationRequest/mr"
 
 
 def test_lab_with_comparator_is_not_used_as_a_value() -> None:
@@ -152,10 +162,19 @@ def test_lab_with_comparator_is_not_used_as_a_value() -> None:
     assert timeline.visits[0].egfr is None
 
 
-def test_levetiracetam_statement_is_reported_not_read() -> None:
-    """An active levetiracetam MedicationStatement is named as unsupported rather than ignored silently."""
+def test_levetiracetam_statement_without_an_order_makes_the_dose_taken_unreadable() -> None:
+    """An active levetiracetam MedicationStatement (a reconciled home medicine) with no order in effect: the
+    child takes levetiracetam at a dose the mapping does not read; never "not on levetiracetam", which would
+    let a card offer a start to a child already taking it. Said once."""
     statement = {"resourceType": "MedicationStatement", "id": "ms", "status": "active", "subject": {"reference": "Patient/p1"},
+                 "effectivePeriod": {"start": (D0 - timedelta(days=200)).isoformat()},
                  "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "311289"}]}}
-    timeline = build_timeline([f.patient(), f.encounter("e0", D0), statement])
-    assert kinds(timeline) == [ProblemKind.UNSUPPORTED_RESOURCE]
+    timeline = build_timeline([f.patient(), f.encounter("e0", D0 - timedelta(days=91)), f.encounter("e1", D0), statement])
+    assert kinds(timeline) == [ProblemKind.UNREADABLE_DOSE]
     assert timeline.problems[0].resource == "MedicationStatement/ms"
+    assert all(v.lev_before_unreadable == "MedicationStatement/ms" and v.lev_unreadable == "MedicationStatement/ms" for v in timeline.visits)
+    with_order = build_timeline([f.patient(), f.encounter("e1", D0), statement, f.lev_order("lev", 1000.0, D0 - timedelta(days=100))])
+    assert with_order.visits[-1].lev_before is not None and with_order.visits[-1].lev_before.mg_per_day == 1000.0
+    assert not with_order.problems  # the order is read; the statement agrees with it
+    ended = dict(statement, effectivePeriod={"start": (D0 - timedelta(days=400)).isoformat(), "end": (D0 - timedelta(days=200)).isoformat()})
+    assert build_timeline([f.patient(), f.encounter("e1", D0), ended]).visits[-1].lev_before_unreadable is None

@@ -45,7 +45,7 @@ def test_chart_as_ehrs_record_it_gives_seizure_items_at_every_visit() -> None:
     assert visits[0].provenance["seizure_since_last_visit"] == Provenance("condition", "Condition/s2")
     assert visits[1].provenance["seizure_since_last_visit"] == Provenance("condition", "Condition/s1")
     assert visits[2].provenance["seizure_since_last_visit"] == Provenance("text", "DocumentReference/n2")
-    assert visits[3].provenance["seizure_since_last_visit"] == Provenance("encounter", "Encounter/e3")
+    assert visits[3].provenance["seizure_since_last_visit"] == Provenance("visit-reason", "Encounter/e3")
     assert visits[4].provenance["seizure_since_last_visit"] == Provenance("text", "DocumentReference/n4")
     assert visits[2].seizure_last_3_months is False and visits[2].seizure_count_since_last_visit == 0
     assert visits[4].seizure_count_since_last_visit == 0 and visits[4].behaviour_adverse_effect is True
@@ -216,3 +216,37 @@ def test_note_by_url_is_read_from_a_binary_given_with_the_data() -> None:
     assert visit.seizure_since_last_visit is False and visit.provenance["seizure_since_last_visit"] == Provenance("text", "DocumentReference/d")
     assert visit.behaviour_adverse_effect is True
     assert [p.resource for p in timeline.problems if p.kind is ProblemKind.UNREADABLE_TEXT] == ["DocumentReference/gone"]
+
+
+def test_a_follow_ups_seizure_reason_code_does_not_overrule_the_notes_denial() -> None:
+    """A routine follow-up coded "Seizure" (R56.9 or SNOMED 91175000, the visit's subject) with a note saying
+    no seizures since the last visit: no seizure, so no breakthrough raise; the disagreement is said."""
+    for code, system in (("91175000", codes.SNOMED), ("R56.9", codes.ICD10CM)):
+        visits = encounters()
+        for visit in visits[3:5]:
+            visit["reasonCode"] = [{"coding": [{"system": system, "code": code}]}]
+        resources = [f.patient(), *visits, f.document("n3", DAYS[3], "No seizures since the last visit.", eid="e3"),
+                     f.document("n4", DAYS[4], "No seizures since the last visit. Doing well at school.", eid="e4")]
+        timeline = build_timeline(resources)
+        assert [v.seizure_since_last_visit for v in timeline.visits[3:]] == [False, False], code
+        assert ProblemKind.CONFLICT in kinds(timeline)
+        alone = build_timeline([f.patient(), *visits])  # the reason alone still says a seizure happened
+        assert alone.visits[4].seizure_since_last_visit is True
+
+
+
+def test_a_follow_ups_seizure_diagnosis_dated_only_by_the_visit_does_not_overrule_the_note() -> None:
+    """An encounter-diagnosis Condition "Seizure" of the follow-up itself (onset the visit's day, or only recorded
+    then): as weak as the visit's reason code. One with an onset of its own still dates a seizure."""
+    def diagnosis(**dates: str) -> dict:
+        condition = f.coded_condition("dx", codes.SNOMED, "91175000")
+        condition.update(dates, encounter={"reference": "Encounter/e4"})
+        return condition
+
+    denial = f.document("n4", DAYS[4], "No seizures since the last visit.", eid="e4")
+    for dates in ({"onsetDateTime": DAYS[4].isoformat()}, {"recordedDate": DAYS[4].isoformat()}):
+        timeline = build_timeline([f.patient(), *encounters(), diagnosis(**dates), denial])
+        assert timeline.visits[4].seizure_since_last_visit is False, dates
+    dated = build_timeline([f.patient(), *encounters(), diagnosis(onsetDateTime=(DAYS[4] - timedelta(days=20)).isoformat()), denial])
+    assert dated.visits[4].seizure_since_last_visit is True
+    assert dated.visits[4].provenance["seizure_since_last_visit"] == Provenance("condition", "Condition/dx")

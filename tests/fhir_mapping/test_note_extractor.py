@@ -58,6 +58,7 @@ def test_handwritten_sentences_meet_the_floor_per_item() -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("Parents are keen to start medication.", True),
+    ("Parents wish to start treatment.", True),
     ("Mum would like him to start treatment after this seizure.", True),
     ("Started levetiracetam at the parents' request.", True),
     ("Grandmother is asking for a medicine to stop the seizures.", True),
@@ -88,7 +89,8 @@ def test_the_familys_wish_about_treatment(text: str, expected: bool | None) -> N
     ("4 seizures since the last visit 3 months ago, the longest 2 minutes.",  # the time dates the visit
      {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 4, "seizure_duration_class": 2}),
     ("3 seizures since the last visit, all in the last 3 months.",
-     {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 3, "seizure_last_3_months": True, "seizure_last_6_months": True}),
+     {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 3, "seizure_last_3_months": True, "seizure_last_6_months": True,
+      "seizures_so_far_at_least": 3}),
     ("Trough.", {}),
     ("未发作1年。", {"seizure_free_months": 12.0, "seizure_last_3_months": False, "seizure_last_6_months": False}),
 ])
@@ -133,12 +135,12 @@ NOTHING: dict = {}
     ("复诊后抽搐0次。", INTERVAL_DENIAL),
     ("发作控制良好，未再发作。", INTERVAL_DENIAL),
     # windows and dated seizures are not the interval; one dated seizure says nothing of the months after it
-    ("Three seizures in the last fortnight.", {"seizure_last_3_months": True, "seizure_last_6_months": True}),
-    ("Seizures x2 in past 3/12.", {"seizure_last_3_months": True, "seizure_last_6_months": True}),
+    ("Three seizures in the last fortnight.", {"seizure_last_3_months": True, "seizure_last_6_months": True, "seizures_so_far_at_least": 3}),
+    ("Seizures x2 in past 3/12.", {"seizure_last_3_months": True, "seizure_last_6_months": True, "seizures_so_far_at_least": 2}),
     ("Seizure 3/52 ago.", {"seizure_months_ago": 0.69, "seizure_last_3_months": True, "seizure_last_6_months": True}),
     ("上周抽搐1次。", {"seizure_months_ago": 0.23, "seizure_last_3_months": True, "seizure_last_6_months": True}),
     ("今天早上发作1次。", {"seizure_months_ago": 0.03, "seizure_last_3_months": True, "seizure_last_6_months": True}),
-    ("近2个月发作2次，均在夜间。", {"seizure_last_3_months": True, "seizure_last_6_months": True}),
+    ("近2个月发作2次，均在夜间。", {"seizure_last_3_months": True, "seizure_last_6_months": True, "seizures_so_far_at_least": 2}),
     ("A seizure 5 months ago.", {"seizure_months_ago": 5.0, "seizure_last_6_months": True}),
     ("Last seizure 5 months ago.", {"seizure_months_ago": 5.0, "seizure_last_3_months": False, "seizure_last_6_months": True}),
     # counts
@@ -174,9 +176,9 @@ WINDOW_FLAGS_6 = {"seizure_last_3_months": False, "seizure_last_6_months": False
     ("No events for around seven months.", {"seizure_free_months": 7.0, **WINDOW_FLAGS_6}),
     ("Fit free since 3 years.", {"seizure_free_months": 36.0, **WINDOW_FLAGS_6}),
     ("Nil seizures in the past half year.", {"seizure_free_months": 6.0, **WINDOW_FLAGS_6}),
-    ("Two seizures over the previous half a year.", {"seizure_last_6_months": True}),
+    ("Two seizures over the previous half a year.", {"seizure_last_6_months": True, "seizures_so_far_at_least": 2}),
     ("2年半无发作", {"seizure_free_months": 30.0, **WINDOW_FLAGS_6}),
-    ("半年来发作2次。", {"seizure_last_6_months": True}),
+    ("半年来发作2次。", {"seizure_last_6_months": True, "seizures_so_far_at_least": 2}),
     # windows from a date or event the note does not give: length unknown, so nothing
     ("No seizures since the switch to the evening dose in June.", NOTHING),
     ("A few fits over the Christmas holidays.", NOTHING),
@@ -221,6 +223,41 @@ def test_phrasings_of_the_second_fresh_handwritten_batch(text: str, expected: di
     assert read_sentence(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Seen 3 weeks after a first seizure that lasted about 12 minutes; none since.", True),
+    ("First neurology visit after a single nocturnal seizure 8 weeks ago.", True),
+    ("First seizure two weeks ago, none since.", True),
+    ("A single seizure only.", True),
+    ("首次发作于2周前，无再发。", True),
+    ("仅发作1次。", True),
+    ("He has not had a single seizure since starting.", None),  # a denial, not a count
+    ("No first seizure.", None),
+    ("Since his first seizure in 2021 he has had 5 more.", None),
+    ("Her first seizure was at age 4; several since.", None),
+    ("This was his second seizure.", None),
+    ("Possible first seizure last night?", None),
+    ("Brother had a single febrile seizure.", None),  # someone else's
+    ("Discussed seizure first aid.", None),
+    ("First seizure at age 6, 3 in all.", None),
+    ("4岁时首次抽搐，表现为一侧肢体抽动。", None),  # history dated by age: says nothing of the count
+    ("首次发作以来共发作3次。", None),
+    ("第二次发作。", None),
+])
+def test_a_statement_of_one_seizure_so_far(text: str, expected: bool | None) -> None:
+    assert read_text(text).items.get("single_seizure_so_far") is expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("3 seizures in the last 11 weeks, one in daytime.", 3),
+    ("Two seizures over the previous half a year.", 2),
+    ("近3个月发作3次。", 3),
+    ("No seizures in the last 3 months.", None),
+    ("Seizure-free for the last 6 months.", None),
+])
+def test_a_count_within_a_window_is_a_lower_bound_on_the_seizures_so_far(text: str, expected: int | None) -> None:
+    assert read_text(text).items.get("seizures_so_far_at_least") == expected
+
+
 def test_a_reported_seizure_outweighs_a_denial_in_the_same_note() -> None:
     reading = read_text("No daytime seizures. One nocturnal seizure lasting 2 minutes.")
     assert reading.items == {"seizure_since_last_visit": True, "seizure_count_since_last_visit": 1, "seizure_duration_class": 2}
@@ -263,6 +300,29 @@ def test_attachments_in_each_text_type_and_charset_are_read() -> None:
     assert attachment_text({"contentType": "text/html", "data": data("<p>No seizures</p><script>x</script>")})[0] == "\nNo seizures"
     assert attachment_text({"contentType": "text/markdown", "data": data("## Seizures\n- **none**")})[0] == "Seizures\nnone"
     assert attachment_text({"contentType": "text/plain; charset=gb18030", "data": data("无发作", "gb18030")})[0] == "无发作"
+
+
+def test_rtf_notes_are_read_with_their_escapes() -> None:
+    """Progress notes filed as RTF (text/rtf, application/rtf, or unlabelled): font tables dropped, \\par a line
+    break, \\'hh and \\uN escapes decoded, so the seizure history in them reaches the mapping."""
+    rtf = (r"{\rtf1\ansi\ansicpg1252{\fonttbl\f0\fswiss Helvetica;}{\colortbl;\red0\green0\blue0;}\f0\pard "
+           r"3 seizures since the last visit, the longest 2 minutes.\par Parents wish to start treatment.\par "
+           r"Caf\'e9 at school.\par \u24739?\u20799?\u36817?2\u20010?\u26376?\u21457?\u20316?3\u27425?\u12290?\par}")
+    encoded = base64.b64encode(rtf.encode("ascii")).decode()
+    for content_type in ("text/rtf", "application/rtf", None):
+        attachment = {"data": encoded} if content_type is None else {"contentType": content_type, "data": encoded}
+        text, why = attachment_text(attachment)
+        assert why is None and text is not None, content_type
+        assert "3 seizures since the last visit" in text and "Café" in text and "患儿近2个月发作3次" in text
+        assert "Helvetica" not in text and "\\par" not in text
+    reading = read_text(attachment_text({"contentType": "text/rtf", "data": encoded})[0] or "")
+    assert reading.items["seizure_count_since_last_visit"] == 3 and reading.items["family_requests_treatment"] is True
+
+
+def test_malformed_rtf_is_said_never_raised() -> None:
+    for broken in (r"{\rtf1 \par\uc\uc2\parud f}d\uc289  b2u{42\par-3r2{ *}", "plain words labelled RTF"):
+        text, why = attachment_text({"contentType": "text/rtf", "data": base64.b64encode(broken.encode()).decode()})
+        assert (text is None) == (why is not None)
 
 
 def test_rules_are_data() -> None:

@@ -72,6 +72,23 @@ def test_no_decrease_while_seizing() -> None:
     assert outcome.guidance.mg_per_day == 1250.0  # 750 + 20 mg/kg/day × 30 kg = 1350 → nearest class 1.25 g
 
 
+def test_no_decrease_after_seizures_since_the_last_visit_when_the_window_is_unknown() -> None:
+    """The rail reads a breakthrough as the raise guidance does: seizures since a visit 6 months ago, not dated."""
+    outcome = clinical_rails(facts(seizure_last_3_months=None, seizure_since_last_visit=True, months_seizure_free=None), BOUNDS_30KG)
+    assert "R-NO-DECREASE-WHILE-SEIZING" in fired_ids(outcome) and min(allowed_mg(outcome)) == 750.0
+    assert any("since the last visit" in f.message for f in outcome.fired)
+
+
+def test_the_raise_guidance_says_which_window_the_seizures_fell_in() -> None:
+    """A breakthrough read from "since the last visit" alone is not worded as "in the last 3 months"."""
+    recent = clinical_rails(facts(seizure_last_3_months=True, months_seizure_free=1.0), BOUNDS_30KG).guidance
+    since = clinical_rails(facts(seizure_last_3_months=None, seizure_since_last_visit=True, months_seizure_free=None),
+                           BOUNDS_30KG).guidance
+    assert recent is not None and recent.action == "raise" and "in the last 3 months" in recent.text
+    assert since is not None and since.action == "raise" and "since the last visit" in since.text
+    assert "3 months" not in since.text
+
+
 @pytest.mark.parametrize("explanation", [{"adverse_effect": True}, {"measured_level_mg_l": 60.0}])
 def test_decrease_allowed_while_seizing_when_explained(explanation: dict[str, object]) -> None:
     outcome = clinical_rails(facts(seizure_last_3_months=True, **explanation), BOUNDS_30KG)

@@ -66,8 +66,8 @@ def test_partial_prefetch_is_completed_from_the_fhir_server(make_app: Callable[.
     assert cards[0]["summary"] == expected[0]["summary"]
     assert cards[0]["indicator"] == expected[0]["indicator"]
     fetched = sorted(path.split("?")[0].rsplit("/", 1)[-1] for path, _ in recording.requests)
-    assert fetched == ["Condition", "DocumentReference", "Encounter", "MedicationRequest", "Observation", "Observation",
-                       "Observation", "QuestionnaireResponse"]
+    assert fetched == ["Condition", "DocumentReference", "Encounter", "MedicationRequest", "MedicationStatement", "Observation",
+                       "Observation", "Observation", "QuestionnaireResponse"]
     assert all(auth == f"Bearer {TOKEN}" for _, auth in recording.requests)
 
 
