@@ -52,6 +52,7 @@ JUDGED_POLICIES: Final = ("served", "model")
 # the verdict: each dialect is another full replay of them).
 DIALECT_REPORT_CHILDREN: Final = 200
 
+
 def build_default_model(out_dir: str | Path, *, patients: int = DEFAULT_PATIENTS, steps: int = DEFAULT_STEPS,
                         seed: int = 0, progress: bool = True, dialect: str = DEFAULT_DIALECT) -> Path:
     """Simulate a cohort (temporary folder), train the conservative policy, evaluate it, write the model folder.
