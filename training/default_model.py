@@ -18,7 +18,8 @@ the dose or waits, where the physicians, who know the course, raise or start. On
 coded charts (bench/rails.py) the served policy beats them under the sourced profile (+0.77 [+0.09,
 +1.46]) but not the fitted (−0.03 [−0.70, +0.65]); the model with rails is +0.73 [−0.06, +1.52] /
 +0.65 [−0.13, +1.42]. Trained on 1,500 children (the earlier default) the model with rails was −1.9 /
-−2.4 and served −1.0 / −2.2 on 600 fresh children's mixed charts. More steps (15,000) did not help;
+−2.4 and served −1.0 / −2.2 on 600 fresh children's mixed charts, and on the 2,000 coded charts
+−2.9 / −3.1 and +0.6 / +0.0. More steps (15,000) did not help;
 10,000 children lift the model with rails by 0.3–0.8 on those 600 children, not the served policy, at
 about twice the build's CPU (figures and command: bench/RESULTS.md, "Default model against the physicians
 in every profile (session 4)").
