@@ -167,29 +167,76 @@ def oracle_rails_policy(child: Any, config: Any, skip: frozenset[str]) -> Any:
     return policy
 
 
-def oracle_bounds(children: int, seed: int) -> dict[str, Any]:
+def oracle_bounds(children: int, seed: int, profile: str = "sourced", *, clairvoyant: bool = False) -> dict[str, Any]:
     """True values of the oracle with the label bounds only, with every rail, and with every rail but watchful
-    waiting, beside the physician: what any policy could reach under each constraint."""
-    from training.evaluation.simulated import summarise_runs
-    from training.simulator.config import DEFAULT_CONFIG
+    waiting, beside the physician: what any policy could reach under each constraint.
+
+    With ``clairvoyant`` it also decomposes the label-bounds oracle's lead over the physician: the same oracle
+    not knowing the course (remission, single seizure), the highest allowed dose with no knowledge at all
+    (label bounds; every rail), and the clairvoyant search (training.evaluation.railed_bound) within the label
+    bounds, every rail but watchful waiting, and every rail (the oracle held to the rails). Each row has its
+    paired difference with the physician and the CPU seconds it took."""
+    from training.evaluation.railed_bound import CLINICAL_RAIL_IDS
+    from training.evaluation.simulated import paired_difference, railed_bound_row, summarise_runs
+    from training.simulator.config import DEFAULT_CONFIG, with_pd_profile
     from training.simulator.environment import Environment, oracle_policy
 
     if children <= 0:
         return {}
-    config = DEFAULT_CONFIG
+    config = with_pd_profile(DEFAULT_CONFIG, profile)
     environment = Environment(children, seed, config, state="direct")
-    variants = {
-        "oracle, label bounds only": lambda child: oracle_policy(child, config),
-        "oracle with rails": lambda child: oracle_rails_policy(child, config, frozenset()),
-        "oracle with rails but watchful waiting": lambda child: oracle_rails_policy(child, config, frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"})),
+    waiting = frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"})
+    variants: dict[str, Any] = {
+        "oracle, label bounds only": lambda: environment.run(per_child=lambda child: oracle_policy(child, config)),
+        "oracle with rails": lambda: environment.run(per_child=lambda child: oracle_rails_policy(child, config, frozenset())),
+        "oracle with rails but watchful waiting": lambda: environment.run(per_child=lambda child: oracle_rails_policy(child, config, waiting)),
     }
-    out: dict[str, Any] = {"children": children}
-    for name, per_child in variants.items():
-        summary = summarise_runs(environment.run(per_child=per_child), config)
-        out[name] = {"value": summary["value"], "value_se": summary["value_se"]}
+    if clairvoyant:
+        variants.update({
+            "oracle, label bounds only, not knowing the course": lambda: environment.run(
+                per_child=lambda child: oracle_policy(child, config, knows_course=False)),
+            "highest allowed dose, label bounds only": lambda: environment.run(highest_dose_policy(CLINICAL_RAIL_IDS)),
+            "highest allowed dose, every rail": lambda: environment.run(highest_dose_policy(frozenset())),
+            "clairvoyant, label bounds only": lambda: railed_bound_row(environment.children, config, CLINICAL_RAIL_IDS),
+            "clairvoyant, every rail but watchful waiting": lambda: railed_bound_row(environment.children, config, waiting),
+            "clairvoyant, every rail (the oracle held to the rails)": lambda: railed_bound_row(environment.children, config),
+        })
+    out: dict[str, Any] = {"children": children, "profile": profile}
     physician = summarise_runs(environment.physician_runs(), config)
     out["physician"] = {"value": physician["value"], "value_se": physician["value_se"]}
+    for name, play in variants.items():
+        cpu = time.process_time()
+        result = play()
+        summary = result if isinstance(result, dict) else summarise_runs(result, config)
+        out[name] = {"value": summary["value"], "value_se": summary["value_se"],
+                     "paired_vs_physician": paired_difference(summary, physician),
+                     "cpu_seconds": round(time.process_time() - cpu, 1)}
     return out
+
+
+def highest_dose_policy(skip: frozenset[str]) -> Any:
+    """The highest dose the one mask (minus ``skip``) allows: no knowledge of the child at all."""
+    from fhir_mapping.dosing import N_DOSE_CLASSES
+    from training.dataset import timeline_rails
+
+    def policy(timeline: Any) -> int:
+        mask = timeline_rails(timeline, len(timeline.visits) - 1, skip=skip).allowed
+        return max(i for i in range(N_DOSE_CLASSES) if mask[i])
+
+    return policy
+
+
+def render_decomposition(bounds: dict[str, Any]) -> str:
+    """The oracle decomposition of :func:`oracle_bounds` as a Markdown table."""
+    lines = [f"{bounds['children']} fresh children (direct state), `{bounds['profile']}` profile:", "",
+             "| reference | true value ± SE | vs physician, paired [95% CI] | CPU s |", "|---|---:|---|---:|"]
+    for name, row in bounds.items():
+        if not isinstance(row, dict):
+            continue
+        paired = row.get("paired_vs_physician")
+        versus = "—" if paired is None else f"{paired['mean']:+.1f} [{paired['ci_low']:+.1f}, {paired['ci_high']:+.1f}]"
+        lines.append(f"| {name} | {row['value']:.1f} ± {row['value_se']:.1f} | {versus} | {row.get('cpu_seconds', '—')} |")
+    return "\n".join(lines)
 
 
 def _pct(value: float | None) -> str:

@@ -117,6 +117,19 @@ def prepare_model(data_dir: Path, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", code, str(data_dir / "models"), str(model)], check=True, env=env)
 
 
+def workers_cpu_seconds(master: int) -> float:
+    """User + system CPU time of the master's child processes (the workers) so far."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    total = 0
+    for pid in children.read_text().split() if children.exists() else []:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def worker_rss_mb(master: int) -> list[float]:
     children = Path(f"/proc/{master}/task/{master}/children")
     pids = [int(p) for p in children.read_text().split()] if children.exists() else []
@@ -280,10 +293,17 @@ def main() -> int:
             loads["HealthChain constant card"] = (peer_url, "children")
 
         def run(url: str, kind: str, seconds: int) -> dict[str, float]:
+            master = peer.pid if peer is not None and url == peer_url else server.pid
+            cpu = workers_cpu_seconds(master)
             if kind == "children":
-                return run_wrk_children(url, children_file, seconds, args.connections)
-            return run_wrk(url, body_file, seconds, args.connections)
+                result = run_wrk_children(url, children_file, seconds, args.connections)
+            else:
+                result = run_wrk(url, body_file, seconds, args.connections)
+            # The serving processes' own CPU per answered request (wrk's and other jobs' excluded).
+            result["server_cpu_ms"] = (workers_cpu_seconds(master) - cpu) / max(result["requests"], 1) * 1e3
+            return result
 
+        load_before = os.getloadavg()
         for url, kind in loads.values():  # warm-up
             run(url, kind, 2)
         # Interleaved rounds: other jobs on a shared machine then load every service alike; medians per load.
@@ -292,19 +312,22 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, (url, kind) in loads.items():
                 rounds[name].append(run(url, kind, per_round))
-        summary = {name: {key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")}
+        summary = {name: {key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms", "server_cpu_ms")}
                    | {"errors": sum(r["errors"] for r in results)} for name, results in rounds.items()}
         rss = {"epidose": worker_rss_mb(server.pid), "HealthChain": worker_rss_mb(peer.pid) if peer else []}
         print(f"load generator: wrk, {args.connections} connections, {args.rounds} interleaved rounds of {per_round} s "
               f"per load (medians), 2 workers each (epidose: {args.worker_class}), {os.cpu_count()} CPU(s); "
               f"repeated body {body_file.stat().st_size / 1024:.0f} KiB, distinct bodies "
               f"{children_file.stat().st_size / 1024 / n_bodies:.0f} KiB on average")
-        print("| load | req/s | p50 ms | p99 ms | errors | worker RSS MB |")
-        print("|---|---:|---:|---:|---:|---|")
+        load_after = os.getloadavg()
+        print(f"machine load average (1/5/15 min) before the rounds {' / '.join(f'{x:.1f}' for x in load_before)}, "
+              f"after {' / '.join(f'{x:.1f}' for x in load_after)} ({time.strftime('%H:%M UTC', time.gmtime())})")
+        print("| load | req/s | p50 ms | p99 ms | workers' CPU ms/request | errors | worker RSS MB |")
+        print("|---|---:|---:|---:|---:|---:|---|")
         for name, result in summary.items():
             sizes = rss["HealthChain" if name.startswith("HealthChain") else "epidose"]
             print(f"| {name} | {result['rps']:.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | "
-                  f"{result['errors']:.0f} | {', '.join(f'{x:.0f}' for x in sizes)} |")
+                  f"{result['server_cpu_ms']:.2f} | {result['errors']:.0f} | {', '.join(f'{x:.0f}' for x in sizes)} |")
         distinct = summary["epidose patient-view distinct children"]
         ratio = distinct["rps"] / summary["epidose constant card"]["rps"]
         print(f"distinct / epidose constant: {ratio:.2f} (target ≥ 0.70): {'PASS' if ratio >= 0.7 else 'FAIL'}")

@@ -81,34 +81,36 @@ def _number_in_range(value: int | float) -> bool:
 
 
 def _check_value(value: Any, max_depth: int, *, check_strings: bool) -> None:
-    """Depth, number range and (when the text is long enough to hold one too long) string size; iterative."""
+    """Depth, number range and (when the text is long enough to hold one too long) string size."""
     kind = type(value)
-    if kind is not dict and kind is not list:
-        if (kind is int or kind is float) and not _number_in_range(value):
-            raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
-        if kind is str and check_strings and len(value) > MAX_STRING_CHARS:
+    if kind is dict or kind is list:
+        _check_container(value, 1, max_depth, check_strings)
+    elif (kind is int or kind is float) and not _number_in_range(value):
+        raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
+    elif kind is str and check_strings and len(value) > MAX_STRING_CHARS:
+        raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
+
+
+def _check_container(container: dict[str, Any] | list[Any], depth: int, max_depth: int, check_strings: bool) -> None:
+    # Recursive: the depth is refused before a level deeper is entered, so the recursion stays within
+    # max_depth frames whatever orjson parsed. Strings are passed over first (most of a FHIR body).
+    if depth > max_depth:
+        raise JsonBodyError(f"the document nests deeper than {max_depth} levels")
+    if type(container) is dict:
+        if check_strings and any(len(key) > MAX_STRING_CHARS for key in container):
             raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
-        return
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        container, depth = stack.pop()
-        if depth > max_depth:
-            raise JsonBodyError(f"the document nests deeper than {max_depth} levels")
-        if type(container) is dict:
-            if check_strings and any(len(key) > MAX_STRING_CHARS for key in container):
+        items: Any = container.values()
+    else:
+        items = container
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if check_strings and len(item) > MAX_STRING_CHARS:
                 raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
-            items = container.values()
-        else:
-            items = container
-        for item in items:
-            kind = type(item)
-            if kind is str:
-                if check_strings and len(item) > MAX_STRING_CHARS:
-                    raise JsonBodyError(f"a string is longer than {MAX_STRING_CHARS} characters")
-            elif kind is dict or kind is list:
-                stack.append((item, depth + 1))
-            elif (kind is int or kind is float) and not _number_in_range(item):
-                raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")
+        elif kind is dict or kind is list:
+            _check_container(item, depth + 1, max_depth, check_strings)
+        elif (kind is int or kind is float) and not -MAX_ABS_NUMBER <= item <= MAX_ABS_NUMBER:
+            raise JsonBodyError(f"a number is outside ±{MAX_ABS_NUMBER:.0e}")  # NaN compares False: refused too
 
 
 def _has_surrogate(text: str) -> bool:

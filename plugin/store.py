@@ -13,12 +13,14 @@ import hmac
 import json
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from plugin.audit_journal import FLUSH_SECONDS, AuditJournal
 from plugin.settings import Settings
 from training.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
 from training.private_files import atomic_write, private_dir
@@ -65,11 +67,19 @@ def load_hash_key(settings: Settings) -> bytes:
 class Store:
     """Audit and feedback records in the shared-state database."""
 
-    def __init__(self, database: Database | Path, hash_key: bytes) -> None:
+    def __init__(self, database: Database | Path, hash_key: bytes, *, audit_flush_seconds: float = FLUSH_SECONDS) -> None:
         self.database = database if isinstance(database, Database) else SqliteDatabase(Path(database))
         self._hash_key = hash_key
+        # SQLite: a response's audit rows go to this process's journal before the answer, and into the
+        # file in batches after it (plugin.audit_journal). PostgreSQL, shared by hosts whose journals
+        # could not be read by one another: each response's rows are committed before its answer.
+        self.journal: AuditJournal | None = None
         try:
             self.database.migrate()
+            if isinstance(self.database, SqliteDatabase):
+                self.journal = AuditJournal(self.database.path, _AUDIT_INSERT + _AUDIT_ROW + _AUDIT_CONFLICT,
+                                            self.database.connect, flush_seconds=audit_flush_seconds)
+                self.journal.recover()
         except DatabaseUnavailable:
             # Start anyway so the process can answer /healthz and recover by itself; every call that
             # would serve or store a record answers 503 until the database is back (see /readyz).
@@ -91,25 +101,51 @@ class Store:
         rows = [(r.card_uuid, r.served_at, r.service, r.hook_instance, r.patient_hash, r.model_version,
                  r.input_fingerprint, r.indicator, r.recommended_mg_per_day, r.compared_mg_per_day,
                  r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments))) for r in records]
+        if self.journal is not None:
+            _check_audit_rows(rows)  # before the answer: a journalled row the table refuses could never be moved in
+            try:
+                self.journal.append(rows)
+            except OSError as error:
+                log.error("audit journal %s could not be written: %s", self.journal.folder, type(error).__name__)
+                raise DatabaseUnavailable("the audit journal could not be written; nothing of this call was stored") from None
+            return
         # Only placeholders are joined into the statement; every value is a bound parameter.
         statement = _AUDIT_INSERT + ", ".join([_AUDIT_ROW] * len(rows)) + _AUDIT_CONFLICT
         self.database.execute(statement, [value for row in rows for value in row])
 
+    def settle(self) -> None:
+        """Every audit row acknowledged so far, by any process on this database, readable in the table."""
+        if self.journal is not None:
+            try:
+                self.journal.settle()
+            except (sqlite3.OperationalError, OSError) as error:
+                log.error("audit journal %s could not be settled: %s", self.journal.folder, type(error).__name__)
+                raise DatabaseUnavailable("the audit database is unavailable; nothing of this call was stored") from None
+
     def audit(self, card_uuid: str) -> dict[str, Any] | None:
+        self.settle()
         return self.database.query("SELECT * FROM audit WHERE card_uuid = ?", (card_uuid,)).first()
 
     def audit_count(self) -> int:
+        self.settle()
         row = self.database.query("SELECT COUNT(*) AS n FROM audit").first()
         return int(row["n"]) if row else 0
 
     def known_card(self, card_uuid: str, service: str | None = None) -> bool:
         """Whether this store served the card (through ``service``, when given)."""
-        if service is None:
-            row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ?", (card_uuid,)).first()
-        else:
-            row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ? AND service = ?",
-                                      (card_uuid, service)).first()
-        return row is not None
+        def lookup() -> bool:
+            if service is None:
+                row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ?", (card_uuid,)).first()
+            else:
+                row = self.database.query("SELECT 1 AS found FROM audit WHERE card_uuid = ? AND service = ?",
+                                          (card_uuid, service)).first()
+            return row is not None
+        if lookup():
+            return True
+        if self.journal is None:
+            return False
+        self.settle()  # answered moments ago: its row may still be in a journal (committed, then its file deleted)
+        return lookup()
 
     def add_feedback(self, service: str, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Store validated feedback items, each card and outcome once; returns the items newly stored.
@@ -142,6 +178,7 @@ class Store:
 
     def feedback_rows(self) -> list[dict[str, Any]]:
         """Feedback joined to the audit record of its card."""
+        self.settle()
         return self.database.query(
             "SELECT f.card_uuid, f.service, f.received_at, f.outcome, f.outcome_timestamp, f.accepted_suggestions, "
             "f.override_reason_system, f.override_reason_code, f.override_comment, a.served_at, a.hook_instance, "
@@ -178,6 +215,21 @@ class Store:
 
     def writable(self) -> bool:
         return self.database.available()
+
+
+_AUDIT_TEXT_COLUMNS = ("card_uuid", "served_at", "service", "hook_instance", "patient_hash", "model_version",
+                       "input_fingerprint", "indicator")  # then three REAL (or NULL) columns, then safety_adjustments
+
+
+def _check_audit_rows(rows: Sequence[Sequence[Any]]) -> None:
+    """The audit table's constraints, checked as it would (TEXT NOT NULL, REAL or NULL)."""
+    for row in rows:
+        for name, value in zip((*_AUDIT_TEXT_COLUMNS, None, None, None, "safety_adjustments"), row, strict=True):
+            if name is None:
+                if value is not None and type(value) not in (float, int):
+                    raise ValueError("audit dose columns are REAL or NULL")
+            elif type(value) is not str:
+                raise ValueError(f"audit column {name} is NOT NULL text")
 
 
 def open_store(settings: Settings) -> Store:

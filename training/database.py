@@ -334,6 +334,11 @@ class SqliteDatabase(Database):
     def describe(self) -> str:
         return str(self.path)
 
+    def connect(self) -> sqlite3.Connection:
+        """A connection of the caller's own, outside the pool (the audit journal's mover thread)."""
+        connection: sqlite3.Connection = self._open()
+        return connection
+
     def _open(self) -> Any:
         connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")

@@ -29,6 +29,7 @@ import gc
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any, Final
 
 import numpy as np
@@ -143,6 +144,7 @@ class Transitions:
     step: np.ndarray  # int64 [n]
     behaviour_probs: np.ndarray | None = None
     label_masks: np.ndarray | None = None  # bool [n, 12]: the label bounds alone (None: same as masks)
+    intervals_days: np.ndarray | None = None  # float64 [n]: days to the next visit (NaN on last visits; None: unknown)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -301,7 +303,19 @@ def to_transitions(table: VisitTable, imputation: Any) -> Transitions:
         table.behaviour_probs,
     )
     transitions.label_masks = table.label_masks
+    transitions.intervals_days = visit_intervals_days(table)
     return transitions
+
+
+def visit_intervals_days(table: VisitTable) -> np.ndarray | None:
+    """Days from each visit to the patient's next visit (NaN on last visits), or None when the table has no dates."""
+    if len(table.dates) != len(table):
+        return None
+    ordinals = np.array([date.fromisoformat(d).toordinal() for d in table.dates], dtype=np.float64)
+    following = table.next_index >= 0
+    intervals = np.full(len(table), np.nan)
+    intervals[following] = ordinals[table.next_index[following]] - ordinals[following]
+    return intervals
 
 
 @dataclass

@@ -180,3 +180,38 @@ def test_iql_chooses_the_better_logged_dose_where_behaviour_cloning_copies_the_u
     clone.fit(data)
     assert np.mean(clone.act(data.states, data.masks) == 6) > 0.9
     assert np.mean(iql.act(data.states, data.masks) == 2) > 0.9
+
+
+def test_semi_mdp_discount_follows_the_days_between_visits():
+    """With a 91-day period, a review after 30 days is discounted by 0.9^(30/91), one after 182 days by 0.81, and the
+    n-step products multiply the intervals' discounts; without intervals a semi-MDP configuration refuses to train."""
+    from training.policies.dqn import transition_discounts
+
+    data = _chain([10.0, 20.0, 30.0], [0.0, 0.0, 1.0])
+    data.intervals_days = np.array([30.0, 182.0, 91.0, np.nan])
+    assert np.allclose(transition_discounts(data, 0.9, 91.0)[:3], [0.9 ** (30 / 91), 0.81, 0.9])
+    returns, _boot, discount = n_step_returns(data, data.transition_rows, 2, 0.9, 91.0)
+    assert np.allclose(returns, [10 + 0.9 ** (30 / 91) * 20, 20 + 0.81 * 30, 30])
+    assert np.allclose(discount, [0.9 ** (30 / 91) * 0.81, 0.0, 0.0])
+    per_visit = n_step_returns(data, data.transition_rows, 2, 0.9)
+    assert np.allclose(per_visit[0], [10 + 0.9 * 20, 20 + 0.9 * 30, 30])  # period 0: the intervals are ignored
+    data.intervals_days = None
+    with pytest.raises(ValueError, match="days between visits"):
+        n_step_returns(data, data.transition_rows, 1, 0.9, 91.0)
+
+
+def test_visit_table_intervals_reach_the_training_transitions():
+    """to_transitions carries the days from each visit to the next (NaN on last visits) from the visit dates."""
+    from datetime import date
+
+    from fhir_mapping.timeline import PatientTimeline, Visit
+    from training.dataset import to_transitions, visit_table
+
+    visits = [Visit(date=day, encounter_id=f"e{i}", seizure_since_last_visit=False) for i, day in
+              enumerate([date(2020, 1, 1), date(2020, 1, 31), date(2020, 7, 31)])]
+    timeline = PatientTimeline(patient_id="p", birth_date=date(2012, 1, 1), sex="female", visits=visits)
+    table = visit_table([timeline])
+    imputation = features.Imputation.fit(table.values, table.observed)
+    intervals = to_transitions(table, imputation).intervals_days
+    assert intervals is not None
+    assert intervals[:2].tolist() == [30.0, 182.0] and np.isnan(intervals[2])

@@ -25,6 +25,7 @@ from typing import Any
 from training.artifact.save import write_json
 from training.evaluation.report import evaluate_model
 from training.evaluation.simulated import (
+    RAILED_BOUND,
     REPORTED_ADVERSE_EFFECT_WEIGHT,
     beats_physician_everywhere,
     cohort_setup,
@@ -39,8 +40,12 @@ _PER_CHILD_KEYS = ("returns_by_patient", "values_by_patient")
 
 
 def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = None, seed: int = 0,
-              configs: tuple[str, ...] = STUDY_CONFIGS, progress: bool = True, reuse: bool = False) -> dict[str, Any]:
-    """Train and evaluate every configuration; returns the summary written to summary.json."""
+              configs: tuple[str, ...] = STUDY_CONFIGS, progress: bool = True, reuse: bool = False,
+              railed_bound: bool = False) -> dict[str, Any]:
+    """Train and evaluate every configuration; returns the summary written to summary.json.
+
+    ``railed_bound`` adds the oracle held to the rails (training.evaluation.railed_bound) to the sensitivity
+    rows, and a second gap-closed column against it."""
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +63,7 @@ def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = 
         folder, _, _ = train_model(data_dir, out / name, config, split_seed=seed, progress=progress, prepared=prepared)
         models[name] = load_inference_model(folder)
     setup = cohort_setup(data_dir) if loaded.is_cohort else None
-    by_profile = sensitivity(data_dir, models, dataset.splits["test"]) if setup is not None else None
+    by_profile = sensitivity(data_dir, models, dataset.splits["test"], railed_bound=railed_bound) if setup is not None else None
     true_values = None if by_profile is None or setup is None else by_profile[setup[2].pd_profile]
     summary: dict[str, Any] = {"data": str(data_dir), "seed": seed, "steps": steps, "prepare_seconds": prepare_seconds,
                                "splits": {k: len(v) for k, v in dataset.splits.items()}, "policies": {}}
@@ -93,14 +98,16 @@ def run_study(data_dir: str | Path, out_dir: str | Path, *, steps: int | None = 
 
 def render_sensitivity(summary: dict[str, Any]) -> str:
     """Every policy under every PD profile on the same held-out children, paired with the physician."""
-    lines = [f"Held-out test split: {summary['splits']['test']} children (cohort simulated under the "
-             f"`{summary['cohort_pd_profile']}` profile; the models trained on it), each replayed under every profile.", "",
-             "| policy | profile | true value [95% CI] | vs physician, paired [95% CI] | gap closed | seizure-free visits "
-             f"| behavioural AE | somnolence | value with AE term (w = {REPORTED_ADVERSE_EFFECT_WEIGHT:g}) | label violations |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
-    violations = summary.get("safety_violations", {})
     sensitivity_rows = summary["sensitivity"]
     names = list(next(iter(sensitivity_rows.values())))
+    railed = RAILED_BOUND in names
+    lines = [f"Held-out test split: {summary['splits']['test']} children (cohort simulated under the "
+             f"`{summary['cohort_pd_profile']}` profile; the models trained on it), each replayed under every profile.", "",
+             "| policy | profile | true value [95% CI] | vs physician, paired [95% CI] | gap closed | "
+             + ("gap closed, railed | better than the railed oracle on | " if railed else "") + "seizure-free visits "
+             f"| behavioural AE | somnolence | value with AE term (w = {REPORTED_ADVERSE_EFFECT_WEIGHT:g}) | label violations | rail violations (replayed decisions) |",
+             "|---|---|---:|---|---:|" + ("---:|---:|" if railed else "") + "---:|---:|---:|---:|---:|---:|"]
+    violations = summary.get("safety_violations", {})
     for name in names:
         for profile, rows in sensitivity_rows.items():
             row = rows[name]
@@ -110,9 +117,14 @@ def render_sensitivity(summary: dict[str, Any]) -> str:
             label = violations.get(name)
             label_text = f"{label} (held-out visits)" if label is not None else f"{_pct(row['out_of_bounds_share'])} of decisions"
             value, se = row["value"], row["value_se"]
-            lines.append(f"| {name} | {profile} | {_f(value)} [{_f(value - 1.96 * se)}, {_f(value + 1.96 * se)}] | {versus} | {closed} | "
-                         f"{_pct(row['seizure_free_share'])} | {_pct(row['adverse_effect_rate'])} | {_pct(row.get('somnolence_rate'))} | "
-                         f"{_f(row.get('value_with_adverse_effects'))} | {label_text} |")
+            columns = [f"{_f(value)} [{_f(value - 1.96 * se)}, {_f(value + 1.96 * se)}]", versus, closed]
+            if railed:
+                mine = name in ("physician", RAILED_BOUND)
+                columns.append("—" if mine else f"{100 * row['gap_closed_railed']:.0f}%")
+                columns.append("—" if name == RAILED_BOUND else f"{100 * (1 - row['dominated_by_railed_bound']):.1f}% of children")
+            columns += [_pct(row["seizure_free_share"]), _pct(row["adverse_effect_rate"]), _pct(row.get("somnolence_rate")),
+                        _f(row.get("value_with_adverse_effects")), label_text, str(row.get("rail_violations", "n/a"))]
+            lines.append(f"| {name} | {profile} | " + " | ".join(columns) + " |")
     lines += ["", "Beats the physician under every profile (lower 95% bound of the paired difference above 0):"]
     for name, verdict in summary.get("beats_physician_everywhere", {}).items():
         bounds = ", ".join(f"{profile} {bound:+.1f}" for profile, bound in verdict["ci_low_by_profile"].items())

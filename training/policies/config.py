@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 PUBLISHED_ITERATIONS: Final = 20_000  # domain.md §1: training error levelled at 25.5 after 20,000 iterations
+# The semi-MDP discount's period: three months, the published R2 window (domain.md §1) and the commonest
+# follow-up interval of the simulated clinics (training/simulator/config.py follow_up_days).
+SEMI_MDP_PERIOD_DAYS: Final = 91.0
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,11 @@ class DQNConfig:
     steps: int = PUBLISHED_ITERATIONS
     """Gradient steps ("iterations" in the paper)."""
     gamma: float = 0.9
-    """Discount per visit (not published)."""
+    """Discount per visit (not published), or per ``discount_period_days`` of elapsed time when that is set."""
+    discount_period_days: float = 0.0
+    """Semi-MDP discount (Bradtke & Duff 1995): a transition whose next visit comes Δt days later is discounted
+    by γ^(Δt / period), so that a review after one month weighs more than one after six; 0 discounts per visit
+    whatever the interval (the paper's DQN)."""
     target_update_period: int = 200
     """Gradient steps between hard copies of the online network into the target network."""
     huber_delta: float = 1.0
@@ -234,6 +241,10 @@ CONFIGS: Final[dict[str, PolicyConfig]] = {
     "light_combined": DQNConfig(name="light_combined", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                                 bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3, n_step=3,
                                 ensemble=5),
+    # conservative_light discounting by elapsed time instead of per visit: γ = 0.9 per three months (the
+    # published R2 window, domain.md §1; the commonest follow-up interval), raised to Δt / 91 days.
+    "light_smdp": DQNConfig(name="light_smdp", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+                            discount_period_days=SEMI_MDP_PERIOD_DAYS),
     "iql": IQLConfig(),
     # IQL nearer the best logged dose (expectile 0.9) with sharper advantage weights (β 10).
     "iql_sharp": IQLConfig(name="iql_sharp", expectile=0.9, beta=10.0),

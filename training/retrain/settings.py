@@ -22,7 +22,7 @@ OpeEstimator = Literal["wis", "wdr"]  # what the held-out comparison computes (t
 StoreFormat = Literal["parquet", "ndjson"]
 ConfigName = Literal["paper", "double", "conservative", "conservative_light", "conservative_ae", "bc", "forest",
                      "light_bounded", "lighter_bounded", "light_nstep", "light_mc", "light_ensemble", "light_bcq",
-                     "light_bcq_nstep", "light_combined", "iql", "iql_sharp"]  # training.policies.config.CONFIGS
+                     "light_bcq_nstep", "light_combined", "light_smdp", "iql", "iql_sharp"]  # training.policies.config.CONFIGS
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SMART_SCOPE = "system/Patient.rs system/Encounter.rs system/Observation.rs system/Condition.rs system/MedicationRequest.rs"

@@ -149,17 +149,20 @@ def fhir_state_view(run: ChildRun, dialect: str = "epidose") -> PatientTimeline:
     return timeline
 
 
-def oracle_policy(child: Child, config: SimulatorConfig, target_effect: float = DEFAULT_ORACLE_TARGET_EFFECT) -> Policy:
+def oracle_policy(child: Child, config: SimulatorConfig, target_effect: float = DEFAULT_ORACLE_TARGET_EFFECT,
+                  *, knows_course: bool = True) -> Policy:
     """A policy that knows the child's true PK/PD parameters and remission date (an upper reference).
 
     While the epilepsy is active (and the child is not a single-seizure child) it gives the lowest
     dose class within the label mask of the state whose steady-state drug effect reaches
     ``target_effect``, or the highest allowed class if none does; after remission, nothing.
+    ``knows_course=False`` keeps the PK/PD but forgets the course (remission date, single-seizure
+    status): it treats every child as active throughout, to measure what knowing the course is worth.
     """
 
     def policy(timeline: PatientTimeline) -> int:
         visit = timeline.visits[-1]
-        if child.single_seizure or visit.date >= child.remission_date:
+        if knows_course and (child.single_seizure or visit.date >= child.remission_date):
             return 0
         mask = observed_mask(timeline)
         allowed = [c for c in range(1, N_DOSE_CLASSES) if mask[c]]

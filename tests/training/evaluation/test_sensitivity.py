@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from training.evaluation.simulated import (
+    RAILED_BOUND,
     beats_physician_everywhere,
     gap_closed,
     paired_difference,
@@ -62,13 +63,29 @@ def test_every_profile_replays_the_same_children(cohort_80: Path) -> None:
     assert rows["sourced"]["physician"]["values_by_patient"] != rows["fitted"]["physician"]["values_by_patient"]
 
 
+def test_the_railed_bound_is_a_row_with_its_own_gap_column(cohort_80: Path) -> None:
+    """With the railed bound, every profile has the oracle held to the rails on the same children: never outside the
+    mask, above the physician, closing its own gap wholly; every row carries the second gap-closed share."""
+    patients = [json.loads(line)["patient_id"] for line in (cohort_80 / "truth" / "patients.jsonl").read_text().splitlines()][:20]
+    rows = sensitivity(cohort_80, {}, patients, state="direct", railed_bound=True)
+    assert rows is not None
+    for profile_rows in rows.values():
+        bound, physician = profile_rows[RAILED_BOUND], profile_rows["physician"]
+        assert bound["rail_violations"] == 0 and bound["label_violations"] == 0
+        assert bound["value"] > physician["value"]
+        assert bound["gap_closed_railed"] == pytest.approx(1.0) and physician["gap_closed_railed"] == pytest.approx(0.0)
+        assert set(bound["values_by_patient"]) <= set(patients)
+        assert 0.0 <= profile_rows["oracle"]["dominated_by_railed_bound"] <= 1.0
+
+
 def test_study_writes_the_sensitivity_table(cohort_80: Path, tmp_path: Path) -> None:
     """The study (one quick behaviour-cloning model) writes sensitivity.md with a row per policy and profile
     and the every-profile verdict."""
-    summary = run_study(cohort_80, tmp_path, steps=50, configs=("bc",), progress=False)
+    summary = run_study(cohort_80, tmp_path, steps=50, configs=("bc",), progress=False, railed_bound=True)
     text = (tmp_path / "sensitivity.md").read_text(encoding="utf-8")
-    for name in ("bc", "physician", "oracle"):
+    for name in ("bc", "physician", "oracle", RAILED_BOUND):
         for profile in ("sourced", "fitted"):
             assert f"| {name} | {profile} |" in text
+    assert "| gap closed, railed |" in text
     assert "- bc: " in text
     assert set(summary["beats_physician_everywhere"]["bc"]["ci_low_by_profile"]) == {"sourced", "fitted"}

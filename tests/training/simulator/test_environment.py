@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from fhir_mapping.dosing import DOSE_CLASSES_MG, N_DOSE_CLASSES
 from fhir_mapping.inputs import collect_resources
 from fhir_mapping.timeline import PatientTimeline
 from training.simulator.cohort import write_cohort
+from training.simulator.config import DEFAULT_CONFIG
 from training.simulator.environment import Environment, value_of_timelines
 
 
@@ -87,3 +89,26 @@ def test_reset_and_step_give_the_rewards_of_a_whole_run() -> None:
     assert steps == len(expected.visits)
     assert rewards == list(expected.rewards(env.config))
     assert info["run"].visits[-1].date == expected.visits[-1].date
+
+
+def test_oracle_not_knowing_the_course_treats_remitted_and_single_seizure_children() -> None:
+    """The oracle gives nothing to a single-seizure child and after remission; forgetting the course, it gives the
+    same children the dose their PK/PD asks for, and elsewhere the two choose alike."""
+    from training.simulator.environment import oracle_policy
+    from training.simulator.simulate import run_child
+
+    env = Environment(60, 5, DEFAULT_CONFIG, state="direct")
+    differed = agreed = 0
+    for child in env.children:
+        knowing = oracle_policy(child, DEFAULT_CONFIG)
+        forgetting = oracle_policy(child, DEFAULT_CONFIG, knows_course=False)
+        run = run_child(child, DEFAULT_CONFIG, knowing)
+        for index, truth in enumerate(run.visits):
+            view = replace(run.timeline, visits=run.timeline.visits[: index + 1])
+            quiet = child.single_seizure or truth.date >= child.remission_date
+            if quiet:
+                assert knowing(view) == 0
+                differed += forgetting(view) > 0
+            else:
+                agreed += knowing(view) == forgetting(view)
+    assert differed > 0 and agreed > 0
