@@ -1,7 +1,7 @@
 """The model the service builds at first start when none exists: conservative DQN on a simulated cohort.
 
 The configuration is ``conservative_light`` (CQL α = 0.03, 6,000 steps), trained on 4,000 children of
-seed 0 (2,800 in the training split; the fit itself takes about 9 s of CPU). Each build judges, on its own
+seed 0 (2,800 in the training split; the fit itself takes about 7 s of CPU). Each build judges, on its own
 600 held-out test children read in the cohort's ``mixed`` dialect, under every PD profile with common
 random numbers, two policies against the physician who generated the data, acting on the true course:
 
@@ -11,13 +11,13 @@ random numbers, two policies against the physician who generated the data, actin
 
 ``beats_physician_everywhere.passed`` requires both, in every profile, to have the lower 95% bound of the
 paired difference above 0 and no label or rail violation; it is recorded in the metadata and does not
-stop the build. The build of 2026-12-01 does not pass: model with rails +2.1 [+0.1, +4.1] sourced,
-+1.2 [−0.6, +3.0] fitted; served −1.5 [−3.3, +0.3] / −2.1 [−3.8, −0.4] (clear on 17% of decisions).
+stop the build. The build of 2026-12-01 does not pass: model with rails +2.6 [+0.6, +4.6] sourced,
++1.5 [−0.3, +3.3] fitted; served −1.5 [−3.4, +0.3] / −2.1 [−3.8, −0.4] (clear on 29% of decisions).
 On EHR-shaped charts the seizure history is often unreadable, and the guidance the card then shows keeps
 the dose or waits, where the physicians, who know the course, raise or start. On 2,000 fresh children's
-coded charts (bench/rails.py) the served policy beats them under the sourced profile (+0.77 [+0.09,
-+1.46]) but not the fitted (−0.03 [−0.70, +0.65]); the model with rails is +0.73 [−0.06, +1.52] /
-+0.65 [−0.13, +1.42]. Trained on 1,500 children (the earlier default) the model with rails was −1.9 /
+coded charts (bench/rails.py) the served policy beats them under the sourced profile (+0.70 [+0.01,
++1.39]) but not the fitted (−0.01 [−0.69, +0.66]); the model with rails is +0.76 [−0.02, +1.55] /
++1.01 [+0.22, +1.81]. Trained on 1,500 children (the earlier default) the model with rails was −1.9 /
 −2.4 and served −1.0 / −2.2 on 600 fresh children's mixed charts, and on the 2,000 coded charts
 −2.9 / −3.1 and +0.6 / +0.0. More steps (15,000) did not help;
 10,000 children lift the model with rails by 0.3–0.8 on those 600 children, not the served policy, at
