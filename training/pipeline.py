@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,19 @@ def train_model(
         prepared = prepare(prepared[0], split_seed, adverse_effect_weight=weight)  # same visits, other rewards
     loaded, table, dataset = prepared if prepared is not None else prepare(data, split_seed, adverse_effect_weight=weight)
     policy = make_policy(config, dataset.train.states.shape[1])
+    fit_started = time.process_time()
     policy.fit(dataset.train, progress=progress, validation=dataset.validation)
+    fit_cpu = time.process_time() - fit_started
     metrics = validation_metrics(policy, dataset)
     metrics["train_seconds"] = policy.history.seconds
+    metrics["train_cpu_seconds"] = round(fit_cpu, 2)
     metrics["steps"] = policy.history.total_steps
     extra = {
         "split_seed": dataset.seed,
         "split_sizes": {name: len(ids) for name, ids in dataset.splits.items()},
         "data_source": Path(loaded.source).name,
         "behaviour_truth": table.behaviour_probs is not None,
+        "train_cpu_seconds": metrics["train_cpu_seconds"],  # the fit alone, CPU of this process
     }
     folder = save_model(out_dir, policy, imputation=dataset.imputation, train=dataset.train, metrics=metrics,
                         extra_metadata=extra)

@@ -28,6 +28,8 @@ class Phases:
         self.heartbeat_seconds = heartbeat_seconds
         self.number = 0
         self.started = time.perf_counter()
+        # (phase name, wall seconds, CPU seconds of this process) of every finished phase, shown or not.
+        self.timings: list[tuple[str, float, float]] = []
 
     def say(self, text: str) -> None:
         if self.enabled:
@@ -40,6 +42,7 @@ class Phases:
         label = f"[{self.number}/{self.total}]"
         self.say(f"{label} {name} ...")
         started = time.perf_counter()
+        cpu_started = time.process_time()
         stop = threading.Event()
         beat = None
         if self.enabled and not has_bar:
@@ -54,6 +57,7 @@ class Phases:
             stop.set()
             if beat is not None:
                 beat.join()
+        self.timings.append((name, time.perf_counter() - started, time.process_time() - cpu_started))
         self.say(f"{label} {name}: done in {time.perf_counter() - started:.1f} s")
 
     def step(self, text: str) -> None:

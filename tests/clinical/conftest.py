@@ -2,7 +2,7 @@
 
 The model is the one a fresh installation serves (``training.default_model``: conservative DQN trained on
 the simulated cohort), registered and promoted through ``training.artifact.registry`` as ``epidose serve`` does
-at first start. Building it takes about half a minute to a minute. ``EPIDOSE_CLINICAL_MODEL`` may name
+at first start. Building it takes about a minute and a half of CPU (4,000 children). ``EPIDOSE_CLINICAL_MODEL`` may name
 an already built model folder to reuse while writing charts; CI always builds it.
 """
 

@@ -32,3 +32,17 @@ def test_nothing_is_printed_when_disabled() -> None:
         time.sleep(0.05)
     phases.finish("built")
     assert stream.getvalue() == ""
+
+
+def test_phases_keep_the_wall_and_cpu_seconds_of_each_phase_even_when_silent() -> None:
+    phases = Phases(2, enabled=False)
+    with phases.phase("spin"):
+        deadline = time.process_time() + 0.05
+        while time.process_time() < deadline:
+            pass
+    with phases.phase("sleep"):
+        time.sleep(0.05)
+    (spin, spin_wall, spin_cpu), (sleep, sleep_wall, sleep_cpu) = phases.timings
+    assert (spin, sleep) == ("spin", "sleep")
+    assert spin_cpu >= 0.05 and spin_wall >= spin_cpu * 0.5
+    assert sleep_wall >= 0.05 and sleep_cpu < sleep_wall

@@ -48,13 +48,17 @@ def simulate_cohort(n_patients: int, seed: int, config: SimulatorConfig = DEFAUL
     return [run_child(child, config, SimulatedPhysician(child.physician, config)) for child in children]
 
 
-def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG, *, dialect: str = "epidose") -> CohortSummary:
+def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG, *, dialect: str = "epidose",
+                 bundles: bool = True) -> CohortSummary:
     """Simulate and write a cohort to ``out`` (see the module docstring) in a FHIR dialect of
-    :data:`training.simulator.fhir.DIALECTS`; the truth files do not depend on the dialect."""
+    :data:`training.simulator.fhir.DIALECTS`; the truth files do not depend on the dialect.
+
+    ``bundles=False`` leaves out ``bundles/`` (the same resources as the NDJSON, for loading into a FHIR
+    server), which training does not read: the default model's build skips writing them."""
     started = time.perf_counter()
     children = draw_cohort(n_patients, seed, config)
     runs = [run_child(child, config, SimulatedPhysician(child.physician, config)) for child in children]
-    for sub in ("ndjson", "bundles", "truth"):
+    for sub in ("ndjson", "bundles", "truth") if bundles else ("ndjson", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     n_resources = 0
@@ -70,10 +74,12 @@ def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig 
                 if kind not in ndjson:
                     ndjson[kind] = stack.enter_context((out / "ndjson" / f"{kind}.ndjson").open("w", encoding="utf-8"))
                 ndjson[kind].write(text + "\n")
-                entries.append(f'{{"fullUrl":"urn:uuid:{rid}","resource":{text},"request":{{"method":"PUT","url":"{kind}/{rid}"}}}}')
-            n_resources += len(entries)
-            bundle = '{"resourceType":"Bundle","type":"transaction","entry":[' + ",".join(entries) + "]}"
-            (out / "bundles" / f"{run.child.patient_id}.json").write_text(bundle, encoding="utf-8")
+                n_resources += 1
+                if bundles:
+                    entries.append(f'{{"fullUrl":"urn:uuid:{rid}","resource":{text},"request":{{"method":"PUT","url":"{kind}/{rid}"}}}}')
+            if bundles:
+                bundle = '{"resourceType":"Bundle","type":"transaction","entry":[' + ",".join(entries) + "]}"
+                (out / "bundles" / f"{run.child.patient_id}.json").write_text(bundle, encoding="utf-8")
             patients_file.write(dumps(truth_json(run)) + "\n")
             visits_file.write("".join(dumps(visit_truth_json(run, v)) + "\n" for v in run.visits))
     recurrence = {f"{d}_mg_per_kg_day": round(six_month_recurrence(children, config, d), 4) for d in (0, 20, 30, 40, 60)}

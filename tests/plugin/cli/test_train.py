@@ -64,7 +64,13 @@ def test_default_model_is_built_evaluated_and_servable(tmp_path):
     folder = build_default_model(tmp_path / "default", patients=40, steps=50, progress=False)
     model = load_inference_model(folder)
     assert model.config_name == "conservative_light"
-    assert set(model.metadata["beats_physician_everywhere"]["ci_low_by_profile"]) == {"sourced", "fitted"}
+    verdict = model.metadata["beats_physician_everywhere"]
+    assert set(verdict["ci_low_by_profile"]) == {"sourced", "fitted"}
+    # It judges what the card serves and the model with the rails, each in every profile.
+    assert set(verdict["by_policy"]) == {"served", "model"}
+    assert all(set(entry["ci_low_by_profile"]) == {"sourced", "fitted"} for entry in verdict["by_policy"].values())
+    assert verdict["passed"] == all(entry["passed"] for entry in verdict["by_policy"].values())
+    assert [phase["cpu"] > 0 for phase in model.metadata["build_seconds"]] == [True] * 4
     assert json.loads((folder / "metrics.json").read_text())["safety_violations"] == 0
     assert (folder / "report" / "report.md").exists()
     by_dialect = json.loads((folder / "report" / "dialects.json").read_text())

@@ -149,3 +149,16 @@ def test_cli_pd_option_chooses_the_exposure_response_world(tmp_path: Path) -> No
     assert _ndjson(tmp_path / "sourced", "Patient") == _ndjson(tmp_path / "fitted", "Patient")
     bad = CliRunner().invoke(main, ["cohort", "--patients", "4", "--out", str(tmp_path / "bad"), "--pd", "guessed"])
     assert bad.exit_code != 0 and "sourced" in bad.output
+
+
+def test_a_cohort_without_bundles_writes_the_same_ndjson_and_truth(tmp_path: Path) -> None:
+    """``bundles=False`` (the default model's build) leaves out bundles/ and changes no other byte."""
+    from training.simulator.cohort import write_cohort
+
+    write_cohort(tmp_path / "with", 12, 4, dialect="mixed")
+    write_cohort(tmp_path / "without", 12, 4, dialect="mixed", bundles=False)
+    assert not (tmp_path / "without" / "bundles").exists() and any((tmp_path / "with" / "bundles").iterdir())
+    files = sorted(p.relative_to(tmp_path / "with") for p in (tmp_path / "with").rglob("*") if p.is_file() and "bundles" not in p.parts)
+    assert files == sorted(p.relative_to(tmp_path / "without") for p in (tmp_path / "without").rglob("*") if p.is_file())
+    for name in files:
+        assert (tmp_path / "with" / name).read_bytes() == (tmp_path / "without" / name).read_bytes(), name
