@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from training.simulator.config import DEFAULT_CONFIG  # noqa: E402
 from training.simulator.fhir import child_resources  # noqa: E402
 from training.simulator.patients import draw_cohort  # noqa: E402
-from training.simulator.physician import PhysicianPolicy  # noqa: E402
+from training.simulator.physician import SimulatedPhysician  # noqa: E402
 from training.simulator.simulate import run_child  # noqa: E402
 
 # Resources per simulated child in the mixed dialect (measured: ~72); children are drawn with margin.
@@ -50,7 +50,7 @@ def simulated_resources(total: int, seed: int) -> Iterator[dict[str, Any]]:
     children = draw_cohort(total // RESOURCES_PER_CHILD + 1, seed, DEFAULT_CONFIG)
     written = 0
     for child in children:
-        run = run_child(child, DEFAULT_CONFIG, PhysicianPolicy(child.physician, DEFAULT_CONFIG))
+        run = run_child(child, DEFAULT_CONFIG, SimulatedPhysician(child.physician, DEFAULT_CONFIG))
         for resource in child_resources(run, dialect="mixed"):
             resource["meta"] = {"versionId": "1", "lastUpdated": stamp(written)}
             yield resource

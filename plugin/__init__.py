@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None,
                fetcher: Any = None, announce: bool = True) -> Flask:
     """Build the service. ``registry``, ``loader``, ``jwks_fetch`` and ``fetcher`` replace the defaults in tests.
 
-    ``announce=False``: the caller logs the start-up notices (security.startup_notices) itself, once.
+    ``announce=False``: the caller logs the start-up notices (plugin.trust.startup_notices) itself, once.
     """
     from flask import Flask
 

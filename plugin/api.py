@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from fhir_mapping.errors import EpidoseError
+from plugin.audit import DecisionRecord
 from plugin.cache import ResponseCache, fill, make_template
 from plugin.cards import constant_card
 from plugin.decide import decide
@@ -143,19 +144,15 @@ def _generated_uuids(cards: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def _record(rt: Runtime, service_id: str, hook_instance: str, patient_id: str, audits: list[dict[str, Any]],
+def _record(rt: Runtime, service_id: str, hook_instance: str, patient_id: str, audits: list[DecisionRecord],
             indicators: list[str]) -> None:
     """One audit record per card served (patient as a keyed hash) and the card metrics."""
     served_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patient_hash = rt.store.patient_hash(patient_id)
     # All the response's records in one transaction: a card whose audit cannot be written is not served
     # (the database's failure answers 503), and no response is left half-audited.
-    rt.store.add_audits([AuditRecord(
-        card_uuid=audit["card_uuid"], served_at=served_at, service=service_id, hook_instance=hook_instance,
-        patient_hash=patient_hash, model_version=audit["model_version"], input_fingerprint=audit["input_fingerprint"],
-        indicator=audit["indicator"], recommended_mg_per_day=audit["recommended_mg_per_day"],
-        compared_mg_per_day=audit["compared_mg_per_day"], raw_model_mg_per_day=audit["raw_model_mg_per_day"],
-        safety_adjustments=tuple(audit["safety_adjustments"])) for audit in audits])
+    rt.store.add_audits([AuditRecord.of(audit, served_at=served_at, service=service_id, hook_instance=hook_instance,
+                                        patient_hash=patient_hash) for audit in audits])
     for indicator in indicators:
         rt.metrics.observe_card(service_id, indicator)
 

@@ -182,6 +182,10 @@ class AuditJournal:
             os.close(fd)
 
     def _insert(self, rows: list[Row]) -> None:
+        # A journal left by a version that wrote fewer columns (before the decision record) fills the newer
+        # ones with NULL, as the migration that added them did for the rows already in the table.
+        columns = self._insert_sql.count("?")
+        rows = [tuple(row) + (None,) * (columns - len(row)) if len(row) < columns else row for row in rows]
         if self._connection is None:
             self._connection = self._connect()
         connection = self._connection

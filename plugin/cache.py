@@ -17,7 +17,8 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+
+from plugin.audit import DecisionRecord
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class CachedResponse:
 
     template: str
     placeholders: tuple[str, ...]
-    audits: tuple[dict[str, Any], ...]
+    audits: tuple[DecisionRecord, ...]
     indicators: tuple[str, ...]
     card_placeholders: tuple[str, ...]
 
@@ -86,7 +87,7 @@ class ResponseCache:
                 self._items.popitem(last=False)
 
 
-def make_template(body: str, uuids: list[str], audits: list[dict[str, Any]], indicators: list[str],
+def make_template(body: str, uuids: list[str], audits: list[DecisionRecord], indicators: list[str],
                   card_uuids: list[str]) -> CachedResponse:
     """Replace each generated uuid in ``body`` (and audits) by a placeholder."""
     placeholders = []
@@ -96,18 +97,18 @@ def make_template(body: str, uuids: list[str], audits: list[dict[str, Any]], ind
         body = body.replace(value, placeholder)
         placeholders.append(placeholder)
         by_uuid[value] = placeholder
-    audit_templates = tuple({**a, "card_uuid": by_uuid[a["card_uuid"]]} for a in audits)
+    audit_templates = tuple(a.with_card(by_uuid[a.card_uuid]) for a in audits)
     return CachedResponse(body, tuple(placeholders), audit_templates, tuple(indicators),
                           tuple(by_uuid[c] for c in card_uuids))
 
 
-def fill(cached: CachedResponse) -> tuple[str, list[dict[str, Any]]]:
-    """A fresh response body and audit fields: every placeholder gets a new uuid."""
+def fill(cached: CachedResponse) -> tuple[str, list[DecisionRecord]]:
+    """A fresh response body and audit records: every placeholder gets a new uuid."""
     body = cached.template
     fresh = {}
     for placeholder in cached.placeholders:
         value = str(uuid.uuid4())
         fresh[placeholder] = value
         body = body.replace(placeholder, value)
-    audits = [{**a, "card_uuid": fresh[a["card_uuid"]]} for a in cached.audits]
+    audits = [a.with_card(fresh[a.card_uuid]) for a in cached.audits]
     return body, audits

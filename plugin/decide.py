@@ -1,18 +1,27 @@
 """From a validated hook request and its gathered data to one card and its audit record.
 
-The order of questions is the order a clinician would ask them:
+:func:`decide` runs named steps, each a function with typed input and output, in the order a
+clinician would ask the questions:
 
-1. Order hooks: is a levetiracetam order being written? If not, nothing to say.
-2. Does the data belong to the patient in context? Data for another patient is named as such.
-3. patient-view: is the patient in scope (:mod:`fhir_mapping.scope`)? If not, no card, and a metric.
-4. Can the data be trusted (:func:`data_problems`)? Missing, unreadable, another patient's or
-   implausible data is named precisely and never answered with a dose.
-5. The one mask: label bounds AND clinical rails (:func:`fhir_mapping.rails.clinical_rails`); the
-   model chooses within it (and the service re-checks the choice against it).
-6. Honest confidence (:func:`training.inference.judge_confidence`): the model's choice is recommended
-   only when clear; a clear choice that contradicts the practice guidance for the situation is not
-   offered either (a model trained on simulated children does not overrule sourced practice
-   silently). Otherwise the card shows the guidance, with "no confident model recommendation".
+1. :func:`select_draft` (order hooks): is a levetiracetam order being written? If not, nothing to say.
+2. :func:`judge_call_scope`: does the data belong to the patient in context (data for another patient
+   is named as such), and, on patient-view, is the patient in scope (:mod:`fhir_mapping.scope`)? If
+   not, no card, and a metric.
+3. :func:`check_data`: the timeline, and whether the data can be trusted: missing, unreadable,
+   another patient's or implausible data is named precisely and never answered with a dose.
+4. :func:`assess_levels`: the individual PK assessment of measured levels (information, never blocking).
+5. :func:`apply_rails`: the facts and the one mask, label bounds AND clinical rails
+   (:func:`fhir_mapping.rails.clinical_rails`).
+6. :func:`run_model`: the state imputed once, scored; the model chooses within the mask, and the
+   service re-checks the choice against it.
+7. :func:`judge`: honest confidence (:func:`training.inference.judge_confidence`).
+8. :func:`settle`: the model's choice is recommended only when clear; a clear choice that contradicts
+   the practice guidance for the situation is not offered either (a model trained on simulated
+   children does not overrule sourced practice silently), otherwise the card shows the guidance with
+   "no confident model recommendation"; a dose above the label or renal maximum is lowered whatever
+   else applies.
+9. :func:`describe` and :func:`plugin.cards.dose_card`: the card's words; :func:`decided_record` (or
+   :func:`stopped_record`) what each step decided, for the audit log (:class:`plugin.audit.DecisionRecord`).
 
 The FHIR-to-state path is the one the model was trained on (``fhir_mapping``: collect, timeline,
 features).
@@ -28,7 +37,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -36,13 +45,17 @@ from fhir_mapping import dosing, rails
 from fhir_mapping.build import PLAUSIBLE_RANGES, build_timeline
 from fhir_mapping.inputs import collect_prefetch, collect_resources, draft_orders, parse_date, reference_id
 from fhir_mapping.medication import is_levetiracetam, normalise_medication_request
-from fhir_mapping.problems import ProblemKind
-from fhir_mapping.scope import judge_scope
+from fhir_mapping.problems import Problem, ProblemKind
+from fhir_mapping.scope import Scope, judge_scope
 from fhir_mapping.timeline import PatientTimeline, Visit
+from plugin.audit import DecisionRecord, ModelSeen, ProblemSeen
 from plugin.cards import DataProblem, Decision, RuleShown, dose_card
 from plugin.errors import ModelUnavailable, PreconditionFailed
 from plugin.gather import Gathered
 from plugin.model import InferenceModel
+
+if TYPE_CHECKING:
+    from training.inference import Confidence
 
 # Prefetch keys without which no decision is possible: if they cannot be obtained at all, 412.
 REQUIRED_KEYS = ("patient", "weight")
@@ -73,50 +86,158 @@ MAX_SOURCES_SHOWN: Final = 3  # resources named per kind of source on the card
 
 @dataclass
 class Outcome:
-    """The response cards and, for each dose card, what the audit record needs."""
+    """The response cards and, for each dose card, the record of what each step decided."""
 
     cards: list[dict[str, Any]]
-    audit: list[dict[str, Any]]
+    audit: list[DecisionRecord]
     out_of_scope: str | None = None  # the reason, when the patient is not one the service is for
 
 
 def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: InferenceModel | None,
            report_url: str, today: date | None = None, questionnaire_url: str | None = None) -> Outcome:
-    """Cards for one hook call (see the module docstring)."""
+    """Cards for one hook call: the steps below, in the order of the module docstring."""
     today = today or datetime.now(UTC).date()
     patient_id = context["patientId"]
+    _require_keys(gathered)
+    draft = select_draft(hook, context)
+    if draft is None:
+        return Outcome([], [])  # nothing to say about orders that are not levetiracetam
+    call = judge_call_scope(hook, gathered, patient_id, draft, today)
+    if not call.answered:
+        return Outcome([], [], out_of_scope=call.scope.reason)
+    situation = check_data(call, gathered, patient_id, draft, today)
+    decision = decision_of(hook, context, call.scope, situation, draft, questionnaire_url)
+    assessment = assess_levels(situation, today)
+    decision.level_lines = level_lines(assessment, situation.visit, situation.weight_kg, situation.egfr,
+                                       situation.current_mg_per_day, None)
+    if decision.blocked or situation.visit is None:
+        if situation.visit is None and not decision.blocked:
+            situation.problems.append(DataProblem("missing", "a visit", "no dated observation or encounter: the course is unknown"))
+        card = dose_card(decision, report_url)
+        return Outcome([card], [stopped_record(card, hook, call.scope, situation)])
+    if model is None:
+        raise ModelUnavailable("no model is loaded yet")
+    railed = apply_rails(situation, assessment)
+    scored = run_model(model, situation.timeline, railed.outcome)
+    confidence = judge(model, scored, railed.outcome)
+    settle(decision, railed, scored, confidence)
+    describe(decision, situation, railed, assessment, draft, today)
+    card = dose_card(decision, report_url)
+    return Outcome([card], [decided_record(card, hook, call.scope, situation, railed, scored, confidence, decision, draft, today)])
+
+
+# --- the steps ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    """Order hooks: the levetiracetam draft under review (selected first), and its daily dose if readable."""
+
+    resource: dict[str, Any] | None  # None on patient-view
+    mg_per_day: float | None = None
+    unreadable: str | None = None  # why its daily dose cannot be read
+
+
+@dataclass(frozen=True)
+class CallScope:
+    """The prefetched resources and whether the service answers for the patient in context."""
+
+    resources: list[dict[str, Any]]
+    collect_problems: list[Problem]
+    others: list[DataProblem]  # prefetch keys about another patient
+    scope: Scope
+    answered: bool  # False: patient-view for a patient out of scope (no card)
+
+
+@dataclass
+class Situation:
+    """The child at the decision point, as the data allows, with every data problem named.
+
+    ``problems`` is the card's list: later steps (the levels, a missing visit) add to it.
+    """
+
+    timeline: PatientTimeline
+    visit: Visit | None  # the latest visit: the decision point
+    weight_kg: float | None  # None when missing or outdated
+    age_years: float | None
+    egfr: float | None
+    bounds: dosing.DoseBounds
+    current_mg_per_day: float | None  # the order in effect (0 when none; None when unreadable)
+    active_order: dict[str, Any] | None
+    problems: list[DataProblem]
+    notes: list[str]  # data not available (non-blocking)
+
+
+@dataclass(frozen=True)
+class Railed:
+    """The facts at the decision point and the one mask (label bounds AND clinical rails)."""
+
+    facts: rails.RailFacts
+    outcome: rails.RailOutcome
+    reported_seizures: int | None  # seizures in the follow-up reports (facts_at, before any override)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The model's answer on the state, imputed once: its choice within the mask, its scores, its coverage."""
+
+    values: np.ndarray  # the state row (NaN when missing)
+    observed: np.ndarray
+    scores: tuple[float, ...]
+    chosen: int  # the model's choice, re-checked against the mask
+    raw: int  # its best class with no mask
+    coverage: float | None
+    version: str
+    score_kind: str
+
+
+def _require_keys(gathered: Gathered) -> None:
+    """412 when data no decision can do without could not be obtained at all."""
     missing_keys = [k for k in REQUIRED_KEYS if k in gathered.unobtainable]
     if missing_keys:
         reasons = "; ".join(f"{k}: {gathered.unobtainable[k]}" for k in missing_keys)
         raise PreconditionFailed(f"data needed to decide could not be obtained ({reasons})")
-    notes = [f"{key} ({reason})" for key, reason in gathered.unobtainable.items()]
-    draft: dict[str, Any] | None = None
-    draft_mg: float | None = None
-    draft_unreadable: str | None = None
-    if hook in ORDER_HOOKS:
-        drafts, _ = draft_orders(context)
-        lev_drafts = [r for r in drafts if r.get("resourceType") == "MedicationRequest" and is_levetiracetam(r)]
-        if not lev_drafts:
-            return Outcome([], [])  # nothing to say about orders that are not levetiracetam
-        selected = {s for s in context.get("selections") or [] if isinstance(s, str)}
-        lev_drafts.sort(key=lambda r: f"MedicationRequest/{r.get('id')}" not in selected)  # selected first
-        draft = lev_drafts[0]
-        read = normalise_medication_request(draft)
-        if isinstance(read, list):
-            draft_unreadable = "; ".join(p.message for p in read)
-        else:
-            draft_mg = read.mg_per_day
+
+
+def select_draft(hook: str, context: dict[str, Any]) -> DraftOrder | None:
+    """The levetiracetam draft of an order hook (the selected one first); None when no draft is levetiracetam."""
+    if hook not in ORDER_HOOKS:
+        return DraftOrder(None)
+    drafts, _ = draft_orders(context)
+    lev_drafts = [r for r in drafts if r.get("resourceType") == "MedicationRequest" and is_levetiracetam(r)]
+    if not lev_drafts:
+        return None
+    selected = {s for s in context.get("selections") or [] if isinstance(s, str)}
+    lev_drafts.sort(key=lambda r: f"MedicationRequest/{r.get('id')}" not in selected)  # selected first
+    draft = lev_drafts[0]
+    read = normalise_medication_request(draft)
+    if isinstance(read, list):
+        return DraftOrder(draft, unreadable="; ".join(p.message for p in read))
+    return DraftOrder(draft, mg_per_day=read.mg_per_day)
+
+
+def judge_call_scope(hook: str, gathered: Gathered, patient_id: str, draft: DraftOrder, today: date) -> CallScope:
+    """Whose data this is and whether the patient is one the service is for (before any timeline is built).
+
+    A patient-view call about a patient out of scope gets no card, unless the prefetch holds another
+    patient who is in scope (then the card names the mix-up).
+    """
     resources, collect_problems, by_key = collect_prefetch(gathered.values)
     others = other_patient_problems(gathered.values, patient_id, by_key)
-    scope = judge_scope(resources, patient_id, today, drafts=[draft] if draft is not None else [])
-    if hook == "patient-view" and not scope.in_scope and not (
-            others and any(judge_scope(resources, other, today).in_scope for other in _patients_in(resources))):
-        return Outcome([], [], out_of_scope=scope.reason)
+    scope = judge_scope(resources, patient_id, today, drafts=[draft.resource] if draft.resource is not None else [])
+    answered = not (hook == "patient-view" and not scope.in_scope and not (
+        others and any(judge_scope(resources, other, today).in_scope for other in _patients_in(resources))))
+    return CallScope(resources, collect_problems, others, scope, answered)
+
+
+def check_data(call: CallScope, gathered: Gathered, patient_id: str, draft: DraftOrder, today: date) -> Situation:
+    """The timeline, and what the decision needs from it: every item missing, unreadable or implausible named."""
+    resources, collect_problems, scope = call.resources, call.collect_problems, call.scope
     timeline = build_timeline(resources, patient_id, as_of=today)
     visit = timeline.visits[-1] if timeline.visits else None  # the latest visit: the decision point
     weight = visit.weight_kg if visit else None
     age = timeline.age_years_on(today)
-    problems = list(others)
+    problems = list(call.others)
     if scope.age_problem is not None:
         problems.append(DataProblem("implausible", "age (Patient.birthDate)", scope.age_problem))
         age = None
@@ -130,7 +251,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
         problems.append(DataProblem("missing", "a current body weight", stale_weight))
     egfr = visit.egfr if visit else None
     bounds = dosing.label_bounds(weight, age, egfr)
-    named = {p.item for p in problems} | ({"age (Patient.birthDate)", "body weight"} if others else set())
+    named = {p.item for p in problems} | ({"age (Patient.birthDate)", "body weight"} if call.others else set())
     if age is None and scope.age_problem is None and "age (Patient.birthDate)" not in named:
         problems.append(DataProblem("missing", "age (Patient.birthDate)", "the Patient has no usable birthDate"))
     if weight is None and stale_weight is None and "body weight" not in named and (age is None or age < dosing.ADULT_AGE_YEARS):
@@ -141,73 +262,153 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     if visit is not None and visit.lev_unreadable:
         problems.append(DataProblem("unreadable", "the levetiracetam order in effect",
                                     _unreadable_order_detail(timeline, visit.lev_unreadable)))
-    if draft is not None and draft_unreadable is not None:
-        problems.append(DataProblem("unreadable", "the draft order's daily dose", draft_unreadable, blocking=False))
+    if draft.resource is not None and draft.unreadable is not None:
+        problems.append(DataProblem("unreadable", "the draft order's daily dose", draft.unreadable, blocking=False))
+    notes = [f"{key} ({reason})" for key, reason in gathered.unobtainable.items()]
     if visit is not None and (today - visit.date).days > RECENT_VISIT_DAYS:
         notes.append(f"seizure reports after the visit of {visit.date.isoformat()} ({(today - visit.date).days} days ago)")
-    decision = Decision(
-        hook=hook, patient_id=patient_id, bounds=bounds, weight_kg=weight, age_years=age, egfr=egfr,
-        current_mg_per_day=current, active_order=active_order, draft=draft, draft_mg_per_day=draft_mg,
-        draft_unreadable=draft_unreadable, problems=problems, notes=notes, atypical_age=scope.atypical_age,
-        encounter_id=_string(context.get("encounterId")))
-    decision.seizure_history, decision.seizure_history_known = seizure_history_of(visit)
-    decision.questionnaire_url = questionnaire_url
-    assessment = level_assessment(timeline, today)
-    if assessment is not None:
-        problems.extend(DataProblem(p["kind"], p["item"], p["detail"], blocking=False)
-                        for p in assessment.decision_problems())
-    decision.level_lines = level_lines(assessment, visit, weight, egfr, current, None)
-    if decision.blocked or visit is None:
-        if visit is None and not decision.blocked:
-            problems.append(DataProblem("missing", "a visit", "no dated observation or encounter: the course is unknown"))
-        card = dose_card(decision, report_url)
-        return Outcome([card], [_audit(card, "none", {"problems": [p.to_json() for p in problems]}, None, current, None, ())])
-    if model is None:
-        raise ModelUnavailable("no model is loaded yet")
+    return Situation(timeline, visit, weight, age, egfr, bounds, current, active_order, problems, notes)
 
+
+def decision_of(hook: str, context: dict[str, Any], scope: Scope, situation: Situation, draft: DraftOrder,
+                questionnaire_url: str | None) -> Decision:
+    """What the card will say, as far as the data check knows it (the later steps fill in the rest)."""
+    decision = Decision(
+        hook=hook, patient_id=context["patientId"], bounds=situation.bounds, weight_kg=situation.weight_kg,
+        age_years=situation.age_years, egfr=situation.egfr, current_mg_per_day=situation.current_mg_per_day,
+        active_order=situation.active_order, draft=draft.resource, draft_mg_per_day=draft.mg_per_day,
+        draft_unreadable=draft.unreadable, problems=situation.problems, notes=situation.notes,
+        atypical_age=scope.atypical_age, encounter_id=_string(context.get("encounterId")))
+    decision.seizure_history, decision.seizure_history_known = seizure_history_of(situation.visit)
+    decision.questionnaire_url = questionnaire_url
+    return decision
+
+
+def assess_levels(situation: Situation, today: date) -> Any:
+    """The individual PK assessment of the measured levels; its problems join the card's (never blocking)."""
+    assessment = level_assessment(situation.timeline, today)
+    if assessment is not None:
+        situation.problems.extend(DataProblem(p["kind"], p["item"], p["detail"], blocking=False)
+                                  for p in assessment.decision_problems())
+    return assessment
+
+
+def apply_rails(situation: Situation, assessment: Any) -> Railed:
+    """The facts at the latest visit (the dose in effect now, the checked weight and age) and the one mask."""
+    index = len(situation.timeline.visits) - 1
+    current = situation.current_mg_per_day
+    predicted = assessment.individual_trough(current) if assessment is not None and current else None
+    facts = dataclasses.replace(rails.facts_at(situation.timeline, index), on_levetiracetam=bool(current and current > 0),
+                                current_mg_per_day=current, weight_kg=situation.weight_kg, age_years=situation.age_years,
+                                predicted_level_mg_l=predicted[0] if predicted else None)
+    return Railed(facts, rails.clinical_rails(facts, situation.bounds), facts.lifetime_seizures)
+
+
+def run_model(model: InferenceModel, timeline: PatientTimeline, outcome: rails.RailOutcome) -> Scored:
+    """The state of the latest visit, imputed once, scored; the model's choice re-checked against the mask."""
     from fhir_mapping.features import state_row
 
-    index = len(timeline.visits) - 1
-    predicted = assessment.individual_trough(current) if assessment is not None and current else None
-    facts = dataclasses.replace(rails.facts_at(timeline, index), on_levetiracetam=bool(current and current > 0),
-                                current_mg_per_day=current, weight_kg=weight, age_years=age,
-                                predicted_level_mg_l=predicted[0] if predicted else None)
-    reported_seizures = facts.lifetime_seizures
-    outcome = rails.clinical_rails(facts, bounds)
-    values, observed = state_row(timeline, index)
-    allowed = np.asarray(outcome.allowed, dtype=bool)
-    choice, scores, raw = model.recommend(values, observed, allowed)
+    values, observed = state_row(timeline, len(timeline.visits) - 1)
+    model_input = model.model_input(values, observed)  # the one imputation of the call
+    choice, scores, raw = model.choose(model_input, np.asarray(outcome.allowed, dtype=bool))
     score_list = tuple(float(s) for s in np.asarray(scores, dtype=float).ravel())
-    chosen = _enforce_mask(int(choice), score_list, outcome.allowed)
-    decision.model_version = str(getattr(model, "version", "unknown"))
-    decision.coverage = _coverage(model, values[None, :], observed[None, :])
-    decision.model_mg_per_day = dosing.dose_mg_of(chosen)
-    decision.raw_mg_per_day = dosing.dose_mg_of(int(raw)) if 0 <= int(raw) < dosing.N_DOSE_CLASSES else None
-    confidence = _judge(model, score_list, outcome.allowed, decision.coverage)
-    _settle(decision, facts, outcome, confidence, chosen)
-    _lower_to_the_maximum(decision, outcome)
-    decision.level_lines = level_lines(assessment, visit, weight, egfr, current, decision.recommended_mg_per_day)
-    seizures_3m = seizures_in_window(timeline, index)
-    decision.why = why_of(decision, facts, seizures_3m, reported_seizures)
-    decision.facts = course_lines(facts, seizures_3m, visit, today, reported_seizures)
+    return Scored(values, observed, score_list, _enforce_mask(int(choice), score_list, outcome.allowed), int(raw),
+                  _coverage(model, model_input), str(getattr(model, "version", "unknown")),
+                  str(getattr(model, "score_kind", "q")))
+
+
+def judge(model: InferenceModel, scored: Scored, outcome: rails.RailOutcome) -> Confidence:
+    """Honest confidence in the model's choice (clear / narrow / abstain, with reasons)."""
+    from training.inference import default_thresholds, judge_confidence
+
+    thresholds = getattr(model, "confidence_thresholds", None) or default_thresholds(scored.score_kind)
+    return judge_confidence(np.asarray(scored.scores, dtype=float), np.asarray(outcome.allowed, dtype=bool),
+                            scored.coverage, scored.score_kind, thresholds)
+
+
+def settle(decision: Decision, railed: Railed, scored: Scored, confidence: Confidence) -> None:
+    """Who speaks on the card (the model or the guidance), then the label or renal maximum over everything."""
+    decision.model_version = scored.version
+    decision.coverage = scored.coverage
+    decision.model_mg_per_day = dosing.dose_mg_of(scored.chosen)
+    decision.raw_mg_per_day = dosing.dose_mg_of(scored.raw) if 0 <= scored.raw < dosing.N_DOSE_CLASSES else None
+    _settle(decision, railed.facts, railed.outcome, confidence, scored.chosen)
+    _lower_to_the_maximum(decision, railed.outcome)
+
+
+def describe(decision: Decision, situation: Situation, railed: Railed, assessment: Any, draft: DraftOrder,
+             today: date) -> None:
+    """The card's words: levels against the recommended dose, why, the course, what the draft breaks."""
+    facts, outcome, visit = railed.facts, railed.outcome, situation.visit
+    assert visit is not None  # a card without a visit stopped at the data check
+    weight, egfr, age = situation.weight_kg, situation.egfr, situation.age_years
+    decision.level_lines = level_lines(assessment, visit, weight, egfr, situation.current_mg_per_day,
+                                       decision.recommended_mg_per_day)
+    index = len(situation.timeline.visits) - 1
+    seizures_3m = seizures_in_window(situation.timeline, index)
+    decision.why = why_of(decision, facts, seizures_3m, railed.reported_seizures)
+    decision.facts = course_lines(facts, seizures_3m, visit, today, railed.reported_seizures)
     adherence = adherence_question(facts, assessment, weight, egfr)
     if adherence:
         decision.facts.append(adherence)
         decision.why_more = adherence
     if decision.action == "start":
-        decision.facts.append(_start_line(age, weight, bounds))
-    if draft is not None and draft_mg is not None:
-        decision.draft_conflicts = draft_conflicts(draft_mg, outcome, facts, seizures_3m)
-        decision.draft_action = rails.action_of(facts, draft_mg)
-        decision.draft_allowed = outcome.allowed[dosing.dose_class_of(draft_mg)]
-    fingerprint_input = {"values": [None if not math.isfinite(v) else round(float(v), 6) for v in values],
-                         "observed": [bool(o) for o in observed], "draft_mg": draft_mg, "as_of": today.isoformat()}
-    card = dose_card(decision, report_url)
-    adjustments = tuple(list(bounds.notes) + [f"{f.rule_id}: {f.message}" for f in outcome.fired] +
-                        ([f"model choice {decision.raw_mg_per_day:g} mg/day replaced"]
-                         if decision.raw_mg_per_day is not None and decision.raw_mg_per_day != decision.model_mg_per_day else []))
-    return Outcome([card], [_audit(card, decision.model_version, fingerprint_input, decision.recommended_mg_per_day,
-                                   draft_mg if draft is not None else current, decision.raw_mg_per_day, adjustments)])
+        decision.facts.append(_start_line(age, weight, situation.bounds))
+    if draft.resource is not None and draft.mg_per_day is not None:
+        decision.draft_conflicts = draft_conflicts(draft.mg_per_day, outcome, facts, seizures_3m)
+        decision.draft_action = rails.action_of(facts, draft.mg_per_day)
+        decision.draft_allowed = outcome.allowed[dosing.dose_class_of(draft.mg_per_day)]
+
+
+# --- the audit record -------------------------------------------------------------------------------
+
+
+def stopped_record(card: dict[str, Any], hook: str, scope: Scope, situation: Situation) -> DecisionRecord:
+    """The record of a card that stopped at the data (no model asked): its fingerprint is of the problems."""
+    fingerprint = _fingerprint({"problems": [p.to_json() for p in situation.problems]})
+    return DecisionRecord(
+        card_uuid=card["uuid"], indicator=card["indicator"], hook=hook, scope=scope.reason,
+        problems=_problems_seen(situation.problems), fired_rules=(), guidance_rule=None, model=None,
+        confidence="abstain", confidence_reasons=(), rules_shown=(), action="no-recommendation", source="none",
+        recommended_mg_per_day=None, compared_mg_per_day=situation.current_mg_per_day, safety_adjustments=(),
+        input_fingerprint=fingerprint)
+
+
+def decided_record(card: dict[str, Any], hook: str, scope: Scope, situation: Situation, railed: Railed, scored: Scored,
+                   confidence: Confidence, decision: Decision, draft: DraftOrder, today: date) -> DecisionRecord:
+    """The record of a card the model and the rails decided: every step's outcome, and what the rails changed."""
+    from training.inference import score_margin
+
+    outcome = railed.outcome
+    fingerprint = _fingerprint({"values": [None if not math.isfinite(v) else round(float(v), 6) for v in scored.values],
+                                "observed": [bool(o) for o in scored.observed], "draft_mg": draft.mg_per_day,
+                                "as_of": today.isoformat()})
+    replaced = decision.raw_mg_per_day is not None and decision.raw_mg_per_day != decision.model_mg_per_day
+    adjustments = tuple(list(situation.bounds.notes) + [f"{f.rule_id}: {f.message}" for f in outcome.fired] +
+                        ([f"model choice {decision.raw_mg_per_day:g} mg/day replaced"] if replaced else []))
+    best = scored.scores[scored.chosen] if scored.chosen < len(scored.scores) else math.nan
+    margin = score_margin(np.asarray(scored.scores, dtype=float), np.asarray(outcome.allowed, dtype=bool))
+    model = ModelSeen(version=scored.version, score_kind=scored.score_kind,
+                      chosen_mg_per_day=dosing.dose_mg_of(scored.chosen), raw_mg_per_day=decision.raw_mg_per_day,
+                      best_score=best if math.isfinite(best) else None,
+                      margin=margin if margin is not None and math.isfinite(margin) else None, coverage=scored.coverage)
+    return DecisionRecord(
+        card_uuid=card["uuid"], indicator=card["indicator"], hook=hook, scope=scope.reason,
+        problems=_problems_seen(situation.problems), fired_rules=tuple(f.rule_id for f in outcome.fired),
+        guidance_rule=outcome.guidance.rule_id if outcome.guidance is not None else None, model=model,
+        confidence=decision.confidence, confidence_reasons=tuple(decision.confidence_reasons),
+        rules_shown=tuple(r.rule_id for r in decision.rules), action=decision.action, source=decision.source,
+        recommended_mg_per_day=decision.recommended_mg_per_day,
+        compared_mg_per_day=draft.mg_per_day if draft.resource is not None else situation.current_mg_per_day,
+        safety_adjustments=adjustments, input_fingerprint=fingerprint)
+
+
+def _problems_seen(problems: list[DataProblem]) -> tuple[ProblemSeen, ...]:
+    return tuple(ProblemSeen(p.kind, p.item, p.blocking) for p in problems)
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def seizure_history_of(visit: Visit | None) -> tuple[str, bool]:
@@ -371,14 +572,6 @@ def _enforce_mask(choice: int, scores: tuple[float, ...], allowed: tuple[bool, .
     candidates = [(scores[i] if i < len(scores) and math.isfinite(scores[i]) else -math.inf, i)
                   for i, ok in enumerate(allowed) if ok]
     return max(candidates)[1] if candidates else 0
-
-
-def _judge(model: Any, scores: tuple[float, ...], allowed: tuple[bool, ...], coverage: float | None) -> Any:
-    from training.inference import default_thresholds, judge_confidence
-
-    kind = str(getattr(model, "score_kind", "q"))
-    thresholds = getattr(model, "confidence_thresholds", None) or default_thresholds(kind)
-    return judge_confidence(np.asarray(scores, dtype=float), np.asarray(allowed, dtype=bool), coverage, kind, thresholds)
 
 
 def _settle(decision: Decision, facts: rails.RailFacts, outcome: rails.RailOutcome, confidence: Any, chosen: int) -> None:
@@ -653,9 +846,10 @@ def level_lines(assessment: Any, visit: Visit | None, weight: float | None, egfr
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _coverage(model: Any, values: np.ndarray, observed: np.ndarray) -> float | None:
+def _coverage(model: Any, model_input: Any) -> float | None:
+    """The coverage share 0–1 of an imputed state (None when the model keeps no coverage statistics)."""
     try:
-        percentile = model.coverage(model.model_input(values, observed))
+        percentile = model.coverage(model_input)
         value = float(np.asarray(percentile, dtype=float).ravel()[0])
     except (AttributeError, TypeError, ValueError, IndexError):
         return None
@@ -664,11 +858,3 @@ def _coverage(model: Any, values: np.ndarray, observed: np.ndarray) -> float | N
 
 def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _audit(card: dict[str, Any], model_version: str, fingerprint_input: Any, recommended: float | None,
-           compared: float | None, raw: float | None, adjustments: tuple[str, ...]) -> dict[str, Any]:
-    fingerprint = hashlib.sha256(json.dumps(fingerprint_input, sort_keys=True, default=str).encode()).hexdigest()
-    return {"card_uuid": card["uuid"], "indicator": card["indicator"], "model_version": model_version,
-            "input_fingerprint": fingerprint, "recommended_mg_per_day": recommended, "compared_mg_per_day": compared,
-            "raw_model_mg_per_day": raw, "safety_adjustments": adjustments}

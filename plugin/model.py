@@ -21,11 +21,19 @@ log = logging.getLogger(__name__)
 
 
 class InferenceModel(Protocol):
-    """What the service needs from ``training.inference.InferenceModel``."""
+    """What the service needs from ``training.inference.InferenceModel``.
+
+    ``coverage`` may raise AttributeError (no coverage statistics: the choice cannot be called clear);
+    ``score_kind`` and ``confidence_thresholds`` default to "q" and that kind's defaults when absent.
+    """
 
     version: str
 
-    def recommend(self, values: Any, observed: Any, allowed_mask: Any) -> tuple[int, Any, int]: ...
+    def model_input(self, values: Any, observed: Any) -> Any: ...
+
+    def choose(self, model_input: Any, allowed_mask: Any) -> tuple[int, Any, int]: ...
+
+    def coverage(self, model_input: Any) -> Any: ...
 
 
 class Registry(Protocol):

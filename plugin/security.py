@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -33,6 +32,7 @@ from flask import Flask, Response, current_app, g, request
 
 from plugin.errors import Unauthorized
 from plugin.settings import Settings
+from plugin.trust import allowed_jkus, startup_notices
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,6 @@ class ReplayCache:
                 return False
             self._seen[key] = expires_at
             return True
-
-
-def allowed_jkus(settings: Settings, issuer: str) -> tuple[str, ...]:
-    """The ``jku`` URLs an issuer without pinned keys may name: allowlisted and on the issuer's origin."""
-    return tuple(url for url in settings.jku_allowlist if _origin(url) == _origin(issuer))
 
 
 class Authenticator:
@@ -288,48 +283,11 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, claims
 
 
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def trust_summary(settings: Settings) -> list[str]:
-    """One line per trusted issuer: where its keys come from."""
-    lines = []
-    for issuer, source in settings.jwks.items():
-        if source:
-            lines.append(f"trusting issuer {issuer!r} with keys pinned from {source} (a token's jku is not followed)")
-        else:
-            lines.append(f"trusting issuer {issuer!r} with keys from its jku, allowed: "
-                         f"{', '.join(allowed_jkus(settings, issuer)) or 'none'}")
-    return lines
-
-
 def expected_audience(settings: Settings) -> str:
     """The endpoint URL as the client sees it: public base URL + path, or the request's own URL."""
     if settings.public_base_url:
         return settings.public_base_url + request.path
     return request.base_url
-
-
-def startup_notices(settings: Settings) -> list[tuple[int, str]]:
-    """What an operator must read at start, as (logging level, line): whom the service trusts, what is off."""
-    notices: list[tuple[int, str]] = []
-    if settings.auth:
-        notices += [(logging.INFO, line) for line in trust_summary(settings)]
-        if not settings.jwks:
-            notices.append((logging.WARNING,
-                            "EPIDOSE_AUTH is on but EPIDOSE_JWKS trusts no issuer: every CDS call will be refused with "
-                            "401. Set EPIDOSE_JWKS to map each EHR's issuer to its key set (see docs/ehr-integration.md)."))
-        if not settings.public_base_url:
-            notices.append((logging.WARNING,
-                            "EPIDOSE_PUBLIC_BASE_URL is not set (allowed on a loopback bind only): the JWT audience is "
-                            "checked against the URL built from the request's Host header."))
-    else:
-        notices.append((logging.WARNING,
-                        "!!! EPIDOSE_AUTH=off: JWT AUTHENTICATION IS DISABLED. Any caller can request cards. "
-                        "Use this only for local development and benchmarks. !!!"))
-    return notices
 
 
 def init_app(app: Flask, authenticator: Authenticator | None, metrics: Any = None, *, announce: bool = True) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from plugin.audit import DecisionRecord
 from plugin.audit_journal import FLUSH_SECONDS, AuditJournal
 from plugin.settings import Settings
 from training.database import Database, DatabaseUnavailable, SqliteDatabase, open_database
@@ -29,13 +30,18 @@ log = logging.getLogger(__name__)
 
 _AUDIT_INSERT = ("INSERT INTO audit (card_uuid, served_at, service, hook_instance, patient_hash, model_version, "
                  "input_fingerprint, indicator, recommended_mg_per_day, compared_mg_per_day, raw_model_mg_per_day, "
-                 "safety_adjustments) VALUES ")
-_AUDIT_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+                 "safety_adjustments, decision) VALUES ")
+_AUDIT_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _AUDIT_CONFLICT = " ON CONFLICT (card_uuid) DO NOTHING"
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """What was served on one card (no identifiers: the patient is a keyed hash)."""
+    """What was served on one card (no identifiers: the patient is a keyed hash).
+
+    The columns up to ``safety_adjustments`` are the ones every version of the service wrote;
+    ``decision`` is what each step of the decision decided (:class:`plugin.audit.DecisionRecord`,
+    stored as JSON; None for rows written before it existed).
+    """
 
     card_uuid: str
     served_at: str
@@ -49,6 +55,19 @@ class AuditRecord:
     compared_mg_per_day: float | None
     raw_model_mg_per_day: float | None
     safety_adjustments: tuple[str, ...]
+    decision: DecisionRecord | None = None
+
+    @classmethod
+    def of(cls, decision: DecisionRecord, *, served_at: str, service: str, hook_instance: str,
+           patient_hash: str) -> AuditRecord:
+        """The row of one served card: the call's fields and the decision's."""
+        return cls(card_uuid=decision.card_uuid, served_at=served_at, service=service, hook_instance=hook_instance,
+                   patient_hash=patient_hash, model_version=decision.model_version,
+                   input_fingerprint=decision.input_fingerprint, indicator=decision.indicator,
+                   recommended_mg_per_day=decision.recommended_mg_per_day,
+                   compared_mg_per_day=decision.compared_mg_per_day,
+                   raw_model_mg_per_day=decision.raw_model_mg_per_day,
+                   safety_adjustments=tuple(decision.safety_adjustments), decision=decision)
 
 
 def load_hash_key(settings: Settings) -> bytes:
@@ -100,7 +119,8 @@ class Store:
             return
         rows = [(r.card_uuid, r.served_at, r.service, r.hook_instance, r.patient_hash, r.model_version,
                  r.input_fingerprint, r.indicator, r.recommended_mg_per_day, r.compared_mg_per_day,
-                 r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments))) for r in records]
+                 r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments)),
+                 None if r.decision is None else json.dumps(r.decision.to_json(), sort_keys=True)) for r in records]
         if self.journal is not None:
             _check_audit_rows(rows)  # before the answer: a journalled row the table refuses could never be moved in
             try:
@@ -224,10 +244,14 @@ _AUDIT_TEXT_COLUMNS = ("card_uuid", "served_at", "service", "hook_instance", "pa
 def _check_audit_rows(rows: Sequence[Sequence[Any]]) -> None:
     """The audit table's constraints, checked as it would (TEXT NOT NULL, REAL or NULL)."""
     for row in rows:
-        for name, value in zip((*_AUDIT_TEXT_COLUMNS, None, None, None, "safety_adjustments"), row, strict=True):
+        for name, value in zip((*_AUDIT_TEXT_COLUMNS, None, None, None, "safety_adjustments", "decision"), row,
+                               strict=True):
             if name is None:
                 if value is not None and type(value) not in (float, int):
                     raise ValueError("audit dose columns are REAL or NULL")
+            elif name == "decision":
+                if value is not None and type(value) is not str:
+                    raise ValueError("audit column decision is text or NULL")
             elif type(value) is not str:
                 raise ValueError(f"audit column {name} is NOT NULL text")
 

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (scripts/test.sh runs two workers on two cores) each worker keeps to one thread of
+# BLAS and torch: two workers each starting a thread per core would only contend for the same cores.
+# Set before numpy or torch is imported by any test module (they read these at import).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
+
 from tests.support.fhir_server import running_fhir_server, sekmet_available
 from tests.support.postgres import PostgresServer, postgres_bindir, running_postgres
 
@@ -63,3 +70,22 @@ def _require_postgres() -> None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed: run scripts/install.sh dev")
         pytest.skip("PostgreSQL is not installed: run scripts/install.sh dev")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, modules with slow tests first (each keeping its own order).
+
+    Workers take whole modules in collection order (``--dist loadscope``); a long module left to the end
+    would run alone while the other worker idles, so the long ones start first and the many short
+    ones fill in around them. A run without workers keeps the ordinary order.
+    """
+    if not getattr(config.option, "numprocesses", None):
+        return
+    slow_modules = {_module(item) for item in items if item.get_closest_marker("slow")}
+    order = {id(item): index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (_module(item) not in slow_modules, order[id(item)]))
+
+
+def _module(item: pytest.Item) -> str:
+    module = getattr(item, "module", None)
+    return module.__name__ if module is not None else item.nodeid.split("::")[0]

@@ -84,6 +84,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE TABLE IF NOT EXISTS retrain_runs (id {id}, run_id TEXT NOT NULL, record TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS jti_seen_expiry ON jti_seen(expires_at)",
     )),
+    (3, (
+        # What each step of a card's decision decided (plugin.audit.DecisionRecord as JSON); NULL in rows
+        # written before, whose other columns keep their meaning.
+        "ALTER TABLE audit ADD COLUMN decision TEXT",
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

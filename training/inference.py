@@ -341,7 +341,11 @@ class InferenceModel:
 
     def recommend(self, values: np.ndarray, observed: np.ndarray, allowed_mask: Any) -> tuple[int, np.ndarray, int]:
         """(recommended class among the allowed, the 12 scores, the unmasked argmax) for one visit's row."""
-        scores = self.scores(self.model_input(values, observed))[0]
+        return self.choose(self.model_input(values, observed), allowed_mask)
+
+    def choose(self, model_input: np.ndarray, allowed_mask: Any) -> tuple[int, np.ndarray, int]:
+        """:meth:`recommend` for a row already imputed by :meth:`model_input` (the service imputes once)."""
+        scores = self.scores(model_input)[0]
         raw = int(np.argmax(scores))
         choice = int(masked_argmax(scores, np.asarray(allowed_mask, dtype=bool))[0])
         return choice, scores, raw

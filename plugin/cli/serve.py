@@ -84,8 +84,8 @@ def serve(host: str | None, port: int | None, workers: int | None, worker_class:
     overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers),
                                    ("worker_class", worker_class)) if v is not None}
     settings = Settings.from_env(None, **overrides)
-    from plugin.security import startup_notices
     from plugin.store import load_hash_key
+    from plugin.trust import startup_notices  # not plugin.security: see plugin.trust
 
     for level, line in startup_notices(settings):  # here once, not once per worker
         warning = level >= logging.WARNING

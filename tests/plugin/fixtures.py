@@ -126,7 +126,7 @@ class FakeModel:
             raise AttributeError("no coverage statistics")
         return np.full(np.atleast_2d(model_input).shape[0], self.coverage_percent)
 
-    def recommend(self, values: Any, observed: Any, allowed_mask: Any) -> tuple[int, np.ndarray, int]:
+    def choose(self, model_input: Any, allowed_mask: Any) -> tuple[int, np.ndarray, int]:
         scores = np.arange(N_DOSE_CLASSES, dtype=float)
         if self.favour is not None:
             scores[self.favour] = 100.0

@@ -7,6 +7,7 @@ read the rows of a live process that has not committed them yet.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -125,3 +126,16 @@ def test_cards_answered_by_a_gunicorn_worker_killed_after_each_answer_are_all_au
         process.communicate(timeout=20)
     store = Store(SqliteDatabase(data / "epidose.sqlite3"), b"unused")
     assert [card for card in received if not store.known_card(card)] == []
+
+
+def test_a_journal_written_before_the_decision_column_is_moved_in(tmp_path: Path) -> None:
+    """Rows a dead worker of the previous version journalled (12 columns) land with an empty decision."""
+    path = tmp_path / "epidose.sqlite3"
+    Store(path, b"key").journal.close()  # type: ignore[union-attr]
+    folder = path.parent / f".{path.name}.audit-journal"
+    old_row = ["c-old", "2026-12-01T10:00:00Z", "s", "h", "p" * 64, "m0", "f" * 64, "info", 500.0, None, None, "[]"]
+    (folder / "4242-0123456789ab.jsonl").write_text(json.dumps([old_row]) + "\n")
+    store = Store(SqliteDatabase(path), b"key")
+    row = store.audit("c-old")
+    assert row is not None and row["decision"] is None and row["recommended_mg_per_day"] == 500.0
+    assert not list(folder.glob("*.jsonl"))

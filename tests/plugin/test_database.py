@@ -77,6 +77,26 @@ def test_an_existing_sqlite_store_is_adopted_with_its_records(tmp_path: Path) ->
     store.database.close()
 
 
+def test_rows_written_before_the_decision_column_keep_their_columns(tmp_path: Path) -> None:
+    """Migration 3 adds the decision record beside the old columns: an old row reads as before, decision empty."""
+    path = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for version, statements in MIGRATIONS[:2]:
+            for statement in statements:
+                old.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", float="REAL"))
+            old.execute("INSERT INTO schema_migrations VALUES (?, 't')", (version,))
+        old.execute("INSERT INTO audit VALUES ('c0', 't', 's', 'h', 'p', 'm0', 'f', 'info', 1.0, NULL, NULL, '[\"x\"]')")
+    store = Store(path, b"key")
+    assert store.database.schema_version() == SCHEMA_VERSION >= 3
+    row = store.audit("c0")
+    assert row is not None and row["decision"] is None
+    assert (row["model_version"], row["recommended_mg_per_day"], row["safety_adjustments"]) == ("m0", 1.0, '["x"]')
+    store.add_audit(audit_record("c1"))
+    assert store.audit("c1")["decision"] is None  # type: ignore[index]
+    store.database.close()
+
+
 def test_audit_round_trip_and_known_card(engine: str, connect: Callable[[str], Database]) -> None:
     store = Store(connect(engine), b"key")
     store.add_audits([audit_record("c1"), audit_record("c2", indicator="warning")])

@@ -149,6 +149,7 @@ def _served_card(client: FlaskClient) -> str:
 @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())
+@pytest.mark.slow
 def test_no_generated_request_is_answered_5xx(fuzz_client: FlaskClient, fhir_answers: Any,
                                               data: st.DataObject) -> None:
     family = data.draw(st.sampled_from(["bytes", "json", "hook", "hook", "fallback", "feedback", "get"]),

@@ -80,7 +80,13 @@ class RandomModel:
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def recommend(self, values: Any, observed: Any, allowed_mask: Any) -> tuple[int, np.ndarray, int]:
+    def model_input(self, values: Any, observed: Any) -> Any:
+        return values
+
+    def coverage(self, model_input: Any) -> Any:
+        raise AttributeError("no coverage statistics")
+
+    def choose(self, model_input: Any, allowed_mask: Any) -> tuple[int, np.ndarray, int]:
         scores = self.rng.normal(size=dosing.N_DOSE_CLASSES) * 50
         choice = int(self.rng.integers(0, dosing.N_DOSE_CLASSES))
         return choice, scores, choice

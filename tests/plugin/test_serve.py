@@ -41,13 +41,18 @@ def serving(env: dict[str, str], output: dict[str, str] | None = None) -> Iterat
 
 
 def test_serve_with_jwt_and_a_real_model(tmp_path: Path, trained_model: Path) -> None:
-    """Under gunicorn, a signed client gets discovery and a valid card from the real model; no token gets 401."""
+    """Under gunicorn, a signed client gets discovery and a valid card from the real model; no token gets 401.
+
+    The gevent worker patches the standard library before anything it uses has taken ssl's classes: no
+    MonkeyPatchWarning (the master imports nothing that does, before it forks).
+    """
     registry = ModelRegistry(tmp_path / "data" / "models")
     registry.promote(registry.add(trained_model))
     signer = Signer(tmp_path)
     env = {"EPIDOSE_DATA_DIR": str(tmp_path / "data"), "EPIDOSE_BUILD_DEFAULT_MODEL": "off",
-           "EPIDOSE_JWKS": f'{{"{ISSUER}": "{signer.jwks_path}"}}'}
-    with serving(env) as base:
+           "EPIDOSE_JWKS": f'{{"{ISSUER}": "{signer.jwks_path}"}}', "EPIDOSE_WORKER_CLASS": "gevent"}
+    output: dict[str, str] = {}
+    with serving(env, output) as base:
         assert requests.get(base + "/cds-services", timeout=5).status_code == 401
         discovery = requests.get(base + "/cds-services", timeout=5,
                                  headers={"Authorization": "Bearer " + signer.token(base + "/cds-services")})
@@ -63,6 +68,8 @@ def test_serve_with_jwt_and_a_real_model(tmp_path: Path, trained_model: Path) ->
         assert requests.get(base + "/readyz", timeout=5).status_code == 200
         page = requests.get(base + "/models/current", timeout=5)
         assert page.status_code == 200 and "Known limits" in page.text
+    assert "Using worker: gevent" in output["stderr"]
+    assert "MonkeyPatchWarning" not in output["stderr"], output["stderr"]
 
 
 def test_serve_with_auth_off_warns_loudly(tmp_path: Path) -> None:

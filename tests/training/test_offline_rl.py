@@ -34,6 +34,7 @@ def _beyond(policy, data) -> tuple[float, float]:
     return float(np.mean(scores > score_bound(0.9))), float(scores.max())
 
 
+@pytest.mark.slow
 def test_bounded_targets_keep_q_values_within_what_the_reward_can_reach(always_best):
     """Unclipped double DQN over-estimates far beyond ±1000 on most states, bounded targets only just beyond it where the
     true value approaches the bound itself, and the clamped head never."""
@@ -133,6 +134,7 @@ def test_behaviour_filter_never_keeps_a_dose_below_the_threshold():
     assert ((~kept) & masks).any()  # the threshold removed something: the test can fail
 
 
+@pytest.mark.slow
 def test_bcq_targets_ignore_doses_the_physicians_rarely_give():
     """A BCQ model's bootstrap never uses a next dose outside its behaviour filter (checked on the training states)."""
     data, _ = synthetic_transitions(n_patients=20, visits=5)
@@ -162,6 +164,7 @@ def test_expectile_loss_is_minimised_at_the_expectile():
     assert float(expectile_loss(torch.tensor([-2.0]), 0.9)) == pytest.approx(0.1 * 4.0)
 
 
+@pytest.mark.slow
 def test_iql_chooses_the_better_logged_dose_where_behaviour_cloning_copies_the_usual_one():
     """Physicians give class 6 (reward −100) 60% of the time and class 2 (+100) 40%: BC copies 6, IQL learns 2."""
     rng = np.random.default_rng(5)

@@ -120,3 +120,43 @@ def test_conservative_penalty_lowers_unlogged_q_values(toy):
     gap_conservative = (conservative.scores(data.states)[unlogged].mean()
                         - conservative.scores(data.states)[~unlogged].mean())
     assert gap_conservative < gap_plain
+
+
+def test_conservative_dqn_adds_only_the_penalty_to_the_double_dqn_loss(toy):
+    """ConservativeDQN's loss is Double DQN's TD loss plus α·(logsumexp over allowed doses − Q of the logged dose)."""
+    import torch
+
+    from training.policies.dqn import ConservativeDQN, DoubleDQN
+
+    data, _ = toy
+    config = named_config("conservative", steps=1)
+    conservative = make_policy(config, data.states.shape[1])
+    assert type(conservative) is ConservativeDQN and isinstance(conservative, DoubleDQN)
+    rows = data.transition_rows[:32]
+    states = torch.as_tensor(data.states[rows])
+    actions = torch.as_tensor(data.actions[rows])
+    masks = torch.as_tensor(data.masks[rows])
+    batch = (states, actions, torch.as_tensor(data.rewards[rows], dtype=torch.float32) * 0.01,
+             torch.as_tensor(data.states[data.next_index[rows]]), masks,
+             torch.as_tensor(data.masks[data.next_index[rows]]), torch.full((len(rows),), 0.9))
+    loss, _ = conservative.loss(*batch)
+    td, _ = DoubleDQN.loss(conservative, *batch)
+    q = conservative.q_network(states)
+    allowed = masks | torch.nn.functional.one_hot(actions, 12).bool()
+    penalty = (torch.logsumexp(q.masked_fill(~allowed, -torch.inf), dim=1) - q.gather(1, actions[:, None]).squeeze(1)).mean()
+    assert torch.allclose(loss, td + config.cql_alpha * penalty)  # type: ignore[union-attr]
+
+
+def test_a_saved_double_configuration_with_a_penalty_reads_as_conservative():
+    """Models saved when "conservative" was Double DQN with cql_alpha > 0 rebuild the conservative learner."""
+    saved = {**CONFIGS["conservative_light"].to_json(), "algorithm": "double"}
+    config = config_from_json(saved)
+    assert config == CONFIGS["conservative_light"] and config.algorithm == "conservative"  # type: ignore[union-attr]
+    assert config_from_json(CONFIGS["double"].to_json()).algorithm == "double"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("algorithm, alpha", [("double", 0.5), ("dqn", 1.0), ("conservative", 0.0), ("cql", 1.0)])
+def test_a_penalty_without_the_conservative_learner_is_refused(algorithm, alpha):
+    """The penalty belongs to "conservative" alone, and "conservative" needs one: no unnamed variant."""
+    with pytest.raises(ValueError, match="algorithm"):
+        DQNConfig(algorithm=algorithm, cql_alpha=alpha)

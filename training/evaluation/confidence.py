@@ -147,7 +147,7 @@ def decision_points(data_dir: str | Path, model: InferenceModel, table: VisitTab
     """
     from training.evaluation.simulated import ModelPolicy, cohort_setup
     from training.simulator.patients import draw_cohort
-    from training.simulator.physician import PhysicianPolicy
+    from training.simulator.physician import SimulatedPhysician
     from training.simulator.simulate import run_child
 
     setup = cohort_setup(data_dir)
@@ -178,7 +178,7 @@ def decision_points(data_dir: str | Path, model: InferenceModel, table: VisitTab
         pid, step, row = candidates[k]
         child = children[pid]
         if pid not in logged_cache:
-            run = run_child(child, config, PhysicianPolicy(child.physician, config), record_probabilities=False)
+            run = run_child(child, config, SimulatedPhysician(child.physician, config), record_probabilities=False)
             logged_cache[pid] = [v.dose_class for v in run.visits]
         logged = logged_cache[pid]
         rows = np.flatnonzero(table.patient == index[pid])

@@ -27,7 +27,7 @@ from fhir_mapping.rails import RailOutcome
 from fhir_mapping.timeline import PatientTimeline
 from training.dataset import timeline_bounds, timeline_rails
 from training.inference import InferenceModel
-from training.simulator.physician import PhysicianPolicy
+from training.simulator.physician import SimulatedPhysician
 
 TimelinePolicy = Callable[[PatientTimeline], int]
 # The adverse-effect weight at which the penalised true value is reported beside the published one
@@ -146,7 +146,7 @@ class ServedPolicy:
         return guidance_class(outcome, facts.current_mg_per_day)
 
 
-class RecordingPhysician(PhysicianPolicy):
+class RecordingPhysician(SimulatedPhysician):
     """The simulated physician, unchanged (it may go against the clinical rails), with its states recorded."""
 
     def __init__(self, traits: Any, config: Any, ledger: RailLedger) -> None:
@@ -190,7 +190,7 @@ def discounted_return(rewards: np.ndarray, gamma: float) -> float:
 
 def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, gamma: float) -> dict[str, Any]:
     """Run each child under ``policy`` (None: its own physician) and summarise the true outcomes."""
-    from training.simulator.physician import PhysicianPolicy
+    from training.simulator.physician import SimulatedPhysician
     from training.simulator.simulate import run_child
 
     returns: list[float] = []
@@ -201,7 +201,7 @@ def replay(children: Sequence[Any], config: Any, policy: TimelinePolicy | None, 
     outside: list[bool] = []
     visits = 0
     for child in children:
-        acting = policy if policy is not None else PhysicianPolicy(child.physician, config)
+        acting = policy if policy is not None else SimulatedPhysician(child.physician, config)
         run = run_child(child, config, acting, record_probabilities=False)
         r = run.rewards(config)
         returns.append(discounted_return(r, gamma))

@@ -16,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
+DqnAlgorithm = Literal["dqn", "double", "conservative"]
+DQN_ALGORITHMS: Final = get_args(DqnAlgorithm)
 PUBLISHED_ITERATIONS: Final = 20_000  # domain.md §1: training error levelled at 25.5 after 20,000 iterations
 # The semi-MDP discount's period: three months, the published R2 window (domain.md §1) and the commonest
 # follow-up interval of the simulated clinics (training/simulator/config.py follow_up_days).
@@ -30,8 +32,9 @@ class DQNConfig:
 
     name: str = "paper"
     """Configuration name written into the model (paper, double, conservative)."""
-    algorithm: str = "dqn"
-    """Target rule: "dqn" (max over allowed next doses) or "double" (online argmax, target value)."""
+    algorithm: DqnAlgorithm = "dqn"
+    """The learner: "dqn" (target: max over allowed next doses), "double" (online argmax, target value) or
+    "conservative" (double, with the CQL penalty of weight ``cql_alpha`` in the loss)."""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """Widths of the hidden ReLU layers (not published)."""
     learning_rate: float = 1e-3
@@ -53,7 +56,7 @@ class DQNConfig:
     reward_scale: float = 1.0
     """Rewards are multiplied by this for training; exported Q-values are divided back (±100 scale)."""
     cql_alpha: float = 0.0
-    """Weight α of the conservative penalty α·(logsumexp_a Q(s,a) − Q(s,a_logged)); 0 disables it."""
+    """Weight α > 0 of the conservative penalty α·(logsumexp_a Q(s,a) − Q(s,a_logged)), for "conservative" only."""
     adverse_effect_weight: float = 0.0
     """Optional adverse-effect term: the reward loses weight·100 when the next visit reports a behavioural
     adverse effect (not published; 0, as in ``paper``, is the published reward)."""
@@ -86,6 +89,13 @@ class DQNConfig:
 
     kind: str = field(default="dqn", init=False)
     """Policy family, written into config.json so the loader knows which class to rebuild."""
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in DQN_ALGORITHMS:
+            raise ValueError(f"unknown DQN algorithm {self.algorithm!r}; choose one of {', '.join(DQN_ALGORITHMS)}")
+        if (self.algorithm == "conservative") != (self.cql_alpha > 0):
+            raise ValueError(f"cql_alpha {self.cql_alpha:g} with algorithm {self.algorithm!r}: the conservative "
+                             "penalty is the \"conservative\" algorithm's, and it needs cql_alpha > 0")
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -203,47 +213,47 @@ PolicyConfig = DQNConfig | BCConfig | ForestConfig | IQLConfig
 CONFIGS: Final[dict[str, PolicyConfig]] = {
     "paper": DQNConfig(),
     "double": DQNConfig(name="double", algorithm="double", reward_scale=0.01, steps=20_000),
-    "conservative": DQNConfig(name="conservative", algorithm="double", reward_scale=0.01, cql_alpha=1.0, steps=20_000),
+    "conservative": DQNConfig(name="conservative", algorithm="conservative", reward_scale=0.01, cql_alpha=1.0, steps=20_000),
     # A lighter conservative penalty: on the sourced exposure–response world (higher doses keep helping)
     # α = 0.03 let the policy leave the physicians' doses where its Q-values say so, and closed about half
     # the physician → oracle gap on 1,500 children (α = 1: 27%, 0.3: 24%, 0.1: 46–47%, 0.03: 48–50%, 0.01: 38%).
-    "conservative_light": DQNConfig(name="conservative_light", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000),
+    "conservative_light": DQNConfig(name="conservative_light", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000),
     # The conservative policy also paying for behavioural adverse effects: one costs a fifth of the
     # swing of the since-last-visit seizure term (an assumption; the paper's reward has no such term).
-    "conservative_ae": DQNConfig(name="conservative_ae", algorithm="double", reward_scale=0.01, cql_alpha=1.0, steps=20_000,
+    "conservative_ae": DQNConfig(name="conservative_ae", algorithm="conservative", reward_scale=0.01, cql_alpha=1.0, steps=20_000,
                                  adverse_effect_weight=0.2),
     "bc": BCConfig(),
     "forest": ForestConfig(),
     # conservative_light whose bootstrapped values and targets stay within what the reward can reach
     # (±100/(1 − γ) = ±1000): unclipped, its Q-values reached +1250 to +1579.
-    "light_bounded": DQNConfig(name="light_bounded", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_bounded": DQNConfig(name="light_bounded", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                                bounded_targets=True, bound_weight=1.0, output_bound=True),
     # Bounded, with a lighter penalty (α 0.01): the bound, not CQL, keeps the Q-values in range.
-    "lighter_bounded": DQNConfig(name="lighter_bounded", algorithm="double", reward_scale=0.01, cql_alpha=0.01, steps=20_000,
+    "lighter_bounded": DQNConfig(name="lighter_bounded", algorithm="conservative", reward_scale=0.01, cql_alpha=0.01, steps=20_000,
                                  bounded_targets=True, bound_weight=1.0, output_bound=True),
     # The same with three logged visits summed before bootstrapping (less bootstrap over-estimation).
-    "light_nstep": DQNConfig(name="light_nstep", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_nstep": DQNConfig(name="light_nstep", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                              bounded_targets=True, bound_weight=1.0, output_bound=True, n_step=3),
     # The logged (physicians') return to the end of follow-up as the target: no bootstrap at all.
-    "light_mc": DQNConfig(name="light_mc", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_mc": DQNConfig(name="light_mc", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                           bounded_targets=True, bound_weight=1.0, output_bound=True, n_step=0),
     # Five Q heads, the target from the lowest (pessimistic where the heads disagree).
-    "light_ensemble": DQNConfig(name="light_ensemble", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_ensemble": DQNConfig(name="light_ensemble", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                                 bounded_targets=True, bound_weight=1.0, output_bound=True, ensemble=5),
     # Discrete BCQ in the target: next doses the physicians give with under 30% of their favourite's probability
     # are left out of the bootstrap.
-    "light_bcq": DQNConfig(name="light_bcq", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_bcq": DQNConfig(name="light_bcq", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                            bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3),
     # BCQ-filtered targets over three logged visits.
-    "light_bcq_nstep": DQNConfig(name="light_bcq_nstep", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_bcq_nstep": DQNConfig(name="light_bcq_nstep", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                                  bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3, n_step=3),
     # Everything that helped alone: BCQ-filtered, three-visit targets from the lowest of five heads.
-    "light_combined": DQNConfig(name="light_combined", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_combined": DQNConfig(name="light_combined", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                                 bounded_targets=True, bound_weight=1.0, output_bound=True, bcq_threshold=0.3, n_step=3,
                                 ensemble=5),
     # conservative_light discounting by elapsed time instead of per visit: γ = 0.9 per three months (the
     # published R2 window, domain.md §1; the commonest follow-up interval), raised to Δt / 91 days.
-    "light_smdp": DQNConfig(name="light_smdp", algorithm="double", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
+    "light_smdp": DQNConfig(name="light_smdp", algorithm="conservative", reward_scale=0.01, cql_alpha=0.03, steps=20_000,
                             discount_period_days=SEMI_MDP_PERIOD_DAYS),
     "iql": IQLConfig(),
     # IQL nearer the best logged dose (expectile 0.9) with sharper advantage weights (β 10).
@@ -278,5 +288,7 @@ def config_from_json(data: dict[str, Any] | str) -> PolicyConfig:
     if cls is None:
         raise ValueError(f"unknown configuration kind {kind!r}")
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    if cls is DQNConfig and values.get("algorithm") == "double" and float(values.get("cql_alpha") or 0) > 0:
+        values["algorithm"] = "conservative"  # saved before the conservative learner had its own name
     return cls(**values)

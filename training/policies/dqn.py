@@ -11,10 +11,11 @@ Doses outside the label bounds of s' are excluded from the max (the safety mask 
 the greedy choice is an argmax over allowed doses only.
 
 Variants change one method each:
-* :class:`DoubleDQN` (van Hasselt et al. 2016): y = r + γ(1 − done) Q_target(s', argmax_{a' allowed} Q(s', a'));
-* ``cql_alpha > 0`` (Kumar et al. 2020, CQL(H)): adds α·(logsumexp_{a allowed} Q(s, a) − Q(s, a_logged)),
-  which pushes down Q-values of doses the physicians did not choose, so the learnt policy stays
-  where the data has support;
+* :class:`DoubleDQN` (van Hasselt et al. 2016) overrides ``compute_target``:
+  y = r + γ(1 − done) Q_target(s', argmax_{a' allowed} Q(s', a'));
+* :class:`ConservativeDQN` (Kumar et al. 2020, CQL(H)) is a Double DQN overriding ``loss``: it adds
+  α·(logsumexp_{a allowed} Q(s, a) − Q(s, a_logged)), which pushes down Q-values of doses the physicians
+  did not choose, so the learnt policy stays where the data has support;
 * ``bounded_targets`` clips bootstrapped values and targets to ±100/(1 − γ), the most a discounted sum of
   rewards bounded by ±100 can reach (a larger Q-value is an over-estimate); ``bound_weight`` also
   penalises allowed doses' Q-values beyond it, and ``output_bound`` clamps the scores to it inside the
@@ -154,23 +155,28 @@ class DQN(Policy):
             target_max = self.bounded(next_q.max(dim=1).values)
             return self.bounded(rewards + discounts * target_max)
 
-    def loss(self, states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_states: torch.Tensor,
-             masks: torch.Tensor, next_masks: torch.Tensor, discounts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Huber TD loss of every head, plus the conservative and bound penalties when set; returns (loss, Q(s,a))."""
+    def td_loss(self, states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_states: torch.Tensor,
+                next_masks: torch.Tensor, discounts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Huber TD loss of every head against :meth:`compute_target`; returns (loss, Q(s, ·) per head, Q(s, a) per head)."""
         td_target = self.compute_target(rewards, next_states, next_masks, discounts)
         q_heads = self.head_values(self.q_network, states)
         index = actions[:, None, None].expand(-1, self.heads, 1)
         q_taken = q_heads.gather(2, index).squeeze(2)  # (n, heads)
         loss = F.huber_loss(q_taken, td_target[:, None].expand_as(q_taken), delta=self.config.huber_delta)
-        if self.config.cql_alpha > 0:
-            # Allowed doses plus the logged one (a physician may have gone beyond the label).
-            support = (masks | F.one_hot(actions, N_DOSE_CLASSES).bool())[:, None, :]
-            logsumexp = torch.logsumexp(q_heads.masked_fill(~support, -torch.inf), dim=2)
-            loss = loss + self.config.cql_alpha * (logsumexp - q_taken).mean()
-        if self.config.bound_weight > 0:
-            beyond = torch.relu(q_heads.abs() - self.bound) * masks[:, None, :]
-            loss = loss + self.config.bound_weight * beyond.pow(2).sum(dim=2).mean()
-        return loss, q_taken.mean(dim=1)
+        return loss, q_heads, q_taken
+
+    def with_bound_penalty(self, loss: torch.Tensor, q_heads: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus the squared excess of allowed doses' Q-values beyond the bound, when ``bound_weight`` is set."""
+        if self.config.bound_weight <= 0:
+            return loss
+        beyond = torch.relu(q_heads.abs() - self.bound) * masks[:, None, :]
+        return loss + self.config.bound_weight * beyond.pow(2).sum(dim=2).mean()
+
+    def loss(self, states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_states: torch.Tensor,
+             masks: torch.Tensor, next_masks: torch.Tensor, discounts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Huber TD loss of every head, plus the bound penalty when set; returns (loss, mean Q(s, a) over heads)."""
+        loss, q_heads, q_taken = self.td_loss(states, actions, rewards, next_states, next_masks, discounts)
+        return self.with_bound_penalty(loss, q_heads, masks), q_taken.mean(dim=1)
 
     def fit(self, data: Transitions, *, progress: bool = False, validation: Transitions | None = None) -> TrainingHistory:
         config = self.config
@@ -280,10 +286,30 @@ class DoubleDQN(DQN):
             return self.bounded(rewards + discounts * self.bounded(target_q))
 
 
+class ConservativeDQN(DoubleDQN):
+    """Conservative Q-learning on Double DQN targets (Kumar et al. 2020, CQL(H)): only the loss differs.
+
+    loss = TD loss + α·(logsumexp over allowed a of Q(s, a) − Q(s, a_logged)), which pushes down the
+    Q-values of doses the physicians did not choose, so the learnt policy stays where the data has support.
+    """
+
+    def loss(self, states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_states: torch.Tensor,
+             masks: torch.Tensor, next_masks: torch.Tensor, discounts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TD loss plus α times the conservative penalty (then the bound penalty when set)."""
+        loss, q_heads, q_taken = self.td_loss(states, actions, rewards, next_states, next_masks, discounts)
+        # Allowed doses plus the logged one (a physician may have gone beyond the label).
+        support = (masks | F.one_hot(actions, N_DOSE_CLASSES).bool())[:, None, :]
+        logsumexp = torch.logsumexp(q_heads.masked_fill(~support, -torch.inf), dim=2)
+        loss = loss + self.config.cql_alpha * (logsumexp - q_taken).mean()
+        return self.with_bound_penalty(loss, q_heads, masks), q_taken.mean(dim=1)
+
+
+DQN_CLASSES: dict[str, type[DQN]] = {"dqn": DQN, "double": DoubleDQN, "conservative": ConservativeDQN}
+
+
 def make_dqn(config: DQNConfig, n_features: int) -> DQN:
     """The DQN class the configuration's ``algorithm`` names."""
-    if config.algorithm == "double":
-        return DoubleDQN(config, n_features)
-    if config.algorithm == "dqn":
-        return DQN(config, n_features)
-    raise ValueError(f"unknown DQN algorithm {config.algorithm!r}")
+    cls = DQN_CLASSES.get(config.algorithm)
+    if cls is None:
+        raise ValueError(f"unknown DQN algorithm {config.algorithm!r}; choose one of {', '.join(DQN_CLASSES)}")
+    return cls(config, n_features)

@@ -27,7 +27,7 @@ from training.simulator.calibration import calibration_markdown, calibration_rep
 from training.simulator.config import DEFAULT_CONFIG, SimulatorConfig, sources
 from training.simulator.fhir import child_resources
 from training.simulator.patients import draw_cohort
-from training.simulator.physician import PhysicianPolicy
+from training.simulator.physician import SimulatedPhysician
 from training.simulator.simulate import ChildRun, run_child, truth_json, visit_truth_json
 
 
@@ -45,7 +45,7 @@ class CohortSummary:
 def simulate_cohort(n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG) -> list[ChildRun]:
     """Simulate ``n_patients`` children followed by their physicians (the logged data), deterministic per seed."""
     children = draw_cohort(n_patients, seed, config)
-    return [run_child(child, config, PhysicianPolicy(child.physician, config)) for child in children]
+    return [run_child(child, config, SimulatedPhysician(child.physician, config)) for child in children]
 
 
 def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig = DEFAULT_CONFIG, *, dialect: str = "epidose",
@@ -57,7 +57,7 @@ def write_cohort(out: Path, n_patients: int, seed: int, config: SimulatorConfig 
     server), which training does not read: the default model's build skips writing them."""
     started = time.perf_counter()
     children = draw_cohort(n_patients, seed, config)
-    runs = [run_child(child, config, PhysicianPolicy(child.physician, config)) for child in children]
+    runs = [run_child(child, config, SimulatedPhysician(child.physician, config)) for child in children]
     for sub in ("ndjson", "bundles", "truth") if bundles else ("ndjson", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -55,7 +55,7 @@ from training.simulator import simulate
 from training.simulator.config import DEFAULT_CONFIG, SimulatorConfig
 from training.simulator.fhir import child_resources
 from training.simulator.patients import Child, draw_cohort
-from training.simulator.physician import PhysicianPolicy, observed_mask
+from training.simulator.physician import SimulatedPhysician, observed_mask
 from training.simulator.simulate import ChildRun, Decision, Policy, child_steps, run_child
 
 DEFAULT_ORACLE_TARGET_EFFECT = 0.97  # fraction of the seizure rate the oracle wants suppressed
@@ -194,13 +194,13 @@ class Environment:
             self.state_view = fhir_state_view if dialect == "epidose" else functools.partial(fhir_state_view, dialect=dialect)
         self._steps: Generator[Decision, int, ChildRun] | None = None
 
-    def run(self, policy: Policy | None = None, *, per_child: Callable[[Child], Policy | PhysicianPolicy] | None = None) -> list[ChildRun]:
+    def run(self, policy: Policy | None = None, *, per_child: Callable[[Child], Policy | SimulatedPhysician] | None = None) -> list[ChildRun]:
         """Play every child under one policy (or a per-child policy, e.g. its physician or an oracle)."""
         if (policy is None) == (per_child is None):
             raise ValueError("give exactly one of policy and per_child")
         runs = []
         for child in self.children:
-            chosen: Policy | PhysicianPolicy = per_child(child) if per_child is not None else policy  # type: ignore[assignment]
+            chosen: Policy | SimulatedPhysician = per_child(child) if per_child is not None else policy  # type: ignore[assignment]
             runs.append(run_child(child, self.config, chosen, state_view=self.state_view))
         return runs
 
@@ -232,7 +232,7 @@ class Environment:
 
     def physician_runs(self) -> list[ChildRun]:
         """Each child followed by its own (stochastic) physician."""
-        return self.run(per_child=lambda child: PhysicianPolicy(child.physician, self.config))
+        return self.run(per_child=lambda child: SimulatedPhysician(child.physician, self.config))
 
     def evaluate_physician(self) -> PolicyValue:
         """True value of the data-generating physician policy."""

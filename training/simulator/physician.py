@@ -65,7 +65,7 @@ def seizure_free_days(visits: list[Visit]) -> int:
     return (current - visits[0].date).days
 
 
-class PhysicianPolicy:
+class SimulatedPhysician:
     """One physician's stochastic policy; ``probabilities(timeline)`` is π(·|s), calling it samples."""
 
     def __init__(self, traits: PhysicianTraits, config: SimulatorConfig, rng: np.random.Generator | None = None) -> None:

@@ -27,7 +27,7 @@ from training.reward import reward
 from training.simulator.config import SimulatorConfig
 from training.simulator.levels import LevelTiming, level_timing
 from training.simulator.patients import Child, resource_uuid
-from training.simulator.physician import PhysicianPolicy, observed_mask
+from training.simulator.physician import SimulatedPhysician, observed_mask
 
 MAX_VISITS = 60
 _UNIFORMS_PER_VISIT = 16
@@ -126,7 +126,7 @@ class Decision:
 def run_child(
     child: Child,
     config: SimulatorConfig,
-    policy: Policy | PhysicianPolicy,
+    policy: Policy | SimulatedPhysician,
     *,
     record_probabilities: bool = True,
     state_view: Callable[[ChildRun], PatientTimeline] | None = None,
@@ -141,7 +141,7 @@ def run_child(
     try:
         decision = next(steps)
         while True:
-            if isinstance(policy, PhysicianPolicy):
+            if isinstance(policy, SimulatedPhysician):
                 probabilities = policy.probabilities(decision.view, decision.truth.allowed)
                 action = int(np.searchsorted(np.cumsum(probabilities), decision.uniform * probabilities.sum(), side="right"))
                 action = min(action, N_DOSE_CLASSES - 1)

@@ -78,6 +78,7 @@ def test_the_railed_bound_is_a_row_with_its_own_gap_column(cohort_80: Path) -> N
         assert 0.0 <= profile_rows["oracle"]["dominated_by_railed_bound"] <= 1.0
 
 
+@pytest.mark.slow
 def test_study_writes_the_sensitivity_table(cohort_80: Path, tmp_path: Path) -> None:
     """The study (one quick behaviour-cloning model) writes sensitivity.md with a row per policy and profile
     and the every-profile verdict."""

@@ -12,7 +12,7 @@ from training.simulator.cohort import CohortSummary
 from training.simulator.config import DEFAULT_CONFIG
 from training.simulator.environment import fhir_state_view
 from training.simulator.patients import draw_cohort
-from training.simulator.physician import PhysicianPolicy
+from training.simulator.physician import SimulatedPhysician
 from training.simulator.simulate import run_child
 
 
@@ -54,7 +54,7 @@ def test_bundles_read_back_like_the_ndjson(cohort_50: tuple[Path, CohortSummary]
 def test_physician_decides_the_same_on_the_fhir_path_as_on_the_direct_timeline() -> None:
     """Logging uses the simulator's direct timeline for speed; the physician's probabilities equal those on the mapped FHIR."""
     for child in draw_cohort(15, 21, DEFAULT_CONFIG):
-        direct = run_child(child, DEFAULT_CONFIG, PhysicianPolicy(child.physician, DEFAULT_CONFIG))
-        mapped = run_child(child, DEFAULT_CONFIG, PhysicianPolicy(child.physician, DEFAULT_CONFIG), state_view=fhir_state_view)
+        direct = run_child(child, DEFAULT_CONFIG, SimulatedPhysician(child.physician, DEFAULT_CONFIG))
+        mapped = run_child(child, DEFAULT_CONFIG, SimulatedPhysician(child.physician, DEFAULT_CONFIG), state_view=fhir_state_view)
         assert [v.probabilities for v in direct.visits] == [v.probabilities for v in mapped.visits]
         assert [v.dose_class for v in direct.visits] == [v.dose_class for v in mapped.visits]
