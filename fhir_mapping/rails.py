@@ -372,10 +372,19 @@ def level_is_high(facts: RailFacts, *, include_prediction: bool = True) -> bool:
 
 
 def seizure_free_months(facts: RailFacts) -> float | None:
-    """Months seizure-free, or 0 when a seizure in the last 3 months contradicts a longer count."""
+    """Months seizure-free (a lower bound), or 0 when a seizure in the last 3 months contradicts a longer count.
+
+    The count runs from the last visit that reported a seizure; a window the chart denies lifts it ("no
+    seizure in the last 3 months" after a seizure reported at this visit's 4-month interval is 3 months,
+    not 0)."""
     if facts.seizure_last_3_months:
         return 0.0
-    return facts.months_seizure_free
+    months = facts.months_seizure_free
+    floor = (SIX_MONTHS_YEARS * MONTHS_PER_YEAR if facts.seizure_last_6_months is False
+             else RECENT_SEIZURE_DAYS / DAYS_PER_YEAR * MONTHS_PER_YEAR if facts.seizure_last_3_months is False else None)
+    if floor is None:
+        return months
+    return floor if months is None else max(months, floor)
 
 
 def withdrawal_indicated(facts: RailFacts) -> bool:

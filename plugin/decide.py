@@ -779,7 +779,7 @@ def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, 
         lines.append("Seizures in the last 3 months: " + ("yes" if facts.seizure_last_3_months else "no") +
                      (f" ({seizures_3m} reported)" if seizures_3m else "") + ".")
     if facts.months_seizure_free is not None and not facts.seizure_last_3_months:
-        lines.append(f"Seizure-free for {rails.seizure_free_months(facts) or 0:.0f} months (since the last visit that reported one).")
+        lines.append(f"Seizure-free for at least {rails.seizure_free_months(facts) or 0:.0f} months.")
     if reported_seizures is not None and reported_seizures != facts.lifetime_seizures:
         lines.append(f"Seizures in the follow-up reports: {reported_seizures}; with the chart's epilepsy diagnosis this is "
                      "not a first seizure (ILAE practical definition, Fisher 2014).")

@@ -11,7 +11,7 @@ import pytest
 
 from fhir_mapping import dosing, rails
 from fhir_mapping.build import build_timeline
-from fhir_mapping.dosing import DOSE_CLASSES_MG, N_DOSE_CLASSES, dose_class_of, label_bounds
+from fhir_mapping.dosing import DAYS_PER_YEAR, DOSE_CLASSES_MG, N_DOSE_CLASSES, dose_class_of, label_bounds
 from fhir_mapping.features import state_row
 from fhir_mapping.rails import RailFacts, clinical_rails, facts_at, facts_from_state
 from fhir_mapping.timeline import LevOrder, Measurement, PatientTimeline, Visit
@@ -77,6 +77,17 @@ def test_no_decrease_after_seizures_since_the_last_visit_when_the_window_is_unkn
     outcome = clinical_rails(facts(seizure_last_3_months=None, seizure_since_last_visit=True, months_seizure_free=None), BOUNDS_30KG)
     assert "R-NO-DECREASE-WHILE-SEIZING" in fired_ids(outcome) and min(allowed_mg(outcome)) == 750.0
     assert any("since the last visit" in f.message for f in outcome.fired)
+
+
+def test_a_denied_window_lifts_the_seizure_free_count() -> None:
+    """A seizure reported at this visit's 4-month interval but none in the last 3 months: at least 3 months
+    seizure-free, never "seizure-free 0 months"; 6 with the 6-month window denied; a recent seizure is 0."""
+    assert rails.seizure_free_months(facts(months_seizure_free=0.0, seizure_last_3_months=False)) == pytest.approx(
+        rails.RECENT_SEIZURE_DAYS / DAYS_PER_YEAR * 12)
+    assert rails.seizure_free_months(facts(months_seizure_free=0.0, seizure_last_3_months=False, seizure_last_6_months=False)) == 6.0
+    assert rails.seizure_free_months(facts(months_seizure_free=30.0, seizure_last_3_months=False)) == 30.0
+    assert rails.seizure_free_months(facts(months_seizure_free=30.0, seizure_last_3_months=True)) == 0.0
+    assert rails.seizure_free_months(facts(months_seizure_free=None, seizure_last_3_months=None)) is None
 
 
 def test_the_raise_guidance_says_which_window_the_seizures_fell_in() -> None:
