@@ -82,9 +82,12 @@ def main() -> None:
             config = with_pd_profile(DEFAULT_CONFIG, profile)
             environment = Environment(args.children, args.seed, config, state="fhir")
             served = ServedPolicy(model, RailLedger())
+            deferring = ServedPolicy(model, RailLedger(), defer_when_silent=True)
             policies: dict[str, ModelPolicy | ServedPolicy] = {
                 "model with rails": ModelPolicy(model, ledger=RailLedger()),
                 "served (clear model, else guidance)": served,
+                # Where the card recommends nothing the clinician goes on without it: the physician decides there.
+                "served, the physician deciding where the card is silent": deferring,
                 "model without clinical rails": ModelPolicy(model, rails=False, ledger=RailLedger()),
                 "model with rails but watchful waiting": ModelPolicy(model, skip=frozenset({"R-NO-START-AFTER-SINGLE-SEIZURE"}),
                                                                       ledger=RailLedger()),
@@ -98,8 +101,10 @@ def main() -> None:
             print(f"[{profile}] physician: {physician['value']:.2f} ± {physician['value_se']:.2f}, rails {physician['rail_violations']}", flush=True)
             for name, policy in policies.items():
                 t = time.perf_counter()
-                runs = environment.run(policy)
+                runs = environment.run(policy, physician_decides_deferred=policy is deferring)
                 summary = summarise_runs(runs, config, policy.ledger)
+                if policy is deferring:
+                    summary["deferred_decisions"] = deferring.deferred
                 summary["paired_vs_physician"] = paired_difference(summary, physician)
                 summary["seconds"] = round(time.perf_counter() - t, 1)
                 results[name] = summary

@@ -122,10 +122,16 @@ class ServedPolicy:
     otherwise the label/practice guidance of the rails (kept dose when the guidance names none). Tallies
     the levels; a clear choice against the guidance counts as abstained, as on the card."""
 
-    def __init__(self, model: InferenceModel, ledger: RailLedger | None = None) -> None:
+    def __init__(self, model: InferenceModel, ledger: RailLedger | None = None, *, defer_when_silent: bool = False) -> None:
+        """``defer_when_silent``: where the card recommends nothing (no clear choice and the guidance cannot say),
+        return :data:`training.simulator.simulate.DEFER_TO_CLINICIAN` so that the child's physician decides, as a
+        clinician does when the card is silent; those decisions are the physician's, not counted as the card's
+        (they leave the ledger) and tallied as ``deferred``."""
         self.model = model
         self.ledger = ledger
+        self.defer_when_silent = defer_when_silent
         self.levels: dict[str, int] = {"clear": 0, "narrow": 0, "abstain": 0}
+        self.deferred = 0
 
     def __call__(self, timeline: PatientTimeline) -> int:
         from fhir_mapping.dosing import DOSE_CLASSES_MG
@@ -143,6 +149,13 @@ class ServedPolicy:
         self.levels[level] += 1
         if level == "clear":
             return choice
+        if self.defer_when_silent and (outcome.guidance is None or outcome.guidance.action == "no-recommendation"):
+            from training.simulator.simulate import DEFER_TO_CLINICIAN
+
+            self.deferred += 1
+            if self.ledger is not None:
+                self.ledger.entries.pop((timeline.patient_id, timeline.visits[index].date.isoformat()), None)
+            return DEFER_TO_CLINICIAN
         return guidance_class(outcome, facts.current_mg_per_day)
 
 

@@ -194,14 +194,18 @@ class Environment:
             self.state_view = fhir_state_view if dialect == "epidose" else functools.partial(fhir_state_view, dialect=dialect)
         self._steps: Generator[Decision, int, ChildRun] | None = None
 
-    def run(self, policy: Policy | None = None, *, per_child: Callable[[Child], Policy | SimulatedPhysician] | None = None) -> list[ChildRun]:
-        """Play every child under one policy (or a per-child policy, e.g. its physician or an oracle)."""
+    def run(self, policy: Policy | None = None, *, per_child: Callable[[Child], Policy | SimulatedPhysician] | None = None,
+            physician_decides_deferred: bool = False) -> list[ChildRun]:
+        """Play every child under one policy (or a per-child policy, e.g. its physician or an oracle); with
+        ``physician_decides_deferred`` the child's own physician decides where the policy defers
+        (:data:`training.simulator.simulate.DEFER_TO_CLINICIAN`)."""
         if (policy is None) == (per_child is None):
             raise ValueError("give exactly one of policy and per_child")
         runs = []
         for child in self.children:
             chosen: Policy | SimulatedPhysician = per_child(child) if per_child is not None else policy  # type: ignore[assignment]
-            runs.append(run_child(child, self.config, chosen, state_view=self.state_view))
+            clinician = SimulatedPhysician(child.physician, self.config) if physician_decides_deferred else None
+            runs.append(run_child(child, self.config, chosen, state_view=self.state_view, clinician=clinician))
         return runs
 
     # --- Gymnasium-style stepping, one child at a time ---------------------------------------

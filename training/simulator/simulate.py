@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -123,6 +123,11 @@ class Decision:
     uniform: float  # the visit's own U(0,1) draw for sampling a stochastic policy (common random numbers)
 
 
+# What a policy returns when it leaves the decision to the child's own physician (a card that recommends
+# nothing: the clinician goes on as without it); only with ``run_child(..., clinician=...)``.
+DEFER_TO_CLINICIAN: Final = -2
+
+
 def run_child(
     child: Child,
     config: SimulatorConfig,
@@ -130,24 +135,35 @@ def run_child(
     *,
     record_probabilities: bool = True,
     state_view: Callable[[ChildRun], PatientTimeline] | None = None,
+    clinician: SimulatedPhysician | None = None,
 ) -> ChildRun:
     """Follow one child visit by visit under ``policy`` (physician or any callable on the timeline).
 
     ``state_view`` turns the run so far (the current visit not yet decided) into the timeline the
     policy sees; by default the simulator's own direct timeline (fast, used to log the physician's
     cohort), in the environment the timeline :mod:`fhir_mapping.build` reads from the emitted FHIR.
+    ``clinician``: the physician who decides wherever ``policy`` returns :data:`DEFER_TO_CLINICIAN`, with the
+    visit's own draw (the same common random numbers as the physician's own run).
     """
     steps = child_steps(child, config, state_view=state_view)
+
+    def physician_action(physician: SimulatedPhysician, decision: Decision) -> int:
+        probabilities = physician.probabilities(decision.view, decision.truth.allowed)
+        action = int(np.searchsorted(np.cumsum(probabilities), decision.uniform * probabilities.sum(), side="right"))
+        decision.truth.probabilities = [round(float(p), 6) for p in probabilities] if record_probabilities else None
+        return min(action, N_DOSE_CLASSES - 1)
+
     try:
         decision = next(steps)
         while True:
             if isinstance(policy, SimulatedPhysician):
-                probabilities = policy.probabilities(decision.view, decision.truth.allowed)
-                action = int(np.searchsorted(np.cumsum(probabilities), decision.uniform * probabilities.sum(), side="right"))
-                action = min(action, N_DOSE_CLASSES - 1)
-                decision.truth.probabilities = [round(float(p), 6) for p in probabilities] if record_probabilities else None
+                action = physician_action(policy, decision)
             else:
                 action = int(policy(decision.view))
+                if action == DEFER_TO_CLINICIAN:
+                    if clinician is None:
+                        raise ValueError("the policy deferred to a clinician, but none was given")
+                    action = physician_action(clinician, decision)
             decision = steps.send(action)
     except StopIteration as finished:
         return finished.value

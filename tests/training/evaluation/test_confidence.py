@@ -273,3 +273,38 @@ def test_the_served_policy_follows_the_guidance_when_the_model_is_not_clear(trai
                                  seizure_since_last_visit=True, seizure_last_3_months=True, days_since_previous_visit=91))
     outcome = timeline_rails(timeline, 1)
     assert guidance_class(outcome, 0.0) == 4 and outcome.guidance is not None and outcome.guidance.action == "start"
+
+
+def test_where_the_card_is_silent_the_physician_decides(trained: tuple[Path, Path]) -> None:
+    """A card that recommends nothing (the guidance cannot say: no weight) leaves the decision to the clinician:
+    the deferring served policy returns the sentinel, the state leaves the ledger, and the tally says so."""
+    from datetime import date
+
+    from fhir_mapping.timeline import PatientTimeline, Visit
+    from training.evaluation.simulated import RailLedger, ServedPolicy
+    from training.simulator.simulate import DEFER_TO_CLINICIAN
+
+    _, folder = trained
+    model = load_inference_model(folder)
+    day = date(2022, 5, 1)
+    silent = PatientTimeline("silent", birth_date=date(2014, 5, 1), visits=[
+        Visit(day, age_years=8.0, seizure_count_since_last_visit=2, seizure_since_last_visit=True, seizure_last_3_months=True)])
+    ledger = RailLedger()
+    deferring = ServedPolicy(model, ledger, defer_when_silent=True)
+    assert deferring(silent) == DEFER_TO_CLINICIAN and deferring.deferred == 1 and not ledger.entries
+    assert ServedPolicy(model)(silent) != DEFER_TO_CLINICIAN  # without deferral the card's "kept dose" is replayed
+
+
+def test_a_policy_that_always_defers_replays_the_physician_exactly() -> None:
+    """Deferral uses the physician and the visit's own draw: a policy that always defers gives, child by child,
+    the physician's own run (same doses, same rewards)."""
+    from training.simulator.config import DEFAULT_CONFIG
+    from training.simulator.environment import Environment
+    from training.simulator.simulate import DEFER_TO_CLINICIAN
+
+    environment = Environment(25, 11, DEFAULT_CONFIG, state="direct")
+    own = environment.physician_runs()
+    deferred = environment.run(lambda timeline: DEFER_TO_CLINICIAN, physician_decides_deferred=True)
+    assert [[v.dose_class for v in run.visits] for run in deferred] == [[v.dose_class for v in run.visits] for run in own]
+    with pytest.raises(ValueError, match="deferred to a clinician"):
+        environment.run(lambda timeline: DEFER_TO_CLINICIAN)
