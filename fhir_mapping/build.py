@@ -77,6 +77,7 @@ from fhir_mapping.medication import (
     mentions_levetiracetam,
     normalise_medication_request,
     order_at_end_of_day,
+    order_dates,
     order_on_arrival,
     place_order,
 )
@@ -269,8 +270,9 @@ class _Builder:
         self.single_seizure_days: list[date] = []
         self.event_durations: dict[str, int] = {}  # seizure's resource -> duration class its own note gives
         self.lifetime_lower_bounds: list[tuple[date, int]] = []  # (day, at least this many seizures by then)
-        self.lev_statements: list[tuple[date | None, date | None, str, str]] = []  # (start, end, "Type/id", what it is)
-        self.statements_said: set[str] = set()
+        # Levetiracetam that may be taken but gives no readable order: (start, end, "Type/id", what it is).
+        self.unread_lev: list[tuple[date | None, date | None, str, str]] = []
+        self.unread_lev_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
 
     def after_as_of(self, day: date | None) -> bool:
@@ -469,16 +471,13 @@ class _Builder:
         """Levetiracetam the child may be taking that gives no readable order: an active MedicationStatement (a
         reconciled home medicine), an order of unknown status, an order naming it in text only. Where no order is
         in effect the dose taken is unreadable, never "none" (which would let a card offer a start)."""
-        period = resource.get("effectivePeriod")
-        if not isinstance(period, dict):
-            instructions = _items(resource.get("dosageInstruction"))
-            timing = instructions[0].get("timing") if instructions and isinstance(instructions[0], dict) else None
-            repeat = timing.get("repeat") if isinstance(timing, dict) else None
-            period = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
-        start = (parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
-                 or parse_date(resource.get("authoredOn")))
-        end = parse_date(period.get("end")) if isinstance(period, dict) else None
-        self.lev_statements.append((start, end, resource_label(resource), what))
+        if resource.get("resourceType") == "MedicationRequest":
+            start, end, _ = order_dates(resource)
+        else:
+            period = resource.get("effectivePeriod")
+            start = parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
+            end = parse_date(period.get("end")) if isinstance(period, dict) else None
+        self.unread_lev.append((start, end, resource_label(resource), what))
 
     def seizure_finding(self, resource: Mapping[str, Any], day: date) -> None:
         """A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that
@@ -747,7 +746,7 @@ class _Builder:
             if at_least > (visit.seizures_so_far_at_least or 0):
                 visit.seizures_so_far_at_least = at_least
             self._orders(visit, lev_orders, other_orders)
-            self._statements(visit)
+            self._unread_lev(visit)
             previous = day
             self.timeline.visits.append(visit)
 
@@ -767,10 +766,11 @@ class _Builder:
             self.events.append(_Event(value.day, value.source, value.resource, dated=value.evidence))
         return seizure
 
-    def _statements(self, visit: Visit) -> None:
-        """Where a levetiracetam MedicationStatement covers a visit that no order does, the dose is unreadable."""
+    def _unread_lev(self, visit: Visit) -> None:
+        """Where levetiracetam that gives no readable order (:meth:`lev_taken_unread`) covers a visit that no
+        order does, the dose taken is unreadable."""
         said = False
-        for start, end, label, what in self.lev_statements:
+        for start, end, label, what in self.unread_lev:
             if end is not None and end < visit.date:
                 continue
             if visit.lev_before is None and visit.lev_before_unreadable is None and (start is None or start < visit.date):
@@ -782,8 +782,8 @@ class _Builder:
                 visit.anti_seizure_medicines = visit.anti_seizure_medicines | {"levetiracetam"}
                 said = True
             if said:
-                if label not in self.statements_said:
-                    self.statements_said.add(label)
+                if label not in self.unread_lev_said:
+                    self.unread_lev_said.add(label)
                     self.problems.append(Problem(
                         ProblemKind.UNREADABLE_DOSE,
                         f"levetiracetam may be taken ({what}) with no readable order in effect: the dose taken cannot be "

@@ -110,8 +110,9 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     assessment = assess_levels(situation, today)
     decision.level_lines = level_lines(assessment, situation.visit, situation.weight_kg, situation.egfr,
                                        situation.current_mg_per_day, None)
-    if decision.blocked or situation.visit is None:
-        if situation.visit is None and not decision.blocked:
+    visit = situation.visit
+    if decision.blocked or visit is None:
+        if visit is None and not decision.blocked:
             situation.problems.append(DataProblem("missing", "a visit", "no dated observation or encounter: the course is unknown"))
         card = dose_card(decision, report_url)
         return Outcome([card], [stopped_record(card, hook, call.scope, situation)])
@@ -121,7 +122,7 @@ def decide(hook: str, context: dict[str, Any], gathered: Gathered, model: Infere
     scored = run_model(model, situation.timeline, railed.outcome)
     confidence = judge(model, scored, railed.outcome)
     settle(decision, railed, scored, confidence)
-    describe(decision, situation, railed, assessment, draft, today)
+    describe(decision, situation, visit, railed, assessment, draft, today)
     card = dose_card(decision, report_url)
     return Outcome([card], [decided_record(card, hook, call.scope, situation, railed, scored, confidence, decision, draft, today)])
 
@@ -336,11 +337,11 @@ def settle(decision: Decision, railed: Railed, scored: Scored, confidence: Confi
     _lower_to_the_maximum(decision, railed.outcome)
 
 
-def describe(decision: Decision, situation: Situation, railed: Railed, assessment: Any, draft: DraftOrder,
+def describe(decision: Decision, situation: Situation, visit: Visit, railed: Railed, assessment: Any, draft: DraftOrder,
              today: date) -> None:
-    """The card's words: levels against the recommended dose, why, the course, what the draft breaks."""
-    facts, outcome, visit = railed.facts, railed.outcome, situation.visit
-    assert visit is not None  # a card without a visit stopped at the data check
+    """The card's words: levels against the recommended dose, why, the course, what the draft breaks. ``visit``
+    is the decision visit (a call without one stops at the data check, before this step)."""
+    facts, outcome = railed.facts, railed.outcome
     weight, egfr, age = situation.weight_kg, situation.egfr, situation.age_years
     decision.level_lines = level_lines(assessment, visit, weight, egfr, situation.current_mg_per_day,
                                        decision.recommended_mg_per_day)
