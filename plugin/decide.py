@@ -29,6 +29,7 @@ features).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -792,6 +793,17 @@ def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, 
 
 
 # --- levels as information ----------------------------------------------------------------------
+
+
+def load_what_the_first_call_would() -> None:
+    """Load the parts a call loads on first use: the PK estimator (scipy.optimize, ~0.4 s of CPU) and
+    the compiled note rules (~0.08 s). A served worker does this before it takes requests
+    (``plugin.cli.serve.settle_heap``), so no clinician's card waits for them."""
+    with contextlib.suppress(ImportError):  # optional, as in level_assessment
+        importlib.import_module("fhir_mapping.pk_estimate")
+    from fhir_mapping.notes import rules
+
+    rules()
 
 
 def level_assessment(timeline: PatientTimeline, today: date) -> Any:
