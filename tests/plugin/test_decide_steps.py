@@ -3,6 +3,7 @@ what every step decided (and is what the audit log keeps)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -135,3 +136,14 @@ def test_scores_summary_has_no_infinite_values() -> None:
     assert record.model is not None
     text = json.dumps(record.to_json(), allow_nan=False)
     assert np.isfinite(record.model.best_score or 0.0) and "Infinity" not in text
+
+
+def test_the_audit_json_holds_every_field_of_the_record_and_its_parts() -> None:
+    """The ``decision`` column is the whole record: each dataclass a dict in field order, tuples as lists."""
+    outcome = _decide(FakeModel("fake-clear", adversarial=False, favour=6), patient_resources(weight_kg=25.0))
+    record = outcome.audit[0]
+    assert record.model is not None
+    plain = json.loads(json.dumps(dataclasses.asdict(record)))  # the standard library's reading, tuples as lists
+    assert record.to_json() == plain
+    assert list(record.to_json()) == [field.name for field in dataclasses.fields(record)]
+    assert isinstance(record.to_json()["model"], dict) and isinstance(record.to_json()["fired_rules"], list)
