@@ -478,6 +478,7 @@ class _Builder:
             start = parse_date(resource.get("effectiveDateTime")) or (parse_date(period.get("start")) if isinstance(period, dict) else None)
             end = parse_date(period.get("end")) if isinstance(period, dict) else None
         self.unread_lev.append((start, end, resource_label(resource), what))
+        self.timeline.lev_taken_without_order.add(resource_label(resource))
 
     def seizure_finding(self, resource: Mapping[str, Any], day: date) -> None:
         """A seizure recorded as a finding (SNOMED 91175000 "Seizure" as Observation.code): a seizure on that

@@ -173,6 +173,9 @@ class PatientTimeline:
     # (fhir_mapping.pk_estimate); empty when the timeline was not read from FHIR.
     lev_levels: list[DrugLevel] = field(default_factory=list)
     lev_history: list[DoseSpan] = field(default_factory=list)
+    # Levetiracetam that may be taken with no readable order ("Type/id": an active MedicationStatement,
+    # an order of unknown status, one naming it in text only); a visit's ``lev_unreadable`` may name one.
+    lev_taken_without_order: set[str] = field(default_factory=set)
 
     def age_years_on(self, day: date) -> float | None:
         """Age in years on a day, or None without a birthDate."""
@@ -183,12 +186,13 @@ class PatientTimeline:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (dates as ISO strings, sets as sorted lists).
 
-        ``lev_levels`` and ``lev_history`` are left out: the visits already show the levels and the
-        orders in effect, and the mapped document stays the one reviewed in the golden files.
+        ``lev_levels``, ``lev_history`` and ``lev_taken_without_order`` are left out: the visits already
+        show the levels and the orders in effect (or their unreadable source), and the mapped document
+        stays the one reviewed in the golden files.
         """
         document = asdict(self)
-        document.pop("lev_levels", None)
-        document.pop("lev_history", None)
+        for shown_by_the_visits in ("lev_levels", "lev_history", "lev_taken_without_order"):
+            document.pop(shown_by_the_visits, None)
         return _jsonable(document)
 
 

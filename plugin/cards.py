@@ -41,6 +41,10 @@ from fhir_mapping.rails import SIX_MONTHS_YEARS, label_step_mg_per_day
 
 SUMMARY_MAX_CHARS: Final = 139  # spec: "<140 characters"
 EXTENSION_KEY: Final = "org.epidose.decision"
+# The data problem's item when the levetiracetam dose taken cannot be read: from an order, or from a
+# record of it as taken with no order at all (a MedicationStatement, an order of unknown status).
+LEV_ORDER_ITEM: Final = "the levetiracetam order in effect"
+LEV_TAKEN_ITEM: Final = "the dose of levetiracetam taken"
 OVERRIDE_SYSTEM: Final = "https://epidose.org/fhir/CodeSystem/override-reason"
 # CDS Hooks 3.0.0-ballot: the six top-level categories of its Non-Adherence Reason Codes (ValueSet
 # non-adherence-reason-categories), from the AHRQ CDSiC override-reason taxonomy (AHRQ Pub. No. 25-0073, 2025).
@@ -360,7 +364,8 @@ def _now_line(decision: Decision) -> str:
         about.append(f"{decision.age_years:.1f} y" + (" (atypical for BECT)" if decision.atypical_age else ""))
     current = decision.current_mg_per_day
     if current is None:
-        taking = "levetiracetam order in effect, dose not readable"
+        taking = ("levetiracetam recorded as taken, with no readable order" if any(p.item == LEV_TAKEN_ITEM for p in decision.problems)
+                  else "levetiracetam order in effect, dose not readable")
     elif current <= 0:
         taking = "not on levetiracetam"
     else:

@@ -50,7 +50,7 @@ from fhir_mapping.problems import Problem, ProblemKind
 from fhir_mapping.scope import Scope, judge_scope
 from fhir_mapping.timeline import PatientTimeline, Visit
 from plugin.audit import DecisionRecord, ModelSeen, ProblemSeen
-from plugin.cards import DataProblem, Decision, RuleShown, dose_card
+from plugin.cards import LEV_ORDER_ITEM, LEV_TAKEN_ITEM, DataProblem, Decision, RuleShown, dose_card
 from plugin.errors import ModelUnavailable, PreconditionFailed
 from plugin.gather import Gathered
 from plugin.model import InferenceModel
@@ -262,8 +262,9 @@ def check_data(call: CallScope, gathered: Gathered, patient_id: str, draft: Draf
                                     "no body weight (LOINC 29463-7) on the chart"))
     current, active_order = _order_in_effect(visit, resources)
     if visit is not None and visit.lev_unreadable:
-        problems.append(DataProblem("unreadable", "the levetiracetam order in effect",
-                                    _unreadable_order_detail(timeline, visit.lev_unreadable)))
+        # Levetiracetam recorded as taken with no order (a MedicationStatement, say) has no order to read.
+        item = LEV_TAKEN_ITEM if visit.lev_unreadable in timeline.lev_taken_without_order else LEV_ORDER_ITEM
+        problems.append(DataProblem("unreadable", item, _unreadable_order_detail(timeline, visit.lev_unreadable)))
     if draft.resource is not None and draft.unreadable is not None:
         problems.append(DataProblem("unreadable", "the draft order's daily dose", draft.unreadable, blocking=False))
     notes = [f"{key} ({reason})" for key, reason in gathered.unobtainable.items()]
