@@ -16,6 +16,7 @@ SERVE_WORKER_CONNECTIONS = 1000  # per gevent worker: open connections, slow or 
 SERVE_THREADS = 16  # per gthread worker
 SERVE_KEEPALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
 GC_YOUNG_ALLOCATIONS = 10_000  # see settle_heap
+TURN_TIMER_SECONDS = 1e-6  # see take_turn: any timer; the shortest, so an idle worker answers at once
 
 
 def _build_default_model_entry(staging: str, progress: bool) -> None:
@@ -164,12 +165,15 @@ def take_turn() -> None:
 
     A gevent worker reads a kept-alive connection's next request without yielding when it has already
     arrived, so a client that sends its next request at once (or pipelines them) is served again and
-    again while the worker's other connections wait: at 8 connections on 2 workers a request waited up
-    to 160–280 ms behind such runs (bench/RESULTS.md). Yielding here gives the connections turns.
+    again while the worker's other connections wait. Yielding with ``gevent.sleep(0)`` is not enough:
+    that queues a callback, and gevent runs 50 callbacks (50 answers here) before it looks for sockets
+    with data again. A timer's wait is ended only after that look, so every connection with a request
+    waiting gets its turn. At 8 connections on 2 workers the p99 was 160-190 ms with no yield, 40-90 ms
+    with ``sleep(0)`` and 19-24 ms with the timer (bench/RESULTS.md).
     """
     import gevent  # imported in the worker, after gunicorn's monkey-patching
 
-    gevent.sleep(0)
+    gevent.sleep(TURN_TIMER_SECONDS)
 
 
 def refuse_busy_port(host: str, port: int) -> None:
