@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from plugin.audit import DecisionRecord
 from plugin.audit_journal import FLUSH_SECONDS, AuditJournal
 from plugin.settings import Settings
@@ -120,7 +122,7 @@ class Store:
         rows = [(r.card_uuid, r.served_at, r.service, r.hook_instance, r.patient_hash, r.model_version,
                  r.input_fingerprint, r.indicator, r.recommended_mg_per_day, r.compared_mg_per_day,
                  r.raw_model_mg_per_day, json.dumps(list(r.safety_adjustments)),
-                 None if r.decision is None else json.dumps(r.decision.to_json(), sort_keys=True)) for r in records]
+                 None if r.decision is None else _decision_text(r.decision)) for r in records]
         if self.journal is not None:
             _check_audit_rows(rows)  # before the answer: a journalled row the table refuses could never be moved in
             try:
@@ -263,3 +265,9 @@ def open_store(settings: Settings) -> Store:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _decision_text(decision: DecisionRecord) -> str:
+    """The ``decision`` column: the record as compact JSON, keys sorted (orjson: a tenth of the standard
+    encoder's CPU on the request path; the text parses to the same values)."""
+    return orjson.dumps(decision.to_json(), option=orjson.OPT_SORT_KEYS).decode("utf-8")

@@ -17,6 +17,7 @@ from plugin.audit import DecisionRecord
 from plugin.decide import decide
 from plugin.gather import Gathered
 from plugin.runtime import Runtime
+from plugin.store import _decision_text
 from tests.plugin.fixtures import FakeModel, hook_request, patient_resources
 from training.inference import load_inference_model
 
@@ -147,3 +148,5 @@ def test_the_audit_json_holds_every_field_of_the_record_and_its_parts() -> None:
     assert record.to_json() == plain
     assert list(record.to_json()) == [field.name for field in dataclasses.fields(record)]
     assert isinstance(record.to_json()["model"], dict) and isinstance(record.to_json()["fired_rules"], list)
+    text = _decision_text(record)  # the audit row's column
+    assert json.loads(text) == plain and list(json.loads(text)) == sorted(plain)
