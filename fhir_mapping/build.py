@@ -71,19 +71,28 @@ from fhir_mapping.dosing import schwartz_egfr
 from fhir_mapping.inputs import parse_date, reference_id, resource_label
 from fhir_mapping.medication import (
     NormalisedDose,
+    OrdersInEffect,
     PlacedOrder,
     asm_key,
+    asm_key_of_codings,
     counts_as_taken,
+    medication_codings,
     mentions_levetiracetam,
     normalise_medication_request,
-    order_at_end_of_day,
     order_dates,
-    order_on_arrival,
     place_order,
 )
 from fhir_mapping.problems import MappingError, Problem, ProblemKind
-from fhir_mapping.timeline import DoseSpan, DrugLevel, Measurement, PatientTimeline, Provenance, Visit
-from fhir_mapping.units import CANONICAL_UNIT, convert
+from fhir_mapping.timeline import (
+    DoseSpan,
+    DrugLevel,
+    LevOrder,
+    Measurement,
+    PatientTimeline,
+    Provenance,
+    Visit,
+)
+from fhir_mapping.units import CANONICAL_UNIT, CONVERSIONS, convert
 
 # Physiologically possible ranges in canonical units (project plausibility limits, not clinical
 # reference ranges: they only catch unit and typing errors such as a weight of 185 "kg" for a child
@@ -259,7 +268,8 @@ class _Builder:
         self.problems = self.timeline.problems
         self.encounter_days: dict[str, date] = {}
         self.values: list[_Value] = []
-        self.orders: list[tuple[int, Mapping[str, Any], str]] = []  # (position, resource, asm key)
+        # (position, resource, asm key, its medication_codings)
+        self.orders: list[tuple[int, Mapping[str, Any], str, tuple[list[dict[str, Any]], Mapping[str, Any] | None]]] = []
         self.latest_day: date | None = None
         self.events: list[_Event] = []
         self.condition_days: dict[str, date] = {}  # Condition id -> day of an Encounter listing it
@@ -274,6 +284,7 @@ class _Builder:
         self.unread_lev: list[tuple[date | None, date | None, str, str]] = []
         self.unread_lev_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
+        self.lev_order_views: dict[int, LevOrder] = {}  # id(NormalisedDose) -> its LevOrder (the doses live as long as this)
 
     def after_as_of(self, day: date | None) -> bool:
         return self.as_of is not None and day is not None and day > self.as_of
@@ -498,11 +509,13 @@ class _Builder:
         self.events.append(_Event(day, "observation", resource_label(resource)))
 
     def observation(self, resource: Mapping[str, Any], encounters: Mapping[str, date]) -> None:
-        if _text(resource.get("status")) in IGNORED_OBSERVATION_STATUSES:
+        # The hot path of a chart (most of its resources): each field is read once.
+        status = resource.get("status")
+        if isinstance(status, str) and status in IGNORED_OBSERVATION_STATUSES:
             return
         concept = codes.concept_for(resource.get("code"), codes.OBSERVATION_BY_CODING)
+        stamp, day = _effective(resource)
         if concept is None:
-            stamp, day = _effective(resource)
             if day is None or self.after_as_of(day):
                 return
             finding = codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS
@@ -514,25 +527,36 @@ class _Builder:
                 evidence = not linked and encounter is not None and encounter in self.evidence_encounters
                 self.texts(resource, day, encounters[encounter] if linked and encounter else day, linked, stamp, evidence=evidence)
             return
-        stamp, day = _effective(resource)
         if day is None:
             self.problem(ProblemKind.MISSING, f"{concept.key} observation without an effective date", resource, "effectiveDateTime")
             return
-        if self.after_as_of(day):
+        as_of = self.as_of
+        if as_of is not None and day > as_of:
             return
         problems_before = len(self.problems)
         value = self._value(concept, resource)
-        if concept.key == "lev_level":
+        key = concept.key
+        if key == "lev_level":
             self.lev_level(resource, stamp, day, value, self.problems[problems_before:])
         if value is None:
             return
-        encounter = reference_id(resource.get("encounter"), "Encounter")
-        linked = encounter is not None and encounter in encounters
-        evidence = not linked and encounter is not None and encounter in self.evidence_encounters
-        visit_day = encounters[encounter] if linked and encounter is not None else day
-        key = "egfr_reported" if concept.key == "egfr" else concept.key
-        self.values.append(_Value(key, day, visit_day, value, stamp, linked, "code", resource_label(resource), evidence=evidence))
-        self.seen(day)
+        reference = resource.get("encounter")
+        encounter = reference_id(reference, "Encounter") if reference is not None else None
+        if encounter is None:
+            linked = evidence = False
+            visit_day = day
+        elif encounter in encounters:
+            linked, evidence = True, False
+            visit_day = encounters[encounter]
+        else:
+            linked, evidence = False, encounter in self.evidence_encounters
+            visit_day = day
+        ident = resource.get("id")
+        label = f"Observation/{ident}" if isinstance(ident, str) and ident else "Observation"
+        self.values.append(_Value("egfr_reported" if key == "egfr" else key, day, visit_day, value, stamp, linked, "code", label, False, evidence))
+        latest = self.latest_day
+        if latest is None or day > latest:
+            self.latest_day = day
         if "note" in resource:
             self.texts(resource, day, visit_day, linked, stamp, evidence=evidence)
 
@@ -552,7 +576,10 @@ class _Builder:
                 self.problem(ProblemKind.INVALID_VALUE, f"{key} value is not a number", resource, "valueQuantity.value")
                 return None
             unit_code, unit_text = quantity.get("code"), quantity.get("unit")
-            converted = convert(float(number), unit_code if isinstance(unit_code, str) else None, concept.dimension, unit_text if isinstance(unit_text, str) else None)
+            # A UCUM code of the dimension's own table (most quantities) converts as convert() would convert it.
+            factor = CONVERSIONS[concept.dimension].get(unit_code) if isinstance(unit_code, str) else None
+            converted = float(number) * factor if factor is not None else convert(
+                float(number), unit_code if isinstance(unit_code, str) else None, concept.dimension, unit_text if isinstance(unit_text, str) else None)
             if converted is None:
                 shown = unit_code or unit_text
                 self.problem(ProblemKind.UNKNOWN_UNIT, f"{key} in unit {shown!r}, which does not convert to {CANONICAL_UNIT[concept.dimension]}", resource, "valueQuantity.code" if unit_code else "valueQuantity.unit")
@@ -597,7 +624,8 @@ class _Builder:
         self.timeline.lev_levels.append(DrugLevel(resource_label(resource), day, value if problem is None else None, stamp, note, problem))
 
     def medication_request(self, resource: Mapping[str, Any], position: int) -> None:
-        key = asm_key(resource, self.medications)
+        named = medication_codings(resource, self.medications)  # read once: the key here, the dose in place_orders
+        key = asm_key_of_codings(named[0])
         status = _text(resource.get("status"))
         if key == "levetiracetam" and status == "unknown":
             # The source does not know whether it is in effect: the child may take it, at a dose not read.
@@ -612,17 +640,17 @@ class _Builder:
                 if status in ("active", "on-hold"):
                     self.lev_taken_unread(resource, "an order naming levetiracetam in text only")
             return
-        self.orders.append((position, resource, key))
+        self.orders.append((position, resource, key, named))
 
     # --- assembly -----------------------------------------------------------------------
-    def place_orders(self) -> tuple[list[PlacedOrder], dict[str, list[PlacedOrder]]]:
+    def place_orders(self) -> tuple[OrdersInEffect, dict[str, OrdersInEffect]]:
         lev: list[PlacedOrder] = []
         others: dict[str, list[PlacedOrder]] = {}
         status_known_on = self.as_of or self.latest_day
-        for position, resource, key in self.orders:
+        for position, resource, key, named in self.orders:
             dose: NormalisedDose | None = None
             if key == "levetiracetam":
-                read = normalise_medication_request(resource, self.medications)
+                read = normalise_medication_request(resource, self.medications, named=named)
                 if isinstance(read, list):
                     self.problems.extend(read)
                 else:
@@ -632,12 +660,13 @@ class _Builder:
                 if key == "levetiracetam":
                     self.problem(ProblemKind.MISSING, "levetiracetam order without authoredOn or a start date: it cannot be placed in time", resource, "authoredOn")
                 continue
-            if self.after_as_of(placed.start) or self.after_as_of(parse_date(resource.get("authoredOn"))):
+            authored = dose.authored_on if dose is not None else parse_date(resource.get("authoredOn"))
+            if self.after_as_of(placed.start) or self.after_as_of(authored):
                 continue  # written after the decision date: not known then
             (lev if key == "levetiracetam" else others.setdefault(key, [])).append(placed)
             if key == "levetiracetam":
                 self.timeline.lev_history.append(_dose_span(placed, resource))
-        return lev, others
+        return OrdersInEffect(lev), {key: OrdersInEffect(orders) for key, orders in others.items()}
 
     def visit_days(self) -> list[date]:
         """The decision visits: the clinic Encounters' days (and coded reports linked to none); with no
@@ -825,10 +854,10 @@ class _Builder:
                             event.source, event.resource, event=True))
         return placed
 
-    def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
+    def _reports(self, visit: Visit, reports: dict[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
         if not reports and not placed:
             return  # nothing reported or dated for this visit: every item stays unknown
-        candidates: dict[str, list[_Value]] = {key: list(values) for key, values in reports.items()}
+        candidates = reports  # this visit's own lists (assemble hands each visit its own): extended in place
         for key, values in placed.items():
             candidates.setdefault(key, []).extend(values)
         for reported in candidates.get("seizure_count_since_last_visit", []):
@@ -849,9 +878,11 @@ class _Builder:
             chosen["seizure_since_last_visit"] = since
             self._drop_contradicting(visit, since, candidates)
         for key in REPORT_ITEMS[1:]:
-            best = self._choose(visit, key, candidates.get(key, []))
-            if best is not None:
-                chosen[key] = best
+            options = candidates.get(key)
+            if options:
+                best = self._choose(visit, key, options)
+                if best is not None:
+                    chosen[key] = best
         count = chosen.get("seizure_count_since_last_visit")
         if count is not None and isinstance(count.value, int) and count.value > 0:
             # The count and the dated seizures of the interval describe the same seizures: the count
@@ -882,6 +913,8 @@ class _Builder:
         kind of source); every disagreeing candidate of another kind of source is a conflict."""
         if not options:
             return None
+        if len(options) == 1:
+            return options[0]  # nothing to weigh it against
         best = min(options, key=lambda v: (SOURCE_RANK[v.source], -_positive(v), _reverse(v.stamp)))
         for other in options:
             if other.source != best.source and other.value != best.value:
@@ -898,8 +931,10 @@ class _Builder:
             self.denied_events.update((v.resource, v.day) for v in candidates.get("seizure_since_last_visit", [])
                                       if v.event and SOURCE_RANK[v.source] > rank)
         for key in ("seizure_count_since_last_visit", "seizure_duration_class", "seizure_last_3_months", "seizure_last_6_months"):
+            if key not in candidates:
+                continue
             kept = []
-            for value in candidates.get(key, []):
+            for value in candidates[key]:
                 if key in ("seizure_count_since_last_visit", "seizure_duration_class"):
                     contradicts = (value.value > 0) != since.value
                 else:
@@ -918,23 +953,30 @@ class _Builder:
             other.resource, "",
         ))
 
-    @staticmethod
-    def _orders(visit: Visit, lev_orders: list[PlacedOrder], other_orders: Mapping[str, list[PlacedOrder]]) -> None:
-        before = order_on_arrival(lev_orders, visit.date)
-        after = order_at_end_of_day(lev_orders, visit.date)
-        visit.lev_before = before.dose.lev_order() if before is not None and before.dose is not None else None
+    def _orders(self, visit: Visit, lev_orders: OrdersInEffect, other_orders: Mapping[str, OrdersInEffect]) -> None:
+        day = visit.date
+        before = lev_orders.on_arrival(day)
+        after = lev_orders.at_end_of_day(day)
+        visit.lev_before = self._lev_order(before.dose) if before is not None and before.dose is not None else None
         visit.lev_before_unreadable = before.source if before is not None and before.dose is None else None
-        visit.lev = after.dose.lev_order() if after is not None and after.dose is not None else None
+        visit.lev = self._lev_order(after.dose) if after is not None and after.dose is not None else None
         visit.lev_unreadable = after.source if after is not None and after.dose is None else None
         taking_before = {"levetiracetam"} if before is not None else set()
         taking_after = {"levetiracetam"} if after is not None else set()
         for key, orders in other_orders.items():
-            if order_on_arrival(orders, visit.date) is not None:
+            if orders.on_arrival(day) is not None:
                 taking_before.add(key)
-            if order_at_end_of_day(orders, visit.date) is not None:
+            if orders.at_end_of_day(day) is not None:
                 taking_after.add(key)
         visit.anti_seizure_medicines_before = frozenset(taking_before)
         visit.anti_seizure_medicines = frozenset(taking_after)
+
+    def _lev_order(self, dose: NormalisedDose) -> LevOrder:
+        """The timeline's view of an order's dose, made once per order (it is immutable; visits share it)."""
+        made = self.lev_order_views.get(id(dose))
+        if made is None:
+            made = self.lev_order_views[id(dose)] = dose.lev_order()
+        return made
 
 
 _VISIT_FIELDS: Final = {"physical_exam_class": "exam_class"}
