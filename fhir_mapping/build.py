@@ -68,7 +68,14 @@ from typing import Any, Final, NamedTuple
 
 from fhir_mapping import codes, notes, questionnaire
 from fhir_mapping.dosing import schwartz_egfr
-from fhir_mapping.inputs import parse_date, reference_id, resource_label
+from fhir_mapping.inputs import (
+    PATIENT_KINDS,
+    SHARED_KINDS,
+    index_of,
+    parse_date,
+    reference_id,
+    resource_label,
+)
 from fhir_mapping.medication import (
     NormalisedDose,
     OrdersInEffect,
@@ -112,6 +119,7 @@ PLAUSIBLE_RANGES: Final[dict[str, tuple[float, float]]] = {
 MAX_SEIZURE_COUNT: Final = 10000  # per interval between visits; more is a typing error
 LAB_KEYS: Final = ("creatinine", "alt", "ast", "wbc", "hemoglobin", "platelets", "lev_level")
 CARRIED_KEYS: Final = ("weight", "height", *LAB_KEYS, "egfr_reported", "eeg")
+MEASURED_KEYS: Final = frozenset({"weight", "height", *LAB_KEYS})  # carried as a Measurement
 # Reports that make a day a visit and belong to that day only.
 VISIT_REPORT_KEYS: Final = frozenset({
     "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months",
@@ -185,7 +193,7 @@ def build_timelines(resources: Iterable[Mapping[str, Any]], *, as_of: date | Non
     """One timeline per patient found, in order of first appearance, visits sorted by date."""
     groups, medications, orphans = _group(resources)
     if len(groups) == 1 and orphans:
-        next(iter(groups.values())).extend(orphans)
+        return [_build(pid, items + orphans, medications, as_of) for pid, items in groups.items()]
     return [_build(pid, items, medications, as_of) for pid, items in groups.items()]
 
 
@@ -214,13 +222,6 @@ def build_timeline(resources: Iterable[Mapping[str, Any]], patient_id: str | Non
     return _build(patient_id, items, medications, as_of)
 
 
-# Resources referenced by patient-owned ones and shared by every patient (a Binary holds a note's
-# text when a DocumentReference points at it by url), and the kinds a timeline is built from.
-SHARED_KINDS: Final = frozenset({"Medication", "Binary"})
-PATIENT_KINDS: Final = frozenset({"Patient", "Observation", "Encounter", "Condition", "MedicationRequest",
-                                  "MedicationStatement", "DocumentReference", "QuestionnaireResponse"})
-
-
 def patient_of(resource: Mapping[str, Any]) -> str | None:
     """The logical id of the Patient a resource belongs to (itself, its ``subject`` or ``patient``)."""
     return _patient_of_kind(resource, resource.get("resourceType"))
@@ -237,7 +238,12 @@ def _patient_of_kind(resource: Mapping[str, Any], kind: object) -> str | None:
     return None
 
 
-def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mapping[str, Any]]], dict[str, Mapping[str, Any]], list[Mapping[str, Any]]]:
+def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, list[Any]], Mapping[str, Mapping[str, Any]], list[Any]]:
+    """Patient-owned resources by patient, shared ones by ``Type/id``, and those that name no patient
+    (as the call's :class:`~fhir_mapping.inputs.ResourceIndex` has them when it made one; never changed here)."""
+    index = index_of(resources)
+    if index is not None:
+        return index.groups, index.shared, index.orphans
     groups: dict[str, list[Mapping[str, Any]]] = {}
     medications: dict[str, Mapping[str, Any]] = {}
     orphans: list[Mapping[str, Any]] = []
@@ -741,42 +747,54 @@ class _Builder:
         events = sorted(self.events, key=lambda e: e.day)
         event_days = [e.day for e in events]
         # Only the items this chart has (most charts hold a few of the carried items).
-        filled = [(key, values, [v.day for v in values]) for key, values in series.items() if values]
+        # Only the items this chart has (most charts hold a few of the carried items); measured values
+        # rounded once, however many visits carry them.
+        filled = [(key, values, [v.day for v in values], [round(float(v.value), 6) for v in values] if key in MEASURED_KEYS else None)
+                  for key, values in series.items() if values]
         first_encounter: dict[date, str] = {}
         for ident, day in self.encounter_days.items():
             first_encounter.setdefault(day, ident)
+        onset = self.timeline.onset
+        first_interval_start = onset - timedelta(days=1) if onset else date.min
         previous: date | None = None
         for day in days:
-            visit = Visit(date=day, encounter_id=first_encounter.get(day))
             age = self.timeline.age_years_on(day)
             if age is not None and age < 0:
                 self.problems.append(Problem(ProblemKind.INVALID_VALUE, f"visit on {day.isoformat()} is before the birthDate", f"Patient/{self.timeline.patient_id}", "birthDate"))
                 age = None
-            visit.age_years = age
             carried: list[str] = []
             latest: dict[str, _Value] = {}
-            for key, values, value_days in filled:
+            weight = height = None
+            labs: dict[str, Measurement] = {}
+            for key, values, value_days, rounded in filled:
                 index = bisect.bisect_right(value_days, day)
                 if index:
-                    latest[key] = values[index - 1]
-                    if values[index - 1].day < day:
+                    value = latest[key] = values[index - 1]
+                    if value.day < day:
                         carried.append("egfr" if key == "egfr_reported" else key)
-            visit.weight = _measurement(latest.get("weight"), day)
-            visit.height = _measurement(latest.get("height"), day)
-            visit.labs = {key: m for key in LAB_KEYS if (m := _measurement(latest.get(key), day)) is not None}
-            visit.eeg_result = latest["eeg"].value if "eeg" in latest else None
-            visit.egfr = self._egfr(visit, latest)
-            visit.carried_forward = tuple(carried)
-            visit.days_since_previous_visit = (day - previous).days if previous else None
-            interval_start = previous if previous is not None else (self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min)
+                    if rounded is not None:
+                        measurement = Measurement(rounded[index - 1], value.day, (day - value.day).days)
+                        if key == "weight":
+                            weight = measurement
+                        elif key == "height":
+                            height = measurement
+                        else:
+                            labs[key] = measurement  # in LAB_KEYS order, as the series are
+            eeg = latest.get("eeg")
+            visit = Visit(date=day, encounter_id=first_encounter.get(day), age_years=age, weight=weight, height=height, labs=labs,
+                          egfr=_egfr(height, labs, latest), eeg_result=eeg.value if eeg is not None else None,
+                          carried_forward=tuple(carried), days_since_previous_visit=(day - previous).days if previous is not None else None)
+            interval_start = previous if previous is not None else first_interval_start
             self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
-            if visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
+            if self.single_seizure_days and visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
                 visit.single_seizure_so_far = True
-            at_least = max((n for when, n in self.lifetime_lower_bounds if when <= day), default=0)
-            if at_least > (visit.seizures_so_far_at_least or 0):
-                visit.seizures_so_far_at_least = at_least
+            if self.lifetime_lower_bounds:
+                at_least = max((n for when, n in self.lifetime_lower_bounds if when <= day), default=0)
+                if at_least > (visit.seizures_so_far_at_least or 0):
+                    visit.seizures_so_far_at_least = at_least
             self._orders(visit, lev_orders, other_orders)
-            self._unread_lev(visit)
+            if self.unread_lev:
+                self._unread_lev(visit)
             previous = day
             self.timeline.visits.append(visit)
 
@@ -819,13 +837,6 @@ class _Builder:
                         f"levetiracetam may be taken ({what}) with no readable order in effect: the dose taken cannot be "
                         "checked; reconcile the order", label, "dosage"))
                 return
-
-    def _egfr(self, visit: Visit, latest: Mapping[str, _Value]) -> float | None:
-        creatinine = visit.labs.get("creatinine")
-        if creatinine is not None and visit.height is not None:
-            return round(schwartz_egfr(visit.height.value, creatinine.value), 3)
-        reported = latest.get("egfr_reported")
-        return float(reported.value) if reported is not None else None
 
     def _placed(self, events: list[_Event], event_days: list[date], start: date, day: date, visit_days: list[date]) -> dict[str, list[_Value]]:
         """The seizure items dated seizures give a visit: since the last visit (after ``start``), 3 and 6 months.
@@ -1052,10 +1063,12 @@ def _dose_span(placed: PlacedOrder, resource: Mapping[str, Any]) -> DoseSpan:
     return DoseSpan(placed.source, placed.start, placed.end, dose.mg_per_day if dose else None, dose.doses_per_day if dose else None, tuple(sorted(set(clock))))
 
 
-def _measurement(value: _Value | None, day: date) -> Measurement | None:
-    if value is None:
-        return None
-    return Measurement(round(float(value.value), 6), value.day, (day - value.day).days)
+def _egfr(height: Measurement | None, labs: Mapping[str, Measurement], latest: Mapping[str, _Value]) -> float | None:
+    creatinine = labs.get("creatinine")
+    if creatinine is not None and height is not None:
+        return round(schwartz_egfr(height.value, creatinine.value), 3)
+    reported = latest.get("egfr_reported")
+    return float(reported.value) if reported is not None else None
 
 
 def build_patient_timeline(patient_id: str, items: Iterable[Mapping[str, Any]], shared: Mapping[str, Mapping[str, Any]],

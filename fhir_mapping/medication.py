@@ -244,7 +244,7 @@ def normalise_medication_request(resource: Mapping[str, Any], medications: Mappi
     dosages = _list(resource.get("dosageInstruction"))
     if not dosages:
         return [Problem(ProblemKind.UNREADABLE_DOSE, "no dosageInstruction", label, "dosageInstruction")]
-    sequences = [d.get("sequence") if isinstance(d, dict) else None for d in dosages] if len(dosages) > 1 else ()
+    sequences = [d.get("sequence") if isinstance(d, dict) else None for d in dosages] if len(dosages) > 1 else []
     if any(sequence != sequences[0] for sequence in sequences):
         return [Problem(ProblemKind.AMBIGUOUS, "dosageInstruction entries with different sequence numbers describe a schedule that changes over time", label, "dosageInstruction.sequence")]
     problems: list[Problem] = []
