@@ -290,6 +290,8 @@ class _Builder:
         self.unread_lev: list[tuple[date | None, date | None, str, str]] = []
         self.unread_lev_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
+        self.days_of: dict[str, Any] = {}  # a stamp -> its parse_date (an Observation's hot path)
+        self.encounters_of: dict[str, Any] = {}  # a reference text -> its Encounter id (ditto)
         self.lev_order_views: dict[int, LevOrder] = {}  # id(NormalisedDose) -> its LevOrder (the doses live as long as this)
 
     def after_as_of(self, day: date | None) -> bool:
@@ -520,7 +522,13 @@ class _Builder:
         if isinstance(status, str) and status in IGNORED_OBSERVATION_STATUSES:
             return
         concept = codes.concept_for(resource.get("code"), codes.OBSERVATION_BY_CODING)
-        stamp, day = _effective(resource)
+        stamp = resource.get("effectiveDateTime")
+        if isinstance(stamp, str):  # as _effective reads it, each stamp parsed once per chart
+            day = self.days_of.get(stamp, _UNREAD)
+            if day is _UNREAD:
+                day = self.days_of[stamp] = parse_date(stamp)
+        else:
+            stamp, day = _effective(resource)
         if concept is None:
             if day is None or self.after_as_of(day):
                 return
@@ -547,7 +555,13 @@ class _Builder:
         if value is None:
             return
         reference = resource.get("encounter")
-        encounter = reference_id(reference, "Encounter") if reference is not None else None
+        text = reference.get("reference") if type(reference) is dict else None
+        if isinstance(text, str):  # as reference_id reads it, each reference resolved once per chart
+            encounter = self.encounters_of.get(text, _UNREAD)
+            if encounter is _UNREAD:
+                encounter = self.encounters_of[text] = reference_id(reference, "Encounter")
+        else:
+            encounter = reference_id(reference, "Encounter") if reference is not None else None
         if encounter is None:
             linked = evidence = False
             visit_day = day
@@ -682,27 +696,39 @@ class _Builder:
         encounter, a seizure Condition, a note between visits): it is placed in the interval it falls
         in. A seizure after the last visit (up to ``as_of``) has no later visit to hold it, and the
         decision must not miss it: the latest such day is a visit, the decision point."""
+        as_of = self.as_of
+        own_days: set[date] = set()  # the visit days of values that are no evidence (up to as_of)
+        report_days: set[date] = set()  # of those, the days of a visit's report
+        unlinked_report_days: set[date] = set()  # of those, coded or questionnaire reports linked to no Encounter
+        stating: list[_Value] = []  # the values that state a seizure
+        for v in self.values:  # one pass for every use below
+            if _states_seizure(v):
+                stating.append(v)
+            if v.evidence or (as_of is not None and v.visit_day > as_of):
+                continue
+            own_days.add(v.visit_day)
+            if v.key in VISIT_REPORT_KEYS:
+                report_days.add(v.visit_day)
+                if not v.linked and v.source in ("code", "questionnaire"):
+                    unlinked_report_days.add(v.visit_day)
         days = set(self.encounter_days.values())
-        own = [v for v in self.values if not v.evidence and (self.as_of is None or v.visit_day <= self.as_of)]
         if days:
             # A follow-up's coded reports recorded without an Encounter keep their day (as EHRs that
             # do not link Observations send them); notes between visits are evidence.
-            days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS and not v.linked and v.source in ("code", "questionnaire"))
+            days.update(unlinked_report_days)
         else:
             # No clinic encounter in the input: the follow-ups are the days with a visit's report. A
             # day with measurements only (a weight, a lab) is not a follow-up at which seizures were
             # asked about, so it does not split the interval a later report counts over; after the
             # last report it stays a visit (the decision point is the latest day with data), and with
             # no reports at all every day with a mapped value is a visit.
-            days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS)
+            days.update(report_days)
             last_report = max(days, default=None)
-            days.update(v.visit_day for v in own if last_report is None or v.visit_day > last_report)
-        if self.as_of is not None:
-            days = {day for day in days if day <= self.as_of}
+            days.update(day for day in own_days if last_report is None or day > last_report)
+        if as_of is not None:
+            days = {day for day in days if day <= as_of}
         last = max(days, default=None)
-        seizure_days = [e.day for e in self.events] + [
-            v.day for v in self.values
-            if (v.evidence or v.visit_day not in days) and _states_seizure(v)]
+        seizure_days = [e.day for e in self.events] + [v.day for v in stating if v.evidence or v.visit_day not in days]
         trailing = [day for day in seizure_days if (last is None or day > last) and not self.after_as_of(day)]
         if trailing:
             days.add(max(trailing))
@@ -991,6 +1017,7 @@ class _Builder:
 
 
 _VISIT_FIELDS: Final = {"physical_exam_class": "exam_class"}
+_UNREAD: Final = object()  # not looked up yet (a memo's None is an answer)
 
 
 def _positive(value: _Value) -> int:
@@ -1080,20 +1107,32 @@ def build_patient_timeline(patient_id: str, items: Iterable[Mapping[str, Any]], 
 
 def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping[str, Mapping[str, Any]], as_of: date | None) -> PatientTimeline:
     builder = _Builder(patient_id, medications, as_of)
-    kinds = [r.get("resourceType") for r in items]  # read once for the passes below
-    patient = next((r for r, kind in zip(items, kinds, strict=True) if kind == "Patient"), None)
+    # One pass sorts the resources into the passes below (the last one in input order: the order of
+    # a visit's values breaks ties, and an order's position is its last tiebreak).
+    patient: Mapping[str, Any] | None = None
+    encounters: list[Mapping[str, Any]] = []
+    conditions: list[Mapping[str, Any]] = []
+    in_order: list[tuple[int, Mapping[str, Any], object]] = []
+    for position, resource in enumerate(items):
+        kind = resource.get("resourceType")
+        if kind == "Observation" or kind in _READ_IN_ORDER:
+            in_order.append((position, resource, kind))
+        elif kind == "Encounter":
+            encounters.append(resource)
+        elif kind == "Condition":
+            conditions.append(resource)
+        elif kind == "Patient" and patient is None:
+            patient = resource
     if patient is not None:
         builder.patient(patient)
     else:
         builder.problems.append(Problem(ProblemKind.MISSING, "no Patient resource: birthDate and sex are unknown", f"Patient/{patient_id}", ""))
     # Encounters first: a Condition may be dated by the Encounter that lists it, wherever it comes.
-    for resource, kind in zip(items, kinds, strict=True):
-        if kind == "Encounter":
-            builder.encounter(resource)
-    for resource, kind in zip(items, kinds, strict=True):
-        if kind == "Condition":
-            builder.condition(resource)
-    for position, (resource, kind) in enumerate(zip(items, kinds, strict=True)):
+    for resource in encounters:
+        builder.encounter(resource)
+    for resource in conditions:
+        builder.condition(resource)
+    for position, resource, kind in in_order:
         if kind == "Observation":
             builder.observation(resource, builder.encounter_days)
         elif kind == "DocumentReference":
@@ -1106,3 +1145,6 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
             builder.lev_taken_unread(resource, "recorded as taken in a MedicationStatement")
     builder.assemble()
     return builder.timeline
+
+
+_READ_IN_ORDER: Final = frozenset({"Observation", "DocumentReference", "QuestionnaireResponse", "MedicationRequest", "MedicationStatement"})
