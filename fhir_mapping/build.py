@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any, Final, NamedTuple
@@ -172,6 +173,9 @@ class _Value(NamedTuple):
     event: bool = False  # derived from a dated seizure (then ``day`` is the seizure's day)
     evidence: bool = False  # from a resource that is evidence, not a visit's report: never makes a visit day
     dated: bool = False  # an event on the seizure's own, exact date (distinct days are distinct seizures)
+
+
+_DAY_AND_STAMP: Final = operator.attrgetter("day", "stamp")  # the order of a chart's values (same-day ones by their stamps)
 
 
 class _Event(NamedTuple):
@@ -292,6 +296,7 @@ class _Builder:
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
         self.days_of: dict[str, Any] = {}  # a stamp -> its parse_date (an Observation's hot path)
         self.encounters_of: dict[str, Any] = {}  # a reference text -> its Encounter id (ditto)
+        self.provenances: dict[tuple[str, str], Provenance] = {}
         self.lev_order_views: dict[int, LevOrder] = {}  # id(NormalisedDose) -> its LevOrder (the doses live as long as this)
 
     def after_as_of(self, day: date | None) -> bool:
@@ -748,7 +753,7 @@ class _Builder:
         reports: dict[date, dict[str, list[_Value]]] = {}
         visit_set = set(days)
         unused: list[_Value] = []
-        for value in sorted(self.values, key=lambda v: (v.day, v.stamp)):
+        for value in sorted(self.values, key=_DAY_AND_STAMP):
             if value.key in series:
                 series[value.key].append(value)
             elif value.evidence or value.visit_day not in visit_set:
@@ -938,12 +943,19 @@ class _Builder:
                     chosen[key] = _Value(key, since.day, since.visit_day, 0, since.stamp, since.linked, since.source, since.resource)
         for key, value in chosen.items():
             setattr(visit, _VISIT_FIELDS.get(key, key), value.value)
-            visit.provenance[key] = Provenance(value.source, value.resource)
+            visit.provenance[key] = self._provenance(value.source, value.resource)
         if since is not None and since.value is True and "seizure_count_since_last_visit" not in chosen:
             # Seizures dated one by one are counted by their days; any other report leaves the number open.
             # (an evidence resource's own value stands for the seizure its dated event places)
             said = [v for v in candidates.get("seizure_since_last_visit", []) if v.value is True and (v.event or not v.evidence)]
             visit.seizures_uncounted = not all(v.event and v.dated for v in said)
+
+    def _provenance(self, kind: str, resource: str) -> Provenance:
+        """One Provenance per source and resource (immutable: the items and visits it names share it)."""
+        made = self.provenances.get((kind, resource))
+        if made is None:
+            made = self.provenances[(kind, resource)] = Provenance(kind, resource)
+        return made
 
     def _choose(self, visit: Visit, key: str, options: list[_Value]) -> _Value | None:
         """The strongest candidate (latest first; a report of a seizure before a denial of the same
@@ -1087,7 +1099,8 @@ def _dose_span(placed: PlacedOrder, resource: Mapping[str, Any]) -> DoseSpan:
         if isinstance(repeat, dict):
             clock.extend(t for t in _items(repeat.get("timeOfDay")) if isinstance(t, str))
     dose = placed.dose
-    return DoseSpan(placed.source, placed.start, placed.end, dose.mg_per_day if dose else None, dose.doses_per_day if dose else None, tuple(sorted(set(clock))))
+    return DoseSpan(placed.source, placed.start, placed.end, dose.mg_per_day if dose else None, dose.doses_per_day if dose else None,
+                    tuple(sorted(set(clock))) if clock else ())
 
 
 def _egfr(height: Measurement | None, labs: Mapping[str, Measurement], latest: Mapping[str, _Value]) -> float | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
@@ -456,7 +457,7 @@ class IndexedResources(list[Resource]):
 
     def current_index(self) -> ResourceIndex | None:
         indexed = self._index.resources
-        if len(indexed) != len(self) or any(a is not b for a, b in zip(indexed, self, strict=True)):
+        if len(indexed) != len(self) or not all(map(operator.is_, indexed, self)):
             return None
         return self._index
 
