@@ -63,15 +63,17 @@ class _Collector:
             self.under_key.append(resource)
         ident = resource.get("id")
         if isinstance(ident, str) and ident:
-            seen = self._seen.setdefault(resource["resourceType"], set())
-            if ident in seen:
+            seen = self._seen.get(resource["resourceType"])
+            if seen is None:
+                seen = self._seen[resource["resourceType"]] = set()
+            elif ident in seen:
                 if self.index is not None:
-                    self.index.add(resource, kept=False)
+                    self.index.add(resource, False)
                 return
             seen.add(ident)
         self.keep(resource)
         if self.index is not None:
-            self.index.add(resource, kept=True)
+            self.index.add(resource, True)
 
     def keep(self, resource: Resource) -> None:
         """A resource seen for the first time (by type and id)."""
@@ -358,24 +360,21 @@ class ResourceIndex:
     pass of the same call (scope, other patients' data, the timeline) instead of resolving each
     ``subject`` again. :func:`collect_prefetch` fills it as it collects.
 
-    ``patients``: :func:`stated_patient` of every resource seen, repeats under other prefetch keys
-    too, by ``id()`` (the resources are held by the lists collected, so their ids stay theirs);
-    ``owners_under_key``: the patients named under each prefetch key (every resource found there);
-    ``groups``: the patient-owned kinds of the resources kept, by patient (a Patient's empty id owns
-    nothing), in input order; ``orphans``: those of them that name no patient; ``shared``: Medication
-    and Binary by ``Type/id``. ``irregular``: some reference gave an empty id (``urn:uuid:`` with
-    nothing after it), which not every reader treats alike (they then read the resources themselves).
+    ``owners_under_key``: the patients (:func:`stated_patient`) named under each prefetch key, by
+    every resource found there, repeats too (None for one naming none); ``groups``: the
+    patient-owned kinds of the resources kept, by patient (a Patient's empty id owns nothing), in
+    input order; ``orphans``: those of them that name no patient; ``shared``: Medication and Binary
+    by ``Type/id``. ``irregular``: some reference gave an empty id (``urn:uuid:`` with nothing after
+    it), which not every reader treats alike (they then read the resources themselves).
     """
 
-    __slots__ = ("_subjects", "groups", "irregular", "orphans", "owners_under_key", "patients", "resources", "shared", "under_key")
+    __slots__ = ("_subjects", "groups", "irregular", "orphans", "owners_under_key", "resources", "shared", "under_key")
 
     def __init__(self) -> None:
         self.resources: tuple[Resource, ...] = ()  # the resources kept, once sealed
         self._subjects: dict[str, str] = {}  # subject.reference text -> the Patient id it gives
-        # collect_prefetch's keys: the patients their resources name (None for a resource naming none)
         self.owners_under_key: dict[str, set[str | None]] = {}
-        self.under_key: set[str | None] | None = None  # the set of the key being collected
-        self.patients: dict[int, str | None] = {}
+        self.under_key: set[str | None] | None = None  # owners_under_key's set of the key being collected
         self.groups: dict[str, list[Resource]] = {}
         self.orphans: list[Resource] = []
         self.shared: dict[str, Resource] = {}
@@ -386,10 +385,10 @@ class ResourceIndex:
         """The index of resources kept as they are (no repeats)."""
         index = cls()
         for resource in resources:
-            index.add(resource, kept=True)
+            index.add(resource, True)
         return index.seal(resources)
 
-    def add(self, resource: Resource, *, kept: bool) -> None:
+    def add(self, resource: Resource, kept: bool) -> None:
         """Note whose a resource is (every one seen, kept or a repeat) and place one kept (the first
         seen of its type and id) in its group."""
         kind = resource.get("resourceType")
@@ -400,9 +399,8 @@ class ResourceIndex:
             subject = resource.get("subject")
             text = subject.get("reference") if type(subject) is dict else None
             # A chart names its patient the same way in every resource: each text is resolved once.
-            if type(text) is str and text in self._subjects:
-                owner = self._subjects[text]
-            else:
+            owner = self._subjects.get(text) if type(text) is str else None
+            if owner is None:
                 found = reference_id(subject, "Patient")
                 owner = found or reference_id(resource.get("patient"), "Patient")
                 if found == "" or owner == "":
@@ -410,7 +408,6 @@ class ResourceIndex:
                 owner = owner or None
                 if type(text) is str and found:
                     self._subjects[text] = found
-        self.patients[id(resource)] = owner
         if self.under_key is not None:
             self.under_key.add(owner)
         if not kept:
@@ -433,13 +430,6 @@ class ResourceIndex:
         """The resources kept, in order: what :meth:`IndexedResources.current_index` checks against."""
         self.resources = tuple(resources)
         return self
-
-    def patient_of(self, resource: Resource) -> str | None:
-        """:func:`stated_patient` of a resource, looked up when it is one of those seen."""
-        key = id(resource)
-        if key in self.patients:
-            return self.patients[key]
-        return stated_patient(resource, resource.get("resourceType"))
 
 
 class IndexedResources(list[Resource]):
