@@ -345,7 +345,7 @@ class _Builder:
         # on the day the Condition was listed or recorded.
         seizure_note = key in codes.SEIZURE_EVENT_KEYS and at_visit is None
         text_day = (onset or at_evidence or recorded) if seizure_note else listed_on or recorded
-        if text_day is not None and not self.after_as_of(text_day):
+        if text_day is not None and "note" in resource and not self.after_as_of(text_day):  # a Condition's text is its note
             self.texts(resource, text_day, text_day, listed_on is not None, text_day.isoformat(),
                        evidence=seizure_note or (at_visit is None and at_evidence is not None))
         if key is None:
@@ -816,7 +816,7 @@ class _Builder:
                           egfr=_egfr(height, labs, latest), eeg_result=eeg.value if eeg is not None else None,
                           carried_forward=tuple(carried), days_since_previous_visit=(day - previous).days if previous is not None else None)
             interval_start = previous if previous is not None else first_interval_start
-            self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
+            self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days) if events else {})
             if self.single_seizure_days and visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
                 visit.single_seizure_so_far = True
             if self.lifetime_lower_bounds:
