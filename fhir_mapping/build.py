@@ -296,7 +296,6 @@ class _Builder:
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
         self.days_of: dict[str, Any] = {}  # a stamp -> its parse_date (an Observation's hot path)
         self.encounters_of: dict[str, Any] = {}  # a reference text -> its Encounter id (ditto)
-        self.provenances: dict[tuple[str, str], Provenance] = {}
         self.lev_order_views: dict[int, LevOrder] = {}  # id(NormalisedDose) -> its LevOrder (the doses live as long as this)
 
     def after_as_of(self, day: date | None) -> bool:
@@ -943,19 +942,12 @@ class _Builder:
                     chosen[key] = _Value(key, since.day, since.visit_day, 0, since.stamp, since.linked, since.source, since.resource)
         for key, value in chosen.items():
             setattr(visit, _VISIT_FIELDS.get(key, key), value.value)
-            visit.provenance[key] = self._provenance(value.source, value.resource)
+            visit.provenance[key] = Provenance(value.source, value.resource)
         if since is not None and since.value is True and "seizure_count_since_last_visit" not in chosen:
             # Seizures dated one by one are counted by their days; any other report leaves the number open.
             # (an evidence resource's own value stands for the seizure its dated event places)
             said = [v for v in candidates.get("seizure_since_last_visit", []) if v.value is True and (v.event or not v.evidence)]
             visit.seizures_uncounted = not all(v.event and v.dated for v in said)
-
-    def _provenance(self, kind: str, resource: str) -> Provenance:
-        """One Provenance per source and resource (immutable: the items and visits it names share it)."""
-        made = self.provenances.get((kind, resource))
-        if made is None:
-            made = self.provenances[(kind, resource)] = Provenance(kind, resource)
-        return made
 
     def _choose(self, visit: Visit, key: str, options: list[_Value]) -> _Value | None:
         """The strongest candidate (latest first; a report of a seizure before a denial of the same
