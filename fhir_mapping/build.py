@@ -1002,6 +1002,10 @@ class _Builder:
         visit.lev_before_unreadable = before.source if before is not None and before.dose is None else None
         visit.lev = self._lev_order(after.dose) if after is not None and after.dose is not None else None
         visit.lev_unreadable = after.source if after is not None and after.dose is None else None
+        if not other_orders:  # levetiracetam alone (most charts): the sets are shared, being immutable
+            visit.anti_seizure_medicines_before = _LEVETIRACETAM_ONLY if before is not None else _NO_MEDICINE
+            visit.anti_seizure_medicines = _LEVETIRACETAM_ONLY if after is not None else _NO_MEDICINE
+            return
         taking_before = {"levetiracetam"} if before is not None else set()
         taking_after = {"levetiracetam"} if after is not None else set()
         for key, orders in other_orders.items():
@@ -1021,6 +1025,8 @@ class _Builder:
 
 
 _VISIT_FIELDS: Final = {"physical_exam_class": "exam_class"}
+_LEVETIRACETAM_ONLY: Final = frozenset({"levetiracetam"})
+_NO_MEDICINE: Final[frozenset[str]] = frozenset()
 _UNREAD: Final = object()  # not looked up yet (a memo's None is an answer)
 
 
