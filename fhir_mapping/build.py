@@ -776,7 +776,6 @@ class _Builder:
                     value.resource, ""))
         events = sorted(self.events, key=lambda e: e.day)
         event_days = [e.day for e in events]
-        # Only the items this chart has (most charts hold a few of the carried items).
         # Only the items this chart has (most charts hold a few of the carried items); measured values
         # rounded once, however many visits carry them.
         filled = [(key, values, [v.day for v in values], [round(float(v.value), 6) for v in values] if key in MEASURED_KEYS else None)

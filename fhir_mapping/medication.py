@@ -501,12 +501,13 @@ def place_order(resource: Mapping[str, Any], position: int, dose: NormalisedDose
     """Place a counted order in time; None for orders that never count or have no date at all.
 
     ``dose``, when given, is this order's :func:`normalise_medication_request` (its dates are the order's)."""
-    if not counts_as_taken(resource):
+    status = order_status(resource)
+    if status not in COUNTED_STATUSES:  # counts_as_taken
         return None
     start, end = (dose.start, dose.end) if dose is not None else order_dates(resource)[:2]
     if start is None:
         return None
-    if end is None and order_status(resource) in ENDED_STATUSES:
+    if end is None and status in ENDED_STATUSES:
         meta = resource.get("meta")
         updated = parse_date(meta.get("lastUpdated")) if isinstance(meta, dict) else None
         # A server sets lastUpdated when data is loaded, which may be long after the stop: never later
@@ -516,7 +517,8 @@ def place_order(resource: Mapping[str, Any], position: int, dose: NormalisedDose
         if end is not None and end < start:
             end = start
     authored = resource.get("authoredOn")
-    return PlacedOrder(resource_label(resource), start, end, (authored if isinstance(authored, str) else "", position), dose, asm)
+    label = dose.source if dose is not None else resource_label(resource)  # the dose's source is this label
+    return PlacedOrder(label, start, end, (authored if isinstance(authored, str) else "", position), dose, asm)
 
 
 def _latest(orders: Sequence[PlacedOrder], started: Any) -> PlacedOrder | None:
