@@ -577,7 +577,8 @@ class _Builder:
             visit_day = day
         ident = resource.get("id")
         label = f"Observation/{ident}" if isinstance(ident, str) and ident else "Observation"
-        self.values.append(_Value("egfr_reported" if key == "egfr" else key, day, visit_day, value, stamp, linked, "code", label, False, evidence))
+        # Every field given, so the tuple is made directly (NamedTuple.__new__ is a Python call per value).
+        self.values.append(_new_tuple(_Value, ("egfr_reported" if key == "egfr" else key, day, visit_day, value, stamp, linked, "code", label, False, evidence, False)))
         latest = self.latest_day
         if latest is None or day > latest:
             self.latest_day = day
@@ -1026,7 +1027,8 @@ class _Builder:
 _VISIT_FIELDS: Final = {"physical_exam_class": "exam_class"}
 _LEVETIRACETAM_ONLY: Final = frozenset({"levetiracetam"})
 _NO_MEDICINE: Final[frozenset[str]] = frozenset()
-_UNREAD: Final = object()  # not looked up yet (a memo's None is an answer)
+_UNREAD: Final = object()
+_new_tuple: Final = tuple.__new__  # not looked up yet (a memo's None is an answer)
 
 
 def _positive(value: _Value) -> int:
