@@ -250,7 +250,10 @@ class LevelAssessment:
     def _predict(self, mg_per_day: float, which: str) -> Interval | None:
         if not self.has_estimate or self.weight_kg is None or self._eta is None or self._weights is None:
             return None
-        predictions = self._predictions or _Predictions.of(self.weight_kg, self.egfr, self.doses_per_day, self._eta, self._weights)
+        if self._predictions is None:
+            typical = pk.typical_parameters(self.weight_kg, self.egfr)
+            return _Predictions.of(float(typical.clearance), float(typical.volume), self.doses_per_day, self._eta, self._weights).at(mg_per_day, which)
+        predictions = self._predictions
         return predictions.at(mg_per_day, which)
 
 
@@ -270,10 +273,10 @@ class _Predictions:
     average_shares: Array
 
     @classmethod
-    def of(cls, weight: float, egfr: float | None, doses_per_day: int, eta: Array, weights: Array) -> _Predictions:
-        typical = pk.typical_parameters(weight, egfr)
-        cl = float(typical.clearance) * np.exp(eta[:, 0])
-        v = float(typical.volume) * np.exp(eta[:, 1])
+    def of(cls, typical_cl: float, typical_v: float, doses_per_day: int, eta: Array, weights: Array) -> _Predictions:
+        """From the typical CL/F and V/F at today's weight and eGFR and the posterior grid."""
+        cl = typical_cl * np.exp(eta[:, 0])
+        v = typical_v * np.exp(eta[:, 1])
         ka, tau = pk.KA_PER_H, pk.HOURS_PER_DAY / doses_per_day
         k = cl / v
         denominator = v * (ka - k)
@@ -342,10 +345,11 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
     clearance = (typical_cl * math.exp(eta_map[0]), typical_cl * math.exp(cl_low), typical_cl * math.exp(cl_high))
     mean_v = float(np.sum(weights * eta[:, 1]))
     sd_v = math.sqrt(max(float(np.sum(weights * (eta[:, 1] - mean_v) ** 2)), 0.0))
-    percentile = model.prior_percentile(len(used) - 1)
+    percentile, latest_typical = model.prior_reading(len(used) - 1)
     own = _LevelModel(used[:-1]).predictive_percentile(latest) if len(used) > 1 else None
-    latest_typical = _typical_troughs(latest.mg_per_day, latest.weight_kg, latest.egfr, latest.doses_per_day)
-    predictions = _Predictions.of(weight, egfr, doses_per_day, eta, weights)
+    if latest_typical is None:
+        latest_typical = _typical_troughs(latest.mg_per_day, latest.weight_kg, latest.egfr, latest.doses_per_day)
+    predictions = _Predictions.of(typical_cl, v_typical, doses_per_day, eta, weights)
     return LevelAssessment(
         as_of, tuple(used), (), _readings(latest, percentile, own, predictions.at(latest.mg_per_day, "trough")),
         weight, egfr, doses_per_day,
@@ -544,37 +548,65 @@ class _LevelModel:
 
     def log_concentration(self, eta: Array) -> Array:
         """log C at every (grid point, row): shape (points, rows)."""
+        return self._log_concentration_by_row(eta).T
+
+    def _log_concentration_by_row(self, eta: Array) -> Array:
+        """log C at every (row, grid point): shape (rows, points), so that each row's points are contiguous
+        and the sums over a level's rows are sums of whole rows. Steps in place, with the same operations
+        as the whole-array expressions (products and sums taken in either order are the same numbers)."""
         ka = pk.KA_PER_H
-        factors = np.exp(eta)
-        v = self.level_v[None, :] * factors[:, 1:2]  # (points, levels)
-        k = self.level_cl[None, :] * factors[:, 0:1] / v
+        factors = np.exp(np.ascontiguousarray(eta.T))  # (2, points)
+        v = self.level_v[:, None] * factors[1]  # (levels, points)
+        k = self.level_cl[:, None] * factors[0]
+        k /= v
         gap = ka - k
         if (np.abs(gap) < 1e-6).any():  # absorption and elimination equal: the Bateman form's limit
             k = np.where(np.abs(gap) < 1e-6, ka * (1 - 1e-6), k)
             gap = ka - k
-        scale = ka / (v * gap)
-        accumulate = 1 / (1 - np.exp(k * self.minus_level_tau[None, :]))
+        scale = np.divide(ka, np.multiply(v, gap, out=v), out=v)
+        accumulate = np.multiply(k, self.minus_level_tau[:, None], out=gap)
+        np.exp(accumulate, out=accumulate)
+        np.subtract(1, accumulate, out=accumulate)
+        np.divide(1, accumulate, out=accumulate)
         # Doses before the current order: only where they have not washed out (e^-16 of the level).
-        recent = k.min(axis=0) * self.level_shift < _WASHED_OUT
-        if self.n_levels > 1:  # one column per row; with one level the (points, 1) columns broadcast
-            k, scale, accumulate, recent = k[:, self.index], scale[:, self.index], accumulate[:, self.index], recent[self.index]
-        c = self.dose[None, :] * (scale * (np.exp(k * self.minus_hours[None, :]) * accumulate - self.absorbed_now[None, :]))
+        recent = k.min(axis=1) * self.level_shift < _WASHED_OUT
+        if self.n_levels > 1:  # one row per sampling time; with one level the (1, points) rows broadcast
+            k, scale, accumulate, recent = k[self.index], scale[self.index], accumulate[self.index], recent[self.index]
+        c = self._doses(k, self.minus_hours[:, None], accumulate, self.absorbed_now[:, None], scale, self.dose[:, None])
         if recent.all():
-            c += self.change[None, :] * (scale * (np.exp(k * self.minus_hours_before[None, :]) * accumulate - self.absorbed_before[None, :]))
-        elif recent.any():  # some levels only (several levels: the columns are per row already)
+            c += self._doses(k, self.minus_hours_before[:, None], accumulate, self.absorbed_before[:, None], scale, self.change[:, None])
+        elif recent.any():  # some levels only (several levels: the rows are per sampling time already)
             rows = np.flatnonzero(recent)
-            c[:, rows] += self.change[None, rows] * (scale[:, rows] * (np.exp(k[:, rows] * self.minus_hours_before[None, rows])
-                                                                     * accumulate[:, rows] - self.absorbed_before[None, rows]))
-        return np.log(np.maximum(c, 1e-9))
+            c[rows] += self._doses(k[rows], self.minus_hours_before[rows, None], accumulate[rows], self.absorbed_before[rows, None],
+                                   scale[rows], self.change[rows, None])
+        np.maximum(c, 1e-9, out=c)
+        return np.log(c, out=c)
+
+    @staticmethod
+    def _doses(k: Array, minus_hours: Array, accumulate: Array, absorbed: Array, scale: Array, dose: Array) -> Array:
+        """dose · scale · (exp(−k·t) · accumulate − absorbed): a regime's level, as a new array."""
+        c = k * minus_hours
+        np.exp(c, out=c)
+        c *= accumulate
+        c -= absorbed
+        c *= scale
+        c *= dose
+        return c
 
     def log_posterior(self, eta: Array) -> Array:
-        residual = (self.log_y[None, :] - self.log_concentration(eta)) / SIGMA
-        per_row = self.log_w[None, :] - 0.5 * residual**2
-        top = np.maximum.reduceat(per_row, self.starts, axis=1)
-        spread = top[:, self.index] if self.n_levels > 1 else top
-        per_level = top + np.log(np.add.reduceat(np.exp(per_row - spread), self.starts, axis=1))
+        per_row = np.subtract(self.log_y[:, None], self._log_concentration_by_row(eta))  # (rows, points)
+        per_row /= SIGMA
+        np.square(per_row, out=per_row)
+        per_row *= 0.5
+        np.subtract(self.log_w[:, None], per_row, out=per_row)
+        top = np.maximum.reduceat(per_row, self.starts, axis=0)  # (levels, points)
+        per_row -= top[self.index] if self.n_levels > 1 else top
+        np.exp(per_row, out=per_row)
+        per_level = np.add.reduceat(per_row, self.starts, axis=0)
+        np.log(per_level, out=per_level)
+        per_level += top
         prior = -0.5 * ((eta[:, 0] / OMEGA_CL) ** 2 + (eta[:, 1] / OMEGA_V) ** 2)
-        return np.asarray(prior + per_level.sum(axis=1))
+        return np.asarray(prior + (per_level.sum(axis=0) if self.n_levels > 1 else per_level[0]))
 
     def posterior(self, *, refine: bool = True) -> tuple[Array, Array, Array]:
         """Fine posterior grid (points, 2), its normalised weights, and the MAP (2,); without
@@ -645,8 +677,10 @@ class _LevelModel:
         below = ndtr((new.log_y[None, :] - new.log_concentration(eta)) / SIGMA)  # (points, sampling times)
         return float(np.sum(weights[:, None] * np.exp(new.log_w)[None, :] * below))
 
-    def prior_percentile(self, level: int) -> float:
-        """Fraction of typical children (prior, sampling time and residual error) below this level."""
+    def prior_reading(self, level: int) -> tuple[float, Array | None]:
+        """The fraction of typical children (prior, sampling time and residual error) below this level,
+        and the steady-state troughs (mg/L) of the same typical children on its dose (one per draw;
+        None where some child's elimination equals absorption, left to ``pharmacokinetics``)."""
         first, end = int(self.starts[level]), int(self.starts[level + 1]) if level + 1 < self.n_levels else self.hours.size
         cumulative = np.cumsum(np.exp(self.log_w[first:end]))
         pick = first + np.minimum(np.searchsorted(cumulative / cumulative[-1], _PRIOR_UNIFORMS), end - first - 1)
@@ -657,17 +691,26 @@ class _LevelModel:
         k = self.cl[first] * _PRIOR_CL_FACTORS
         k /= v
         gap = ka - k
-        if (np.abs(gap) < 1e-6).any():  # absorption and elimination equal: the Bateman form's limit
+        dose, previous, tau = self.dose[first], self.previous_dose[first], self.tau[first]
+        troughs: Array | None = None
+        shared = not (np.abs(gap) < 1e-6).any()
+        if not shared:  # absorption and elimination equal: the Bateman form's limit
             k = np.where(np.abs(gap) < 1e-6, ka * (1 - 1e-6), k)
             gap = ka - k
-        scale = np.divide(ka, np.multiply(v, gap, out=v), out=v)
-        accumulation = np.multiply(k, -self.tau[first], out=gap)
-        np.subtract(1, np.exp(accumulation, out=accumulation), out=accumulation)
+        denominator = np.multiply(v, gap, out=v)
+        exp_tau = np.multiply(k, -tau)
+        np.exp(exp_tau, out=exp_tau)
+        accumulation = np.subtract(1, exp_tau)
+        if shared:  # pharmacokinetics.concentration at t = tau: the same operations, on the terms shared here
+            troughs = np.divide(dose * ka, denominator)
+            exp_tau /= accumulation
+            exp_tau -= np.exp(-ka * tau) / (1.0 - np.exp(-ka * tau))
+            troughs *= exp_tau
+        scale = np.divide(ka, denominator, out=gap)
         # Per mg, a dose every tau hours forever, t hours after the latest one: the sum over past doses of the
         # single-dose Bateman function (for t > tau, the level when the next dose is late). Subtracting the same
         # series shifted by n·tau leaves the n most recent doses; the two series share k and the accumulation.
         now = self._series(k, self.minus_hours[pick], accumulation, self.absorbed_now[pick], scale)
-        dose, previous = self.dose[first], self.previous_dose[first]
         if dose > 0 and float(k.min()) * self.shift[first] > _BELOW_LAST_BIT + math.log1p(previous / dose):
             c = np.multiply(now, dose, out=now)  # the doses before the order: no part of the level a double holds
         else:
@@ -677,7 +720,7 @@ class _LevelModel:
             c += np.multiply(before, previous, out=before)
         log_c = np.log(np.maximum(c, 1e-9, out=c), out=c)
         log_c += _PRIOR_RESIDUALS
-        return float(np.count_nonzero(log_c < self.log_y[first])) / log_c.size
+        return float(np.count_nonzero(log_c < self.log_y[first])) / log_c.size, troughs
 
     @staticmethod
     def _series(k: Array, minus_hours: Array, accumulation: Array, absorbed: Array, scale: Array) -> Array:
@@ -724,7 +767,7 @@ def _hour_grid(timing: Timing, tau: float) -> tuple[Array, Array]:
     else:
         low, high = 0.0, tau
         count = _UNKNOWN_TIME_POINTS
-    edges = np.linspace(low, high, count + 1)
+    edges = _spaced(low, high, count + 1)
     return (edges[:-1] + edges[1:]) / 2, np.full(count, 1.0 / count)
 
 
@@ -766,9 +809,14 @@ def _cell_interval(points: Array, mass: Array) -> tuple[float, float]:
     """90% interval of one coordinate from its marginal mass on increasing grid points, with the CDF
     linear within each cell (a grid point stands for the cell around it)."""
     half = np.diff(points) / 2
-    edges = np.concatenate(([points[0] - half[0]], points[:-1] + half, [points[-1] + half[-1]]))
-    cdf = np.concatenate(([0.0], np.cumsum(mass)))
-    low, high = np.interp(INTERVAL, cdf / cdf[-1], edges)
+    edges = np.empty(points.size + 1)
+    np.add(points[:-1], half, out=edges[1:-1])
+    edges[0], edges[-1] = points[0] - half[0], points[-1] + half[-1]
+    cdf = np.empty(points.size + 1)
+    cdf[0] = 0.0
+    np.cumsum(mass, out=cdf[1:])
+    cdf /= cdf[-1]
+    low, high = np.interp(INTERVAL, cdf, edges)
     return float(low), float(high)
 
 
