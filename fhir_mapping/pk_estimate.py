@@ -117,6 +117,7 @@ _WASHED_OUT = 16.0
 # Where e^-(k × hours since the order started) is below e^-50 (2e-22) the doses before the order change
 # no bit of a double's level (its last bit is 1e-16 of it): their terms are left out exactly.
 _BELOW_LAST_BIT = 50.0
+_NEGLIGIBLE_TERM = -700.0
 # The MAP's refinement (numerical choices, no clinical meaning): central differences of step 1e-4 on
 # the log scale (a relative change of 0.01% in CL/F or V/F) on a 3x3 stencil give the gradient and
 # Hessian; Newton's method stops once its step is below 1e-4 and takes that step: its error squares
@@ -339,8 +340,7 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
     model = _LevelModel(used)
     eta, weights, eta_map = model.posterior()
     latest = used[-1]
-    typical = pk.typical_parameters(weight, egfr)
-    typical_cl, v_typical = float(typical.clearance), float(typical.volume)
+    typical_cl, v_typical = model.typical_at(weight, egfr)
     (cl_low, cl_high), (v_low, v_high) = _marginal_intervals(eta, weights)
     clearance = (typical_cl * math.exp(eta_map[0]), typical_cl * math.exp(cl_low), typical_cl * math.exp(cl_high))
     mean_v = float(np.sum(weights * eta[:, 1]))
@@ -519,16 +519,17 @@ class _LevelModel:
     def __init__(self, levels: Sequence[LevelUsed]) -> None:
         # One row per (level, sampling time); the levels' own terms are per level, repeated on their rows.
         grids = [_hour_grid(level.timing, level.tau_h) for level in levels]
-        typical: dict[tuple[float, float | None], tuple[float, float]] = {}  # levels of one visit share a body size
+        self.typical: dict[tuple[float, float | None], tuple[float, float]] = {}  # (weight, eGFR): typical CL/F, V/F
         for level in levels:
-            if (level.weight_kg, level.egfr) not in typical:
-                params = pk.typical_parameters(level.weight_kg, level.egfr)
-                typical[level.weight_kg, level.egfr] = (float(params.clearance), float(params.volume))
+            self.typical_at(level.weight_kg, level.egfr)
+        typical = self.typical
         per_level = np.asarray([(level.tau_h, level.mg_per_day / level.doses_per_day, level.previous_mg_per_day / level.doses_per_day,
                                  level.doses_of_current * level.tau_h, *typical[level.weight_kg, level.egfr], math.log(level.mg_per_l))
                                 for level in levels], dtype=float).reshape(-1, 7)
         self.n_levels = len(levels)
-        self.index = np.repeat(np.arange(self.n_levels), [hours.size for hours, _ in grids])
+        counts = [hours.size for hours, _ in grids]
+        self.index = np.repeat(np.arange(self.n_levels), counts)
+        self.starts = np.cumsum([0, *counts[:-1]]) if counts else np.zeros(0, dtype=int)  # rows are grouped by level
         self.hours = np.concatenate([hours for hours, _ in grids]) if grids else np.empty(0)
         self.log_w = np.log(np.concatenate([weights for _, weights in grids])) if grids else np.empty(0)
         self.level_tau, self.level_shift, self.level_cl, self.level_v = per_level[:, 0], per_level[:, 3], per_level[:, 4], per_level[:, 5]
@@ -538,13 +539,20 @@ class _LevelModel:
         ka = pk.KA_PER_H
         self.absorbed_now = np.exp(-ka * self.hours) / (1 - np.exp(-ka * self.tau))
         self.absorbed_before = np.exp(-ka * (self.hours + self.shift)) / (1 - np.exp(-ka * self.tau))
-        self.starts = np.flatnonzero(np.r_[True, self.index[1:] != self.index[:-1]])  # rows are grouped by level
         # The rows of one level share its regime and body size, so the elimination terms are per level and
         # only the sampling times are per row; negated once here (exact) so that each call saves a pass.
         self.change = self.previous_dose - self.dose
         self.minus_hours = -self.hours
         self.minus_hours_before = -(self.hours + self.shift)
         self.minus_level_tau = -self.level_tau
+
+    def typical_at(self, weight: float, egfr: float | None) -> tuple[float, float]:
+        """The typical child's CL/F and V/F at this weight and eGFR (levels of one visit share them)."""
+        known = self.typical.get((weight, egfr))
+        if known is None:
+            params = pk.typical_parameters(weight, egfr)
+            known = self.typical[weight, egfr] = (float(params.clearance), float(params.volume))
+        return known
 
     def log_concentration(self, eta: Array) -> Array:
         """log C at every (grid point, row): shape (points, rows)."""
@@ -601,6 +609,9 @@ class _LevelModel:
         np.subtract(self.log_w[:, None], per_row, out=per_row)
         top = np.maximum.reduceat(per_row, self.starts, axis=0)  # (levels, points)
         per_row -= top[self.index] if self.n_levels > 1 else top
+        # Terms below e^-700 of their level's largest cannot change its sum (of at least 1) by a bit; held
+        # there, exp skips its slow path for results that underflow.
+        np.maximum(per_row, _NEGLIGIBLE_TERM, out=per_row)
         np.exp(per_row, out=per_row)
         per_level = np.add.reduceat(per_row, self.starts, axis=0)
         np.log(per_level, out=per_level)
