@@ -81,14 +81,14 @@ def record(model: Path, children: int) -> list[ChartCalls]:
         return individual_trough(self, mg)
 
     pk_estimate.estimate_at, pk_estimate.level_lines = recording_estimate, recording_lines  # type: ignore[assignment]
-    pk_estimate.LevelAssessment.individual_trough = recording_trough  # type: ignore[method-assign]
+    pk_estimate.LevelAssessment.individual_trough = recording_trough  # type: ignore[method-assign,assignment]
     try:
         for body, path in zip(bodies, [service_path(r) for r in requests], strict=True):
             current[0] = None
             response = client.post(path, data=body, content_type="application/json")
             assert response.status_code == 200, (path, response.status_code)
     finally:
-        pk_estimate.estimate_at, pk_estimate.level_lines = estimate_at, level_lines  # type: ignore[assignment]
+        pk_estimate.estimate_at, pk_estimate.level_lines = estimate_at, level_lines
         pk_estimate.LevelAssessment.individual_trough = individual_trough  # type: ignore[method-assign]
     return charts
 

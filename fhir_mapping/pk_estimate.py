@@ -15,14 +15,17 @@ just before the next dose; otherwise it is unknown and integrated out, uniformly
 interval. The concentration at ``h`` superposes the current dose (``n`` doses since the order
 started) on the previous regime, so a level drawn a day after a change is not read as steady state.
 
-Why scipy.optimize and a grid, not a library: no maintained Python package fits this model (the
+Why a grid and a few Newton steps, not a library: no maintained Python package fits this model (the
 precision-dosing tools are R, posologyr and mapbayr, or closed, DoseMeRx, InsightRX; Tucuxi is
 C++), and the posterior is two-dimensional. The posterior is evaluated on a grid fitted to where it
 has mass (first a coarse grid over the prior, then a fine grid over the region holding all but
 e^-9 of the peak density), which gives its quantiles exactly up to the grid step, also when it is skewed
 or bimodal (an unknown sampling time can leave "near-peak and slow clearance" and "trough and normal
-clearance" both plausible), where a Laplace approximation would be overconfident. scipy.optimize
-refines the MAP from the best grid point.
+clearance" both plausible), where a Laplace approximation would be overconfident. Newton's method
+refines the MAP from the best grid point (gradient and Hessian by central differences, nine points in
+one evaluation; :meth:`_LevelModel.mode_near`): for two parameters a general optimiser's set-up and
+line search cost more than the fit. What a card asks of the posterior at any dose (the predicted
+trough and average) is prepared once per assessment.
 
 Public API (CONTRACT §4): :func:`estimate_at`, :func:`level_lines` and
 :meth:`LevelAssessment.individual_trough`. Nothing here raises on bad input: a level in an unknown
@@ -121,8 +124,9 @@ _NEGLIGIBLE_TERM = -700.0
 # The MAP's refinement (numerical choices, no clinical meaning): central differences of step 1e-4 on
 # the log scale (a relative change of 0.01% in CL/F or V/F) on a 3x3 stencil give the gradient and
 # Hessian; Newton's method stops once its step is below 1e-4 and takes that step: its error squares
-# with each step, so the MAP is then within about 1e-8 of the mode on the log scale (measured: 4e-8 at
-# most), CL/F and V/F to a millionth, far below the two or three digits a card shows.
+# with each step, so the MAP is then within about 1e-7 of the mode on the log scale (at most 1.4e-7 on
+# the tests' varied charts; scipy's BFGS at its gtol of 1e-3 was up to 5e-5 off), CL/F and V/F to a
+# millionth, far below the two or three digits a card shows.
 _DERIVATIVE_STEP = 1e-4
 _STENCIL = _DERIVATIVE_STEP * np.asarray([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=float)
 _MODE_TOLERANCE = 1e-4
