@@ -121,6 +121,7 @@ _WASHED_OUT = 16.0
 # no bit of a double's level (its last bit is 1e-16 of it): their terms are left out exactly.
 _BELOW_LAST_BIT = 50.0
 _NEGLIGIBLE_TERM = -700.0
+_PRIOR_SD = np.asarray([[OMEGA_CL], [OMEGA_V]])
 # The MAP's refinement (numerical choices, no clinical meaning): central differences of step 1e-4 on
 # the log scale (a relative change of 0.01% in CL/F or V/F) on a 3x3 stencil give the gradient and
 # Hessian; Newton's method stops once its step is below 1e-4 and takes that step: its error squares
@@ -560,14 +561,14 @@ class _LevelModel:
 
     def log_concentration(self, eta: Array) -> Array:
         """log C at every (grid point, row): shape (points, rows)."""
-        return self._log_concentration_by_row(eta).T
+        return self._log_concentration_by_row(np.ascontiguousarray(eta.T)).T
 
-    def _log_concentration_by_row(self, eta: Array) -> Array:
+    def _log_concentration_by_row(self, eta_by_axis: Array) -> Array:
         """log C at every (row, grid point): shape (rows, points), so that each row's points are contiguous
         and the sums over a level's rows are sums of whole rows. Steps in place, with the same operations
         as the whole-array expressions (products and sums taken in either order are the same numbers)."""
         ka = pk.KA_PER_H
-        factors = np.exp(np.ascontiguousarray(eta.T))  # (2, points)
+        factors = np.exp(eta_by_axis)  # (2, points)
         v = self.level_v[:, None] * factors[1]  # (levels, points)
         k = self.level_cl[:, None] * factors[0]
         k /= v
@@ -606,7 +607,8 @@ class _LevelModel:
         return c
 
     def log_posterior(self, eta: Array) -> Array:
-        per_row = np.subtract(self.log_y[:, None], self._log_concentration_by_row(eta))  # (rows, points)
+        eta_by_axis = np.ascontiguousarray(eta.T)  # (2, points)
+        per_row = np.subtract(self.log_y[:, None], self._log_concentration_by_row(eta_by_axis))  # (rows, points)
         per_row /= SIGMA
         np.square(per_row, out=per_row)
         per_row *= 0.5
@@ -620,8 +622,12 @@ class _LevelModel:
         per_level = np.add.reduceat(per_row, self.starts, axis=0)
         np.log(per_level, out=per_level)
         per_level += top
-        prior = -0.5 * ((eta[:, 0] / OMEGA_CL) ** 2 + (eta[:, 1] / OMEGA_V) ** 2)
-        return np.asarray(prior + (per_level.sum(axis=0) if self.n_levels > 1 else per_level[0]))
+        standardised = np.divide(eta_by_axis, _PRIOR_SD, out=eta_by_axis)
+        np.square(standardised, out=standardised)
+        log_p = standardised[0] + standardised[1]
+        log_p *= -0.5  # the prior's
+        log_p += per_level.sum(axis=0) if self.n_levels > 1 else per_level[0]
+        return log_p
 
     def posterior(self, *, refine: bool = True) -> tuple[Array, Array, Array]:
         """Fine posterior grid (points, 2), its normalised weights, and the MAP (2,); without
@@ -697,8 +703,7 @@ class _LevelModel:
         and the steady-state troughs (mg/L) of the same typical children on its dose (one per draw;
         None where some child's elimination equals absorption, left to ``pharmacokinetics``)."""
         first, end = int(self.starts[level]), int(self.starts[level + 1]) if level + 1 < self.n_levels else self.hours.size
-        cumulative = np.cumsum(np.exp(self.log_w[first:end]))
-        pick = first + np.minimum(np.searchsorted(cumulative / cumulative[-1], _PRIOR_UNIFORMS), end - first - 1)
+        pick = first + _sampling_time_picks(self.log_w[first:end])
         # One level: one regime and body size, so only the sampling time varies between the draws. Each step
         # in place (2,000 draws): the same arithmetic as the whole-array expressions, without their temporaries.
         ka = pk.KA_PER_H
@@ -726,13 +731,23 @@ class _LevelModel:
         # single-dose Bateman function (for t > tau, the level when the next dose is late). Subtracting the same
         # series shifted by n·tau leaves the n most recent doses; the two series share k and the accumulation.
         now = self._series(k, self.minus_hours[pick], accumulation, self.absorbed_now[pick], scale)
-        if dose > 0 and float(k.min()) * self.shift[first] > _BELOW_LAST_BIT + math.log1p(previous / dose):
-            c = np.multiply(now, dose, out=now)  # the doses before the order: no part of the level a double holds
-        else:
+        # The doses before the order, for the draws where they are part of the level a double holds (elsewhere
+        # they are below its last bit and c = dose · now exactly).
+        reach = np.flatnonzero(k * self.shift[first] <= _BELOW_LAST_BIT + math.log1p(previous / dose)) if dose > 0 else np.arange(k.size)
+        if reach.size == k.size:
             before = self._series(k, self.minus_hours_before[pick], accumulation, self.absorbed_before[pick], scale)
             c = np.subtract(now, before, out=now)
             c *= dose
             c += np.multiply(before, previous, out=before)
+        else:
+            c = np.multiply(now, dose)
+            if reach.size:
+                reached = pick[reach]
+                before = self._series(k[reach], self.minus_hours_before[reached], accumulation[reach], self.absorbed_before[reached], scale[reach])
+                part = np.subtract(now[reach], before)
+                part *= dose
+                part += np.multiply(before, previous, out=before)
+                c[reach] = part
         log_c = np.log(np.maximum(c, 1e-9, out=c), out=c)
         log_c += _PRIOR_RESIDUALS
         return float(np.count_nonzero(log_c < self.log_y[first])) / log_c.size, troughs
@@ -746,6 +761,15 @@ class _LevelModel:
         series -= absorbed
         series *= scale
         return series
+
+
+def _sampling_time_picks(log_w: Array) -> Array:
+    """For each fixed draw, its sampling time among a level's (by inverse CDF of their weights ``exp(log_w)``)."""
+    for known, picks in _KNOWN_PICKS:  # the three sampling-time grids _hour_grid makes: their picks are constants
+        if np.array_equal(known, log_w):
+            return picks
+    cumulative = np.cumsum(np.exp(log_w))
+    return np.minimum(np.searchsorted(cumulative / cumulative[-1], _PRIOR_UNIFORMS), log_w.size - 1)
 
 
 def _ascent_step(log_p: Array, spacing: Array, cell: Array) -> tuple[Array | None, bool]:
@@ -805,6 +829,11 @@ def _spaced(low: float, high: float, count: int) -> Array:
 
 
 _COARSE_POINTS = _grid(*_COARSE_RANGES, _COARSE)
+_KNOWN_PICKS: list[tuple[Array, Array]] = []
+_KNOWN_PICKS.extend((np.log(weights), _sampling_time_picks(np.log(weights)))
+                    for weights in (_GH_WEIGHTS, np.full(_TROUGH_POINTS, 1.0 / _TROUGH_POINTS), np.full(_UNKNOWN_TIME_POINTS, 1.0 / _UNKNOWN_TIME_POINTS)))
+for _log_w, _picks in _KNOWN_PICKS:
+    _picks.setflags(write=False)
 
 
 def _typical_troughs(mg_per_day: float, weight: float, egfr: float | None, doses_per_day: int) -> Array:
