@@ -351,7 +351,8 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
     mean_v = float(np.sum(weights * eta[:, 1]))
     sd_v = math.sqrt(max(float(np.sum(weights * (eta[:, 1] - mean_v) ** 2)), 0.0))
     percentile, latest_typical = model.prior_reading(len(used) - 1)
-    own = _LevelModel(used[:-1]).predictive_percentile(latest) if len(used) > 1 else None
+    last = len(used) - 1
+    own = model.levels_between(0, last).predictive_percentile(model.levels_between(last, last + 1)) if last else None
     if latest_typical is None:
         latest_typical = _typical_troughs(latest.mg_per_day, latest.weight_kg, latest.egfr, latest.doses_per_day)
     predictions = _Predictions.of(typical_cl, v_typical, doses_per_day, eta, weights)
@@ -521,6 +522,10 @@ def _order_clocks(times: Sequence[str]) -> list[float]:
 class _LevelModel:
     """Log posterior of (eta_cl, eta_v) given the levels, with the sampling times integrated out."""
 
+    _ROW_ARRAYS = ("hours", "log_w", "tau", "dose", "previous_dose", "shift", "cl", "v", "log_y", "absorbed_now",
+                   "absorbed_before", "change", "minus_hours", "minus_hours_before")
+    _LEVEL_ARRAYS = ("level_tau", "level_shift", "level_cl", "level_v", "minus_level_tau")
+
     def __init__(self, levels: Sequence[LevelUsed]) -> None:
         # One row per (level, sampling time); the levels' own terms are per level, repeated on their rows.
         grids = [_hour_grid(level.timing, level.tau_h) for level in levels]
@@ -550,6 +555,21 @@ class _LevelModel:
         self.minus_hours = -self.hours
         self.minus_hours_before = -(self.hours + self.shift)
         self.minus_level_tau = -self.level_tau
+
+    def levels_between(self, first: int, stop: int) -> _LevelModel:
+        """The model of levels ``first`` to ``stop - 1`` alone: the same rows and terms, sliced."""
+        row_start = int(self.starts[first])
+        rows = slice(row_start, int(self.starts[stop]) if stop < self.n_levels else self.hours.size)
+        part = object.__new__(_LevelModel)
+        part.typical = self.typical
+        part.n_levels = stop - first
+        part.index = self.index[rows] - first
+        part.starts = self.starts[first:stop] - row_start
+        for name in self._ROW_ARRAYS:
+            setattr(part, name, getattr(self, name)[rows])
+        for name in self._LEVEL_ARRAYS:
+            setattr(part, name, getattr(self, name)[first:stop])
+        return part
 
     def typical_at(self, weight: float, egfr: float | None) -> tuple[float, float]:
         """The typical child's CL/F and V/F at this weight and eGFR (levels of one visit share them)."""
@@ -690,11 +710,11 @@ class _LevelModel:
             x = best_x + step
         return np.asarray(best_x)
 
-    def predictive_percentile(self, level: LevelUsed) -> float:
-        """Fraction of this posterior's predictions for ``level`` (its sampling time and residual error
-        included) that fall below the measured value: how a new level compares with the earlier ones."""
+    def predictive_percentile(self, new: _LevelModel) -> float:
+        """Fraction of this posterior's predictions for the one level of ``new`` (its sampling time and
+        residual error included) that fall below the measured value: how a new level compares with the
+        earlier ones."""
         eta, weights, _ = self.posterior(refine=False)
-        new = _LevelModel([level])
         below = ndtr((new.log_y[None, :] - new.log_concentration(eta)) / SIGMA)  # (points, sampling times)
         return float(np.sum(weights[:, None] * np.exp(new.log_w)[None, :] * below))
 
