@@ -642,7 +642,7 @@ class _LevelModel:
         per_level = np.add.reduceat(per_row, self.starts, axis=0)
         np.log(per_level, out=per_level)
         per_level += top
-        standardised = np.divide(eta_by_axis, _PRIOR_SD, out=eta_by_axis)
+        standardised = eta_by_axis / _PRIOR_SD  # a new array: eta_by_axis may be the caller's eta itself
         np.square(standardised, out=standardised)
         log_p = standardised[0] + standardised[1]
         log_p *= -0.5  # the prior's
@@ -794,7 +794,7 @@ def _sampling_time_picks(log_w: Array) -> Array:
 
 def _ascent_step(log_p: Array, spacing: Array, cell: Array) -> tuple[Array | None, bool]:
     """A step up the log posterior from the centre of a 3x3 stencil (``log_p`` in ``_STENCIL``'s order,
-    ``spacing`` its steps on the two axes), at most a ``cell`` long on each axis, and whether it is
+    ``spacing`` its steps on the two axes), scaled to at most a ``cell`` on each axis, and whether it is
     Newton's (the maximum of the local quadratic, -H⁻¹g) or, where the Hessian is not negative
     definite, along the gradient. None where the differences are not finite."""
     h0, h1 = float(spacing[0]), float(spacing[1])
@@ -811,7 +811,8 @@ def _ascent_step(log_p: Array, spacing: Array, cell: Array) -> tuple[Array | Non
     else:
         length = math.hypot(g0 / cell[0], g1 / cell[1]) or 1.0
         step = np.asarray([g0, g1]) / length
-    return np.clip(step, -cell, cell), newton
+    longest = float(np.max(np.abs(step) / cell))
+    return (step / longest if longest > 1 else step), newton  # shortened as a whole: still uphill
 
 
 def _hour_grid(timing: Timing, tau: float) -> tuple[Array, Array]:

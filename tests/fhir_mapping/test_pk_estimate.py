@@ -345,6 +345,25 @@ def test_the_map_is_the_posterior_mode(seed: int) -> None:
     assert model.log_posterior(mode[None, :])[0] >= model.log_posterior(start[None, :])[0]
 
 
+@pytest.mark.parametrize("seed", range(15))
+def test_the_refinement_from_a_poor_start_climbs_to_a_local_maximum(seed: int) -> None:
+    """Started three or four grid cells away from the best grid point, the refinement never ends lower
+    than where it started and ends where the gradient vanishes and the posterior is locally concave."""
+    from fhir_mapping.pk_estimate import _FINE, _STENCIL, _ascent_step
+
+    model = _LevelModel(_varied_levels(seed))
+    grid, weights, _ = model.posterior()
+    start = grid[int(np.argmax(weights))]
+    cell = (grid.max(axis=0) - grid.min(axis=0)) / (np.asarray(_FINE) - 1)
+    for shift in ((3, 0), (-3, 2), (0, -4), (4, 4)):
+        far = start + np.asarray(shift) * cell
+        found = model.mode_near(far, cell)
+        assert model.log_posterior(found[None, :].copy())[0] >= model.log_posterior(far[None, :].copy())[0]
+        log_p = model.log_posterior(found[None, :] + _STENCIL)
+        step, newton = _ascent_step(log_p, np.full(2, float(_STENCIL[1, 0])), cell)
+        assert newton and step is not None and np.abs(step).max() < 1e-4, (shift, found, step)
+
+
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray | None) -> tuple[float, float, float]:
     """(median, 5th, 95th percentile): each value at the middle of its weight, linear in between."""
     order = np.argsort(values)
