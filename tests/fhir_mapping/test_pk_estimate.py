@@ -342,7 +342,9 @@ def test_the_map_is_the_posterior_mode(seed: int) -> None:
     start = grid[int(np.argmax(weights))]
     exact = _exact_mode(model, start)
     assert np.abs(mode - exact).max() < 1e-6, (mode, exact)
+    found = mode.copy()
     assert model.log_posterior(mode[None, :])[0] >= model.log_posterior(start[None, :])[0]
+    assert np.array_equal(mode, found)  # evaluating a point leaves it as it was
 
 
 @pytest.mark.parametrize("seed", range(15))
