@@ -65,6 +65,7 @@ from fhir_mapping.problems import Problem, ProblemKind
 from fhir_mapping.timeline import DoseSpan, DrugLevel, PatientTimeline, Visit
 
 Array = npt.NDArray[np.float64]
+Numbers = Sequence[float] | Array
 
 # --- Priors and error model (domain.md §3) -------------------------------------------------------
 # Between-subject variability of CL/F: 40% CV, the middle of the 35–45% that the external evaluation
@@ -671,7 +672,7 @@ class _LevelModel:
             guess, _ = _ascent_step(around[_STENCIL_CELLS], cell, cell)
         return fine, weights, self.mode_near(start, cell, guess, float(log_fine[best]))
 
-    def mode_near(self, start: Array, cell: Array, first_step: Array | None = None, start_log_p: float = -math.inf) -> Array:
+    def mode_near(self, start: Array, cell: Numbers, first_step: Numbers | None = None, start_log_p: float = -math.inf) -> Array:
         """The posterior's mode near ``start`` (the best fine-grid point): Newton's method on the log
         posterior, its gradient and Hessian by central differences from one call on a 3x3 stencil.
 
@@ -683,31 +684,33 @@ class _LevelModel:
         It stops when the Newton step is below :data:`_MODE_TOLERANCE` and returns the point with that
         last step taken; never a point with a lower log posterior than ``start``.
         """
-        best_x, best_log_p = start, -math.inf
-        x, step = start, None
+        best_x, best_log_p = (float(start[0]), float(start[1])), -math.inf  # plain floats: two numbers need no arrays
+        x, step = best_x, None
         if first_step is not None:
-            x, step, best_log_p = start + first_step, first_step, start_log_p
+            step = (float(first_step[0]), float(first_step[1]))
+            x, best_log_p = (best_x[0] + step[0], best_x[1] + step[1]), start_log_p
+        spacing = (_DERIVATIVE_STEP, _DERIVATIVE_STEP)
         for _ in range(_MODE_ITERATIONS):
-            log_p = self.log_posterior(x[None, :] + _STENCIL)
-            centre = float(log_p[0])
+            log_p = self.log_posterior(_STENCIL + x).tolist()
+            centre = log_p[0]
             if not (math.isfinite(centre) and centre >= best_log_p):  # the last step went too far: half of it
                 if step is None:
                     break
                 if first_step is not None:  # the grid's guess did not help: from the grid point itself
-                    first_step, best_log_p, x, step = None, -math.inf, start, None
+                    first_step, best_log_p, x, step = None, -math.inf, best_x, None
                     continue
-                step = step / 2
-                x = best_x + step
+                step = (step[0] / 2, step[1] / 2)
+                x = (best_x[0] + step[0], best_x[1] + step[1])
                 continue
             first_step = None
             best_x, best_log_p = x, centre
-            spacing = np.full(2, _DERIVATIVE_STEP)
-            step, newton = _ascent_step(log_p, spacing, cell)
-            if step is None:
+            found, newton = _ascent_step(log_p, spacing, cell)
+            if found is None:
                 break
-            if newton and np.all(np.abs(step) < _MODE_TOLERANCE):
-                return np.asarray(best_x + step)
-            x = best_x + step
+            step = found
+            if newton and abs(step[0]) < _MODE_TOLERANCE and abs(step[1]) < _MODE_TOLERANCE:
+                return np.asarray([best_x[0] + step[0], best_x[1] + step[1]])
+            x = (best_x[0] + step[0], best_x[1] + step[1])
         return np.asarray(best_x)
 
     def predictive_percentile(self, new: _LevelModel) -> float:
@@ -792,27 +795,29 @@ def _sampling_time_picks(log_w: Array) -> Array:
     return np.minimum(np.searchsorted(cumulative / cumulative[-1], _PRIOR_UNIFORMS), log_w.size - 1)
 
 
-def _ascent_step(log_p: Array, spacing: Array, cell: Array) -> tuple[Array | None, bool]:
+def _ascent_step(log_p: Numbers, spacing: Numbers, cell: Numbers) -> tuple[tuple[float, float] | None, bool]:
     """A step up the log posterior from the centre of a 3x3 stencil (``log_p`` in ``_STENCIL``'s order,
     ``spacing`` its steps on the two axes), scaled to at most a ``cell`` on each axis, and whether it is
     Newton's (the maximum of the local quadratic, -H⁻¹g) or, where the Hessian is not negative
     definite, along the gradient. None where the differences are not finite."""
-    h0, h1 = float(spacing[0]), float(spacing[1])
-    centre = log_p[0]
-    g0, g1 = (log_p[1] - log_p[2]) / (2 * h0), (log_p[3] - log_p[4]) / (2 * h1)
-    h00, h11 = (log_p[1] - 2 * centre + log_p[2]) / h0**2, (log_p[3] - 2 * centre + log_p[4]) / h1**2
-    h01 = (log_p[5] - log_p[6] - log_p[7] + log_p[8]) / (4 * h0 * h1)
+    f = [float(value) for value in log_p]
+    h0, h1, cell0, cell1 = float(spacing[0]), float(spacing[1]), float(cell[0]), float(cell[1])
+    g0, g1 = (f[1] - f[2]) / (2 * h0), (f[3] - f[4]) / (2 * h1)
+    h00, h11 = (f[1] - 2 * f[0] + f[2]) / h0**2, (f[3] - 2 * f[0] + f[4]) / h1**2
+    h01 = (f[5] - f[6] - f[7] + f[8]) / (4 * h0 * h1)
     if not all(map(math.isfinite, (g0, g1, h00, h11, h01))):
         return None, False
     determinant = h00 * h11 - h01 * h01
     newton = h00 < 0 and determinant > 0
     if newton:
-        step = np.asarray([-(h11 * g0 - h01 * g1) / determinant, -(h00 * g1 - h01 * g0) / determinant])
+        d0, d1 = -(h11 * g0 - h01 * g1) / determinant, -(h00 * g1 - h01 * g0) / determinant
     else:
-        length = math.hypot(g0 / cell[0], g1 / cell[1]) or 1.0
-        step = np.asarray([g0, g1]) / length
-    longest = float(np.max(np.abs(step) / cell))
-    return (step / longest if longest > 1 else step), newton  # shortened as a whole: still uphill
+        length = math.hypot(g0 / cell0, g1 / cell1) or 1.0
+        d0, d1 = g0 / length, g1 / length
+    longest = max(abs(d0) / cell0, abs(d1) / cell1)
+    if longest > 1:  # shortened as a whole: still uphill
+        d0, d1 = d0 / longest, d1 / longest
+    return (d0, d1), newton
 
 
 def _hour_grid(timing: Timing, tau: float) -> tuple[Array, Array]:
