@@ -344,7 +344,8 @@ def estimate_at(timeline: PatientTimeline, as_of: date) -> LevelAssessment | Non
 
 def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | None, doses_per_day: int) -> LevelAssessment:
     model = _LevelModel(used)
-    eta, weights, eta_map = model.posterior()
+    coarse_prior, coarse_levels = model.log_terms(_COARSE_POINTS)  # the earlier levels' posterior shares them
+    eta, weights, eta_map = model.posterior(coarse_log_p=_summed(coarse_prior, coarse_levels))
     latest = used[-1]
     typical_cl, v_typical = model.typical_at(weight, egfr)
     (cl_low, cl_high), (v_low, v_high) = _marginal_intervals(eta, weights)
@@ -353,7 +354,8 @@ def _assess(as_of: date, used: list[LevelUsed], weight: float, egfr: float | Non
     sd_v = math.sqrt(max(float(np.sum(weights * (eta[:, 1] - mean_v) ** 2)), 0.0))
     percentile, latest_typical = model.prior_reading(len(used) - 1)
     last = len(used) - 1
-    own = model.levels_between(0, last).predictive_percentile(model.levels_between(last, last + 1)) if last else None
+    own = (model.levels_between(0, last).predictive_percentile(model.levels_between(last, last + 1), _summed(coarse_prior, coarse_levels[:last]))
+           if last else None)
     if latest_typical is None:
         latest_typical = _typical_troughs(latest.mg_per_day, latest.weight_kg, latest.egfr, latest.doses_per_day)
     predictions = _Predictions.of(typical_cl, v_typical, doses_per_day, eta, weights)
@@ -628,6 +630,11 @@ class _LevelModel:
         return c
 
     def log_posterior(self, eta: Array) -> Array:
+        return _summed(*self.log_terms(eta))
+
+    def log_terms(self, eta: Array) -> tuple[Array, Array]:
+        """The log prior at every point (points,) and each level's log likelihood (levels, points), the
+        sampling times integrated out: a model of some of the levels has the same terms for them."""
         eta_by_axis = np.ascontiguousarray(eta.T)  # (2, points)
         per_row = np.subtract(self.log_y[:, None], self._log_concentration_by_row(eta_by_axis))  # (rows, points)
         per_row /= SIGMA
@@ -645,15 +652,15 @@ class _LevelModel:
         per_level += top
         standardised = eta_by_axis / _PRIOR_SD  # a new array: eta_by_axis may be the caller's eta itself
         np.square(standardised, out=standardised)
-        log_p = standardised[0] + standardised[1]
-        log_p *= -0.5  # the prior's
-        log_p += per_level.sum(axis=0) if self.n_levels > 1 else per_level[0]
-        return log_p
+        log_prior = standardised[0] + standardised[1]
+        log_prior *= -0.5
+        return log_prior, per_level
 
-    def posterior(self, *, refine: bool = True) -> tuple[Array, Array, Array]:
+    def posterior(self, *, refine: bool = True, coarse_log_p: Array | None = None) -> tuple[Array, Array, Array]:
         """Fine posterior grid (points, 2), its normalised weights, and the MAP (2,); without
-        ``refine`` the MAP is the best grid point (enough where only the grid's weights are used)."""
-        log_p = self.log_posterior(_COARSE_POINTS)
+        ``refine`` the MAP is the best grid point (enough where only the grid's weights are used).
+        ``coarse_log_p``: the log posterior on the coarse grid where it is known already."""
+        log_p = self.log_posterior(_COARSE_POINTS) if coarse_log_p is None else coarse_log_p
         keep = _COARSE_POINTS[log_p > log_p.max() - _NEGLIGIBLE_LOG_DENSITY]
         low, high = keep.min(axis=0) - _COARSE_STEP, keep.max(axis=0) + _COARSE_STEP
         fine = _grid((low[0], high[0]), (low[1], high[1]), _FINE)
@@ -713,11 +720,11 @@ class _LevelModel:
             x = (best_x[0] + step[0], best_x[1] + step[1])
         return np.asarray(best_x)
 
-    def predictive_percentile(self, new: _LevelModel) -> float:
+    def predictive_percentile(self, new: _LevelModel, coarse_log_p: Array | None = None) -> float:
         """Fraction of this posterior's predictions for the one level of ``new`` (its sampling time and
         residual error included) that fall below the measured value: how a new level compares with the
         earlier ones."""
-        eta, weights, _ = self.posterior(refine=False)
+        eta, weights, _ = self.posterior(refine=False, coarse_log_p=coarse_log_p)
         below = ndtr((new.log_y[None, :] - new.log_concentration(eta)) / SIGMA)  # (points, sampling times)
         return float(np.sum(weights[:, None] * np.exp(new.log_w)[None, :] * below))
 
@@ -793,6 +800,11 @@ def _sampling_time_picks(log_w: Array) -> Array:
             return picks
     cumulative = np.cumsum(np.exp(log_w))
     return np.minimum(np.searchsorted(cumulative / cumulative[-1], _PRIOR_UNIFORMS), log_w.size - 1)
+
+
+def _summed(log_prior: Array, per_level: Array) -> Array:
+    """The log posterior from its terms (``_LevelModel.log_terms``)."""
+    return np.asarray(log_prior + (per_level.sum(axis=0) if len(per_level) > 1 else per_level[0]))
 
 
 def _ascent_step(log_p: Numbers, spacing: Numbers, cell: Numbers) -> tuple[tuple[float, float] | None, bool]:
