@@ -890,13 +890,14 @@ def _marginal_intervals(eta: Array, weights: Array) -> tuple[tuple[float, float]
 def _cell_interval(points: Array, mass: Array) -> tuple[float, float]:
     """90% interval of one coordinate from its marginal mass on increasing grid points, with the CDF
     linear within each cell (a grid point stands for the cell around it)."""
-    half = np.diff(points) / 2
+    half = points[1:] - points[:-1]  # np.diff's own arithmetic
+    half /= 2
     edges = np.empty(points.size + 1)
     np.add(points[:-1], half, out=edges[1:-1])
     edges[0], edges[-1] = points[0] - half[0], points[-1] + half[-1]
     cdf = np.empty(points.size + 1)
     cdf[0] = 0.0
-    np.cumsum(mass, out=cdf[1:])
+    np.add.accumulate(mass, out=cdf[1:])  # np.cumsum
     cdf /= cdf[-1]
     low, high = np.interp(INTERVAL, cdf, edges)
     return float(low), float(high)
