@@ -10,7 +10,8 @@ workers (``bench/healthchain_peer.py``). Loads, interleaved round by round, with
   answered from the per-worker response cache after the first call;
 * patient-view, distinct children: prefetches built from a simulated cohort and the clinical charts
   (``bench/bodies.py``, every body different, checked), each request also with its own
-  hookInstance, so no two requests are the same and every one runs the whole pipeline;
+  hookInstance and user, so no two requests are the same, none is answered from the response cache
+  (whose key leaves out the hookInstance) and every one runs the whole pipeline;
 * HealthChain constant card, the same bodies as the distinct load.
 
 Prints req/s, p50, p99 and resident memory per worker for each.
@@ -176,23 +177,28 @@ def _run_wrk(script: Path, url: str, seconds: int, connections: int) -> dict[str
 
 
 HOOK_MARK = "BENCHHOOK"  # replaced per request in the "distinct children" load
+# Also replaced per request in that load: the user, part of the response cache's content key (the
+# hookInstance is not), so no request repeats another's key even when wrk comes back to a body.
+CALLER_MARK = "BENCHCALLER"
 
 
 def write_children(path: Path, n_children: int) -> int:
-    """One distinct body per line (charts and simulated children), each hookInstance a placeholder."""
+    """One distinct body per line (charts and simulated children), the hookInstance and user placeholders."""
     sys.path.insert(0, str(ROOT / "bench"))
     from bodies import benchmark_requests, distinct_bodies
 
     requests = [r for r in benchmark_requests(n_children) if r["hook"] == "patient-view"]
     for index, request in enumerate(requests):
         request["hookInstance"] = f"{HOOK_MARK}-{index}"
+        request["context"]["userId"] = f"Practitioner/{CALLER_MARK}"
     bodies = distinct_bodies(requests)  # raises on a repeat
     path.write_bytes(b"\n".join(bodies) + b"\n")
     return len(bodies)
 
 
 def run_wrk_children(url: str, bodies_file: Path, seconds: int, connections: int) -> dict[str, float]:
-    """wrk cycling through the bodies of ``bodies_file``, each request's hookInstance made unique."""
+    """wrk cycling through the bodies of ``bodies_file``, each request's hookInstance and user made unique
+    (so none is answered from the per-worker response cache: every request runs the whole pipeline)."""
     script = bodies_file.with_suffix(".lua")
     script.write_text(
         'local bodies = {}\n'
@@ -202,6 +208,7 @@ def run_wrk_children(url: str, bodies_file: Path, seconds: int, connections: int
         'function request()\n  counter = counter + 1\n'
         '  local body = bodies[(counter + (tid or 0) * 7919) % #bodies + 1]\n'
         f'  body = body:gsub("{HOOK_MARK}", "t" .. (tid or 0) .. "-" .. counter, 1)\n'
+        f'  body = body:gsub("{CALLER_MARK}", "u" .. (tid or 0) .. "-" .. counter, 1)\n'
         '  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)\nend\n'
         + WRK_REPORT)
     return _run_wrk(script, url, seconds, connections)
@@ -226,7 +233,7 @@ def post_all(url: str, bodies_file: Path, limit: int | None = None) -> int:
     """POST each body (hookInstance filled); raises unless every answer is 200 with a cards list. Returns the count."""
     lines = [line for line in bodies_file.read_bytes().splitlines() if line][:limit]
     for index, body in enumerate(lines):
-        body = body.replace(HOOK_MARK.encode(), f"check-{index}".encode(), 1)
+        body = body.replace(HOOK_MARK.encode(), f"check-{index}".encode(), 1).replace(CALLER_MARK.encode(), b"checker", 1)
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
             if answer.status != 200 or not isinstance(json.loads(answer.read()).get("cards"), list):

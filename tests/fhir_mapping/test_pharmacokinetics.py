@@ -63,3 +63,27 @@ def test_invalid_inputs_raise() -> None:
     with pytest.raises(ValueError):
         pk.steady_state(500.0, 20.0, doses_per_day=0)
     assert math.isfinite(pk.steady_state(0.0, 20.0).average)
+
+
+def test_plain_numbers_give_the_array_path_to_the_bit() -> None:
+    """steady_state of floats takes a shorter path; it must give exactly what the general one gives."""
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        mg = float(rng.choice([0.0, 250.0, 500.0, 1000.0, rng.uniform(0, 3000)]))
+        weight = float(rng.uniform(8, 90))
+        egfr = None if rng.random() < 0.3 else float(rng.uniform(5, 160))
+        doses = int(rng.integers(1, 4))
+        factors = {"cl_factor": float(rng.uniform(0.5, 2)), "v_factor": float(rng.uniform(0.7, 1.4))} if rng.random() < 0.5 else {}
+        fast = pk.steady_state(mg, weight, egfr, doses, **factors)
+        general = pk.steady_state_of(np.asarray(mg), pk.typical_parameters(np.asarray(weight), None if egfr is None else np.asarray(egfr),
+                                                                          **factors), doses)
+        assert (fast.trough, fast.average, fast.peak) == (float(general.trough), float(general.average), float(general.peak))
+        assert all(type(x) is float for x in (fast.trough, fast.average, fast.peak))
+
+
+def test_plain_numbers_refuse_what_the_array_path_refuses() -> None:
+    for args in ((-1.0, 25.0), (500.0, 0.0), (500.0, -3.0), (500.0, float("nan")), (500.0, float("inf"))):
+        with pytest.raises(ValueError):
+            pk.steady_state(*args)
+    with pytest.raises(ValueError):
+        pk.steady_state(500.0, 25.0, None, 0)

@@ -64,3 +64,23 @@ def test_step_loop_learns_what_the_plain_loop_learns(name):
     window = config.log_every  # type: ignore[attr-defined]
     expected = [float(np.mean(losses[i:i + window])) for i in range(0, STEPS, window)]
     np.testing.assert_allclose(history.loss, expected, rtol=1e-4)
+
+
+def test_the_in_place_relu_gives_the_out_of_place_gradients() -> None:
+    """MLP's ReLU works in place; its outputs and every parameter's gradient equal the plain layers' exactly."""
+    from training.policies.mlp import MLP
+
+    torch.manual_seed(3)
+    network = MLP(20, (32, 16), 12)
+    x = torch.randn(64, 20)
+    out = network(x)
+    (out ** 2).sum().backward()
+    ours = [p.grad.clone() for p in network.parameters()]
+    network.zero_grad()
+    h = x
+    for layer in network.layers[:-1]:
+        h = torch.relu(layer(h))
+    reference = network.layers[-1](h)
+    (reference ** 2).sum().backward()
+    assert torch.equal(out, reference)
+    assert all(torch.equal(a, p.grad) for a, p in zip(ours, network.parameters(), strict=True))

@@ -137,10 +137,14 @@ class DQN(Policy):
 
     def pessimistic(self, network: MLP, states: torch.Tensor) -> torch.Tensor:
         """The lowest head's Q-value per dose (the only head with one head), shape (n, 12)."""
+        if self.heads == 1:
+            return network(states)  # the minimum of one head is that head: skip the reduction each step
         return self.head_values(network, states).min(dim=1).values
 
     def online(self, states: torch.Tensor) -> torch.Tensor:
         """The heads' mean Q-value per dose, what the policy chooses by, shape (n, 12)."""
+        if self.heads == 1:
+            return self.q_network(states)
         return self.head_values(self.q_network, states).mean(dim=1)
 
     def bounded(self, values: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
+            x = torch.relu_(layer(x))  # in place: the layer's output is saved by nothing but the ReLU's own backward
         return self.layers[-1](x)
 
 
