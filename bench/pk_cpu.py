@@ -172,6 +172,13 @@ def main() -> int:
     ratios = [b / c for b, c in zip(per_chart["base"], per_chart["candidate"], strict=True)]
     print(f"base / candidate: {statistics.median(per_chart['base']) / statistics.median(per_chart['candidate']):.2f}x on the medians, "
           f"per chart median {statistics.median(ratios):.2f}x (min {min(ratios):.2f}x)")
+    levels = [len(getattr(pk_estimate.estimate_at(chart.timeline, chart.day), "levels", ())) for chart in charts]
+    for label, chosen in (("one level", [n == 1 for n in levels]), ("2+ levels", [n > 1 for n in levels])):
+        picked = [i for i, keep in enumerate(chosen) if keep]
+        if picked:
+            base_ms = statistics.median(per_chart["base"][i] for i in picked)
+            new_ms = statistics.median(per_chart["candidate"][i] for i in picked)
+            print(f"  {label} ({len(picked)} charts): base {base_ms:.3f} ms, candidate {new_ms:.3f} ms, {base_ms / new_ms:.2f}x")
     print(f"card lines that differ: {lines_differ}; largest relative difference of the MAP CL/F and V/F (with their "
           f"intervals): {largest_map:.1e}; of every other number: {largest_other:.1e}")
     return 1 if lines_differ else 0
