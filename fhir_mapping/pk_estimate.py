@@ -685,11 +685,12 @@ class _LevelModel:
 
         ``first_step`` (from the fine grid's values around ``start``, whose log posterior is
         ``start_log_p``) is tried first; where it does not raise the log posterior the search starts
-        at ``start`` itself. A step never leaves the grid cell it starts from (``cell``: the fine grid's
+        at ``start`` itself. A step is at most a grid cell on each axis (``cell``: the fine grid's
         spacing; the best grid point is within a cell of the mode), it is halved while it does not raise
         the log posterior, and where the Hessian is not negative definite the step follows the gradient.
         It stops when the Newton step is below :data:`_MODE_TOLERANCE` and returns the point with that
-        last step taken; never a point with a lower log posterior than ``start``.
+        last step taken (not evaluated: uphill on the local quadratic, and the mode is then within about
+        the step's square); otherwise never a point with a lower log posterior than ``start``.
         """
         best_x, best_log_p = (float(start[0]), float(start[1])), -math.inf  # plain floats: two numbers need no arrays
         x, step = best_x, None
