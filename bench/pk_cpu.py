@@ -10,6 +10,7 @@ compared (card lines byte for byte, numbers to the last digit reported). Prints 
 chart of both, the ratio, and the largest difference between the two MAP estimates.
 
 Run from the repository root:  python bench/pk_cpu.py --model MODEL_FOLDER [--children 200] [--rounds 5] [--base main]
+(or ``--simulated N``: the same comparison on every level of N simulated children in three worlds, no model needed)
 """
 
 from __future__ import annotations
@@ -93,6 +94,28 @@ def record(model: Path, children: int) -> list[ChartCalls]:
     return charts
 
 
+def simulated(children: int) -> list[ChartCalls]:
+    """Every visit with a level of ``children`` simulated children in each of three worlds (the simulator's,
+    levels drawn at any time of the interval, wider variability), half the treated visits with a level:
+    the estimate at that visit, then the calls a card makes at two doses."""
+    import dataclasses
+
+    from fhir_mapping.build import build_timeline
+    from training.simulator.cohort import simulate_cohort
+    from training.simulator.config import DEFAULT_CONFIG
+    from training.simulator.fhir import child_resources
+
+    worlds: list[dict[str, Any]] = [{}, {"level_sampling_hours": (0.5, 12.0)}, {"cl_bsv_cv": 0.6, "v_bsv_cv": 0.4}]
+    charts: list[ChartCalls] = []
+    for seed, world in enumerate(worlds, start=7):
+        config = dataclasses.replace(DEFAULT_CONFIG, level_probability=0.5, **world)
+        for run in simulate_cohort(children, seed, config):
+            days = [visit.date for visit in run.visits if "lev_level" in visit.labs]
+            timeline = build_timeline(child_resources(run)) if days else None
+            charts.extend(ChartCalls(timeline, day, [("trough", 500.0), ("lines", 750.0, 1500.0), ("lines", 1000.0, None)]) for day in days)
+    return charts
+
+
 def base_module(revision: str) -> ModuleType:
     """The base revision's pk_estimate.py, loaded as its own module beside this tree's."""
     source = subprocess.run(["git", "show", f"{revision}:fhir_mapping/pk_estimate.py"], cwd=ROOT, check=True,
@@ -138,14 +161,18 @@ def _largest_difference(a: Any, b: Any) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="the model the service runs (for the request bodies)")
     parser.add_argument("--children", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--base", default="main", help="git revision of the baseline pk_estimate.py")
+    parser.add_argument("--simulated", type=int, default=0,
+                        help="instead of the request bodies: every level of this many simulated children in each of three worlds")
     args = parser.parse_args()
     from fhir_mapping import pk_estimate
 
-    charts = record(args.model, args.children)
+    if not args.simulated and args.model is None:
+        parser.error("--model is needed unless --simulated")
+    charts = simulated(args.simulated) if args.simulated else record(args.model, args.children)
     base = base_module(args.base)
     modules = {"base": base, "candidate": pk_estimate}
     times: dict[str, list[list[float]]] = {name: [[] for _ in charts] for name in modules}
@@ -163,8 +190,9 @@ def main() -> int:
                 largest_other = max(largest_other, _largest_difference([old[0][2:], *old[1:]], [new[0][2:], *new[1:]]))
     per_chart = {name: [statistics.median(t) * 1e3 for t in chart_times] for name, chart_times in times.items()}
     calls = sum(len(c.calls) for c in charts)
-    print(f"{len(charts)} charts with a measured level among the bodies of {args.children} children and the clinical charts; "
-          f"{calls} calls on their assessments (individual_trough, level_lines); {args.rounds} rounds, interleaved")
+    where = (f"estimates at the levels of {args.simulated} simulated children in each of three worlds" if args.simulated else
+             f"charts with a measured level among the bodies of {args.children} children and the clinical charts")
+    print(f"{len(charts)} {where}; {calls} calls on their assessments (individual_trough, level_lines); {args.rounds} rounds, interleaved")
     for name in modules:
         values = per_chart[name]
         print(f"{name:>9}: median {statistics.median(values):.3f} ms CPU per chart, mean {statistics.mean(values):.3f}, "
