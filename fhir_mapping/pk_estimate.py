@@ -121,8 +121,8 @@ _WASHED_OUT = 16.0
 # Where e^-(k × hours since the order started) is below e^-50 (2e-22) the doses before the order change
 # no bit of a double's level (its last bit is 1e-16 of it): their terms are left out exactly.
 _BELOW_LAST_BIT = 50.0
-_NEGLIGIBLE_TERM = -700.0
-_PRIOR_SD = np.asarray([[OMEGA_CL], [OMEGA_V]])
+_NEGLIGIBLE_TERM = -700.0  # log of a sampling time's share below which it adds nothing a double holds
+_PRIOR_SD = np.asarray([[OMEGA_CL], [OMEGA_V]])  # the priors' SDs as a column, against (2, points) arrays
 # The MAP's refinement (numerical choices, no clinical meaning): central differences of step 1e-4 on
 # the log scale (a relative change of 0.01% in CL/F or V/F) on a 3x3 stencil give the gradient and
 # Hessian; Newton's method stops once its step is below 1e-4 and takes that step: its error squares
