@@ -871,8 +871,9 @@ _COARSE_POINTS = _grid(*_COARSE_RANGES, _COARSE)
 _KNOWN_PICKS: list[tuple[Array, Array]] = []
 _KNOWN_PICKS.extend((np.log(weights), _sampling_time_picks(np.log(weights)))
                     for weights in (_GH_WEIGHTS, np.full(_TROUGH_POINTS, 1.0 / _TROUGH_POINTS), np.full(_UNKNOWN_TIME_POINTS, 1.0 / _UNKNOWN_TIME_POINTS)))
-for _log_w, _picks in _KNOWN_PICKS:
-    _picks.setflags(write=False)
+for _constant in (_COARSE_POINTS, _COARSE_STEP, _STENCIL, _PRIOR_SD, _PRIOR_DRAWS, _PRIOR_UNIFORMS, _PRIOR_CL_FACTORS, _PRIOR_V_FACTORS,
+                  _PRIOR_RESIDUALS, _PRIOR_SHARES, _GH_NODES, _GH_WEIGHTS, *(array for pair in _KNOWN_PICKS for array in pair)):
+    _constant.setflags(write=False)  # shared by every call: none may write into them
 
 
 def _typical_troughs(mg_per_day: float, weight: float, egfr: float | None, doses_per_day: int) -> Array:
