@@ -812,7 +812,7 @@ def course_lines(facts: rails.RailFacts, seizures_3m: int | None, visit: Visit, 
 
 
 def load_what_the_first_call_would() -> None:
-    """Load the parts a call loads on first use: the PK estimator (scipy.optimize, ~0.4 s of CPU) and
+    """Load the parts a call loads on first use: the PK estimator (its scipy.special import, ~0.15 s of CPU) and
     the compiled note rules (~0.08 s). A served worker does this before it takes requests
     (``plugin.cli.serve.settle_heap``), so no clinician's card waits for them."""
     with contextlib.suppress(ImportError):  # optional, as in level_assessment

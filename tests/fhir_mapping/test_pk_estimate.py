@@ -296,3 +296,143 @@ def test_the_reading_and_the_rail_share_one_upper_reference() -> None:
     from fhir_mapping import pk_estimate, rails
 
     assert pk_estimate.REFERENCE_HIGH_MG_L == rails.LEVEL_UPPER_REFERENCE_MG_L
+
+
+# --- The estimate's arithmetic against the model evaluated directly -------------------------------
+def _varied_levels(seed: int) -> list[LevelUsed]:
+    """One to three levels of a child drawn from the priors: any timing, regimen, recent or old dose change."""
+    rng = np.random.default_rng(seed)
+    weight = float(rng.uniform(12.0, 60.0))
+    egfr = [None, 35.0, 80.0, 120.0][int(rng.integers(4))]
+    per_day = int(rng.integers(1, 4))
+    tau = 24.0 / per_day
+    truth = pk.typical_parameters(weight, egfr, cl_factor=math.exp(OMEGA_CL * rng.standard_normal()),
+                                  v_factor=math.exp(OMEGA_V * rng.standard_normal()))
+    levels = []
+    for n in range(int(rng.integers(1, 4))):
+        kind = ["recorded", "trough", "unknown"][int(rng.integers(3))]
+        hours = float(rng.uniform(0.3, tau)) if kind != "trough" else tau - 0.5
+        mg = float(rng.choice([250.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0]))
+        value = float(pk.concentration(hours, mg, truth, per_day)) * math.exp(SIGMA * rng.standard_normal())
+        levels.append(LevelUsed(f"lv{n}", date(2025, 1, 1) + timedelta(days=40 * n), round(value, 2),
+                                Timing(kind, hours if kind == "recorded" else None), mg, per_day,
+                                float(rng.choice([0.0, mg / 2, 2 * mg])), int(rng.choice([1, 2, 5, 60, 400])), weight, egfr))
+    return levels
+
+
+def _exact_mode(model: _LevelModel, start: np.ndarray) -> np.ndarray:
+    """The posterior's mode to a gradient of 1e-9, by scipy's BFGS from ``start`` (central differences)."""
+    from scipy.optimize import minimize
+
+    step = 1e-5
+
+    def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+        log_p = model.log_posterior(x[None, :] + step * np.asarray([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=float))
+        return -float(log_p[0]), -np.asarray([log_p[1] - log_p[2], log_p[3] - log_p[4]]) / (2 * step)
+
+    return np.asarray(minimize(negative, start, jac=True, method="BFGS", options={"gtol": 1e-9, "maxiter": 500}).x)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_map_is_the_posterior_mode(seed: int) -> None:
+    """The refined MAP is the mode to within 1e-6 on the log scale (CL/F and V/F to a millionth; a card
+    shows two or three digits), and never below the best grid point."""
+    model = _LevelModel(_varied_levels(seed))
+    grid, weights, mode = model.posterior()
+    start = grid[int(np.argmax(weights))]
+    exact = _exact_mode(model, start)
+    assert np.abs(mode - exact).max() < 1e-6, (mode, exact)
+    found = mode.copy()
+    assert model.log_posterior(mode[None, :])[0] >= model.log_posterior(start[None, :])[0]
+    assert np.array_equal(mode, found)  # evaluating a point leaves it as it was
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_the_refinement_from_a_poor_start_climbs_to_a_local_maximum(seed: int) -> None:
+    """Started three or four grid cells away from the best grid point, the refinement never ends lower
+    than where it started and ends where the gradient vanishes and the posterior is locally concave."""
+    from fhir_mapping.pk_estimate import _FINE, _STENCIL, _ascent_step
+
+    model = _LevelModel(_varied_levels(seed))
+    grid, weights, _ = model.posterior()
+    start = grid[int(np.argmax(weights))]
+    cell = (grid.max(axis=0) - grid.min(axis=0)) / (np.asarray(_FINE) - 1)
+    for shift in ((3, 0), (-3, 2), (0, -4), (4, 4)):
+        far = start + np.asarray(shift) * cell
+        found = model.mode_near(far, cell)
+        assert model.log_posterior(found[None, :].copy())[0] >= model.log_posterior(far[None, :].copy())[0]
+        log_p = model.log_posterior(found[None, :] + _STENCIL)
+        step, newton = _ascent_step(log_p, np.full(2, float(_STENCIL[1, 0])), cell)
+        assert newton and step is not None and np.abs(step).max() < 1e-4, (shift, found, step)
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray | None) -> tuple[float, float, float]:
+    """(median, 5th, 95th percentile): each value at the middle of its weight, linear in between."""
+    order = np.argsort(values)
+    w = np.full(values.size, 1.0 / values.size) if weights is None else weights[order]
+    cumulative = np.cumsum(w) - 0.5 * w
+    median, low, high = np.interp([0.5, 0.05, 0.95], cumulative / cumulative[-1], values[order])
+    return float(median), float(low), float(high)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_predictions_and_readings_are_the_model_evaluated_directly(seed: int) -> None:
+    """Every number a card shows but the MAP, recomputed here from the posterior grid and the fixed draws
+    with pharmacokinetics' own functions: the estimate's shared and in-place arithmetic changes none."""
+    from fhir_mapping import pk_estimate
+
+    levels = _varied_levels(seed)
+    latest = levels[-1]
+    assessment = pk_estimate._assess(latest.measured_on, levels, latest.weight_kg, latest.egfr, latest.doses_per_day)
+    eta, weights = assessment._eta, assessment._weights
+    assert eta is not None and weights is not None
+    typical = pk.typical_parameters(latest.weight_kg, latest.egfr)
+    grid_params = pk.PKParameters(float(typical.clearance) * np.exp(eta[:, 0]), float(typical.volume) * np.exp(eta[:, 1]), pk.KA_PER_H)
+    for mg in (250.0, latest.mg_per_day, 1750.0):
+        state = pk.steady_state_of(np.full(eta.shape[0], mg), grid_params, latest.doses_per_day)
+        assert assessment.individual_trough(mg) == pytest.approx(_weighted_quantiles(np.asarray(state.trough), weights), rel=1e-12)
+        assert assessment.individual_average(mg) == pytest.approx(_weighted_quantiles(np.asarray(state.average), weights), rel=1e-12)
+
+    draws = pk_estimate._PRIOR_DRAWS
+    prior_params = pk.PKParameters(float(typical.clearance) * np.exp(OMEGA_CL * draws[:, 0]), float(typical.volume) * np.exp(OMEGA_V * draws[:, 1]), pk.KA_PER_H)
+    typical_troughs = pk.steady_state_of(np.full(len(draws), latest.mg_per_day), prior_params, latest.doses_per_day).trough
+    assert assessment.typical == pytest.approx(_weighted_quantiles(np.asarray(typical_troughs), None), rel=1e-12)
+
+    # Where the latest level falls among typical children: each draw's sampling time by inverse CDF, then
+    # the superposed dose series (the current order's doses since it started, the previous regime before).
+    model = _LevelModel(levels)
+    rows = np.flatnonzero(model.index == len(levels) - 1)
+    cumulative = np.cumsum(np.exp(model.log_w[rows]))
+    pick = rows[np.minimum(np.searchsorted(cumulative / cumulative[-1], pk_estimate._PRIOR_UNIFORMS), rows.size - 1)]
+    cl, v = prior_params.clearance, prior_params.volume
+    k = np.asarray(cl) / np.asarray(v)
+    ka, tau = pk.KA_PER_H, 24.0 / latest.doses_per_day
+
+    def series(t: np.ndarray) -> np.ndarray:
+        return np.asarray(ka / (v * (ka - k)) * (np.exp(-k * t) / (1 - np.exp(-k * tau)) - np.exp(-ka * t) / (1 - np.exp(-ka * tau))))
+
+    hours, shift = model.hours[pick], latest.doses_of_current * tau
+    dose, previous = latest.mg_per_day / latest.doses_per_day, latest.previous_mg_per_day / latest.doses_per_day
+    c = dose * (series(hours) - series(hours + shift)) + previous * series(hours + shift)
+    below = np.mean(np.log(np.maximum(c, 1e-9)) + SIGMA * draws[:, 2] < math.log(latest.mg_per_l))
+    assert assessment.latest_percentile == pytest.approx(float(below), abs=1e-12)
+
+    # The 90% interval of CL/F: eta_cl's marginal on the grid's cells.
+    points, inverse = np.unique(eta[:, 0], return_inverse=True)
+    mass = np.bincount(inverse, weights=weights)
+    half = np.diff(points) / 2
+    edges = np.concatenate(([points[0] - half[0]], points[:-1] + half, [points[-1] + half[-1]]))
+    low, high = np.interp([0.05, 0.95], np.concatenate(([0.0], np.cumsum(mass))) / mass.sum(), edges)
+    assert assessment.clearance_l_per_h is not None
+    assert assessment.clearance_l_per_h[1:] == pytest.approx((float(typical.clearance) * math.exp(low), float(typical.clearance) * math.exp(high)), rel=1e-12)
+
+
+def test_the_grid_axes_are_numpys_linspace() -> None:
+    from fhir_mapping.pk_estimate import _spaced
+
+    rng = np.random.default_rng(4)
+    for _ in range(2000):
+        low = float(rng.normal()) * 10 ** int(rng.integers(-3, 3))
+        high = low + float(rng.uniform(1e-6, 10))
+        count = int(rng.integers(2, 40))
+        assert np.array_equal(_spaced(low, high, count), np.linspace(low, high, count))
