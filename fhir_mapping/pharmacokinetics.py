@@ -86,6 +86,10 @@ def typical_parameters(
     ka: FloatOrArray = KA_PER_H,
 ) -> PKParameters:
     """Population PK parameters for a weight and eGFR, times individual factors (1 = typical child)."""
+    if _all_numbers(weight_kg, cl_factor, v_factor) and (egfr is None or _all_numbers(egfr)):
+        clearance_l_per_h, volume_l = _typical_of_numbers(float(weight_kg), None if egfr is None else float(egfr),
+                                                          float(cl_factor), float(v_factor))
+        return PKParameters(clearance_l_per_h, volume_l, ka)
     weight = np.asarray(weight_kg, dtype=float)
     if np.any(~np.isfinite(weight)) or np.any(weight <= 0):
         raise ValueError("weight must be a positive number of kg")
@@ -151,6 +155,19 @@ def _all_numbers(*values: object) -> bool:
     return all(type(value) in (float, int) for value in values)
 
 
+def _typical_of_numbers(weight_kg: float, egfr: float | None, cl_factor: float, v_factor: float) -> tuple[float, float]:
+    """(CL/F, V/F) of :func:`typical_parameters` for plain numbers: the same operations in the same order
+    on floats (the same results to the bit), without its array conversions. Tested against the array path."""
+    if not (weight_kg > 0 and math.isfinite(weight_kg)):
+        raise ValueError("weight must be a positive number of kg")
+    if egfr is None:
+        renal = 1.0
+    else:
+        renal = RENAL_NONRENAL_FRACTION + RENAL_FRACTION * max(min(egfr, EGFR_REFERENCE), 0.0) / EGFR_REFERENCE
+    clearance = CL_REF_L_PER_H * (weight_kg / WEIGHT_REF_KG) ** ALLOMETRIC_EXPONENT_CL * renal * cl_factor
+    return clearance, V_PER_KG_L * weight_kg * v_factor
+
+
 def _steady_state_of_numbers(mg_per_day: float, weight_kg: float, egfr: float | None, doses_per_day: int,
                              cl_factor: float, v_factor: float) -> SteadyState:
     """:func:`steady_state` of plain numbers: the same operations in the same order on floats, with
@@ -158,16 +175,9 @@ def _steady_state_of_numbers(mg_per_day: float, weight_kg: float, egfr: float | 
     that make one card's typical-child prediction cost 40 µs. Tested against the array path."""
     if mg_per_day < 0:
         raise ValueError("daily dose must be non-negative")
-    if not (weight_kg > 0 and math.isfinite(weight_kg)):
-        raise ValueError("weight must be a positive number of kg")
     if doses_per_day < 1:
         raise ValueError("doses_per_day must be at least 1")
-    if egfr is None:
-        renal = 1.0
-    else:
-        renal = RENAL_NONRENAL_FRACTION + RENAL_FRACTION * max(min(egfr, EGFR_REFERENCE), 0.0) / EGFR_REFERENCE
-    cl = CL_REF_L_PER_H * (weight_kg / WEIGHT_REF_KG) ** ALLOMETRIC_EXPONENT_CL * renal * cl_factor
-    v = V_PER_KG_L * weight_kg * v_factor
+    cl, v = _typical_of_numbers(weight_kg, egfr, cl_factor, v_factor)
     ka = KA_PER_H
     tau = HOURS_PER_DAY / doses_per_day
     k = cl / v

@@ -87,3 +87,21 @@ def test_plain_numbers_refuse_what_the_array_path_refuses() -> None:
             pk.steady_state(*args)
     with pytest.raises(ValueError):
         pk.steady_state(500.0, 25.0, None, 0)
+
+
+def test_typical_parameters_of_plain_numbers_give_the_array_path_to_the_bit() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(3000):
+        weight = float(rng.uniform(3, 120))
+        egfr = None if rng.random() < 0.3 else float(rng.uniform(-5, 200))
+        factors = {"cl_factor": float(rng.uniform(0.3, 3)), "v_factor": float(rng.uniform(0.5, 2))} if rng.random() < 0.5 else {}
+        fast = pk.typical_parameters(weight, egfr, **factors)
+        # 0-d arrays: the general path as plain numbers took it before (an array of length 1 may take
+        # numpy's vector pow, which can round the last bit differently)
+        general = pk.typical_parameters(np.asarray(weight), None if egfr is None else np.asarray(egfr),
+                                        **{k: np.asarray(v) for k, v in factors.items()})
+        assert (fast.clearance, fast.volume) == (float(general.clearance), float(general.volume))
+        assert type(fast.clearance) is float and type(fast.volume) is float
+    for weight in (0.0, -2.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            pk.typical_parameters(weight)
