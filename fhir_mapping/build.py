@@ -62,28 +62,45 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any, Final, NamedTuple
 
 from fhir_mapping import codes, notes, questionnaire
 from fhir_mapping.dosing import schwartz_egfr
-from fhir_mapping.inputs import parse_date, reference_id, resource_label
+from fhir_mapping.inputs import (
+    PATIENT_KINDS,
+    SHARED_KINDS,
+    index_of,
+    parse_date,
+    reference_id,
+    resource_label,
+)
 from fhir_mapping.medication import (
     NormalisedDose,
+    OrdersInEffect,
     PlacedOrder,
     asm_key,
+    asm_key_of_codings,
     counts_as_taken,
+    medication_codings,
     mentions_levetiracetam,
     normalise_medication_request,
-    order_at_end_of_day,
     order_dates,
-    order_on_arrival,
     place_order,
 )
 from fhir_mapping.problems import MappingError, Problem, ProblemKind
-from fhir_mapping.timeline import DoseSpan, DrugLevel, Measurement, PatientTimeline, Provenance, Visit
-from fhir_mapping.units import CANONICAL_UNIT, convert
+from fhir_mapping.timeline import (
+    DoseSpan,
+    DrugLevel,
+    LevOrder,
+    Measurement,
+    PatientTimeline,
+    Provenance,
+    Visit,
+)
+from fhir_mapping.units import CANONICAL_UNIT, CONVERSIONS, convert
 
 # Physiologically possible ranges in canonical units (project plausibility limits, not clinical
 # reference ranges: they only catch unit and typing errors such as a weight of 185 "kg" for a child
@@ -103,6 +120,7 @@ PLAUSIBLE_RANGES: Final[dict[str, tuple[float, float]]] = {
 MAX_SEIZURE_COUNT: Final = 10000  # per interval between visits; more is a typing error
 LAB_KEYS: Final = ("creatinine", "alt", "ast", "wbc", "hemoglobin", "platelets", "lev_level")
 CARRIED_KEYS: Final = ("weight", "height", *LAB_KEYS, "egfr_reported", "eeg")
+MEASURED_KEYS: Final = frozenset({"weight", "height", *LAB_KEYS})  # carried as a Measurement
 # Reports that make a day a visit and belong to that day only.
 VISIT_REPORT_KEYS: Final = frozenset({
     "seizure_count_since_last_visit", "seizure_last_3_months", "seizure_last_6_months",
@@ -157,6 +175,9 @@ class _Value(NamedTuple):
     dated: bool = False  # an event on the seizure's own, exact date (distinct days are distinct seizures)
 
 
+_DAY_AND_STAMP: Final = operator.attrgetter("day", "stamp")  # the order of a chart's values (same-day ones by their stamps)
+
+
 class _Event(NamedTuple):
     """A seizure dated by its onset (a Condition, an Encounter reason, a dated statement in a note)."""
 
@@ -176,7 +197,7 @@ def build_timelines(resources: Iterable[Mapping[str, Any]], *, as_of: date | Non
     """One timeline per patient found, in order of first appearance, visits sorted by date."""
     groups, medications, orphans = _group(resources)
     if len(groups) == 1 and orphans:
-        next(iter(groups.values())).extend(orphans)
+        return [_build(pid, items + orphans, medications, as_of) for pid, items in groups.items()]
     return [_build(pid, items, medications, as_of) for pid, items in groups.items()]
 
 
@@ -205,13 +226,6 @@ def build_timeline(resources: Iterable[Mapping[str, Any]], patient_id: str | Non
     return _build(patient_id, items, medications, as_of)
 
 
-# Resources referenced by patient-owned ones and shared by every patient (a Binary holds a note's
-# text when a DocumentReference points at it by url), and the kinds a timeline is built from.
-SHARED_KINDS: Final = frozenset({"Medication", "Binary"})
-PATIENT_KINDS: Final = frozenset({"Patient", "Observation", "Encounter", "Condition", "MedicationRequest",
-                                  "MedicationStatement", "DocumentReference", "QuestionnaireResponse"})
-
-
 def patient_of(resource: Mapping[str, Any]) -> str | None:
     """The logical id of the Patient a resource belongs to (itself, its ``subject`` or ``patient``)."""
     return _patient_of_kind(resource, resource.get("resourceType"))
@@ -228,7 +242,12 @@ def _patient_of_kind(resource: Mapping[str, Any], kind: object) -> str | None:
     return None
 
 
-def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mapping[str, Any]]], dict[str, Mapping[str, Any]], list[Mapping[str, Any]]]:
+def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, list[Any]], Mapping[str, Mapping[str, Any]], list[Any]]:
+    """Patient-owned resources by patient, shared ones by ``Type/id``, and those that name no patient
+    (as the call's :class:`~fhir_mapping.inputs.ResourceIndex` has them when it made one; never changed here)."""
+    index = index_of(resources)
+    if index is not None:
+        return index.groups, index.shared, index.orphans
     groups: dict[str, list[Mapping[str, Any]]] = {}
     medications: dict[str, Mapping[str, Any]] = {}
     orphans: list[Mapping[str, Any]] = []
@@ -259,7 +278,8 @@ class _Builder:
         self.problems = self.timeline.problems
         self.encounter_days: dict[str, date] = {}
         self.values: list[_Value] = []
-        self.orders: list[tuple[int, Mapping[str, Any], str]] = []  # (position, resource, asm key)
+        # (position, resource, asm key, its medication_codings)
+        self.orders: list[tuple[int, Mapping[str, Any], str, tuple[list[dict[str, Any]], Mapping[str, Any] | None]]] = []
         self.latest_day: date | None = None
         self.events: list[_Event] = []
         self.condition_days: dict[str, date] = {}  # Condition id -> day of an Encounter listing it
@@ -274,6 +294,9 @@ class _Builder:
         self.unread_lev: list[tuple[date | None, date | None, str, str]] = []
         self.unread_lev_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
+        self.days_of: dict[str, Any] = {}  # a stamp -> its parse_date (an Observation's hot path)
+        self.encounters_of: dict[str, Any] = {}  # a reference text -> its Encounter id (ditto)
+        self.lev_order_views: dict[int, LevOrder] = {}  # id(NormalisedDose) -> its LevOrder (the doses live as long as this)
 
     def after_as_of(self, day: date | None) -> bool:
         return self.as_of is not None and day is not None and day > self.as_of
@@ -321,7 +344,7 @@ class _Builder:
         # on the day the Condition was listed or recorded.
         seizure_note = key in codes.SEIZURE_EVENT_KEYS and at_visit is None
         text_day = (onset or at_evidence or recorded) if seizure_note else listed_on or recorded
-        if text_day is not None and not self.after_as_of(text_day):
+        if text_day is not None and "note" in resource and not self.after_as_of(text_day):  # a Condition's text is its note
             self.texts(resource, text_day, text_day, listed_on is not None, text_day.isoformat(),
                        evidence=seizure_note or (at_visit is None and at_evidence is not None))
         if key is None:
@@ -498,11 +521,19 @@ class _Builder:
         self.events.append(_Event(day, "observation", resource_label(resource)))
 
     def observation(self, resource: Mapping[str, Any], encounters: Mapping[str, date]) -> None:
-        if _text(resource.get("status")) in IGNORED_OBSERVATION_STATUSES:
+        # The hot path of a chart (most of its resources): each field is read once.
+        status = resource.get("status")
+        if isinstance(status, str) and status in IGNORED_OBSERVATION_STATUSES:
             return
         concept = codes.concept_for(resource.get("code"), codes.OBSERVATION_BY_CODING)
-        if concept is None:
+        stamp = resource.get("effectiveDateTime")
+        if isinstance(stamp, str):  # as _effective reads it, each stamp parsed once per chart
+            day = self.days_of.get(stamp, _UNREAD)
+            if day is _UNREAD:
+                day = self.days_of[stamp] = parse_date(stamp)
+        else:
             stamp, day = _effective(resource)
+        if concept is None:
             if day is None or self.after_as_of(day):
                 return
             finding = codes.condition_key(resource.get("code")) in codes.SEIZURE_EVENT_KEYS
@@ -514,25 +545,43 @@ class _Builder:
                 evidence = not linked and encounter is not None and encounter in self.evidence_encounters
                 self.texts(resource, day, encounters[encounter] if linked and encounter else day, linked, stamp, evidence=evidence)
             return
-        stamp, day = _effective(resource)
         if day is None:
             self.problem(ProblemKind.MISSING, f"{concept.key} observation without an effective date", resource, "effectiveDateTime")
             return
-        if self.after_as_of(day):
+        as_of = self.as_of
+        if as_of is not None and day > as_of:
             return
         problems_before = len(self.problems)
         value = self._value(concept, resource)
-        if concept.key == "lev_level":
+        key = concept.key
+        if key == "lev_level":
             self.lev_level(resource, stamp, day, value, self.problems[problems_before:])
         if value is None:
             return
-        encounter = reference_id(resource.get("encounter"), "Encounter")
-        linked = encounter is not None and encounter in encounters
-        evidence = not linked and encounter is not None and encounter in self.evidence_encounters
-        visit_day = encounters[encounter] if linked and encounter is not None else day
-        key = "egfr_reported" if concept.key == "egfr" else concept.key
-        self.values.append(_Value(key, day, visit_day, value, stamp, linked, "code", resource_label(resource), evidence=evidence))
-        self.seen(day)
+        reference = resource.get("encounter")
+        text = reference.get("reference") if type(reference) is dict else None
+        if isinstance(text, str):  # as reference_id reads it, each reference resolved once per chart
+            encounter = self.encounters_of.get(text, _UNREAD)
+            if encounter is _UNREAD:
+                encounter = self.encounters_of[text] = reference_id(reference, "Encounter")
+        else:
+            encounter = reference_id(reference, "Encounter") if reference is not None else None
+        if encounter is None:
+            linked = evidence = False
+            visit_day = day
+        elif encounter in encounters:
+            linked, evidence = True, False
+            visit_day = encounters[encounter]
+        else:
+            linked, evidence = False, encounter in self.evidence_encounters
+            visit_day = day
+        ident = resource.get("id")
+        label = f"Observation/{ident}" if isinstance(ident, str) and ident else "Observation"
+        # Every field given, so the tuple is made directly (NamedTuple.__new__ is a Python call per value).
+        self.values.append(_new_tuple(_Value, ("egfr_reported" if key == "egfr" else key, day, visit_day, value, stamp, linked, "code", label, False, evidence, False)))
+        latest = self.latest_day
+        if latest is None or day > latest:
+            self.latest_day = day
         if "note" in resource:
             self.texts(resource, day, visit_day, linked, stamp, evidence=evidence)
 
@@ -552,7 +601,10 @@ class _Builder:
                 self.problem(ProblemKind.INVALID_VALUE, f"{key} value is not a number", resource, "valueQuantity.value")
                 return None
             unit_code, unit_text = quantity.get("code"), quantity.get("unit")
-            converted = convert(float(number), unit_code if isinstance(unit_code, str) else None, concept.dimension, unit_text if isinstance(unit_text, str) else None)
+            # A UCUM code of the dimension's own table (most quantities) converts as convert() would convert it.
+            factor = CONVERSIONS[concept.dimension].get(unit_code) if isinstance(unit_code, str) else None
+            converted = float(number) * factor if factor is not None else convert(
+                float(number), unit_code if isinstance(unit_code, str) else None, concept.dimension, unit_text if isinstance(unit_text, str) else None)
             if converted is None:
                 shown = unit_code or unit_text
                 self.problem(ProblemKind.UNKNOWN_UNIT, f"{key} in unit {shown!r}, which does not convert to {CANONICAL_UNIT[concept.dimension]}", resource, "valueQuantity.code" if unit_code else "valueQuantity.unit")
@@ -597,7 +649,8 @@ class _Builder:
         self.timeline.lev_levels.append(DrugLevel(resource_label(resource), day, value if problem is None else None, stamp, note, problem))
 
     def medication_request(self, resource: Mapping[str, Any], position: int) -> None:
-        key = asm_key(resource, self.medications)
+        named = medication_codings(resource, self.medications)  # read once: the key here, the dose in place_orders
+        key = asm_key_of_codings(named[0])
         status = _text(resource.get("status"))
         if key == "levetiracetam" and status == "unknown":
             # The source does not know whether it is in effect: the child may take it, at a dose not read.
@@ -612,17 +665,17 @@ class _Builder:
                 if status in ("active", "on-hold"):
                     self.lev_taken_unread(resource, "an order naming levetiracetam in text only")
             return
-        self.orders.append((position, resource, key))
+        self.orders.append((position, resource, key, named))
 
     # --- assembly -----------------------------------------------------------------------
-    def place_orders(self) -> tuple[list[PlacedOrder], dict[str, list[PlacedOrder]]]:
+    def place_orders(self) -> tuple[OrdersInEffect, dict[str, OrdersInEffect]]:
         lev: list[PlacedOrder] = []
         others: dict[str, list[PlacedOrder]] = {}
         status_known_on = self.as_of or self.latest_day
-        for position, resource, key in self.orders:
+        for position, resource, key, named in self.orders:
             dose: NormalisedDose | None = None
             if key == "levetiracetam":
-                read = normalise_medication_request(resource, self.medications)
+                read = normalise_medication_request(resource, self.medications, named=named)
                 if isinstance(read, list):
                     self.problems.extend(read)
                 else:
@@ -632,12 +685,13 @@ class _Builder:
                 if key == "levetiracetam":
                     self.problem(ProblemKind.MISSING, "levetiracetam order without authoredOn or a start date: it cannot be placed in time", resource, "authoredOn")
                 continue
-            if self.after_as_of(placed.start) or self.after_as_of(parse_date(resource.get("authoredOn"))):
+            authored = dose.authored_on if dose is not None else parse_date(resource.get("authoredOn"))
+            if self.after_as_of(placed.start) or self.after_as_of(authored):
                 continue  # written after the decision date: not known then
             (lev if key == "levetiracetam" else others.setdefault(key, [])).append(placed)
             if key == "levetiracetam":
                 self.timeline.lev_history.append(_dose_span(placed, resource))
-        return lev, others
+        return OrdersInEffect(lev), {key: OrdersInEffect(orders) for key, orders in others.items()}
 
     def visit_days(self) -> list[date]:
         """The decision visits: the clinic Encounters' days (and coded reports linked to none); with no
@@ -647,27 +701,39 @@ class _Builder:
         encounter, a seizure Condition, a note between visits): it is placed in the interval it falls
         in. A seizure after the last visit (up to ``as_of``) has no later visit to hold it, and the
         decision must not miss it: the latest such day is a visit, the decision point."""
+        as_of = self.as_of
+        own_days: set[date] = set()  # the visit days of values that are no evidence (up to as_of)
+        report_days: set[date] = set()  # of those, the days of a visit's report
+        unlinked_report_days: set[date] = set()  # of those, coded or questionnaire reports linked to no Encounter
+        stating: list[_Value] = []  # the values that state a seizure
+        for v in self.values:  # one pass for every use below
+            if _states_seizure(v):
+                stating.append(v)
+            if v.evidence or (as_of is not None and v.visit_day > as_of):
+                continue
+            own_days.add(v.visit_day)
+            if v.key in VISIT_REPORT_KEYS:
+                report_days.add(v.visit_day)
+                if not v.linked and v.source in ("code", "questionnaire"):
+                    unlinked_report_days.add(v.visit_day)
         days = set(self.encounter_days.values())
-        own = [v for v in self.values if not v.evidence and (self.as_of is None or v.visit_day <= self.as_of)]
         if days:
             # A follow-up's coded reports recorded without an Encounter keep their day (as EHRs that
             # do not link Observations send them); notes between visits are evidence.
-            days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS and not v.linked and v.source in ("code", "questionnaire"))
+            days.update(unlinked_report_days)
         else:
             # No clinic encounter in the input: the follow-ups are the days with a visit's report. A
             # day with measurements only (a weight, a lab) is not a follow-up at which seizures were
             # asked about, so it does not split the interval a later report counts over; after the
             # last report it stays a visit (the decision point is the latest day with data), and with
             # no reports at all every day with a mapped value is a visit.
-            days.update(v.visit_day for v in own if v.key in VISIT_REPORT_KEYS)
+            days.update(report_days)
             last_report = max(days, default=None)
-            days.update(v.visit_day for v in own if last_report is None or v.visit_day > last_report)
-        if self.as_of is not None:
-            days = {day for day in days if day <= self.as_of}
+            days.update(day for day in own_days if last_report is None or day > last_report)
+        if as_of is not None:
+            days = {day for day in days if day <= as_of}
         last = max(days, default=None)
-        seizure_days = [e.day for e in self.events] + [
-            v.day for v in self.values
-            if (v.evidence or v.visit_day not in days) and _states_seizure(v)]
+        seizure_days = [e.day for e in self.events] + [v.day for v in stating if v.evidence or v.visit_day not in days]
         trailing = [day for day in seizure_days if (last is None or day > last) and not self.after_as_of(day)]
         if trailing:
             days.add(max(trailing))
@@ -687,7 +753,7 @@ class _Builder:
         reports: dict[date, dict[str, list[_Value]]] = {}
         visit_set = set(days)
         unused: list[_Value] = []
-        for value in sorted(self.values, key=lambda v: (v.day, v.stamp)):
+        for value in sorted(self.values, key=_DAY_AND_STAMP):
             if value.key in series:
                 series[value.key].append(value)
             elif value.evidence or value.visit_day not in visit_set:
@@ -711,43 +777,54 @@ class _Builder:
                     value.resource, ""))
         events = sorted(self.events, key=lambda e: e.day)
         event_days = [e.day for e in events]
-        # Only the items this chart has (most charts hold a few of the carried items).
-        filled = [(key, values, [v.day for v in values]) for key, values in series.items() if values]
+        # Only the items this chart has (most charts hold a few of the carried items); measured values
+        # rounded once, however many visits carry them.
+        filled = [(key, values, [v.day for v in values], [round(float(v.value), 6) for v in values] if key in MEASURED_KEYS else None)
+                  for key, values in series.items() if values]
         first_encounter: dict[date, str] = {}
         for ident, day in self.encounter_days.items():
             first_encounter.setdefault(day, ident)
+        onset = self.timeline.onset
+        first_interval_start = onset - timedelta(days=1) if onset else date.min
         previous: date | None = None
         for day in days:
-            visit = Visit(date=day, encounter_id=first_encounter.get(day))
             age = self.timeline.age_years_on(day)
             if age is not None and age < 0:
                 self.problems.append(Problem(ProblemKind.INVALID_VALUE, f"visit on {day.isoformat()} is before the birthDate", f"Patient/{self.timeline.patient_id}", "birthDate"))
                 age = None
-            visit.age_years = age
             carried: list[str] = []
             latest: dict[str, _Value] = {}
-            for key, values, value_days in filled:
+            weight = height = None
+            labs: dict[str, Measurement] = {}
+            for key, values, value_days, rounded in filled:
                 index = bisect.bisect_right(value_days, day)
                 if index:
-                    latest[key] = values[index - 1]
-                    if values[index - 1].day < day:
+                    value = latest[key] = values[index - 1]
+                    if value.day < day:
                         carried.append("egfr" if key == "egfr_reported" else key)
-            visit.weight = _measurement(latest.get("weight"), day)
-            visit.height = _measurement(latest.get("height"), day)
-            visit.labs = {key: m for key in LAB_KEYS if (m := _measurement(latest.get(key), day)) is not None}
-            visit.eeg_result = latest["eeg"].value if "eeg" in latest else None
-            visit.egfr = self._egfr(visit, latest)
-            visit.carried_forward = tuple(carried)
-            visit.days_since_previous_visit = (day - previous).days if previous else None
-            interval_start = previous if previous is not None else (self.timeline.onset - timedelta(days=1) if self.timeline.onset else date.min)
-            self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days))
-            if visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
+                    if rounded is not None:
+                        measurement = Measurement(rounded[index - 1], value.day, (day - value.day).days)
+                        if key == "weight":
+                            weight = measurement
+                        elif key == "height":
+                            height = measurement
+                        else:
+                            labs[key] = measurement  # in LAB_KEYS order, as the series are
+            eeg = latest.get("eeg")
+            visit = Visit(date=day, encounter_id=first_encounter.get(day), age_years=age, weight=weight, height=height, labs=labs,
+                          egfr=_egfr(height, labs, latest), eeg_result=eeg.value if eeg is not None else None,
+                          carried_forward=tuple(carried), days_since_previous_visit=(day - previous).days if previous is not None else None)
+            interval_start = previous if previous is not None else first_interval_start
+            self._reports(visit, reports.get(day, {}), self._placed(events, event_days, interval_start, day, days) if events else {})
+            if self.single_seizure_days and visit.single_seizure_so_far is None and any(stated <= day for stated in self.single_seizure_days):
                 visit.single_seizure_so_far = True
-            at_least = max((n for when, n in self.lifetime_lower_bounds if when <= day), default=0)
-            if at_least > (visit.seizures_so_far_at_least or 0):
-                visit.seizures_so_far_at_least = at_least
+            if self.lifetime_lower_bounds:
+                at_least = max((n for when, n in self.lifetime_lower_bounds if when <= day), default=0)
+                if at_least > (visit.seizures_so_far_at_least or 0):
+                    visit.seizures_so_far_at_least = at_least
             self._orders(visit, lev_orders, other_orders)
-            self._unread_lev(visit)
+            if self.unread_lev:
+                self._unread_lev(visit)
             previous = day
             self.timeline.visits.append(visit)
 
@@ -791,13 +868,6 @@ class _Builder:
                         "checked; reconcile the order", label, "dosage"))
                 return
 
-    def _egfr(self, visit: Visit, latest: Mapping[str, _Value]) -> float | None:
-        creatinine = visit.labs.get("creatinine")
-        if creatinine is not None and visit.height is not None:
-            return round(schwartz_egfr(visit.height.value, creatinine.value), 3)
-        reported = latest.get("egfr_reported")
-        return float(reported.value) if reported is not None else None
-
     def _placed(self, events: list[_Event], event_days: list[date], start: date, day: date, visit_days: list[date]) -> dict[str, list[_Value]]:
         """The seizure items dated seizures give a visit: since the last visit (after ``start``), 3 and 6 months.
 
@@ -825,10 +895,10 @@ class _Builder:
                             event.source, event.resource, event=True))
         return placed
 
-    def _reports(self, visit: Visit, reports: Mapping[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
+    def _reports(self, visit: Visit, reports: dict[str, list[_Value]], placed: Mapping[str, list[_Value]]) -> None:
         if not reports and not placed:
             return  # nothing reported or dated for this visit: every item stays unknown
-        candidates: dict[str, list[_Value]] = {key: list(values) for key, values in reports.items()}
+        candidates = reports  # this visit's own lists (assemble hands each visit its own): extended in place
         for key, values in placed.items():
             candidates.setdefault(key, []).extend(values)
         for reported in candidates.get("seizure_count_since_last_visit", []):
@@ -849,9 +919,11 @@ class _Builder:
             chosen["seizure_since_last_visit"] = since
             self._drop_contradicting(visit, since, candidates)
         for key in REPORT_ITEMS[1:]:
-            best = self._choose(visit, key, candidates.get(key, []))
-            if best is not None:
-                chosen[key] = best
+            options = candidates.get(key)
+            if options:
+                best = self._choose(visit, key, options)
+                if best is not None:
+                    chosen[key] = best
         count = chosen.get("seizure_count_since_last_visit")
         if count is not None and isinstance(count.value, int) and count.value > 0:
             # The count and the dated seizures of the interval describe the same seizures: the count
@@ -882,6 +954,8 @@ class _Builder:
         kind of source); every disagreeing candidate of another kind of source is a conflict."""
         if not options:
             return None
+        if len(options) == 1:
+            return options[0]  # nothing to weigh it against
         best = min(options, key=lambda v: (SOURCE_RANK[v.source], -_positive(v), _reverse(v.stamp)))
         for other in options:
             if other.source != best.source and other.value != best.value:
@@ -898,8 +972,10 @@ class _Builder:
             self.denied_events.update((v.resource, v.day) for v in candidates.get("seizure_since_last_visit", [])
                                       if v.event and SOURCE_RANK[v.source] > rank)
         for key in ("seizure_count_since_last_visit", "seizure_duration_class", "seizure_last_3_months", "seizure_last_6_months"):
+            if key not in candidates:
+                continue
             kept = []
-            for value in candidates.get(key, []):
+            for value in candidates[key]:
                 if key in ("seizure_count_since_last_visit", "seizure_duration_class"):
                     contradicts = (value.value > 0) != since.value
                 else:
@@ -918,26 +994,41 @@ class _Builder:
             other.resource, "",
         ))
 
-    @staticmethod
-    def _orders(visit: Visit, lev_orders: list[PlacedOrder], other_orders: Mapping[str, list[PlacedOrder]]) -> None:
-        before = order_on_arrival(lev_orders, visit.date)
-        after = order_at_end_of_day(lev_orders, visit.date)
-        visit.lev_before = before.dose.lev_order() if before is not None and before.dose is not None else None
+    def _orders(self, visit: Visit, lev_orders: OrdersInEffect, other_orders: Mapping[str, OrdersInEffect]) -> None:
+        day = visit.date
+        before = lev_orders.on_arrival(day)
+        after = lev_orders.at_end_of_day(day)
+        visit.lev_before = self._lev_order(before.dose) if before is not None and before.dose is not None else None
         visit.lev_before_unreadable = before.source if before is not None and before.dose is None else None
-        visit.lev = after.dose.lev_order() if after is not None and after.dose is not None else None
+        visit.lev = self._lev_order(after.dose) if after is not None and after.dose is not None else None
         visit.lev_unreadable = after.source if after is not None and after.dose is None else None
+        if not other_orders:  # levetiracetam alone (most charts): the sets are shared, being immutable
+            visit.anti_seizure_medicines_before = _LEVETIRACETAM_ONLY if before is not None else _NO_MEDICINE
+            visit.anti_seizure_medicines = _LEVETIRACETAM_ONLY if after is not None else _NO_MEDICINE
+            return
         taking_before = {"levetiracetam"} if before is not None else set()
         taking_after = {"levetiracetam"} if after is not None else set()
         for key, orders in other_orders.items():
-            if order_on_arrival(orders, visit.date) is not None:
+            if orders.on_arrival(day) is not None:
                 taking_before.add(key)
-            if order_at_end_of_day(orders, visit.date) is not None:
+            if orders.at_end_of_day(day) is not None:
                 taking_after.add(key)
         visit.anti_seizure_medicines_before = frozenset(taking_before)
         visit.anti_seizure_medicines = frozenset(taking_after)
 
+    def _lev_order(self, dose: NormalisedDose) -> LevOrder:
+        """The timeline's view of an order's dose, made once per order (it is immutable; visits share it)."""
+        made = self.lev_order_views.get(id(dose))
+        if made is None:
+            made = self.lev_order_views[id(dose)] = dose.lev_order()
+        return made
+
 
 _VISIT_FIELDS: Final = {"physical_exam_class": "exam_class"}
+_LEVETIRACETAM_ONLY: Final = frozenset({"levetiracetam"})
+_NO_MEDICINE: Final[frozenset[str]] = frozenset()
+_UNREAD: Final = object()
+_new_tuple: Final = tuple.__new__  # not looked up yet (a memo's None is an answer)
 
 
 def _positive(value: _Value) -> int:
@@ -1007,13 +1098,16 @@ def _dose_span(placed: PlacedOrder, resource: Mapping[str, Any]) -> DoseSpan:
         if isinstance(repeat, dict):
             clock.extend(t for t in _items(repeat.get("timeOfDay")) if isinstance(t, str))
     dose = placed.dose
-    return DoseSpan(placed.source, placed.start, placed.end, dose.mg_per_day if dose else None, dose.doses_per_day if dose else None, tuple(sorted(set(clock))))
+    return DoseSpan(placed.source, placed.start, placed.end, dose.mg_per_day if dose else None, dose.doses_per_day if dose else None,
+                    tuple(sorted(set(clock))) if clock else ())
 
 
-def _measurement(value: _Value | None, day: date) -> Measurement | None:
-    if value is None:
-        return None
-    return Measurement(round(float(value.value), 6), value.day, (day - value.day).days)
+def _egfr(height: Measurement | None, labs: Mapping[str, Measurement], latest: Mapping[str, _Value]) -> float | None:
+    creatinine = labs.get("creatinine")
+    if creatinine is not None and height is not None:
+        return round(schwartz_egfr(height.value, creatinine.value), 3)
+    reported = latest.get("egfr_reported")
+    return float(reported.value) if reported is not None else None
 
 
 def build_patient_timeline(patient_id: str, items: Iterable[Mapping[str, Any]], shared: Mapping[str, Mapping[str, Any]],
@@ -1025,20 +1119,32 @@ def build_patient_timeline(patient_id: str, items: Iterable[Mapping[str, Any]], 
 
 def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping[str, Mapping[str, Any]], as_of: date | None) -> PatientTimeline:
     builder = _Builder(patient_id, medications, as_of)
-    kinds = [r.get("resourceType") for r in items]  # read once for the passes below
-    patient = next((r for r, kind in zip(items, kinds, strict=True) if kind == "Patient"), None)
+    # One pass sorts the resources into the passes below (the last one in input order: the order of
+    # a visit's values breaks ties, and an order's position is its last tiebreak).
+    patient: Mapping[str, Any] | None = None
+    encounters: list[Mapping[str, Any]] = []
+    conditions: list[Mapping[str, Any]] = []
+    in_order: list[tuple[int, Mapping[str, Any], object]] = []
+    for position, resource in enumerate(items):
+        kind = resource.get("resourceType")
+        if kind == "Observation" or kind in _READ_IN_ORDER:
+            in_order.append((position, resource, kind))
+        elif kind == "Encounter":
+            encounters.append(resource)
+        elif kind == "Condition":
+            conditions.append(resource)
+        elif kind == "Patient" and patient is None:
+            patient = resource
     if patient is not None:
         builder.patient(patient)
     else:
         builder.problems.append(Problem(ProblemKind.MISSING, "no Patient resource: birthDate and sex are unknown", f"Patient/{patient_id}", ""))
     # Encounters first: a Condition may be dated by the Encounter that lists it, wherever it comes.
-    for resource, kind in zip(items, kinds, strict=True):
-        if kind == "Encounter":
-            builder.encounter(resource)
-    for resource, kind in zip(items, kinds, strict=True):
-        if kind == "Condition":
-            builder.condition(resource)
-    for position, (resource, kind) in enumerate(zip(items, kinds, strict=True)):
+    for resource in encounters:
+        builder.encounter(resource)
+    for resource in conditions:
+        builder.condition(resource)
+    for position, resource, kind in in_order:
         if kind == "Observation":
             builder.observation(resource, builder.encounter_days)
         elif kind == "DocumentReference":
@@ -1051,3 +1157,6 @@ def _build(patient_id: str, items: list[Mapping[str, Any]], medications: Mapping
             builder.lev_taken_unread(resource, "recorded as taken in a MedicationStatement")
     builder.assemble()
     return builder.timeline
+
+
+_READ_IN_ORDER: Final = frozenset({"Observation", "DocumentReference", "QuestionnaireResponse", "MedicationRequest", "MedicationStatement"})

@@ -188,7 +188,11 @@ def concept_for(codeable: object, table: dict[tuple[str, str], Concept]) -> Conc
         system, code = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(code, str):
             # The table's keys are trimmed: a code found as written is the one found trimmed.
-            concept = table.get((system, code)) or table.get((system.strip(), code.strip()))
+            concept = table.get((system, code))
+            if concept is None:
+                trimmed_system, trimmed_code = system.strip(), code.strip()
+                if trimmed_system != system or trimmed_code != code:
+                    concept = table.get((trimmed_system, trimmed_code))
             if concept is not None:
                 return concept
     return None

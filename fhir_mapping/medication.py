@@ -44,6 +44,7 @@ Order in effect (:func:`order_on_arrival`, :func:`order_at_end_of_day`):
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -151,7 +152,11 @@ def _system_codes(codings: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, s
 
 def asm_key(resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None) -> str | None:
     """The anti-seizure-medicine key (:data:`codes.ASM_KEYS`) of a MedicationRequest, or None."""
-    codings, _ = medication_codings(resource, medications)
+    return asm_key_of_codings(medication_codings(resource, medications)[0])
+
+
+def asm_key_of_codings(codings: Iterable[Mapping[str, Any]]) -> str | None:
+    """:func:`asm_key` of the codings :func:`medication_codings` found."""
     for system, code in _system_codes(codings):
         if system == codes.RXNORM and code in codes.LEV_PRODUCT_BY_CODE:
             return "levetiracetam"
@@ -221,12 +226,16 @@ def order_dates(resource: Mapping[str, Any]) -> tuple[date | None, date | None, 
     return start_date, (max(ends) if ends else None), authored
 
 
-def normalise_medication_request(resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None) -> NormalisedDose | list[Problem]:
-    """Read a levetiracetam MedicationRequest to mg/day, or say exactly why it cannot be read."""
+def normalise_medication_request(resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]] | None = None, *,
+                                 named: tuple[list[dict[str, Any]], Mapping[str, Any] | None] | None = None) -> NormalisedDose | list[Problem]:
+    """Read a levetiracetam MedicationRequest to mg/day, or say exactly why it cannot be read.
+
+    ``named``: :func:`medication_codings` of this resource and ``medications``, when the caller has read them.
+    """
     label = resource_label(resource) or "MedicationRequest"
     if not isinstance(resource, Mapping) or resource.get("resourceType") not in ("MedicationRequest", None):
         return [Problem(ProblemKind.UNSUPPORTED_RESOURCE, "not a MedicationRequest", label, "resourceType")]
-    codings, medication = medication_codings(resource, medications)
+    codings, medication = named if named is not None else medication_codings(resource, medications)
     if "medicationReference" in resource and medication is None:
         return [Problem(ProblemKind.MISSING, "medicationReference points at a Medication that is neither contained nor supplied", label, "medicationReference.reference")]
     product = _product(codings, medication)
@@ -235,7 +244,7 @@ def normalise_medication_request(resource: Mapping[str, Any], medications: Mappi
     dosages = _list(resource.get("dosageInstruction"))
     if not dosages:
         return [Problem(ProblemKind.UNREADABLE_DOSE, "no dosageInstruction", label, "dosageInstruction")]
-    sequences = [d.get("sequence") if isinstance(d, dict) else None for d in dosages]
+    sequences = [d.get("sequence") if isinstance(d, dict) else None for d in dosages] if len(dosages) > 1 else []
     if any(sequence != sequences[0] for sequence in sequences):
         return [Problem(ProblemKind.AMBIGUOUS, "dosageInstruction entries with different sequence numbers describe a schedule that changes over time", label, "dosageInstruction.sequence")]
     problems: list[Problem] = []
@@ -282,9 +291,8 @@ def _list(value: object) -> list[Any]:
 def _product(codings: Sequence[Mapping[str, Any]], medication: Mapping[str, Any] | None) -> _Product | None:
     is_lev = False
     for system, code in _system_codes(codings):
-        if system == codes.RXNORM and code in codes.LEV_PRODUCT_BY_CODE:
-            product = codes.LEV_PRODUCT_BY_CODE[code]
-            return _Product(product.strength_mg, product.per, product.form, product.code)
+        if system == codes.RXNORM and code in _PRODUCT_BY_CODE:
+            return _PRODUCT_BY_CODE[code]
         concept = codes.ASM_BY_CODING.get((system, code))
         if concept is not None and concept.key == "levetiracetam":
             is_lev = True
@@ -299,6 +307,11 @@ def _product(codings: Sequence[Mapping[str, Any]], medication: Mapping[str, Any]
     if form == "unknown" and per is not None:
         form = "solution" if per == "mL" else "tablet"
     return _Product(strength, per, form, None)
+
+
+# The product codes' strengths and forms, read once from the code table (immutable).
+_PRODUCT_BY_CODE: Final = {code: _Product(product.strength_mg, product.per, product.form, product.code)
+                           for code, product in codes.LEV_PRODUCT_BY_CODE.items()}
 
 
 def _form(medication: Mapping[str, Any] | None) -> str:
@@ -485,13 +498,16 @@ class PlacedOrder:
 
 
 def place_order(resource: Mapping[str, Any], position: int, dose: NormalisedDose | None, asm: str | None, status_known_on: date | None) -> PlacedOrder | None:
-    """Place a counted order in time; None for orders that never count or have no date at all."""
-    if not counts_as_taken(resource):
+    """Place a counted order in time; None for orders that never count or have no date at all.
+
+    ``dose``, when given, is this order's :func:`normalise_medication_request` (its dates are the order's)."""
+    status = order_status(resource)
+    if status not in COUNTED_STATUSES:  # counts_as_taken
         return None
-    start, end, _ = order_dates(resource)
+    start, end = (dose.start, dose.end) if dose is not None else order_dates(resource)[:2]
     if start is None:
         return None
-    if end is None and order_status(resource) in ENDED_STATUSES:
+    if end is None and status in ENDED_STATUSES:
         meta = resource.get("meta")
         updated = parse_date(meta.get("lastUpdated")) if isinstance(meta, dict) else None
         # A server sets lastUpdated when data is loaded, which may be long after the stop: never later
@@ -501,7 +517,8 @@ def place_order(resource: Mapping[str, Any], position: int, dose: NormalisedDose
         if end is not None and end < start:
             end = start
     authored = resource.get("authoredOn")
-    return PlacedOrder(resource_label(resource), start, end, (authored if isinstance(authored, str) else "", position), dose, asm)
+    label = dose.source if dose is not None else resource_label(resource)  # the dose's source is this label
+    return PlacedOrder(label, start, end, (authored if isinstance(authored, str) else "", position), dose, asm)
 
 
 def _latest(orders: Sequence[PlacedOrder], started: Any) -> PlacedOrder | None:
@@ -522,3 +539,36 @@ def order_at_end_of_day(orders: Sequence[PlacedOrder], day: date) -> PlacedOrder
     """The order in effect at the end of ``day`` (the visit's decision): started by then, not ended."""
     best = _latest(orders, lambda start: start <= day)
     return best if best is not None and (best.end is None or best.end > day) else None
+
+
+class OrdersInEffect:
+    """One medicine's orders, for the order in effect on many days: what :func:`order_on_arrival` and
+    :func:`order_at_end_of_day` give, found by bisection instead of a scan of every order.
+
+    The orders are sorted by (start, tiebreak), so those started before a day are a prefix and the
+    latest start among them is the prefix's last; of orders equal on both, the first given wins, as
+    in the scan.
+    """
+
+    __slots__ = ("_orders", "_starts")
+
+    def __init__(self, orders: Iterable[PlacedOrder]) -> None:
+        given = list(orders)
+        ranked = sorted(range(len(given)), key=lambda i: (given[i].start, given[i].tiebreak, -i))
+        self._orders = [given[i] for i in ranked]
+        self._starts = [order.start for order in self._orders]
+
+    def __bool__(self) -> bool:
+        return bool(self._orders)
+
+    def on_arrival(self, day: date) -> PlacedOrder | None:
+        """:func:`order_on_arrival` of these orders."""
+        started = bisect.bisect_left(self._starts, day)
+        best = self._orders[started - 1] if started else None
+        return best if best is not None and (best.end is None or best.end >= day) else None
+
+    def at_end_of_day(self, day: date) -> PlacedOrder | None:
+        """:func:`order_at_end_of_day` of these orders."""
+        started = bisect.bisect_right(self._starts, day)
+        best = self._orders[started - 1] if started else None
+        return best if best is not None and (best.end is None or best.end > day) else None

@@ -178,3 +178,18 @@ def test_levetiracetam_statement_without_an_order_makes_the_dose_taken_unreadabl
     assert not with_order.problems  # the order is read; the statement agrees with it
     ended = dict(statement, effectivePeriod={"start": (D0 - timedelta(days=400)).isoformat(), "end": (D0 - timedelta(days=200)).isoformat()})
     assert build_timeline([f.patient(), f.encounter("e1", D0), ended]).visits[-1].lev_before_unreadable is None
+
+
+def test_an_observation_value_is_the_record_its_fields_name() -> None:
+    """The Observation's value is made as a bare tuple for speed: it must hold what each named field says."""
+    from fhir_mapping.build import _Builder, _Value
+
+    weight = {"resourceType": "Observation", "id": "w", "status": "final", "effectiveDateTime": "2021-04-01T09:30:00Z",
+              "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "encounter": {"reference": "Encounter/e"},
+              "valueQuantity": {"value": 24.0, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
+    builder = _Builder("p", {}, None)
+    builder.evidence_encounters["e"] = date(2021, 4, 1)
+    builder.observation(weight, {})
+    [value] = builder.values
+    assert type(value) is _Value and value._asdict() == _Value(
+        "weight", date(2021, 4, 1), date(2021, 4, 1), 24.0, "2021-04-01T09:30:00Z", False, "code", "Observation/w", evidence=True)._asdict()

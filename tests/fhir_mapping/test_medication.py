@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import copy
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_mapping import codes
 from fhir_mapping.medication import (
     NormalisedDose,
+    OrdersInEffect,
+    PlacedOrder,
     asm_key,
+    asm_key_of_codings,
+    medication_codings,
     normalise_medication_request,
     order_at_end_of_day,
     order_on_arrival,
@@ -189,3 +195,46 @@ def test_stopped_order_never_ends_after_its_status_is_known() -> None:
     """A lastUpdated set when a server loaded the data does not extend a stopped order past the known date."""
     order = placed("a", "2020-01-01", status="stopped", last_updated="2024-06-01T00:00:00Z", known=date(2020, 5, 1))
     assert order.end == date(2020, 5, 1)
+
+
+# Orders as a chart may hold them: overlapping, open-ended, stopped, several starting on one day and
+# sharing an authoredOn (then the position decides), and equal on both (then the first given wins).
+_ORDER_DAYS = st.integers(min_value=0, max_value=40).map(lambda n: date(2020, 1, 1) + timedelta(days=n))
+_PLACED = st.builds(
+    lambda start, length, authored, position: PlacedOrder(
+        f"MedicationRequest/{start.isoformat()}-{position}", start, None if length is None else start + timedelta(days=length),
+        (authored, position), None, "levetiracetam"),
+    _ORDER_DAYS, st.one_of(st.none(), st.integers(min_value=0, max_value=15)), st.sampled_from(["", "2020-01-01", "2020-01-02T10:00:00Z"]),
+    st.integers(min_value=0, max_value=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PLACED, max_size=7), _ORDER_DAYS)
+def test_orders_in_effect_by_bisection_are_the_scans(orders: list[PlacedOrder], day: date) -> None:
+    """The index the timeline uses finds, on every day, the very order the scans of every order find."""
+    indexed = OrdersInEffect(orders)
+    assert indexed.on_arrival(day) is order_on_arrival(orders, day)
+    assert indexed.at_end_of_day(day) is order_at_end_of_day(orders, day)
+    assert bool(indexed) == bool(orders)
+
+
+def test_orders_equal_on_start_and_tiebreak_keep_the_first_given() -> None:
+    first = PlacedOrder("MedicationRequest/first", date(2020, 1, 1), None, ("", 0), None, "levetiracetam")
+    second = PlacedOrder("MedicationRequest/second", date(2020, 1, 1), None, ("", 0), None, "levetiracetam")
+    assert order_at_end_of_day([first, second], date(2020, 1, 5)) is first
+    assert OrdersInEffect([first, second]).at_end_of_day(date(2020, 1, 5)) is first
+    assert OrdersInEffect([second, first]).on_arrival(date(2020, 1, 5)) is second
+
+
+def test_a_dose_read_with_its_codings_is_the_dose_read_alone() -> None:
+    """Handing normalise_medication_request the codings already read changes nothing it reads."""
+    medication = {"resourceType": "Medication", "id": "m", "code": {"coding": [{"system": RX, "code": "114477"}]},
+                  "form": {"coding": [{"code": "ORALSOL"}]},
+                  "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RX, "code": "114477"}]},
+                                  "strength": {"numerator": {"value": 100, "code": "mg"}, "denominator": {"value": 1, "code": "mL"}}}]}
+    medications = {"Medication/m": medication}
+    for resource in (order("311289", {"value": 1, "code": "{tbl}"}, BID), order(None, {"value": 5, "code": "mL"}, BID, medicationReference={"reference": "Medication/m"}),
+                     order("311289", None, BID), order("999999", {"value": 1, "code": "{tbl}"}, BID)):
+        named = medication_codings(resource, medications)
+        assert normalise_medication_request(resource, medications, named=named) == normalise_medication_request(resource, medications)
+        assert asm_key_of_codings(named[0]) == asm_key(resource, medications)
