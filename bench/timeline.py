@@ -41,20 +41,6 @@ def _hook_keys() -> dict[str, list[str]]:
     return found
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted(_jsonable(v) for v in value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if hasattr(value, "value") and hasattr(value, "name") and not isinstance(value, (int, float, str)):
-        return value.value
-    return value
-
-
 def measure(children: int, passes: int, dump: Path | None) -> dict[str, float]:
     sys.path.insert(0, str(ROOT / "bench"))
     from bodies import benchmark_requests
@@ -63,6 +49,11 @@ def measure(children: int, passes: int, dump: Path | None) -> dict[str, float]:
     from fhir_mapping.build import build_timeline
     from plugin.decide import judge_call_scope, select_draft
     from plugin.gather import Gathered
+
+    try:
+        from fhir_mapping.timeline import jsonable
+    except ImportError:  # a tree from before it was public (JSON then turns its int keys into strings the same way)
+        from fhir_mapping.timeline import _jsonable as jsonable  # type: ignore[attr-defined,no-redef]
 
     hook_keys = _hook_keys()
     today = date.today()
@@ -88,13 +79,13 @@ def measure(children: int, passes: int, dump: Path | None) -> dict[str, float]:
             build_times.append(ended - middle)
             if keep is not None:
                 keep.append({
-                    "scope": _jsonable(asdict(call.scope)), "answered": call.answered,
-                    "others": _jsonable([asdict(p) for p in call.others]),
-                    "collect_problems": _jsonable([asdict(p) for p in call.collect_problems]),
+                    "scope": jsonable(asdict(call.scope)), "answered": call.answered,
+                    "others": jsonable([asdict(p) for p in call.others]),
+                    "collect_problems": jsonable([asdict(p) for p in call.collect_problems]),
                     "resources": len(call.resources),
                     "timeline": timeline.to_json(),
-                    "lev_levels": _jsonable([asdict(level) for level in timeline.lev_levels]),
-                    "lev_history": _jsonable([asdict(span) for span in timeline.lev_history]),
+                    "lev_levels": jsonable([asdict(level) for level in timeline.lev_levels]),
+                    "lev_history": jsonable([asdict(span) for span in timeline.lev_history]),
                     "lev_taken_without_order": sorted(timeline.lev_taken_without_order),
                 })
         return scope_times, build_times

@@ -193,16 +193,17 @@ class PatientTimeline:
         document = asdict(self)
         for shown_by_the_visits in ("lev_levels", "lev_history", "lev_taken_without_order"):
             document.pop(shown_by_the_visits, None)
-        return _jsonable(document)
+        return jsonable(document)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Dataclass fields as JSON values: dates as ISO strings, sets sorted, enums as their values, keys as strings."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
-        return sorted(_jsonable(v) for v in value)
+        return sorted(jsonable(v) for v in value)
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "value") and hasattr(value, "name") and not isinstance(value, (int, float, str)):
