@@ -21,7 +21,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -130,25 +129,15 @@ def main() -> int:
         result = measure(args.model, args.children, args.repeat, args.profile, args.cards_out)
         print(json.dumps(result) if args.json else result)
         return 0
-    results: dict[Path, list[dict[str, float]]] = {tree: [] for tree in args.tree}
-    cards_dir = Path(tempfile.mkdtemp())
-    for round_ in range(args.rounds):
-        for index, tree in enumerate(args.tree):
-            env = dict(os.environ, PYTHONPATH=str(tree.resolve()))
-            extra = ["--cards-out", str(cards_dir / f"{index}.json")] if round_ == 0 else []
-            # The tree's own copy of this script and of bodies.py (which puts its tree first on sys.path).
-            out = subprocess.run([sys.executable, str(tree / "bench" / "request_cpu.py"), "--model", str(args.model),
-                                  "--children", str(args.children), "--repeat", str(args.repeat), "--json", *extra],
-                                 env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
-            results[tree].append(json.loads(out.strip().splitlines()[-1]))
-    reference = json.loads((cards_dir / "0.json").read_text())
-    for index, tree in enumerate(args.tree[1:], start=1):
-        other = json.loads((cards_dir / f"{index}.json").read_text())
-        differing = [i for i, (a, b) in enumerate(zip(reference, other, strict=True)) if a != b]
-        print(f"cards of {tree} vs {args.tree[0]}: {len(reference) - len(differing)}/{len(reference)} bodies identical"
-              + (f"; differing bodies {differing[:10]}" if differing else ""))
-        if differing:
-            return 1
+    sys.path.insert(0, str(ROOT / "bench"))
+    from trees import run_interleaved, same_outputs
+
+    # Each tree's own copy of this script and of bodies.py (which puts its tree first on sys.path).
+    results, dumps = run_interleaved(args.tree, args.rounds, "request_cpu.py",
+                                     ["--model", str(args.model), "--children", str(args.children), "--repeat", str(args.repeat)],
+                                     "--cards-out")
+    if not same_outputs(args.tree, dumps, "cards"):
+        return 1
     base = args.tree[0]
     base_distinct = statistics.median(r["distinct_ms"] for r in results[base])
     print(f"{results[base][0]['bodies']} distinct bodies, mean {results[base][0]['mean_body_kib']:.1f} KiB; "

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from datetime import date
@@ -119,24 +116,13 @@ def main() -> int:
         result = measure(args.children, args.passes, args.dump)
         print(json.dumps(result) if args.json else result)
         return 0
-    results: dict[Path, list[dict[str, float]]] = {tree: [] for tree in args.tree}
-    dumps = Path(tempfile.mkdtemp())
-    for round_ in range(args.rounds):
-        for index, tree in enumerate(args.tree):
-            env = dict(os.environ, PYTHONPATH=str(tree.resolve()))
-            extra = ["--dump", str(dumps / f"{index}.json")] if round_ == 0 else []
-            out = subprocess.run([sys.executable, str(tree / "bench" / "timeline.py"), "--children", str(args.children),
-                                  "--passes", str(args.passes), "--json", *extra],
-                                 env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
-            results[tree].append(json.loads(out.strip().splitlines()[-1]))
-    reference = json.loads((dumps / "0.json").read_text())
-    for index, tree in enumerate(args.tree[1:], start=1):
-        other = json.loads((dumps / f"{index}.json").read_text())
-        differing = [i for i, (a, b) in enumerate(zip(reference, other, strict=True)) if a != b]
-        print(f"timelines and scopes of {tree} vs {args.tree[0]}: {len(reference) - len(differing)}/{len(reference)} bodies identical"
-              + (f"; differing bodies {differing[:10]}" if differing else ""))
-        if differing:
-            return 1
+    sys.path.insert(0, str(ROOT / "bench"))
+    from trees import run_interleaved, same_outputs
+
+    results, dumps = run_interleaved(args.tree, args.rounds, "timeline.py",
+                                     ["--children", str(args.children), "--passes", str(args.passes)], "--dump")
+    if not same_outputs(args.tree, dumps, "timelines and scopes"):
+        return 1
     base = args.tree[0]
     print(f"{results[base][0]['bodies']} bodies; {args.rounds} interleaved rounds of {args.passes} passes; CPU ms per body, "
           "median over rounds of the per-pass median (mean)")
