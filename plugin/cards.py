@@ -364,7 +364,7 @@ def _now_line(decision: Decision) -> str:
         about.append(f"{decision.age_years:.1f} y" + (" (atypical for BECT)" if decision.atypical_age else ""))
     current = decision.current_mg_per_day
     if current is None:
-        taking = ("levetiracetam recorded as taken, with no readable order" if any(p.item == LEV_TAKEN_ITEM for p in decision.problems)
+        taking = ("levetiracetam may be taken, with no readable order in effect" if any(p.item == LEV_TAKEN_ITEM for p in decision.problems)
                   else "levetiracetam order in effect, dose not readable")
     elif current <= 0:
         taking = "not on levetiracetam"

@@ -58,3 +58,17 @@ def test_unreadable_current_order_blocks_the_recommendation() -> None:
     problem = card["extension"]["org.epidose.decision"]["problems"][0]
     assert problem["kind"] == "unreadable" and problem["item"] == "the levetiracetam order in effect"
     assert order["id"] in problem["detail"] and "scoop" in problem["detail"]
+
+
+def test_levetiracetam_taken_without_a_readable_order_is_named_as_the_dose_taken() -> None:
+    """An order of unknown status says the child may take levetiracetam: the card names the dose taken as
+    unreadable (there is no order in effect to read) and never offers a start."""
+    prefetch = patient_resources()
+    order = prefetch["medications"]["entry"][0]["resource"]
+    order["status"] = "unknown"
+    card = _decide(prefetch)
+    assert "suggestions" not in card and "start levetiracetam" not in card["summary"].lower()
+    problem = card["extension"]["org.epidose.decision"]["problems"][0]
+    assert problem["kind"] == "unreadable" and problem["item"] == "the dose of levetiracetam taken"
+    assert "levetiracetam may be taken, with no readable order in effect" in card["detail"]
+    assert "levetiracetam order in effect" not in card["detail"]
