@@ -69,14 +69,7 @@ from typing import Any, Final, NamedTuple
 
 from fhir_mapping import codes, notes, questionnaire
 from fhir_mapping.dosing import schwartz_egfr
-from fhir_mapping.inputs import (
-    PATIENT_KINDS,
-    SHARED_KINDS,
-    index_of,
-    parse_date,
-    reference_id,
-    resource_label,
-)
+from fhir_mapping.inputs import parse_date, reference_id, resource_label
 from fhir_mapping.medication import (
     NormalisedDose,
     OrdersInEffect,
@@ -226,6 +219,13 @@ def build_timeline(resources: Iterable[Mapping[str, Any]], patient_id: str | Non
     return _build(patient_id, items, medications, as_of)
 
 
+# Resources referenced by patient-owned ones and shared by every patient (a Binary holds a note's
+# text when a DocumentReference points at it by url), and the kinds a timeline is built from.
+SHARED_KINDS: Final = frozenset({"Medication", "Binary"})
+PATIENT_KINDS: Final = frozenset({"Patient", "Observation", "Encounter", "Condition", "MedicationRequest",
+                                  "MedicationStatement", "DocumentReference", "QuestionnaireResponse"})
+
+
 def patient_of(resource: Mapping[str, Any]) -> str | None:
     """The logical id of the Patient a resource belongs to (itself, its ``subject`` or ``patient``)."""
     return _patient_of_kind(resource, resource.get("resourceType"))
@@ -243,11 +243,7 @@ def _patient_of_kind(resource: Mapping[str, Any], kind: object) -> str | None:
 
 
 def _group(resources: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, list[Any]], Mapping[str, Mapping[str, Any]], list[Any]]:
-    """Patient-owned resources by patient, shared ones by ``Type/id``, and those that name no patient
-    (as the call's :class:`~fhir_mapping.inputs.ResourceIndex` has them when it made one; never changed here)."""
-    index = index_of(resources)
-    if index is not None:
-        return index.groups, index.shared, index.orphans
+    """Patient-owned resources by patient, shared ones by ``Type/id``, and those that name no patient."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     medications: dict[str, Mapping[str, Any]] = {}
     orphans: list[Mapping[str, Any]] = []

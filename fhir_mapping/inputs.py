@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
-import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
@@ -56,7 +55,6 @@ class _Collector:
         self.problems: list[Problem] = []
         self._seen: dict[str, set[str]] = {}  # resourceType -> ids seen (first seen is kept)
         self.under_key: list[Resource] | None = None  # when set, every resource found (repeats too)
-        self.index: ResourceIndex | None = None  # when set, filled with every resource found
 
     def add(self, resource: Resource) -> None:
         if self.under_key is not None:
@@ -67,13 +65,9 @@ class _Collector:
             if seen is None:
                 seen = self._seen[resource["resourceType"]] = set()
             elif ident in seen:
-                if self.index is not None:
-                    self.index.add(resource, False)
                 return
             seen.add(ident)
         self.keep(resource)
-        if self.index is not None:
-            self.index.add(resource, True)
 
     def keep(self, resource: Resource) -> None:
         """A resource seen for the first time (by type and id)."""
@@ -187,23 +181,18 @@ def collect_prefetch(prefetch: object) -> tuple[list[Resource], list[Problem], d
 
     The per-key lists hold repeats that the flat list keeps once (a resource under two keys is in
     both). They are None when ``prefetch`` is not a readable prefetch object (then read each key alone).
-    The flat list of a prefetch object is :class:`IndexedResources`: whose each resource is, read as it
-    was collected.
     """
     if not (isinstance(prefetch, dict) and prefetch and "resourceType" not in prefetch and "hook" not in prefetch
             and all(item is None or isinstance(item, (dict, list)) for item in prefetch.values())):
         resources, problems = collect_resources(prefetch)
         return resources, problems, None
     collector = _Collector()
-    collector.index = ResourceIndex()
     by_key: dict[str, list[Resource]] = {}
     for key, item in prefetch.items():
         collector.under_key = by_key.setdefault(str(key), [])
-        collector.index.under_key = collector.index.owners_under_key.setdefault(str(key), set())
         collector.value(item, f"prefetch.{key}", prefetch_key=str(key))
-    collector.under_key = collector.index.under_key = None
-    resources = IndexedResources(collector.resources, collector.index.seal(collector.resources))
-    return resources, collector.problems, by_key
+    collector.under_key = None
+    return collector.resources, collector.problems, by_key
 
 
 def draft_orders(context: object) -> tuple[list[Resource], list[Problem]]:
@@ -336,125 +325,6 @@ def _reference_target(text: str, kind: str | None) -> str | None:
             return None
         return parts[-1] or None
     return None if kind is not None else parts[-1]
-
-
-# Resources referenced by patient-owned ones and shared by every patient (a Binary holds a note's
-# text when a DocumentReference points at it by url), and the kinds a timeline is built from.
-SHARED_KINDS: Final = frozenset({"Medication", "Binary"})
-PATIENT_KINDS: Final = frozenset({"Patient", "Observation", "Encounter", "Condition", "MedicationRequest",
-                                  "MedicationStatement", "DocumentReference", "QuestionnaireResponse"})
-
-
-def stated_patient(resource: Mapping[str, Any], kind: object) -> str | None:
-    """The Patient a resource names: a Patient's own ``id`` (any string, even empty), else the first of
-    ``subject`` and ``patient`` that references a Patient; None when it names none."""
-    if kind == "Patient":
-        ident = resource.get("id")
-        return ident if isinstance(ident, str) else None
-    found = reference_id(resource.get("subject"), "Patient")
-    return found or reference_id(resource.get("patient"), "Patient") or None
-
-
-class ResourceIndex:
-    """One pass over a call's resources: the type and patient of each, read once, for every later
-    pass of the same call (scope, other patients' data, the timeline) instead of resolving each
-    ``subject`` again. :func:`collect_prefetch` fills it as it collects.
-
-    ``owners_under_key``: the patients (:func:`stated_patient`) named under each prefetch key, by
-    every resource found there, repeats too (None for one naming none); ``groups``: the
-    patient-owned kinds of the resources kept, by patient (a Patient's empty id owns nothing), in
-    input order; ``orphans``: those of them that name no patient; ``shared``: Medication and Binary
-    by ``Type/id``. ``irregular``: some reference gave an empty id (``urn:uuid:`` with nothing after
-    it), which not every reader treats alike (they then read the resources themselves).
-    """
-
-    __slots__ = ("_subjects", "groups", "irregular", "orphans", "owners_under_key", "resources", "shared", "under_key")
-
-    def __init__(self) -> None:
-        self.resources: tuple[Resource, ...] = ()  # the resources kept, once sealed
-        self._subjects: dict[str, str] = {}  # subject.reference text -> the Patient id it gives
-        self.owners_under_key: dict[str, set[str | None]] = {}
-        self.under_key: set[str | None] | None = None  # owners_under_key's set of the key being collected
-        self.groups: dict[str, list[Resource]] = {}
-        self.orphans: list[Resource] = []
-        self.shared: dict[str, Resource] = {}
-        self.irregular = False
-
-    @classmethod
-    def of(cls, resources: Iterable[Resource]) -> ResourceIndex:
-        """The index of resources kept as they are (no repeats)."""
-        index = cls()
-        for resource in resources:
-            index.add(resource, True)
-        return index.seal(resources)
-
-    def add(self, resource: Resource, kept: bool) -> None:
-        """Note whose a resource is (every one seen, kept or a repeat) and place one kept (the first
-        seen of its type and id) in its group."""
-        kind = resource.get("resourceType")
-        if kind == "Patient":
-            ident = resource.get("id")
-            owner = ident if isinstance(ident, str) else None
-        else:
-            subject = resource.get("subject")
-            text = subject.get("reference") if type(subject) is dict else None
-            # A chart names its patient the same way in every resource: each text is resolved once.
-            owner = self._subjects.get(text) if type(text) is str else None
-            if owner is None:
-                found = reference_id(subject, "Patient")
-                owner = found or reference_id(resource.get("patient"), "Patient")
-                if found == "" or owner == "":
-                    self.irregular = True
-                owner = owner or None
-                if type(text) is str and found:
-                    self._subjects[text] = found
-        if self.under_key is not None:
-            self.under_key.add(owner)
-        if not kept:
-            return
-        if kind in SHARED_KINDS:
-            ident = resource.get("id")
-            if isinstance(ident, str):
-                self.shared[f"{kind}/{ident}"] = resource
-        elif kind in PATIENT_KINDS:
-            if owner:
-                group = self.groups.get(owner)
-                if group is None:
-                    self.groups[owner] = [resource]
-                else:
-                    group.append(resource)
-            else:
-                self.orphans.append(resource)
-
-    def seal(self, resources: Iterable[Resource]) -> ResourceIndex:
-        """The resources kept, in order: what :meth:`IndexedResources.current_index` checks against."""
-        self.resources = tuple(resources)
-        return self
-
-
-class IndexedResources(list[Resource]):
-    """A call's resources (a plain list to every reader) with their :class:`ResourceIndex`, made once.
-
-    :meth:`current_index` gives the index only while the list holds exactly the resources indexed:
-    a list changed since then is read as any other list.
-    """
-
-    __slots__ = ("_index",)
-
-    def __init__(self, resources: Iterable[Resource], index: ResourceIndex | None = None) -> None:
-        super().__init__(resources)
-        self._index = index if index is not None else ResourceIndex.of(self)
-
-    def current_index(self) -> ResourceIndex | None:
-        indexed = self._index.resources
-        if len(indexed) != len(self) or not all(map(operator.is_, indexed, self)):
-            return None
-        return self._index
-
-
-def index_of(resources: object) -> ResourceIndex | None:
-    """The index of resources an :class:`IndexedResources` still holds, else None."""
-    return resources.current_index() if isinstance(resources, IndexedResources) else None
 
 
 def clear_parse_memos() -> None:

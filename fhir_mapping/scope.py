@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from fhir_mapping import codes
 from fhir_mapping.dosing import DAYS_PER_YEAR, MIN_LABELLED_AGE_YEARS
-from fhir_mapping.inputs import index_of, parse_date, reference_id
+from fhir_mapping.inputs import parse_date, reference_id
 from fhir_mapping.medication import asm_key, mentions_levetiracetam
 
 ICD10_WHO: Final = "http://hl7.org/fhir/sid/icd-10"
@@ -135,17 +135,9 @@ def judge_scope(resources: Iterable[Mapping[str, Any]], patient_id: str, today: 
     a levetiracetam order. An age that cannot be read is not judged here (it is a data problem the
     card names); an implausible one is returned in ``age_problem``.
     """
-    index = index_of(resources)
-    if index is not None and not index.irregular and patient_id:
-        # The call's index has each resource's patient: this patient's own resources are all that is read.
-        medications: dict[str, Mapping[str, Any]] = {key: r for key, r in index.shared.items() if key.startswith("Medication/")}
-        items: Iterable[Mapping[str, Any]] = index.groups.get(patient_id, ())
-        owned = True
-    else:
-        items = list(resources)
-        medications = {f"Medication/{r['id']}": r for r in items
-                       if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
-        owned = False
+    items = list(resources)
+    medications = {f"Medication/{r['id']}": r for r in items
+                   if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
     diagnoses: list[str] = []
     levetiracetam = any(True for _ in drafts)
     birth: date | None = None
@@ -155,11 +147,11 @@ def judge_scope(resources: Iterable[Mapping[str, Any]], patient_id: str, today: 
         if kind == "Patient" and resource.get("id") == patient_id:
             raw_birth = resource.get("birthDate")
             birth = parse_date(raw_birth)
-        elif kind == "Condition" and (owned or _belongs_to(resource, patient_id)) and not _verification_ignored(resource):
+        elif kind == "Condition" and _belongs_to(resource, patient_id) and not _verification_ignored(resource):
             found = epilepsy_diagnosis(resource)
             if found is not None and found not in diagnoses:
                 diagnoses.append(found)
-        elif kind in ("MedicationRequest", "MedicationStatement") and (owned or _belongs_to(resource, patient_id)):
+        elif kind in ("MedicationRequest", "MedicationStatement") and _belongs_to(resource, patient_id):
             status = resource.get("status")
             if isinstance(status, str) and status.strip().lower() in IGNORED_ORDER_STATUS:
                 continue

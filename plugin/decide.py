@@ -44,15 +44,7 @@ import numpy as np
 
 from fhir_mapping import dosing, rails
 from fhir_mapping.build import PLAUSIBLE_RANGES, build_timeline
-from fhir_mapping.inputs import (
-    ResourceIndex,
-    collect_prefetch,
-    collect_resources,
-    draft_orders,
-    index_of,
-    parse_date,
-    reference_id,
-)
+from fhir_mapping.inputs import collect_prefetch, collect_resources, draft_orders, parse_date, reference_id
 from fhir_mapping.medication import is_levetiracetam, normalise_medication_request
 from fhir_mapping.problems import Problem, ProblemKind
 from fhir_mapping.scope import Scope, judge_scope
@@ -232,10 +224,8 @@ def judge_call_scope(hook: str, gathered: Gathered, patient_id: str, draft: Draf
     A patient-view call about a patient out of scope gets no card, unless the prefetch holds another
     patient who is in scope (then the card names the mix-up).
     """
-    # Collected once with whose each resource is (the index): the scope, other patients' data and the
-    # timeline look it up.
     resources, collect_problems, by_key = collect_prefetch(gathered.values)
-    others = other_patient_problems(gathered.values, patient_id, by_key, index_of(resources))
+    others = other_patient_problems(gathered.values, patient_id, by_key)
     scope = judge_scope(resources, patient_id, today, drafts=[draft.resource] if draft.resource is not None else [])
     answered = not (hook == "patient-view" and not scope.in_scope and not (
         others and any(judge_scope(resources, other, today).in_scope for other in _patients_in(resources))))
@@ -465,25 +455,20 @@ def _patients_in(resources: list[dict[str, Any]]) -> list[str]:
 
 
 def other_patient_problems(values: Mapping[str, Any], patient_id: str,
-                           by_key: Mapping[str, list[dict[str, Any]]] | None = None,
-                           index: ResourceIndex | None = None) -> list[DataProblem]:
+                           by_key: Mapping[str, list[dict[str, Any]]] | None = None) -> list[DataProblem]:
     """One problem per prefetch key whose data is about another patient than ``context.patientId``.
 
     An EHR client that sends one patient's id in context and another's data in prefetch (seen with
     test clients that make up a patientId) must not get a card about either of them. ``by_key``: the
     resources of each key as :func:`~fhir_mapping.inputs.collect_prefetch` found them (else each key
-    is read again here); ``index``: the index collect_prefetch made with ``by_key`` (the patients each
-    key names, read as it collected).
+    is read again here).
     """
     found = []
     for key, value in values.items():
         if value is None:
             continue
-        if index is not None and by_key is not None and str(key) in index.owners_under_key:
-            owners = index.owners_under_key[str(key)] - {None}
-        else:
-            items = by_key[str(key)] if by_key is not None else collect_resources({key: value})[0]
-            owners = {p for r in items if (p := _patient_of(r)) is not None}
+        items = by_key[str(key)] if by_key is not None else collect_resources({key: value})[0]
+        owners = {p for r in items if (p := _patient_of(r)) is not None}
         strangers = owners - {patient_id}
         if strangers:
             what = ITEM_OF_PREFETCH.get(key, f"prefetch '{key}'")
