@@ -87,7 +87,6 @@ from fhir_mapping.problems import MappingError, Problem, ProblemKind
 from fhir_mapping.timeline import (
     DoseSpan,
     DrugLevel,
-    LevOrder,
     Measurement,
     PatientTimeline,
     Provenance,
@@ -290,9 +289,6 @@ class _Builder:
         self.unread_lev: list[tuple[date | None, date | None, str, str]] = []
         self.unread_lev_said: set[str] = set()
         self.binaries = {key: value for key, value in medications.items() if key.startswith("Binary/")}
-        self.days_of: dict[str, Any] = {}  # a stamp -> its parse_date (an Observation's hot path)
-        self.encounters_of: dict[str, Any] = {}  # a reference text -> its Encounter id (ditto)
-        self.lev_order_views: dict[int, LevOrder] = {}  # id(NormalisedDose) -> its LevOrder (the doses live as long as this)
 
     def after_as_of(self, day: date | None) -> bool:
         return self.as_of is not None and day is not None and day > self.as_of
@@ -522,13 +518,7 @@ class _Builder:
         if isinstance(status, str) and status in IGNORED_OBSERVATION_STATUSES:
             return
         concept = codes.concept_for(resource.get("code"), codes.OBSERVATION_BY_CODING)
-        stamp = resource.get("effectiveDateTime")
-        if isinstance(stamp, str):  # as _effective reads it, each stamp parsed once per chart
-            day = self.days_of.get(stamp, _UNREAD)
-            if day is _UNREAD:
-                day = self.days_of[stamp] = parse_date(stamp)
-        else:
-            stamp, day = _effective(resource)
+        stamp, day = _effective(resource)
         if concept is None:
             if day is None or self.after_as_of(day):
                 return
@@ -554,14 +544,7 @@ class _Builder:
             self.lev_level(resource, stamp, day, value, self.problems[problems_before:])
         if value is None:
             return
-        reference = resource.get("encounter")
-        text = reference.get("reference") if type(reference) is dict else None
-        if isinstance(text, str):  # as reference_id reads it, each reference resolved once per chart
-            encounter = self.encounters_of.get(text, _UNREAD)
-            if encounter is _UNREAD:
-                encounter = self.encounters_of[text] = reference_id(reference, "Encounter")
-        else:
-            encounter = reference_id(reference, "Encounter") if reference is not None else None
+        encounter = reference_id(resource.get("encounter"), "Encounter")
         if encounter is None:
             linked = evidence = False
             visit_day = day
@@ -994,9 +977,9 @@ class _Builder:
         day = visit.date
         before = lev_orders.on_arrival(day)
         after = lev_orders.at_end_of_day(day)
-        visit.lev_before = self._lev_order(before.dose) if before is not None and before.dose is not None else None
+        visit.lev_before = before.dose.lev_order() if before is not None and before.dose is not None else None
         visit.lev_before_unreadable = before.source if before is not None and before.dose is None else None
-        visit.lev = self._lev_order(after.dose) if after is not None and after.dose is not None else None
+        visit.lev = after.dose.lev_order() if after is not None and after.dose is not None else None
         visit.lev_unreadable = after.source if after is not None and after.dose is None else None
         if not other_orders:  # levetiracetam alone (most charts): the sets are shared, being immutable
             visit.anti_seizure_medicines_before = _LEVETIRACETAM_ONLY if before is not None else _NO_MEDICINE
@@ -1012,19 +995,11 @@ class _Builder:
         visit.anti_seizure_medicines_before = frozenset(taking_before)
         visit.anti_seizure_medicines = frozenset(taking_after)
 
-    def _lev_order(self, dose: NormalisedDose) -> LevOrder:
-        """The timeline's view of an order's dose, made once per order (it is immutable; visits share it)."""
-        made = self.lev_order_views.get(id(dose))
-        if made is None:
-            made = self.lev_order_views[id(dose)] = dose.lev_order()
-        return made
-
 
 _VISIT_FIELDS: Final = {"physical_exam_class": "exam_class"}
 _LEVETIRACETAM_ONLY: Final = frozenset({"levetiracetam"})
 _NO_MEDICINE: Final[frozenset[str]] = frozenset()
-_UNREAD: Final = object()
-_new_tuple: Final = tuple.__new__  # not looked up yet (a memo's None is an answer)
+_new_tuple: Final = tuple.__new__  # a _Value with every field given, without NamedTuple.__new__'s Python call
 
 
 def _positive(value: _Value) -> int:
